@@ -1,0 +1,70 @@
+"""Value objects passed along the pipeline: a received message, a decoded reading, a rejection."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal
+
+DeviceType = Literal["smoke", "sos", "gate", "charger"]
+DEVICE_TYPES: tuple[DeviceType, ...] = ("smoke", "sos", "gate", "charger")
+ReadingKind = Literal["telemetry", "event", "status"]
+FieldValue = float | int | bool | str
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """One MQTT message as it came off the wire, with the gateway's receive time (epoch ms)."""
+
+    topic: str
+    payload: bytes
+    received_ms: int
+    qos: int = 0
+    retain: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """A canonical reading: what every device profile decodes into.
+
+    ``fields`` hold telemetry values (numbers, booleans, short enum strings such as a charger's
+    ``state``). ``event`` is set for kind ``event``; event details (``credential``, ``port`` …)
+    sit in ``fields``. For kind ``status``, ``fields == {"online": bool}``.
+    """
+
+    site: str
+    device_type: DeviceType
+    device_id: str
+    kind: ReadingKind
+    ts_ms: int
+    seq: int | None
+    fields: dict[str, FieldValue] = field(default_factory=dict)
+    event: str | None = None
+    profile: str = "native"
+
+
+class RejectReason(StrEnum):
+    """Why a message was quarantined instead of stored (one counter per reason)."""
+
+    NOT_JSON = "not_json"
+    TOO_LARGE = "too_large"
+    WRONG_TYPE = "wrong_type"
+    OUT_OF_RANGE = "out_of_range"
+    MISSING_FIELD = "missing_field"
+    UNKNOWN_FIELD = "unknown_field"
+    UNKNOWN_EVENT = "unknown_event"
+    UNKNOWN_DEVICE = "unknown_device"
+    UNKNOWN_TOPIC = "unknown_topic"
+    FUTURE_TIMESTAMP = "future_timestamp"
+    STALE_TIMESTAMP = "stale_timestamp"
+    TYPE_MISMATCH = "type_mismatch"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A message that could not become a reading, with the reason and a human-readable detail."""
+
+    reason: RejectReason
+    detail: str
+    topic: str = ""
+    device_id: str | None = None
