@@ -68,3 +68,21 @@ class Rejection:
     detail: str
     topic: str = ""
     device_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceContext:
+    """Where a device sits in the community, as the registry knows it.
+
+    Rules correlate by ``building_id`` / ``location``; routing starts from ``grid_id``.
+    """
+
+    site: str
+    device_id: str
+    device_type: DeviceType
+    grid_id: str
+    building_id: str | None = None
+    household_id: str | None = None
+    household_flags: frozenset[str] = frozenset()
+    location: str = ""
+    name: str = ""
