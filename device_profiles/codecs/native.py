@@ -1,0 +1,94 @@
+"""The native JSON contract (DESIGN "Native wire contract"): the hot path, kept flat."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from device_profiles.compiled import CompiledProfile, DecodeError, parse_seq, parse_ts
+from gateway.envelope import FieldValue, Reading, ReadingKind, Rejection, RejectReason
+
+REQUIRED_VARS = frozenset({"site", "device_id", "kind"})
+_KINDS: dict[str, ReadingKind] = {"telemetry": "telemetry", "event": "event", "status": "status"}
+_ENVELOPE_KEYS = frozenset({"ts", "seq"})
+
+
+def decode(
+    variables: Mapping[str, str], obj: dict[str, Any], profile: CompiledProfile, now_ms: int
+) -> list[Reading] | Rejection:
+    """Decode one native message; ``variables`` carry site, device_id and kind."""
+    device_id = variables["device_id"]
+    try:
+        kind = _KINDS[variables["kind"]]
+        ts = parse_ts(obj.get("ts"), now_ms)
+        seq = parse_seq(obj.get("seq"))
+        event: str | None = None
+        if kind == "telemetry":
+            fields = _telemetry(obj, profile)
+        elif kind == "event":
+            event, fields = _event(obj, profile)
+        else:
+            fields = _status(obj)
+    except DecodeError as err:
+        return Rejection(err.reason, err.detail, device_id=device_id)
+    return [
+        Reading(
+            variables["site"],
+            profile.device_type,
+            device_id,
+            kind,
+            ts,
+            seq,
+            fields,
+            event,
+            profile.id,
+        )
+    ]
+
+
+def _telemetry(obj: dict[str, Any], profile: CompiledProfile) -> dict[str, FieldValue]:
+    checks = profile.telemetry
+    fields: dict[str, FieldValue] = {}
+    for key, raw in obj.items():
+        check = checks.get(key)
+        if check is None:
+            if key in _ENVELOPE_KEYS:
+                continue
+            raise DecodeError(RejectReason.UNKNOWN_FIELD, f"unknown telemetry field {key[:64]!r}")
+        fields[key] = check.check(raw)
+    if not fields:
+        raise DecodeError(RejectReason.MISSING_FIELD, "telemetry carries no field")
+    return fields
+
+
+def _event(obj: dict[str, Any], profile: CompiledProfile) -> tuple[str, dict[str, FieldValue]]:
+    name = obj.get("event")
+    if name is None:
+        raise DecodeError(RejectReason.MISSING_FIELD, "event message without `event`")
+    if not isinstance(name, str):
+        raise DecodeError(RejectReason.WRONG_TYPE, f"event must be a string, got {name!r}"[:120])
+    if name not in profile.events:
+        raise DecodeError(RejectReason.UNKNOWN_EVENT, f"unknown event {name[:64]!r}")
+    checks = profile.event_fields
+    fields: dict[str, FieldValue] = {}
+    for key, raw in obj.items():
+        if key == "event" or key in _ENVELOPE_KEYS:
+            continue
+        check = checks.get(key)
+        if check is None:
+            raise DecodeError(RejectReason.UNKNOWN_FIELD, f"unknown event field {key[:64]!r}")
+        fields[key] = check.check(raw)
+    return name, fields
+
+
+def _status(obj: dict[str, Any]) -> dict[str, FieldValue]:
+    online = obj.get("online")
+    if online is None:
+        raise DecodeError(RejectReason.MISSING_FIELD, "status message without `online`")
+    if online is not True and online is not False:
+        detail = f"online must be a boolean, got {online!r}"
+        raise DecodeError(RejectReason.WRONG_TYPE, detail[:120])
+    for key in obj:
+        if key != "online" and key not in _ENVELOPE_KEYS:
+            raise DecodeError(RejectReason.UNKNOWN_FIELD, f"unknown status field {key[:64]!r}")
+    return {"online": online}
