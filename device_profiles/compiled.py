@@ -55,7 +55,8 @@ class FieldCheck:
             raise self._wrong(raw)
         value: float | int
         if self.type == "float":
-            value = float(raw) * self.scale
+            # round away binary noise from scaling (219 * 0.1 -> 21.9, not 21.900000000000002)
+            value = float(raw) if self.scale == 1.0 else round(raw * self.scale, 6)
         else:
             if isinstance(raw, float):
                 if not raw.is_integer():
