@@ -1,0 +1,308 @@
+"""The rule engine: per-device alert state in memory, deadline heap for timers, restart-safe.
+
+Persistence contract (the caller owns all I/O):
+
+1. At start: ``engine.restore(await store.load_all())``, ``register_device(ctx, now)`` for
+   every registry device (absence timers start for devices that never speak), then
+   ``engine.start(now)`` opens the start-up grace period.
+2. ``on_reading``/``tick`` return transitions and mark changed states dirty. Before handing a
+   non-empty list of transitions to incidents/notifiers, the caller awaits
+   ``store.save(engine.dirty_snapshot())`` (or ``await engine.persist()``): a pending or firing
+   alert is durable before anyone acts on it. Quiet readings only accumulate dirty keys; flush
+   them on a short period (e.g. every second), never per reading.
+3. If ``save`` fails, ``engine.mark_dirty(...)`` puts the keys back (``persist`` does it).
+
+A crash between acting and saving can repeat a transition after restart; the incident
+service's one-open-incident-per-``dedupe_key`` rule absorbs it. Firing alerts restored from the
+store are never re-emitted. Device ids are assumed unique within one gateway.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from alerting.models import AlertState, AlertTransition
+from alerting.rules.alert_state import EMPTY, RuleState
+from alerting.rules.evaluators import (
+    DEVICE_EVALUATORS,
+    eval_absence,
+    eval_correlation,
+    location_key,
+)
+from alerting.rules.loader import RuleSet
+from alerting.rules.schema import AbsenceRule, CorrelationRule, DeviceRule, RequireAlive
+from alerting.state import AlertStateStore, StateChange, StateKey
+from gateway.envelope import DeviceContext, Reading
+
+log = logging.getLogger(__name__)
+_UNKNOWN_CTX_RETRY_MS = 60_000
+_ABSENCE_SAVE_SLACK_MS = 60_000
+# Kinds whose in-window samples are worth a DB write per change; rate-of-rise samples live a
+# minute and are rebuilt after a restart, so only their status changes are saved.
+_SAVE_SAMPLES = frozenset({"count_in_window", "correlation"})
+
+
+class RuleEngine:
+    """Evaluates readings as they arrive and timers when ``tick`` is called."""
+
+    def __init__(
+        self, rules: RuleSet, *, grace_ms: int, store: AlertStateStore | None = None
+    ) -> None:
+        self.rules = rules
+        self._grace_ms = grace_ms
+        self._store = store
+        self._not_before = 0
+        self._states: dict[StateKey, RuleState] = {}
+        self._dirty: dict[StateKey, int] = {}
+        self._saved_last: dict[StateKey, int] = {}
+        self._heap: list[tuple[int, str, str]] = []
+        self._scheduled: dict[StateKey, int] = {}
+        self._ctx: dict[str, DeviceContext] = {}
+        self._households: dict[str, set[str]] = {}
+        self._seen: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self, now_ms: int) -> None:
+        """Open the start-up grace: no absence alert fires before ``now + grace``."""
+        self._not_before = now_ms + self._grace_ms
+
+    def restore(self, stored: Mapping[StateKey, Mapping[str, Any]]) -> None:
+        """Load persisted states (no transitions are emitted; firing stays firing)."""
+        for (rule_id, subject), data in stored.items():
+            spec = self.rules.by_id.get(rule_id)
+            try:
+                state = RuleState.from_json(data)
+            except ValueError:
+                log.warning("dropping corrupt alert state %s:%s", rule_id, subject)
+                spec = None
+            if spec is None:  # rule removed or row corrupt: delete the row on next save
+                self._dirty[(rule_id, subject)] = 0
+                continue
+            key = (rule_id, subject)
+            self._states[key] = state
+            if isinstance(spec, AbsenceRule) and state.last_ms is not None:
+                self._saved_last[key] = state.last_ms
+                device = subject.split("#", 1)[0]
+                self._seen[device] = max(self._seen.get(device, 0), state.last_ms)
+            self._schedule(key, state.due_ms)
+
+    async def load(self) -> None:
+        """``restore`` from the configured store."""
+        if self._store is not None:
+            self.restore(await self._store.load_all())
+
+    def register_device(self, ctx: DeviceContext, now_ms: int) -> None:
+        """Know a device (labels, household) and start absence timers it does not have yet."""
+        self._remember(ctx)
+        for spec in self.rules.absence_rules(ctx.device_type):
+            key = (spec.id, ctx.device_id)
+            if key not in self._states and spec.applies_to(ctx):
+                state = RuleState(last_ms=now_ms, due_ms=now_ms + spec.for_)
+                self._states[key] = state
+                self._dirty[key] = now_ms
+                self._saved_last[key] = now_ms
+                self._schedule(key, state.due_ms)
+
+    # ------------------------------------------------------------------ evaluation
+
+    def on_reading(
+        self, reading: Reading, ctx: DeviceContext, now_ms: int
+    ) -> list[AlertTransition]:
+        """Evaluate one reading against the rules of its device type; returns transitions."""
+        device = reading.device_id
+        known = self._ctx.get(device)
+        if known is not ctx and known != ctx:
+            self._remember(ctx)
+        if reading.kind != "status" or reading.fields.get("online") is True:
+            self._seen[device] = now_ms
+        out: list[AlertTransition] = []
+        states = self._states
+        for spec in self.rules.for_reading(reading.device_type, reading.kind, reading.event):
+            if not spec.applies_to(ctx):
+                continue
+            subject = device
+            part = getattr(spec, "partition_by", None)
+            if part is not None and part in reading.fields:
+                subject = f"{device}#{reading.fields[part]}"
+            key = (spec.id, subject)
+            old = states.get(key, EMPTY)
+            new, found = DEVICE_EVALUATORS[spec.kind](spec, old, reading, ctx, now_ms, subject)
+            if new is not old:
+                self._put(spec, key, old, new, now_ms)
+            if found:
+                out.extend(found)
+        if out:
+            out.extend(self._correlate(out, now_ms))
+        return out
+
+    def tick(self, now_ms: int) -> list[AlertTransition]:
+        """Run every timer due at ``now_ms`` (durations, absences, holds, windows)."""
+        out: list[AlertTransition] = []
+        heap = self._heap
+        while heap and heap[0][0] <= now_ms:
+            due, rule_id, subject = heapq.heappop(heap)
+            key = (rule_id, subject)
+            if self._scheduled.get(key) != due:
+                continue  # superseded by an earlier entry
+            del self._scheduled[key]
+            state = self._states.get(key)
+            if state is None or state.due_ms is None:
+                continue
+            if state.due_ms > now_ms:
+                self._schedule(key, state.due_ms)
+                continue
+            out.extend(self._run_timer(key, state, now_ms))
+        if out:
+            out.extend(self._correlate(out, now_ms))
+        return out
+
+    def next_due_ms(self) -> int | None:
+        """When ``tick`` next has work (for a caller that sleeps until then)."""
+        return self._heap[0][0] if self._heap else None
+
+    # ------------------------------------------------------------------ persistence
+
+    def dirty_snapshot(self) -> list[StateChange]:
+        """Changed states since the last snapshot (``state=None``: delete); clears the set."""
+        changes = []
+        for (rule_id, subject), at in self._dirty.items():
+            state = self._states.get((rule_id, subject))
+            data = None if state is None or state.is_blank() else state.to_json()
+            changes.append(StateChange(rule_id, subject, data, at))
+        self._dirty.clear()
+        return changes
+
+    def mark_dirty(self, changes: Iterable[StateChange]) -> None:
+        """Put keys back after a failed save; the current state is taken next time."""
+        for change in changes:
+            self._dirty.setdefault((change.rule_id, change.subject), change.updated_ms)
+
+    async def persist(self) -> int:
+        """Save the dirty states to the configured store; returns how many were written."""
+        if self._store is None:
+            return 0
+        changes = self.dirty_snapshot()
+        try:
+            await self._store.save(changes)
+        except BaseException:
+            self.mark_dirty(changes)
+            raise
+        return len(changes)
+
+    def state(self, rule_id: str, subject: str) -> RuleState:
+        return self._states.get((rule_id, subject), EMPTY)
+
+    def firing(self) -> list[tuple[StateKey, RuleState]]:
+        """Every alert currently firing (for the duty board after a restart)."""
+        return [(k, s) for k, s in self._states.items() if s.status == "firing"]
+
+    # ------------------------------------------------------------------ internals
+
+    def _remember(self, ctx: DeviceContext) -> None:
+        old = self._ctx.get(ctx.device_id)
+        if old is not None and old.household_id:
+            self._households.get(old.household_id, set()).discard(ctx.device_id)
+        self._ctx[ctx.device_id] = ctx
+        if ctx.household_id:
+            self._households.setdefault(ctx.household_id, set()).add(ctx.device_id)
+
+    def _put(
+        self,
+        spec: DeviceRule | CorrelationRule,
+        key: StateKey,
+        old: RuleState,
+        new: RuleState,
+        now_ms: int,
+    ) -> None:
+        if new.is_blank():
+            self._states.pop(key, None)
+        else:
+            self._states[key] = new
+        if new.due_ms is not None and new.due_ms != old.due_ms:
+            self._schedule(key, new.due_ms)
+        if new.status != old.status or spec.kind in _SAVE_SAMPLES:
+            self._dirty[key] = now_ms
+        elif spec.kind == "absence":
+            # last_ms moves on every message; saving it once a minute bounds the writes and
+            # makes a restarted deadline at most a minute early (the grace period covers that).
+            if (new.last_ms or 0) - self._saved_last.get(key, 0) >= _ABSENCE_SAVE_SLACK_MS:
+                self._saved_last[key] = new.last_ms or 0
+                self._dirty[key] = now_ms
+        elif new.due_ms != old.due_ms or new.is_blank():
+            self._dirty[key] = now_ms
+
+    def _schedule(self, key: StateKey, due: int | None) -> None:
+        if due is None:
+            return
+        current = self._scheduled.get(key)
+        if current is None or due < current:
+            self._scheduled[key] = due
+            heapq.heappush(self._heap, (due, key[0], key[1]))
+
+    def _run_timer(self, key: StateKey, state: RuleState, now_ms: int) -> list[AlertTransition]:
+        spec = self.rules.by_id.get(key[0])
+        if spec is None or not spec.enabled:
+            return []
+        if isinstance(spec, CorrelationRule):
+            new, found = eval_correlation(spec, state, None, None, now_ms, key[1])
+        else:
+            ctx = self._ctx.get(key[1].split("#", 1)[0])
+            if ctx is None:  # restored before register_device: try again shortly
+                log.warning("alert timer %s:%s waits for its device context", *key)
+                new, found = replace(state, due_ms=now_ms + _UNKNOWN_CTX_RETRY_MS), []
+            elif isinstance(spec, AbsenceRule):
+                alive = spec.require_alive is None or self._peer_alive(
+                    ctx, spec.require_alive, now_ms
+                )
+                new, found = eval_absence(
+                    spec,
+                    state,
+                    None,
+                    ctx,
+                    now_ms,
+                    key[1],
+                    not_before=self._not_before,
+                    peers_alive=alive,
+                )
+            else:
+                new, found = DEVICE_EVALUATORS[spec.kind](spec, state, None, ctx, now_ms, key[1])
+        if new.due_ms is not None and new.due_ms <= now_ms:  # an evaluator must move on
+            new = replace(new, due_ms=now_ms + 1_000)
+        if new is not state:
+            self._put(spec, key, state, new, now_ms)
+        return found
+
+    def _peer_alive(self, ctx: DeviceContext, need: RequireAlive, now_ms: int) -> bool:
+        for device in self._households.get(ctx.household_id or "", ()):
+            peer = self._ctx[device]
+            seen = self._seen.get(device)
+            if (
+                peer.device_type == need.device_type
+                and seen is not None
+                and now_ms - seen <= need.within
+            ):
+                return True
+        return False
+
+    def _correlate(self, found: list[AlertTransition], now_ms: int) -> list[AlertTransition]:
+        out: list[AlertTransition] = []
+        for tr in found:
+            if tr.state is not AlertState.FIRING:
+                continue
+            for spec in self.rules.correlations_for(tr.rule_id):
+                ctx = self._ctx.get(tr.device_id or "")
+                where = None if ctx is None else location_key(ctx, spec.by)
+                if ctx is None or where is None:
+                    continue
+                key = (spec.id, where)
+                old = self._states.get(key, EMPTY)
+                new, more = eval_correlation(spec, old, tr, ctx, now_ms, where)
+                if new is not old:
+                    self._put(spec, key, old, new, now_ms)
+                out.extend(more)
+        return out

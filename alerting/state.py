@@ -1,0 +1,107 @@
+"""Durable alert state: one row per (rule, subject) so a restart resumes every timer and alert.
+
+The rule engine never touches the database. It marks changed keys dirty; the caller takes
+``engine.dirty_snapshot()`` and awaits ``store.save(...)`` — in batches for quiet readings, and
+*before* acting on any transition (see ``alerting/rules/engine.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy import JSON, BigInteger, String, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gateway.db import Base
+
+StateKey = tuple[str, str]  # (rule_id, subject)
+
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    """A rule state to upsert, or ``state=None`` to delete the row (back to a blank ok)."""
+
+    rule_id: str
+    subject: str
+    state: Mapping[str, Any] | None
+    updated_ms: int
+
+
+class AlertStateStore(Protocol):
+    """Where the rule engine's state survives restarts."""
+
+    async def save(self, changes: Sequence[StateChange]) -> None:
+        """Apply all changes atomically (one transaction)."""
+        ...
+
+    async def load_all(self) -> dict[StateKey, dict[str, Any]]:
+        """Every stored state, keyed by (rule_id, subject)."""
+        ...
+
+
+class AlertStateRow(Base):
+    __tablename__ = "alert_state"
+
+    rule_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(200), primary_key=True)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class SqlAlertStateStore:
+    """``AlertStateStore`` on the gateway's relational database (SQLite or PostgreSQL)."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, batch: int = 500) -> None:
+        self._sessions = sessions
+        self._batch = batch
+
+    async def save(self, changes: Sequence[StateChange]) -> None:
+        if not changes:
+            return
+        upserts = [
+            {
+                "rule_id": c.rule_id,
+                "subject": c.subject,
+                "state": dict(c.state),
+                "updated_ms": c.updated_ms,
+            }
+            for c in changes
+            if c.state is not None
+        ]
+        deletes = [(c.rule_id, c.subject) for c in changes if c.state is None]
+        async with self._sessions() as session, session.begin():
+            for start in range(0, len(upserts), self._batch):
+                await self._upsert(session, upserts[start : start + self._batch])
+            for rule_id, subject in deletes:
+                await session.execute(
+                    delete(AlertStateRow).where(
+                        AlertStateRow.rule_id == rule_id, AlertStateRow.subject == subject
+                    )
+                )
+
+    async def load_all(self) -> dict[StateKey, dict[str, Any]]:
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(AlertStateRow.rule_id, AlertStateRow.subject, AlertStateRow.state)
+            )
+            return {(rule_id, subject): dict(state) for rule_id, subject, state in rows}
+
+    async def _upsert(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        dialect = session.get_bind().dialect.name
+        if dialect in ("sqlite", "postgresql"):
+            insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+            stmt = insert(AlertStateRow).values(rows)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["rule_id", "subject"],
+                set_={"state": stmt.excluded.state, "updated_ms": stmt.excluded.updated_ms},
+            )
+            await session.execute(stmt)
+            return
+        for row in rows:  # other databases: portable, slower
+            await session.merge(AlertStateRow(**row))

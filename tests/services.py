@@ -1,0 +1,140 @@
+"""Real services for the tests: Mosquitto and influxd on free ports, restartable.
+
+Kept apart from conftest.py so benchmarks and the demo can start the same services.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+class Mosquitto:
+    """A Mosquitto broker of the test's own, with persistence so restarts keep sessions."""
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.conf = workdir / "mosquitto.conf"
+        self.conf.write_text(
+            # Started as root, Mosquitto would drop to user "mosquitto" and lose its own files.
+            f"user {getpass.getuser()}\n"
+            f"listener {self.port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            "persistence true\n"
+            f"persistence_location {workdir}/\n"
+            "autosave_interval 1\n"
+            # No cap on queued QoS 1 messages for an offline persistent session: the tests
+            # check that nothing is lost while the gateway is down.
+            "max_queued_messages 0\n"
+            "max_inflight_messages 0\n"
+            "max_packet_size 1048576\n"
+            f"log_dest file {workdir}/mosquitto.log\n"
+        )
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.proc = subprocess.Popen([binary, "-c", str(self.conf)])
+        wait_port(self.port)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+class Influxd:
+    """An InfluxDB 1.x server (Debian's `influxdb` package) in a directory of the test's own."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.rpc_port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.conf = workdir / "influxdb.conf"
+        self.conf.write_text(
+            f'reporting-disabled = true\nbind-address = "127.0.0.1:{self.rpc_port}"\n'
+            f'[meta]\n  dir = "{workdir}/meta"\n'
+            f'[data]\n  dir = "{workdir}/data"\n  wal-dir = "{workdir}/wal"\n'
+            '  query-log-enabled = false\n'
+            f'[http]\n  bind-address = "127.0.0.1:{self.port}"\n  log-enabled = false\n'
+            "[monitor]\n  store-enabled = false\n"
+            "[continuous_queries]\n  enabled = false\n"
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        binary = shutil.which("influxd") or "/usr/bin/influxd"
+        log = open(self.workdir / "influxd.log", "ab")  # noqa: SIM115 - lives as long as the process
+        self.proc = subprocess.Popen([binary, "-config", str(self.conf)], stdout=log, stderr=log)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(f"{self.url}/ping", timeout=0.5):
+                    return
+            time.sleep(0.1)
+        raise TimeoutError("influxd did not answer /ping within 30 s")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(20)
+        self.proc = None
+
+    def query(self, q: str, db: str | None = None) -> dict:  # type: ignore[type-arg]
+        import json
+        import urllib.parse
+
+        params = {"q": q}
+        if db:
+            params["db"] = db
+        url = f"{self.url}/query?{urllib.parse.urlencode(params)}"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return json.loads(resp.read())  # type: ignore[no-any-return]
+
+    def create_database(self, name: str) -> None:
+        import urllib.parse
+
+        data = urllib.parse.urlencode({"q": f'CREATE DATABASE "{name}"'}).encode()
+        urllib.request.urlopen(f"{self.url}/query", data=data, timeout=10).close()
+
+
+def pg_admin_url() -> str:
+    return os.environ.get("SAFETY_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
