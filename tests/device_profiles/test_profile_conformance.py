@@ -1,4 +1,4 @@
-"""Every example of every shipped profile decodes as it says (zhc assertDefinition + HA help_test)."""
+"""Every example of every shipped profile decodes as it says (zhc/HA conformance style)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ def _assert_reading(reading: Reading, expect: ExpectReading, where: str) -> None
             for key, value in wanted.items():
                 assert key in reading.fields, f"{where}: field {key} missing in {reading.fields}"
                 got = reading.fields[key]
-                assert got == value and type(got) is type(value), f"{where}: {key}={got!r}"
+                assert got == value, f"{where}: {key}={got!r}"
+                assert type(got) is type(value), f"{where}: {key} is {type(got).__name__}"
             if not wanted:
                 assert reading.fields == {}, f"{where}: expected no fields"
         else:
