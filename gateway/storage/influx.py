@@ -1,0 +1,241 @@
+"""InfluxDB writers (1.x and 2.x/3.x) over httpx, and their InfluxQL queries.
+
+Both versions are queried with InfluxQL: 1.x natively, 2.x through its v1-compatible ``/query``
+endpoint (needs a DBRP mapping; 2.2+ maps a bucket to ``db=<bucket>`` virtually) and 3.x, which
+has no Flux at all, through the same endpoint. One query path, tested against a real influxd.
+"""
+
+# ruff: noqa: S608 - InfluxQL built from _ident/_literal, which escape every identifier and value
+from __future__ import annotations
+
+import gzip
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from gateway.envelope import DEVICE_TYPES, FieldValue
+from gateway.storage import RangeBucket, StorageRejected, StorageUnavailable, StoredReading
+from gateway.storage.config import TimeSeriesSettings
+from gateway.storage.lineprotocol import LineEncoder
+
+log = logging.getLogger(__name__)
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+class InfluxWriter:
+    """Batches go out as one gzip-optional line-protocol POST; queries go to ``/query``."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        write_path: str,
+        write_params: dict[str, str],
+        query_params: dict[str, str],
+        headers: dict[str, str],
+        from_prefix: str = "",
+        timeout_s: float = 10.0,
+        gzip_body: bool = False,
+    ) -> None:
+        self._url = url.rstrip("/")
+        self._write_path = write_path
+        self._write_params = {**write_params, "precision": "ms"}
+        self._query_params = {**query_params, "epoch": "ms"}
+        self._headers = headers
+        self._from_prefix = from_prefix
+        self._timeout_s = timeout_s
+        self._gzip = gzip_body
+        self._encoder = LineEncoder()
+        self._client: httpx.AsyncClient | None = None
+        self.rejected_batches = 0
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                base_url=self._url, headers=self._headers, timeout=self._timeout_s
+            )
+        return self._client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def write(self, batch: Sequence[StoredReading]) -> None:
+        body = self._encoder.encode(batch)
+        if not body:
+            return
+        headers = {"Content-Type": "text/plain; charset=utf-8"}
+        if self._gzip:
+            body = gzip.compress(body, compresslevel=1)
+            headers["Content-Encoding"] = "gzip"
+        try:
+            resp = await self._http().post(
+                self._write_path, params=self._write_params, content=body, headers=headers
+            )
+        except httpx.HTTPError as exc:
+            raise StorageUnavailable(f"InfluxDB write failed: {exc!r}") from exc
+        if resp.status_code < 300:
+            return
+        detail = f"InfluxDB answered {resp.status_code}: {resp.text[:500]}"
+        # 400/422: the data itself is refused (field type conflict, bad line). 1.x has written
+        # the valid points of the batch ("partial write"); retrying would fail forever.
+        if resp.status_code in (400, 422):
+            self.rejected_batches += 1
+            raise StorageRejected(detail)
+        # 401/403/404 (no such db) and 5xx/429: fixable outside — keep the data, retry later.
+        raise StorageUnavailable(detail)
+
+    # -- queries -------------------------------------------------------------------------
+
+    async def _query(self, statements: list[str]) -> list[dict[str, Any]]:
+        try:
+            resp = await self._http().post(
+                "/query", params=self._query_params, data={"q": ";".join(statements)}
+            )
+        except httpx.HTTPError as exc:
+            raise StorageUnavailable(f"InfluxDB query failed: {exc!r}") from exc
+        if resp.status_code >= 300:
+            raise StorageUnavailable(f"InfluxDB query answered {resp.status_code}: {resp.text}")
+        results: list[dict[str, Any]] = resp.json().get("results", [])
+        for result in results:
+            if "error" in result:
+                raise StorageUnavailable(f"InfluxDB query error: {result['error']}")
+        return results
+
+    def _from(self, measurement: str) -> str:
+        return self._from_prefix + _ident(measurement)
+
+    async def _field_types(self) -> list[tuple[str, str, str]]:
+        """(measurement, field, type) for every field the device types have."""
+        results = await self._query([f"SHOW FIELD KEYS FROM {self._from(m)}" for m in DEVICE_TYPES])
+        out: list[tuple[str, str, str]] = []
+        for measurement, result in zip(DEVICE_TYPES, results, strict=True):
+            for series in result.get("series", []):
+                out.extend((measurement, row[0], row[1]) for row in series["values"])
+        return out
+
+    def _where(self, site: str, device_id: str) -> str:
+        return f'"site" = {_literal(site)} AND "device" = {_literal(device_id)}'
+
+    async def last(self, site: str, device_id: str) -> dict[str, tuple[int, FieldValue]]:
+        fields = await self._field_types()
+        if not fields:
+            return {}
+        where = self._where(site, device_id)
+        statements = [
+            f"SELECT last({_ident(f)}) FROM {self._from(m)} WHERE {where}" for m, f, _ in fields
+        ]
+        out: dict[str, tuple[int, FieldValue]] = {}
+        for (_, name, _), result in zip(fields, await self._query(statements), strict=True):
+            for series in result.get("series", []):
+                ts, value = series["values"][0][:2]
+                if value is not None and (name not in out or out[name][0] < ts):
+                    out[name] = (int(ts), value)
+        return out
+
+    async def range(
+        self, site: str, device_id: str, field: str, start_ms: int, end_ms: int, every_ms: int
+    ) -> list[RangeBucket]:
+        where = f"{self._where(site, device_id)} AND time >= {start_ms}ms AND time < {end_ms}ms"
+        group = f"GROUP BY time({every_ms}ms) fill(none)"
+        f = _ident(field)
+        for measurement, name, ftype in await self._field_types():
+            if name != field:
+                continue
+            src = self._from(measurement)
+            if ftype in ("float", "integer"):
+                stmt = f"SELECT count({f}), mean({f}), min({f}), max({f}), last({f}) FROM {src}"
+                rows = _rows(await self._query([f"{stmt} WHERE {where} {group}"]), 0)
+                if rows:
+                    return [
+                        RangeBucket(int(t), int(c), mean, _num(lo), _num(hi), last)
+                        for t, c, mean, lo, hi, last in rows
+                    ]
+            elif ftype == "boolean":
+                results = await self._query(
+                    [
+                        f"SELECT count({f}), last({f}) FROM {src} WHERE {where} {group}",
+                        f"SELECT count({f}) FROM {src} WHERE {where} AND {f} = true {group}",
+                    ]
+                )
+                trues = {t: c for t, c in _rows(results, 1)}
+                buckets = [
+                    _bool_bucket(int(t), int(c), int(trues.get(t, 0)), last)
+                    for t, c, last in _rows(results, 0)
+                ]
+                if buckets:
+                    return buckets
+            else:
+                stmt = f"SELECT count({f}), last({f}) FROM {src} WHERE {where} {group}"
+                rows = _rows(await self._query([stmt]), 0)
+                if rows:
+                    return [
+                        RangeBucket(int(t), int(c), None, None, None, last) for t, c, last in rows
+                    ]
+        return []
+
+
+def _rows(results: list[dict[str, Any]], index: int) -> list[list[Any]]:
+    series = results[index].get("series", []) if index < len(results) else []
+    return [row for s in series for row in s["values"]]
+
+
+def _num(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _bool_bucket(ts: int, count: int, trues: int, last: FieldValue | None) -> RangeBucket:
+    frac = trues / count if count else None
+    return RangeBucket(ts, count, frac, float(trues == count), float(trues > 0), last)
+
+
+class Influx1Writer(InfluxWriter):
+    """InfluxDB 1.x: ``POST /write?db=&rp=&precision=ms``, optional user/password."""
+
+    @classmethod
+    def from_settings(cls, s: TimeSeriesSettings) -> Influx1Writer:
+        params = {"db": s.database}
+        if s.retention_policy:
+            params["rp"] = s.retention_policy
+        if s.username:
+            params["u"] = s.username
+            params["p"] = s.password.get_secret_value() if s.password else ""
+        query = {k: v for k, v in params.items() if k != "rp"}
+        prefix = f"{_ident(s.database)}.{_ident(s.retention_policy)}." if s.retention_policy else ""
+        return cls(
+            s.url,
+            write_path="/write",
+            write_params=params,
+            query_params=query,
+            headers={},
+            from_prefix=prefix,
+            timeout_s=s.write_timeout_s,
+            gzip_body=s.gzip,
+        )
+
+
+class Influx2Writer(InfluxWriter):
+    """InfluxDB 2.x/3.x: ``POST /api/v2/write?org=&bucket=&precision=ms`` with a token."""
+
+    @classmethod
+    def from_settings(cls, s: TimeSeriesSettings) -> Influx2Writer:
+        token = s.token.get_secret_value() if s.token else ""
+        return cls(
+            s.url,
+            write_path="/api/v2/write",
+            write_params={"org": s.org, "bucket": s.bucket},
+            query_params={"db": s.bucket},
+            headers={"Authorization": f"Token {token}"},
+            timeout_s=s.write_timeout_s,
+            gzip_body=s.gzip,
+        )
