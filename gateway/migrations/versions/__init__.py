@@ -1,0 +1,1 @@
+"""Migration revisions; a package so that installed copies ship them."""

@@ -1,0 +1,1 @@
+"""Registry: the community (sites, grids, buildings, households, devices, people, roster)."""
