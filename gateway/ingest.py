@@ -1,0 +1,205 @@
+"""Ingest: message → decode → Reading | Rejection; dedupe; fan out to rules (now) and storage (batched).
+
+Every message ends stored or quarantined, and its QoS 1 acknowledgement goes out only after
+that: the flusher writes a batch (time series + quarantine) and then acknowledges, in order,
+every message the batch accounted for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from device_profiles import ProfileRegistry
+from gateway.clock import Clock
+from gateway.envelope import DeviceContext, Reading, Rejection, RejectReason
+from gateway.quarantine import Quarantine
+from gateway.storage import StoredReading, TimeSeriesWriter
+
+log = logging.getLogger(__name__)
+
+DeviceLookup = Callable[[Reading], DeviceContext | None]
+ReadingSink = Callable[[Reading, DeviceContext], None]
+Acker = Callable[[int, int], None]
+
+# Per device, the seqs seen recently. A QoS 1 redelivery arrives within the broker's inflight
+# window, so a short memory per device is enough; the stores dedupe as well (InfluxDB by
+# series + timestamp, the embedded store by a unique key), which covers a gateway restart.
+DEDUPE_WINDOW = 256
+MAX_TRACKED_DEVICES = 200_000
+
+
+@dataclass
+class IngestStats:
+    received: int = 0
+    stored: int = 0
+    quarantined: int = 0
+    duplicates: int = 0
+    empty: int = 0  # vendor reports that carried nothing to store (liveness only)
+    batches: int = 0
+    store_failures: int = 0
+    last_batch_ms: int = 0
+    by_type: dict[str, int] = field(default_factory=dict)
+
+
+class _SeqWindow:
+    __slots__ = ("order", "seen")
+
+    def __init__(self) -> None:
+        self.seen: set[int] = set()
+        self.order: list[int] = []
+
+    def add(self, seq: int) -> bool:
+        """True if new; False if this seq was seen recently."""
+        if seq in self.seen:
+            return False
+        self.seen.add(seq)
+        self.order.append(seq)
+        if len(self.order) > DEDUPE_WINDOW:
+            # Drop the older half at once: amortised O(1) per message.
+            old = self.order[: DEDUPE_WINDOW // 2]
+            del self.order[: DEDUPE_WINDOW // 2]
+            self.seen.difference_update(old)
+        return True
+
+
+class Ingest:
+    """The hot path. ``handle`` runs synchronously on the event loop for each message."""
+
+    def __init__(
+        self,
+        profiles: ProfileRegistry,
+        lookup: DeviceLookup,
+        quarantine: Quarantine,
+        writer: TimeSeriesWriter,
+        clock: Clock,
+        *,
+        on_reading: ReadingSink | None = None,
+        ack: Acker | None = None,
+        batch_size: int = 5000,
+        flush_interval_ms: int = 200,
+        future_tolerance_ms: int = 300_000,
+    ) -> None:
+        self._profiles = profiles
+        self._lookup = lookup
+        self._quarantine = quarantine
+        self._writer = writer
+        self._clock = clock
+        self._on_reading = on_reading
+        self._ack = ack
+        self._batch_size = batch_size
+        self._flush_interval = flush_interval_ms / 1000
+        self._future_tolerance_ms = future_tolerance_ms
+        self._batch: list[StoredReading] = []
+        self._acks: list[tuple[int, int]] = []
+        self._seqs: OrderedDict[str, _SeqWindow] = OrderedDict()
+        self._full = asyncio.Event()
+        self.stats = IngestStats()
+
+    def set_ack(self, ack: Acker) -> None:
+        self._ack = ack
+
+    # -- hot path -----------------------------------------------------------------------------
+    def handle(self, topic: str, payload: bytes, qos: int = 0, mid: int = 0, retain: bool = False) -> None:
+        now = self._clock.now_ms()
+        self.stats.received += 1
+        result = self._profiles.decode(
+            topic, payload, now, future_tolerance_ms=self._future_tolerance_ms
+        )
+        if isinstance(result, Rejection):
+            self._reject(now, topic, payload, result)
+        elif not result:
+            self.stats.empty += 1
+        else:
+            for reading in result:
+                self._accept(now, topic, payload, reading)
+        if qos:
+            self._acks.append((mid, qos))
+        if len(self._batch) >= self._batch_size:
+            self._full.set()
+
+    def _accept(self, now: int, topic: str, payload: bytes, reading: Reading) -> None:
+        ctx = self._lookup(reading)
+        if ctx is None:
+            self._reject(now, topic, payload, Rejection(
+                RejectReason.UNKNOWN_DEVICE,
+                f"device {reading.device_id!r} of site {reading.site!r} is not in the registry",
+                topic, reading.device_id,
+            ))
+            return
+        if ctx.device_type != reading.device_type:
+            self._reject(now, topic, payload, Rejection(
+                RejectReason.TYPE_MISMATCH,
+                f"device {reading.device_id!r} is registered as {ctx.device_type}, "
+                f"not {reading.device_type}", topic, reading.device_id,
+            ))
+            return
+        if not reading.site or reading.device_id != ctx.device_id:
+            # Vendor formats carry no site (and may carry a vendor identity): take the registry's.
+            reading = replace(reading, site=ctx.site, device_id=ctx.device_id)
+        if reading.seq is not None and not self._first_time(ctx.site, ctx.device_id, reading.seq):
+            self.stats.duplicates += 1
+            return
+        self._batch.append(StoredReading(reading, ctx.grid_id))
+        if self._on_reading is not None:
+            # Alarms are evaluated now, not after the time-series batch.
+            self._on_reading(reading, ctx)
+
+    def _first_time(self, site: str, device_id: str, seq: int) -> bool:
+        key = f"{site}/{device_id}"
+        window = self._seqs.get(key)
+        if window is None:
+            window = self._seqs[key] = _SeqWindow()
+            if len(self._seqs) > MAX_TRACKED_DEVICES:
+                self._seqs.popitem(last=False)
+        return window.add(seq)
+
+    def _reject(self, now: int, topic: str, payload: bytes, rejection: Rejection) -> None:
+        self.stats.quarantined += 1
+        self._quarantine.add(now, topic, payload, rejection)
+
+    # -- batching -----------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Flush batches until cancelled; a final flush happens in ``close``."""
+        while True:
+            try:
+                await asyncio.wait_for(self._full.wait(), self._flush_interval)
+            except TimeoutError:
+                pass
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Store the batch and quarantine, then acknowledge what they accounted for.
+
+        If storing fails, the batch is kept and retried: nothing is acknowledged, so the broker
+        keeps the messages too.
+        """
+        self._full.clear()
+        if not self._batch and not self._acks and not self._quarantine.pending:
+            return
+        batch, acks = self._batch, self._acks
+        self._batch, self._acks = [], []
+        delay = 0.2
+        while True:
+            try:
+                if batch:
+                    await self._writer.write(batch)
+                await self._quarantine.flush()
+                break
+            except asyncio.CancelledError:
+                self._batch, self._acks = batch + self._batch, acks + self._acks
+                raise
+            except Exception:
+                self.stats.store_failures += 1
+                log.exception("storing a batch of %d readings failed; retrying", len(batch))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        self.stats.stored += len(batch)
+        self.stats.batches += 1
+        self.stats.last_batch_ms = self._clock.now_ms()
+        if self._ack is not None:
+            for mid, qos in acks:
+                self._ack(mid, qos)

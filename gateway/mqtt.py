@@ -1,0 +1,281 @@
+"""The gateway's MQTT session: paho driven by the asyncio loop, manual QoS 1 acknowledgement.
+
+aiomqtt would hand us messages through a queue and acknowledge them on receipt; the gateway
+must acknowledge a QoS 1 message only once it is stored, so a crash cannot lose it. This module
+is the only one that knows paho: it wires paho's socket into the event loop (as aiomqtt does),
+calls ``on_message`` synchronously for every message, and exposes ``ack`` and ``publish``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from gateway.settings import MqttSettings
+
+log = logging.getLogger(__name__)
+
+MessageHandler = Callable[[str, bytes, int, int, bool], None]  # topic, payload, qos, mid, retain
+
+
+class _BufferedClient(paho.Client):
+    """paho reads each packet with several one-byte ``recv`` calls; at tens of thousands of
+    messages a second those system calls dominate. This client reads the socket in large
+    chunks into a buffer and serves paho's small reads from it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._rbuf = bytearray()
+
+    def fill(self) -> bool:
+        """Read what the socket has (one call); False when it had nothing to give."""
+        sock = self._sock
+        if sock is None:
+            return False
+        try:
+            data = sock.recv(262_144)
+        except (BlockingIOError, ssl.SSLWantReadError):
+            return False
+        except OSError:
+            self._rbuf.clear()
+            return False
+        if not data:
+            # Peer closed: let paho see the empty read and handle the lost connection.
+            self._eof = True
+            return False
+        self._rbuf += data
+        return True
+
+    def buffered(self) -> int:
+        return len(self._rbuf) or int(getattr(self, "_eof", False))
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        buf = self._rbuf
+        if not buf:
+            if getattr(self, "_eof", False):
+                self._eof = False
+                return b""
+            raise BlockingIOError
+        chunk = bytes(buf[:bufsize])
+        del buf[:bufsize]
+        return chunk
+
+
+class MqttSession:
+    """One persistent MQTT session, reconnecting until closed."""
+
+    def __init__(
+        self,
+        settings: MqttSettings,
+        subscriptions: Iterable[str],
+        on_message: MessageHandler,
+        *,
+        status_topic: str | None = None,
+    ) -> None:
+        self._settings = settings
+        self._subscriptions = list(subscriptions)
+        self._on_message = on_message
+        self._status_topic = status_topic
+        self._v5 = settings.protocol == "5"
+        self.connected = asyncio.Event()
+        self._closing = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._misc_task: asyncio.Task[None] | None = None
+        self._sock: socket.socket | None = None
+        self._loop_thread = 0
+        self._client = self._make_client()
+        self.stats = {"connects": 0, "disconnects": 0, "received": 0}
+
+    # -- construction -------------------------------------------------------------------------
+    def _make_client(self) -> _BufferedClient:
+        s = self._settings
+        client = _BufferedClient(
+            CallbackAPIVersion.VERSION2,
+            client_id=s.client_id,
+            protocol=MQTTProtocolVersion.MQTTv5 if self._v5 else MQTTProtocolVersion.MQTTv311,
+            clean_session=None if self._v5 else False,
+            manual_ack=True,
+            reconnect_on_failure=False,  # we own the reconnect loop
+        )
+        if s.username:
+            client.username_pw_set(s.username, s.password.get_secret_value() if s.password else None)
+        if s.use_tls:
+            ctx = ssl.create_default_context(cafile=str(s.tls.ca_file) if s.tls.ca_file else None)
+            if s.tls.cert_file:
+                ctx.load_cert_chain(str(s.tls.cert_file), str(s.tls.key_file) if s.tls.key_file else None)
+            if s.tls.insecure:
+                ctx.check_hostname = False
+            client.tls_set_context(ctx)
+        if self._status_topic:
+            # Retained Last Will: the board sees the gateway itself go offline.
+            client.will_set(self._status_topic, b'{"online": false}', qos=1, retain=True)
+        client.max_inflight_messages_set(1000)
+        client.max_queued_messages_set(0)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._dispatch
+        client.on_socket_open = self._on_socket_open
+        client.on_socket_close = self._on_socket_close
+        client.on_socket_register_write = self._on_register_write
+        client.on_socket_unregister_write = self._on_unregister_write
+        return client
+
+    # -- public API ---------------------------------------------------------------------------
+    def ack(self, mid: int, qos: int) -> None:
+        """Acknowledge a QoS 1 message once what it carried is stored (or quarantined)."""
+        if qos > 0 and self.connected.is_set():
+            self._client.ack(mid, qos)
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
+        """Queue a message; paho sends it as soon as the socket can take it."""
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
+            raise ConnectionError(f"MQTT publish to {topic} failed: {paho.error_string(info.rc)}")
+
+    async def run(self) -> None:
+        """Connect, and reconnect with backoff, until ``close()``."""
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._misc_task = asyncio.create_task(self._misc_loop())
+        backoff = 0.5
+        try:
+            while not self._closing:
+                try:
+                    await self._connect_once()
+                    backoff = 0.5
+                    await self._wait_disconnected()
+                except (OSError, ssl.SSLError) as exc:
+                    log.warning("MQTT broker %s:%s unreachable: %s", self._settings.host,
+                                self._settings.port, exc)
+                if self._closing:
+                    break
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+        finally:
+            self._misc_task.cancel()
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._status_topic and self.connected.is_set():
+            self._client.publish(self._status_topic, b'{"online": false}', qos=1, retain=True)
+            await asyncio.sleep(0.05)
+        self._client.disconnect()
+        self._disconnected_event().set()
+
+    # -- connection ---------------------------------------------------------------------------
+    async def _connect_once(self) -> None:
+        s = self._settings
+        props: Properties | None = None
+        if self._v5:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = s.session_expiry_s
+            props.ReceiveMaximum = s.receive_maximum
+        self._down = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        # connect() does a blocking TCP (and TLS) handshake: keep it off the loop.
+        await loop.run_in_executor(
+            None,
+            lambda: self._client.connect(
+                s.host, s.port, keepalive=s.keepalive_s, clean_start=False, properties=props
+            ),
+        )
+
+    async def _wait_disconnected(self) -> None:
+        await self._disconnected_event().wait()
+
+    def _disconnected_event(self) -> asyncio.Event:
+        if not hasattr(self, "_down"):
+            self._down = asyncio.Event()
+        return self._down
+
+    def _on_connect(self, client: paho.Client, _u: Any, _f: Any, rc: Any, _p: Any = None) -> None:
+        if rc.is_failure:
+            log.error("MQTT broker refused the connection: %s", rc)
+            self._disconnected_event().set()
+            return
+        self.stats["connects"] += 1
+        prefix = f"$share/{self._settings.shared_group}/" if self._settings.shared_group else ""
+        topics: list[tuple[str, Any]] = []
+        for t in self._subscriptions:
+            # No-local: the gateway's own downlink (worker and command topics) never loops back.
+            opts = SubscribeOptions(qos=1, noLocal=True) if self._v5 and not prefix else 1
+            topics.append((prefix + t if not t.startswith("$") else t, opts))
+        if topics:
+            client.subscribe(topics)
+        if self._status_topic:
+            client.publish(self._status_topic, b'{"online": true}', qos=1, retain=True)
+        self.connected.set()
+        log.info("MQTT connected to %s:%s, subscribed to %d filters", self._settings.host,
+                 self._settings.port, len(topics))
+
+    def _on_disconnect(self, _c: paho.Client, _u: Any, _f: Any, rc: Any, _p: Any = None) -> None:
+        self.connected.clear()
+        self.stats["disconnects"] += 1
+        if not self._closing:
+            log.warning("MQTT connection lost (%s); reconnecting", rc)
+        self._disconnected_event().set()
+
+    def _dispatch(self, _c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
+        self.stats["received"] += 1
+        self._on_message(msg.topic, msg.payload, msg.qos, msg.mid, msg.retain)
+
+    # -- socket plumbing: paho's network loop run by the asyncio loop ---------------------------
+    def _on_socket_open(self, client: paho.Client, _u: Any, sock: Any) -> None:
+        assert self._loop is not None
+        self._sock = sock
+        self._loop.call_soon_threadsafe(self._loop.add_reader, sock, self._read)
+
+    def _on_socket_close(self, _c: paho.Client, _u: Any, sock: Any) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._remove_fd, sock)
+
+    def _remove_fd(self, sock: Any) -> None:
+        assert self._loop is not None
+        with contextlib.suppress(ValueError, OSError):
+            self._loop.remove_reader(sock)
+            self._loop.remove_writer(sock)
+
+    def _on_register_write(self, _c: paho.Client, _u: Any, sock: Any) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        if threading.get_ident() == self._loop_thread:
+            loop.add_writer(sock, self._write)
+        else:  # during connect(), which runs in an executor thread
+            loop.call_soon_threadsafe(loop.add_writer, sock, self._write)
+
+    def _on_unregister_write(self, _c: paho.Client, _u: Any, sock: Any) -> None:
+        if self._loop is not None:
+            with contextlib.suppress(ValueError, OSError):
+                self._loop.remove_writer(sock)
+
+    def _read(self) -> None:
+        client = self._client
+        # Bounded so one busy socket cannot starve the rest of the loop.
+        for _ in range(16):
+            got = client.fill()
+            while client.buffered():
+                if client.loop_read() != paho.MQTT_ERR_SUCCESS:
+                    return
+            if not got:
+                return
+
+    def _write(self) -> None:
+        self._client.loop_write()
+
+    async def _misc_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1)
+            self._client.loop_misc()

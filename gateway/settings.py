@@ -1,0 +1,166 @@
+"""The one settings object: a YAML file plus ``SAFETY_*`` environment variables.
+
+Built once in ``gateway.__main__`` and passed down; nothing else reads the environment.
+Environment variables win over the file; nested keys use ``__`` (``SAFETY_MQTT__URL``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from gateway.storage.config import TimeSeriesSettings
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TlsSettings(Section):
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    insecure: bool = False  # skip hostname verification; for test benches only
+
+
+class MqttSettings(Section):
+    url: str = "mqtt://127.0.0.1:1883"  # mqtt:// or mqtts://; empty in the demo = embedded broker
+    username: str | None = None
+    password: SecretStr | None = None
+    client_id: str = "safety-gateway"
+    protocol: Literal["5", "3.1.1"] = "5"
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    # How long the broker keeps our session (and queues QoS 1 messages) while we are down.
+    session_expiry_s: int = Field(7 * 24 * 3600, ge=0)
+    # MQTT 5 Receive Maximum: unacknowledged QoS 1 messages the broker may have in flight to us.
+    # We acknowledge only after storing, so this bounds memory under backlog.
+    receive_maximum: int = Field(20_000, ge=1, le=65_535)
+    shared_group: str | None = None  # "$share/<group>/" subscriptions for several gateways
+    tls: TlsSettings = TlsSettings()
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if v and urlsplit(v).scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+            raise ValueError("must look like mqtt://host:port or mqtts://host:port")
+        return v
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.url)
+        return parts.port or (8883 if parts.scheme in ("mqtts", "ssl") else 1883)
+
+    @property
+    def use_tls(self) -> bool:
+        return urlsplit(self.url).scheme in ("mqtts", "ssl") or self.tls.ca_file is not None
+
+
+class DatabaseSettings(Section):
+    url: str = "sqlite+aiosqlite:///var/gateway.db"
+
+
+class IngestSettings(Section):
+    max_payload_bytes: int = Field(4096, ge=256)
+    future_tolerance_s: int = Field(300, ge=0)
+    batch_size: int = Field(5000, ge=1)
+    flush_interval_ms: int = Field(200, ge=5)
+    quarantine_keep: int = Field(10_000, ge=100)  # rows kept; counts are never capped
+
+
+class EscalationDefaults(Section):
+    critical_ack_s: int = 120
+    major_ack_s: int = 600
+    minor_ack_s: int = 24 * 3600
+    reminder_s: int = 1800
+
+
+class AlertingSettings(Section):
+    rules_dir: Path | None = None  # None = the built-in rule set
+    startup_grace_s: int = Field(300, ge=0)
+    tick_interval_ms: int = Field(1000, ge=50)
+    escalation: EscalationDefaults = EscalationDefaults()
+
+
+class NotifySettings(Section):
+    webhook_urls: list[str] = []
+    webhook_format: Literal["json", "wecom", "dingtalk"] = "json"
+    sms_gateway_url: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str = "safety-gateway@localhost"
+    max_attempts: int = Field(4, ge=1)
+
+
+class ApiSettings(Section):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    secret_key: SecretStr = SecretStr("change-me")
+    token_ttl_s: int = 12 * 3600
+    service_tokens: dict[str, SecretStr] = {}
+
+
+class Settings(BaseSettings):
+    """Everything the gateway is configured with."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SAFETY_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    mode: Literal["production", "development", "demo"] = "production"
+    site: str = "demo"
+    data_dir: Path = Path("var")
+    profiles_dir: Path | None = None  # None = the shipped device profiles
+    community_file: Path | None = None  # YAML loaded into the registry at start
+    log_level: str = "INFO"
+    mqtt: MqttSettings = MqttSettings()
+    timeseries: TimeSeriesSettings = TimeSeriesSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    ingest: IngestSettings = IngestSettings()
+    alerting: AlertingSettings = AlertingSettings()
+    notify: NotifySettings = NotifySettings()
+    api: ApiSettings = ApiSettings()
+
+    @model_validator(mode="after")
+    def _refuse_default_secret(self) -> Settings:
+        if self.mode == "production" and self.api.secret_key.get_secret_value() == "change-me":
+            raise ValueError(
+                "api.secret_key is the default 'change-me': set SAFETY_API__SECRET_KEY "
+                "(or api.secret_key in the config file) before running in production"
+            )
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment first: an operator's override beats the file (passed as init values).
+        return (env_settings, init_settings, file_secret_settings)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Read the YAML file (if any), then let ``SAFETY_*`` variables override it."""
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            loaded = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise ValueError(f"{config_file}: cannot read configuration: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ValueError(f"{config_file}: the top level must be a mapping")
+        values.update(loaded or {})
+    values.update(overrides)
+    return Settings(**values)
