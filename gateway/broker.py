@@ -1,0 +1,93 @@
+"""The demo's embedded MQTT broker: Mosquitto when installed, otherwise amqtt in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import logging
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def free_port(preferred: int | None = None) -> int:
+    if preferred:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", preferred))
+                return preferred
+            except OSError:
+                pass
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class EmbeddedBroker:
+    """Start a broker for the demo; ``kind`` says which one ran ("mosquitto" or "amqtt")."""
+
+    def __init__(self, workdir: Path, port: int) -> None:
+        self.workdir = workdir
+        self.port = port
+        self.kind = ""
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._amqtt: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        binary = shutil.which("mosquitto") or (
+            "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+        )
+        if binary:
+            await self._start_mosquitto(binary)
+        else:
+            await self._start_amqtt()
+
+    async def _start_mosquitto(self, binary: str) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        conf = self.workdir / "mosquitto.conf"
+        conf.write_text(
+            f"user {getpass.getuser()}\nlistener {self.port} 127.0.0.1\nallow_anonymous true\n"
+            f"persistence true\npersistence_location {self.workdir}/\n"
+            "max_queued_messages 0\nmax_inflight_messages 0\n"
+            f"log_dest file {self.workdir}/mosquitto.log\n"
+        )
+        self._proc = subprocess.Popen([binary, "-c", str(conf)])  # noqa: S603 - our own config
+        self.kind = "mosquitto"
+        await self._wait()
+
+    async def _start_amqtt(self) -> None:
+        from amqtt.broker import Broker
+
+        config = {
+            "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
+            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+        }
+        self._amqtt = Broker(config)
+        await self._amqtt.start()
+        self.kind = "amqtt"
+        await self._wait()
+
+    async def _wait(self) -> None:
+        for _ in range(200):
+            with contextlib.suppress(OSError):
+                _r, w = await asyncio.open_connection("127.0.0.1", self.port)
+                w.close()
+                return
+            await asyncio.sleep(0.05)
+        raise RuntimeError(f"the embedded broker did not listen on port {self.port}")
+
+    async def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            await asyncio.to_thread(self._proc.wait, 10)
+        if self._amqtt is not None:
+            await self._amqtt.shutdown()
