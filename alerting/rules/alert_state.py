@@ -34,8 +34,14 @@ class RuleState:
     labels: tuple[tuple[str, str], ...] = ()
 
     def is_blank(self) -> bool:
-        """Nothing worth keeping: the row can be deleted."""
-        return self == EMPTY
+        """Nothing worth keeping (ok, no timer, no samples): the row can be deleted."""
+        return self is EMPTY or (
+            self.status == "ok"
+            and self.due_ms is None
+            and self.last_ms is None
+            and not self.samples
+            and not self.hits
+        )
 
     def to_json(self) -> dict[str, Any]:
         """Only the non-default fields, so rows stay small."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import heapq
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -39,6 +39,9 @@ from alerting.state import AlertStateStore, StateChange, StateKey
 from gateway.envelope import DeviceContext, Reading
 
 log = logging.getLogger(__name__)
+_Step = tuple[
+    DeviceRule, Callable[..., tuple[RuleState, list[AlertTransition]]], str | None, frozenset[str]
+]
 _UNKNOWN_CTX_RETRY_MS = 60_000
 _ABSENCE_SAVE_SLACK_MS = 60_000
 # Kinds whose in-window samples are worth a DB write per change; rate-of-rise samples live a
@@ -64,6 +67,7 @@ class RuleEngine:
         self._ctx: dict[str, DeviceContext] = {}
         self._households: dict[str, set[str]] = {}
         self._seen: dict[str, int] = {}
+        self._plans: dict[tuple[str, str, str | None], tuple[_Step, ...]] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -122,16 +126,19 @@ class RuleEngine:
             self._seen[device] = now_ms
         out: list[AlertTransition] = []
         states = self._states
-        for spec in self.rules.for_reading(reading.device_type, reading.kind, reading.event):
-            if not spec.applies_to(ctx):
+        plan_key = (reading.device_type, reading.kind, reading.event)
+        plan = self._plans.get(plan_key)
+        if plan is None:
+            plan = self._plan(plan_key)
+        for spec, evaluate, part, flags in plan:
+            if flags and not flags <= ctx.household_flags:
                 continue
             subject = device
-            part = getattr(spec, "partition_by", None)
             if part is not None and part in reading.fields:
                 subject = f"{device}#{reading.fields[part]}"
             key = (spec.id, subject)
             old = states.get(key, EMPTY)
-            new, found = DEVICE_EVALUATORS[spec.kind](spec, old, reading, ctx, now_ms, subject)
+            new, found = evaluate(spec, old, reading, ctx, now_ms, subject)
             if new is not old:
                 self._put(spec, key, old, new, now_ms)
             if found:
@@ -203,6 +210,18 @@ class RuleEngine:
 
     # ------------------------------------------------------------------ internals
 
+    def _plan(self, key: tuple[str, str, str | None]) -> tuple[_Step, ...]:
+        """Per (type, kind, event): the rules with their evaluator, partition field and flags."""
+        steps = []
+        for spec in self.rules.for_reading(key[0], key[1], key[2]):  # type: ignore[arg-type]
+            flags = spec.match.household_flags if spec.match else frozenset()
+            part = None if isinstance(spec, AbsenceRule) else spec.partition_by
+            steps.append((spec, DEVICE_EVALUATORS[spec.kind], part, flags))
+        plan = tuple(steps)
+        if len(self._plans) < 10_000:  # unknown event names must not grow it forever
+            self._plans[key] = plan
+        return plan
+
     def _remember(self, ctx: DeviceContext) -> None:
         old = self._ctx.get(ctx.device_id)
         if old is not None and old.household_id:
@@ -219,7 +238,8 @@ class RuleEngine:
         new: RuleState,
         now_ms: int,
     ) -> None:
-        if new.is_blank():
+        blank = new.status == "ok" and new.is_blank()
+        if blank:
             self._states.pop(key, None)
         else:
             self._states[key] = new
@@ -233,7 +253,7 @@ class RuleEngine:
             if (new.last_ms or 0) - self._saved_last.get(key, 0) >= _ABSENCE_SAVE_SLACK_MS:
                 self._saved_last[key] = new.last_ms or 0
                 self._dirty[key] = now_ms
-        elif new.due_ms != old.due_ms or new.is_blank():
+        elif new.due_ms != old.due_ms or blank:
             self._dirty[key] = now_ms
 
     def _schedule(self, key: StateKey, due: int | None) -> None:

@@ -130,6 +130,22 @@ def held_until(spec: RuleSpec, now_ms: int) -> int | None:
     return spec.schedule.next_active_ms(now_ms)
 
 
+def window_minima(
+    samples: tuple[tuple[int, float], ...], cutoff_ms: int, now_ms: int, value: float
+) -> tuple[tuple[int, float], ...]:
+    """Add a sample to a window that keeps only possible minima (values strictly rising).
+
+    The first entry is the window's minimum, so "rise within N" is ``value - samples[0]``;
+    a steady signal keeps one entry instead of one per reading.
+    """
+    start, end = 0, len(samples)
+    while start < end and samples[start][0] < cutoff_ms:
+        start += 1
+    while end > start and samples[end - 1][1] >= value:
+        end -= 1
+    return (*samples[start:end][-_MAX_SAMPLES:], (now_ms, value))
+
+
 def _evidence(reading: Reading, value: float | None) -> dict[str, Any]:
     return {"value": value, "reading_ts_ms": reading.ts_ms, "reading_seq": reading.seq}
 
@@ -256,11 +272,8 @@ def eval_rate_of_rise(
     value = number(reading.fields.get(spec.field))
     if value is None:
         return st, []
-    cutoff = now_ms - spec.within
-    kept = [s for s in st.samples if s[0] >= cutoff][-_MAX_SAMPLES:]
-    kept.append((now_ms, value))
-    samples = tuple(kept)
-    rise = value - min(s[1] for s in samples)
+    samples = window_minima(st.samples, now_ms - spec.within, now_ms, value)
+    rise = value - samples[0][1]
     hot = spec.min_value is None or value >= spec.min_value
     if st.status == "firing":
         clear_rise = spec.rise / 2 if spec.clear_rise is None else spec.clear_rise
@@ -278,7 +291,7 @@ def eval_rate_of_rise(
         return new, [
             transition(spec, ctx, subject, AlertState.FIRING, now_ms, reading=reading, value=rise)
         ]
-    return replace(st, samples=samples), []
+    return RuleState(samples=samples), []  # ok keeps nothing else (and replace() is slow)
 
 
 def eval_event(

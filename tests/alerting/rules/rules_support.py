@@ -52,18 +52,30 @@ FLEET = {
 _seq = iter(range(1, 10**9))
 
 
-def reading(device_id: str, kind: str, at_ms: int, event: str | None = None,
-            **fields: Any) -> Reading:
+def reading(
+    device_id: str, kind: str, at_ms: int, event: str | None = None, **fields: Any
+) -> Reading:
     c = FLEET[device_id]
-    return Reading(site=SITE, device_type=c.device_type, device_id=device_id,
-                   kind=kind, ts_ms=at_ms, seq=next(_seq), fields=fields,  # type: ignore[arg-type]
-                   event=event)
+    return Reading(
+        site=SITE,
+        device_type=c.device_type,
+        device_id=device_id,
+        kind=kind,
+        ts_ms=at_ms,
+        seq=next(_seq),
+        fields=fields,  # type: ignore[arg-type]
+        event=event,
+    )
 
 
-def make_engine(rules: RuleSet | Sequence[dict[str, Any]], *, grace_ms: int = 0,
-                devices: Iterable[str] = FLEET, at_ms: int = T0) -> RuleEngine:
-    rule_set = rules if isinstance(rules, RuleSet) else RuleSet(
-        tuple(parse_rule(r) for r in rules))
+def make_engine(
+    rules: RuleSet | Sequence[dict[str, Any]],
+    *,
+    grace_ms: int = 0,
+    devices: Iterable[str] = FLEET,
+    at_ms: int = T0,
+) -> RuleEngine:
+    rule_set = rules if isinstance(rules, RuleSet) else RuleSet(tuple(parse_rule(r) for r in rules))
     engine = RuleEngine(rule_set, grace_ms=grace_ms)
     for device_id in devices:
         engine.register_device(FLEET[device_id], at_ms)
@@ -71,8 +83,9 @@ def make_engine(rules: RuleSet | Sequence[dict[str, Any]], *, grace_ms: int = 0,
     return engine
 
 
-def play(engine: RuleEngine, steps: Sequence[tuple[Any, ...]],
-         *, t0: int = T0) -> list[AlertTransition]:
+def play(
+    engine: RuleEngine, steps: Sequence[tuple[Any, ...]], *, t0: int = T0
+) -> list[AlertTransition]:
     """Run a timeline. Steps (times in seconds from ``t0``)::
 
         ("T", s, device, {field: value})   telemetry
@@ -97,8 +110,9 @@ def play(engine: RuleEngine, steps: Sequence[tuple[Any, ...]],
     return out
 
 
-def summary(found: Iterable[AlertTransition], *, rule: str | None = None,
-            t0: int = T0) -> list[tuple[float, str, str]]:
+def summary(
+    found: Iterable[AlertTransition], *, rule: str | None = None, t0: int = T0
+) -> list[tuple[float, str, str]]:
     """(seconds, subject, state) of the transitions, optionally of one rule only."""
     return [
         ((tr.at_ms - t0) / 1000, tr.subject, tr.state.value)
