@@ -1,0 +1,349 @@
+"""The incident service: alert transitions in, incidents with an audit trail and timers out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from alerting.incidents import flood as fl
+from alerting.incidents.actions import ActionOutcome, ActionRunner
+from alerting.incidents.lifecycle import IncidentStatus, Resolution, auto_resolution
+from alerting.incidents.silences import active_silence
+from alerting.incidents.store import (
+    SYSTEM,
+    active_by_key,
+    add_event,
+    set_status,
+    set_timer,
+    stop_timer,
+)
+from alerting.incidents.tables import IncidentRow
+from alerting.incidents.workflow import IncidentDesk
+from alerting.models import AlertState, AlertTransition, Category, Severity
+from alerting.routing.router import RoutingPolicy
+from alerting.routing.tree import route_labels
+from gateway.clock import Clock
+from gateway.envelope import DeviceContext
+
+
+class ChangeKind(StrEnum):
+    OPENED = "opened"
+    REPEATED = "repeated"
+    CLEARED = "cleared"  # the alert cleared; the incident stays for a human
+    AUTO_RESOLVED = "auto_resolved"
+    RECORDED = "recorded"  # info severity: on the record, pages nobody
+    ATTACHED = "attached"  # folded into a building outage
+    OUTAGE_OPENED = "outage_opened"
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentChange:
+    kind: ChangeKind
+    incident_id: int
+    severity: Severity
+    silenced: bool = False
+    actions: tuple[ActionOutcome, ...] = ()
+
+    @property
+    def pages(self) -> bool:
+        """Whether the escalation loop should run now (a new ladder starts)."""
+        return self.kind in (ChangeKind.OPENED, ChangeKind.OUTAGE_OPENED) and not self.silenced
+
+
+@dataclass(frozen=True, slots=True)
+class Opening:
+    """What a new incident is about (from a transition, or a building outage)."""
+
+    dedupe_key: str
+    rule_id: str
+    subject: str
+    device_id: str | None
+    device_type: str
+    location: str
+    severity: Severity
+    category: Category
+    title: str
+    auto_resolve: bool
+
+    @classmethod
+    def of(cls, t: AlertTransition, ctx: DeviceContext) -> Opening:
+        return cls(
+            t.dedupe_key,
+            t.rule_id,
+            t.subject,
+            t.device_id,
+            ctx.device_type,
+            ctx.location,
+            t.severity,
+            t.category,
+            t.title,
+            t.auto_resolve,
+        )
+
+
+class IncidentService(IncidentDesk):
+    """Opens, dedupes, transitions and lists incidents; owns their timers' start and stop.
+
+    Every method runs in one transaction; timers are written in the same transaction as the
+    incident so a crash can never leave an open incident without its escalation.
+    """
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        *,
+        policy: RoutingPolicy | None = None,
+        flood: fl.FloodControl | None = None,
+        actions: ActionRunner | None = None,
+    ) -> None:
+        super().__init__(sessionmaker, clock, policy=policy)
+        self._flood = flood if flood is not None else fl.FloodControl()
+        self._actions = actions or ActionRunner()
+
+    # ------------------------------------------------------------------ alert transitions
+
+    async def apply(self, t: AlertTransition, ctx: DeviceContext) -> IncidentChange | None:
+        """Fold one alert transition into the incidents; ``None`` if it changes nothing."""
+        if t.state not in (AlertState.FIRING, AlertState.RESOLVED):
+            return None
+        handler = self._firing if t.state is AlertState.FIRING else self._cleared
+        try:
+            change = await self._tx(lambda s: handler(s, t, ctx))
+        except IntegrityError:
+            # Another gateway instance opened the same key at the same moment: now a repeat.
+            change = await self._tx(lambda s: handler(s, t, ctx))
+        if change is not None and t.actions and t.state is AlertState.FIRING:
+            change = await self._run_actions(change, t, ctx)
+        return change
+
+    async def _firing(
+        self, s: AsyncSession, t: AlertTransition, ctx: DeviceContext
+    ) -> IncidentChange | None:
+        if t.severity is Severity.INFO:
+            return await self._record_info(s, t, ctx)
+        row = await active_by_key(s, t.dedupe_key)
+        if row is None and self._flood.is_offline(t):
+            found = await fl.attached_open(s, t.dedupe_key)
+            row = found[0] if found else None
+        if row is not None:
+            row.repeat_count += 1
+            row.last_seen_ms = row.updated_at_ms = t.at_ms
+            row.alert_firing = True
+            add_event(
+                s,
+                row.id,
+                t.at_ms,
+                "repeated",
+                actor=f"rule:{t.rule_id}",
+                data={"device": t.device_id, "value": t.value, "seq": t.reading_seq},
+            )
+            return IncidentChange(ChangeKind.REPEATED, row.id, Severity(row.severity))
+        if self._flood.is_offline(t) and ctx.building_id:
+            change = await self._flood_offline(s, t, ctx)
+            if change is not None:
+                return change
+        kind = "offline" if self._flood.is_offline(t) else "alert"
+        hold = self._flood.window_ms if kind == "offline" else 0
+        return await self._open(s, t, ctx, kind=kind, first_page_ms=t.at_ms + hold)
+
+    async def _open(
+        self,
+        s: AsyncSession,
+        t: AlertTransition,
+        ctx: DeviceContext,
+        *,
+        kind: str,
+        first_page_ms: int,
+        what: Opening | None = None,
+    ) -> IncidentChange:
+        o = what or Opening.of(t, ctx)
+        labels = route_labels(
+            severity=o.severity,
+            category=o.category,
+            rule_id=o.rule_id,
+            device_type=o.device_type,
+            site=t.site,
+            grid_id=ctx.grid_id,
+            building_id=ctx.building_id,
+            household_flags=ctx.household_flags,
+        )
+        row = IncidentRow(
+            site=t.site,
+            dedupe_key=o.dedupe_key,
+            active_key=o.dedupe_key,
+            kind=kind,
+            rule_id=o.rule_id,
+            subject=o.subject,
+            device_id=o.device_id,
+            device_type=o.device_type,
+            grid_id=ctx.grid_id,
+            building_id=ctx.building_id,
+            household_id=ctx.household_id,
+            location=o.location,
+            severity=o.severity.value,
+            category=o.category.value,
+            title=o.title,
+            status=IncidentStatus.OPEN.value,
+            alert_firing=True,
+            auto_resolve=o.auto_resolve,
+            opened_at_ms=t.at_ms,
+            updated_at_ms=t.at_ms,
+            last_seen_ms=t.at_ms,
+            repeat_count=0,
+            reading_ts_ms=t.reading_ts_ms,
+            reading_seq=t.reading_seq,
+            round=0,
+            labels=labels,
+        )
+        s.add(row)
+        await s.flush()
+        add_event(
+            s,
+            row.id,
+            t.at_ms,
+            "opened",
+            actor=f"rule:{t.rule_id}",
+            data={
+                "device": t.device_id,
+                "value": t.value,
+                "ts": t.reading_ts_ms,
+                "seq": t.reading_seq,
+            },
+        )
+        ladder = self._policy.ladder_for(labels)
+        if ladder.steps:
+            await set_timer(s, row.id, kind="step", due_at_ms=first_page_ms, ladder=ladder)
+        silence = await active_silence(
+            s,
+            site=row.site,
+            device_id=row.device_id,
+            building_id=row.building_id,
+            grid_id=row.grid_id,
+            now_ms=t.at_ms,
+        )
+        if silence is not None:
+            add_event(
+                s,
+                row.id,
+                t.at_ms,
+                "silenced",
+                note=silence.reason,
+                data={"silence": silence.id, "until": silence.ends_at_ms},
+            )
+        kind_out = ChangeKind.OUTAGE_OPENED if kind == "building_outage" else ChangeKind.OPENED
+        return IncidentChange(kind_out, row.id, o.severity, silenced=silence is not None)
+
+    async def _record_info(
+        self, s: AsyncSession, t: AlertTransition, ctx: DeviceContext
+    ) -> IncidentChange:
+        """Info (a self-test): an incident resolved on the spot as a device test, no ladder."""
+        change = await self._open(s, t, ctx, kind="alert", first_page_ms=t.at_ms)
+        row = await s.get(IncidentRow, change.incident_id)
+        assert row is not None
+        await stop_timer(s, row.id)
+        set_status(row, IncidentStatus.RESOLVED, t.at_ms)
+        row.resolution = Resolution.DEVICE_TEST.value
+        row.resolved_by, row.resolved_at_ms = SYSTEM, t.at_ms
+        add_event(s, row.id, t.at_ms, "recorded", note="info severity: recorded, nobody paged")
+        return IncidentChange(ChangeKind.RECORDED, row.id, Severity.INFO)
+
+    async def _flood_offline(
+        self, s: AsyncSession, t: AlertTransition, ctx: DeviceContext
+    ) -> IncidentChange | None:
+        assert ctx.building_id is not None
+        key = self._flood.outage_key(t.site, ctx.building_id)
+        outage = await active_by_key(s, key)
+        if outage is not None:
+            fl.attach(s, outage, t, t.at_ms)
+            return IncidentChange(ChangeKind.ATTACHED, outage.id, Severity(outage.severity))
+        recent = await fl.recent_offline(s, self._flood, t.site, ctx.building_id, t.at_ms)
+        if len(recent) + 1 < self._flood.threshold:
+            return None
+        what = Opening(
+            dedupe_key=key,
+            rule_id=fl.OUTAGE_RULE,
+            subject=f"building:{ctx.building_id}",
+            device_id=None,
+            device_type="building",
+            location=ctx.building_id,
+            severity=self._flood.severity,
+            category=Category.MAINTENANCE,
+            auto_resolve=True,
+            title=f"楼栋设备大面积离线 {ctx.building_id} (building outage)",
+        )
+        change = await self._open(
+            s, t, ctx, kind="building_outage", first_page_ms=t.at_ms, what=what
+        )
+        outage = await s.get(IncidentRow, change.incident_id)
+        assert outage is not None
+        for device in recent:
+            await fl.fold(s, outage, device, t.at_ms)
+        fl.attach(s, outage, t, t.at_ms)
+        return change
+
+    async def _cleared(
+        self, s: AsyncSession, t: AlertTransition, _ctx: DeviceContext
+    ) -> IncidentChange | None:
+        row = await active_by_key(s, t.dedupe_key)
+        if row is None:
+            found = await fl.detach(s, t.dedupe_key, t.at_ms)
+            if found is None:
+                return None
+            outage, all_back = found
+            if all_back:
+                await self._auto_resolve(s, outage, t.at_ms)
+                return IncidentChange(
+                    ChangeKind.AUTO_RESOLVED, outage.id, Severity(outage.severity)
+                )
+            return IncidentChange(ChangeKind.CLEARED, outage.id, Severity(outage.severity))
+        row.alert_firing = False
+        row.updated_at_ms = t.at_ms
+        if t.auto_resolve and row.auto_resolve:
+            await self._auto_resolve(s, row, t.at_ms)
+            return IncidentChange(ChangeKind.AUTO_RESOLVED, row.id, Severity(row.severity))
+        add_event(
+            s,
+            row.id,
+            t.at_ms,
+            "alert_cleared",
+            actor=f"rule:{t.rule_id}",
+            note="the alert cleared; a person resolves this incident",
+        )
+        return IncidentChange(ChangeKind.CLEARED, row.id, Severity(row.severity))
+
+    async def _auto_resolve(self, s: AsyncSession, row: IncidentRow, now_ms: int) -> None:
+        set_status(row, IncidentStatus.RESOLVED, now_ms)
+        res = auto_resolution(Category(row.category), Severity(row.severity))
+        row.resolution = res.value if res else None
+        row.resolved_by, row.resolved_at_ms = SYSTEM, now_ms
+        await stop_timer(s, row.id)
+        add_event(
+            s, row.id, now_ms, "auto_resolved", note="the alert cleared and its rule allows it"
+        )
+
+    async def _run_actions(
+        self, change: IncidentChange, t: AlertTransition, ctx: DeviceContext
+    ) -> IncidentChange:
+        outcomes = tuple(
+            [await self._actions.run(a, t, ctx.device_type, change.incident_id) for a in t.actions]
+        )
+
+        async def record(s: AsyncSession) -> None:
+            for o in outcomes:
+                add_event(
+                    s,
+                    change.incident_id,
+                    t.at_ms,
+                    "action" if o.ok else "action_failed",
+                    note=o.error,
+                    data={"action": o.action, "topic": o.topic, "payload": o.payload},
+                )
+
+        await self._tx(record)
+        return IncidentChange(
+            change.kind, change.incident_id, change.severity, change.silenced, outcomes
+        )

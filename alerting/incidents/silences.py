@@ -1,0 +1,107 @@
+"""Silences (maintenance windows): no paging for a device, building or grid until an end time.
+
+A silence never hides an incident: it is opened and recorded as usual, only its
+notifications wait until the silence ends (checked at each escalation step).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from alerting.incidents.tables import SilenceRow
+from alerting.incidents.views import SilenceView
+from gateway.clock import Clock
+
+
+class Matcher(StrEnum):
+    DEVICE = "device"
+    BUILDING = "building"
+    GRID = "grid"
+
+
+async def active_silence(
+    session: AsyncSession,
+    *,
+    site: str,
+    device_id: str | None,
+    building_id: str | None,
+    grid_id: str | None,
+    now_ms: int,
+) -> SilenceRow | None:
+    """The silence covering this place at ``now_ms`` that lasts longest, if any."""
+    pairs = [(Matcher.DEVICE, device_id), (Matcher.BUILDING, building_id), (Matcher.GRID, grid_id)]
+    terms = [(SilenceRow.matcher == m.value) & (SilenceRow.value == v) for m, v in pairs if v]
+    if not terms:
+        return None
+    stmt = (
+        select(SilenceRow)
+        .where(
+            SilenceRow.site == site,
+            SilenceRow.starts_at_ms <= now_ms,
+            SilenceRow.ends_at_ms > now_ms,
+            or_(*terms),
+        )
+        .order_by(SilenceRow.ends_at_ms.desc())
+        .limit(1)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+class SilenceService:
+    """Create, list and end silences; every silence needs an end time."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], clock: Clock) -> None:
+        self._sm = sessionmaker
+        self._clock = clock
+
+    async def create(
+        self,
+        *,
+        site: str,
+        matcher: Matcher,
+        value: str,
+        ends_at_ms: int,
+        actor: str,
+        reason: str = "",
+        starts_at_ms: int | None = None,
+    ) -> SilenceView:
+        now = self._clock.now_ms()
+        start = now if starts_at_ms is None else starts_at_ms
+        if ends_at_ms <= max(start, now):
+            raise ValueError("a silence must end in the future and after it starts")
+        if not value:
+            raise ValueError(f"a {matcher.value} silence needs a {matcher.value} id")
+        row = SilenceRow(
+            site=site,
+            matcher=Matcher(matcher).value,
+            value=value,
+            starts_at_ms=start,
+            ends_at_ms=ends_at_ms,
+            created_by=actor,
+            created_at_ms=now,
+            reason=reason,
+        )
+        async with self._sm.begin() as session:
+            session.add(row)
+        return SilenceView.of(row)
+
+    async def list(self, site: str | None = None, *, active_only: bool = True) -> list[SilenceView]:
+        stmt = select(SilenceRow).order_by(SilenceRow.id)
+        if site is not None:
+            stmt = stmt.where(SilenceRow.site == site)
+        if active_only:
+            stmt = stmt.where(SilenceRow.ends_at_ms > self._clock.now_ms())
+        async with self._sm() as session:
+            return [SilenceView.of(r) for r in (await session.execute(stmt)).scalars()]
+
+    async def expire(self, silence_id: int) -> SilenceView:
+        """End a silence now (it stays listed as history)."""
+        async with self._sm.begin() as session:
+            row = await session.get(SilenceRow, silence_id)
+            if row is None:
+                raise KeyError(f"no silence {silence_id}")
+            row.ends_at_ms = min(row.ends_at_ms, self._clock.now_ms())
+            return SilenceView.of(row)

@@ -1,0 +1,179 @@
+"""Read-only views of incident rows, and the JSON incident a worker's app receives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from alerting.incidents.lifecycle import IncidentStatus, Resolution
+from alerting.incidents.tables import (
+    DeliveryRow,
+    IncidentDeviceRow,
+    IncidentEventRow,
+    IncidentRow,
+    ReferralRow,
+    SilenceRow,
+)
+from alerting.models import Category, Severity
+
+
+@dataclass(frozen=True, slots=True)
+class EventView:
+    at_ms: int
+    actor: str
+    kind: str
+    note: str
+    data: dict[str, Any]
+
+    @classmethod
+    def of(cls, row: IncidentEventRow) -> EventView:
+        return cls(row.at_ms, row.actor, row.kind, row.note, dict(row.data or {}))
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentView:
+    id: int
+    site: str
+    kind: str
+    dedupe_key: str
+    rule_id: str
+    device_id: str | None
+    device_type: str
+    grid_id: str
+    building_id: str | None
+    household_id: str | None
+    location: str
+    severity: Severity
+    category: Category
+    title: str
+    status: IncidentStatus
+    alert_firing: bool
+    opened_at_ms: int
+    repeat_count: int
+    acknowledged_by: str | None
+    assignee: str | None
+    resolution: Resolution | None
+    resolved_by: str | None
+    reading_ts_ms: int | None
+    reading_seq: int | None
+
+    @classmethod
+    def of(cls, r: IncidentRow) -> IncidentView:
+        return cls(
+            r.id,
+            r.site,
+            r.kind,
+            r.dedupe_key,
+            r.rule_id,
+            r.device_id,
+            r.device_type,
+            r.grid_id,
+            r.building_id,
+            r.household_id,
+            r.location,
+            Severity(r.severity),
+            Category(r.category),
+            r.title,
+            IncidentStatus(r.status),
+            r.alert_firing,
+            r.opened_at_ms,
+            r.repeat_count,
+            r.acknowledged_by,
+            r.assignee,
+            Resolution(r.resolution) if r.resolution else None,
+            r.resolved_by,
+            r.reading_ts_ms,
+            r.reading_seq,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryView:
+    idempotency_key: str
+    step: str
+    kind: str
+    person_id: str
+    channel: str
+    status: str
+    attempts: int
+    last_error: str | None
+
+    @classmethod
+    def of(cls, r: DeliveryRow) -> DeliveryView:
+        return cls(
+            r.idempotency_key,
+            r.step,
+            r.kind,
+            r.person_id,
+            r.channel,
+            r.status,
+            r.attempts,
+            r.last_error,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentDetail:
+    incident: IncidentView
+    events: list[EventView] = field(default_factory=list)
+    referrals: list[tuple[str, str, int, str]] = field(
+        default_factory=list
+    )  # dept, actor, at, note
+    devices: list[tuple[str | None, str, int, int | None]] = field(default_factory=list)
+    deliveries: list[DeliveryView] = field(default_factory=list)
+
+    @classmethod
+    def of(
+        cls,
+        row: IncidentRow,
+        events: list[IncidentEventRow],
+        referrals: list[ReferralRow],
+        devices: list[IncidentDeviceRow],
+        deliveries: list[DeliveryRow],
+    ) -> IncidentDetail:
+        return cls(
+            IncidentView.of(row),
+            [EventView.of(e) for e in events],
+            [(r.department, r.actor, r.at_ms, r.note) for r in referrals],
+            [(d.device_id, d.rule_id, d.attached_at_ms, d.cleared_at_ms) for d in devices],
+            [DeliveryView.of(d) for d in deliveries],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SilenceView:
+    id: int
+    site: str
+    matcher: str
+    value: str
+    starts_at_ms: int
+    ends_at_ms: int
+    created_by: str
+    reason: str
+
+    @classmethod
+    def of(cls, r: SilenceRow) -> SilenceView:
+        return cls(
+            r.id, r.site, r.matcher, r.value, r.starts_at_ms, r.ends_at_ms, r.created_by, r.reason
+        )
+
+
+def incident_message(r: IncidentRow) -> dict[str, Any]:
+    """The JSON incident of the downlink contract (one per MQTT message / webhook call)."""
+    return {
+        "id": r.id,
+        "site": r.site,
+        "device": r.device_id,
+        "device_type": r.device_type,
+        "location": r.location,
+        "building": r.building_id,
+        "grid": r.grid_id,
+        "type": r.rule_id,
+        "severity": r.severity,
+        "category": r.category,
+        "title": r.title,
+        "status": r.status,
+        "opened_at": r.opened_at_ms,
+        "ts": r.reading_ts_ms,
+        "seq": r.reading_seq,
+    }
