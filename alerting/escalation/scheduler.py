@@ -1,0 +1,282 @@
+"""Durable escalation: one timer row per active incident, processed when due, resumed on restart.
+
+The timer table *is* the schedule, so a gateway killed while an incident waits for its
+acknowledgement continues the ladder after a restart at the same times; deliveries planned
+by a step are rows too, so a re-run step sends nobody twice. Timers are claimed with
+``FOR UPDATE SKIP LOCKED`` so several instances on one PostgreSQL share the work.
+
+Steps are kept on schedule: the next step is due a wait after the previous step's *due*
+time, not after the moment it was processed. After a long outage the overdue steps run one
+after another — nobody acknowledged for that long, so climbing the ladder is right.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from alerting.incidents.lifecycle import IncidentStatus
+from alerting.incidents.silences import active_silence
+from alerting.incidents.store import add_event, stop_timer
+from alerting.incidents.tables import DeliveryRow, EscalationTimerRow, IncidentRow
+from alerting.notify.stages import DeliveryPipeline, FailedDelivery
+from alerting.routing.directory import Directory, Role
+from alerting.routing.ladder import Ladder
+from alerting.routing.router import Paged, RoutePlace, resolve_roles
+from gateway.clock import Clock
+
+log = logging.getLogger(__name__)
+
+
+def step_token(round_: int, name: str) -> str:
+    """The step part of an idempotency key; a reopened incident's new round gets new keys."""
+    return name if round_ == 0 else f"{round_}.{name}"
+
+
+class EscalationScheduler:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        directory: Directory,
+        pipeline: DeliveryPipeline,
+        *,
+        batch: int = 100,
+    ) -> None:
+        self._sm = sessionmaker
+        self._clock = clock
+        self._directory = directory
+        self._pipeline = pipeline
+        self._batch = batch
+        pipeline.on_final_failure = self.delivery_failed
+
+    async def run(self, stop: asyncio.Event, *, tick_s: float = 1.0) -> None:
+        """The escalation loop the app runs in its TaskGroup: resend leftovers, then tick."""
+        await self._pipeline.deliver_pending()
+        while not stop.is_set():
+            await self.due(self._clock.now_ms())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), tick_s)
+
+    async def due(self, now_ms: int, *, max_rounds: int = 20) -> int:
+        """Process every timer due at ``now_ms`` and send what they plan; returns steps run.
+
+        Loops because a delivery that finally fails makes the next step due at once.
+        """
+        total = 0
+        for _ in range(max_rounds):
+            async with self._sm() as s:
+                ids = list(
+                    (
+                        await s.execute(
+                            select(EscalationTimerRow.incident_id)
+                            .where(EscalationTimerRow.due_at_ms <= now_ms)
+                            .order_by(EscalationTimerRow.due_at_ms)
+                            .limit(self._batch)
+                        )
+                    ).scalars()
+                )
+            if not ids:
+                break
+            planned: list[int] = []
+            for incident_id in ids:
+                ran, deliveries = await self._process(incident_id, now_ms)
+                total += ran
+                planned += deliveries
+            await self._pipeline.deliver(planned)
+        return total
+
+    async def _process(self, incident_id: int, now_ms: int) -> tuple[int, list[int]]:
+        async with self._sm.begin() as s:
+            timer = (
+                await s.execute(
+                    select(EscalationTimerRow)
+                    .where(
+                        EscalationTimerRow.incident_id == incident_id,
+                        EscalationTimerRow.due_at_ms <= now_ms,
+                    )
+                    .with_for_update(skip_locked=True)
+                )
+            ).scalar_one_or_none()
+            incident = await s.get(IncidentRow, incident_id) if timer else None
+            if timer is None or incident is None:
+                return 0, []
+            if timer.kind == "outcome":
+                return 1, await self._outcome(s, timer, incident, now_ms)
+            status = IncidentStatus(incident.status)
+            if status in (IncidentStatus.RESOLVED, IncidentStatus.CLOSED):
+                await stop_timer(s, incident_id)
+                return 0, []
+            silence = await active_silence(
+                s,
+                site=incident.site,
+                device_id=incident.device_id,
+                building_id=incident.building_id,
+                grid_id=incident.grid_id,
+                now_ms=now_ms,
+            )
+            if silence is not None:
+                add_event(
+                    s,
+                    incident_id,
+                    now_ms,
+                    "suppressed",
+                    note=silence.reason,
+                    data={"silence": silence.id, "until": silence.ends_at_ms},
+                )
+                timer.due_at_ms = silence.ends_at_ms
+                timer.note = "silenced"
+                return 0, []
+            if timer.note == "silenced" and not incident.alert_firing and timer.next_step == 0:
+                add_event(
+                    s,
+                    incident_id,
+                    now_ms,
+                    "not_paged",
+                    note="the alert cleared while silenced; nobody paged",
+                )
+                await stop_timer(s, incident_id)
+                return 0, []
+            if timer.kind == "reminder":
+                return 1, await self._remind(s, timer, incident, now_ms)
+            return 1, await self._step(s, timer, incident, now_ms)
+
+    async def _step(
+        self, s: AsyncSession, timer: EscalationTimerRow, incident: IncidentRow, now_ms: int
+    ) -> list[int]:
+        ladder = Ladder.from_json(timer.ladder)
+        index = timer.next_step
+        step = ladder.step(index)
+        if step is None:
+            await stop_timer(s, incident.id)
+            add_event(s, incident.id, now_ms, "ladder_exhausted")
+            return []
+        paged = await resolve_roles(self._directory, step.targets, _place(incident), now_ms)
+        ids = await self._pipeline.plan(
+            s,
+            incident,
+            step=step_token(incident.round, str(index)),
+            kind="page",
+            paged=paged,
+            now_ms=now_ms,
+            text=timer.note if timer.note != "silenced" else "",
+        )
+        add_event(
+            s,
+            incident.id,
+            now_ms,
+            "notified" if index == 0 else "escalated",
+            note=_who(paged) or "nobody to page for this step",
+            data={
+                "step": index,
+                "roles": [r.value for r in step.targets],
+                "people": [p.recipient.person_id for p in paged],
+            },
+        )
+        scheduled = timer.due_at_ms
+        timer.next_step, timer.note = index + 1, ""
+        following = ladder.step(index + 1)
+        if incident.status == IncidentStatus.ACKNOWLEDGED.value and ladder.remind_ms:
+            timer.kind, timer.due_at_ms = "reminder", now_ms + ladder.remind_ms
+        elif incident.status == IncidentStatus.OPEN.value and following is not None:
+            timer.due_at_ms = scheduled + following.wait_ms
+            if index + 1 >= len(ladder.steps) and timer.due_at_ms <= now_ms:
+                # Repeats do not catch up after an outage: one now, the next a wait later.
+                timer.due_at_ms = now_ms + following.wait_ms
+        else:
+            await stop_timer(s, incident.id)
+        return ids
+
+    async def _remind(
+        self, s: AsyncSession, timer: EscalationTimerRow, incident: IncidentRow, now_ms: int
+    ) -> list[int]:
+        ladder = Ladder.from_json(timer.ladder)
+        people = {p for p in (incident.acknowledged_by, incident.assignee) if p}
+        paged = [
+            Paged(Role.GRID_WORKER, r)
+            for pid in sorted(people)
+            if (r := await self._directory.person(pid)) is not None
+        ]
+        n = timer.reminders_sent + 1
+        ids = await self._pipeline.plan(
+            s,
+            incident,
+            step=step_token(incident.round, f"remind{n}"),
+            kind="reminder",
+            paged=paged,
+            now_ms=now_ms,
+        )
+        add_event(s, incident.id, now_ms, "reminded", note=_who(paged), data={"reminder": n})
+        timer.reminders_sent = n
+        if ladder.remind_ms:
+            timer.due_at_ms += ladder.remind_ms
+        else:
+            await stop_timer(s, incident.id)
+        return ids
+
+    async def _outcome(
+        self, s: AsyncSession, timer: EscalationTimerRow, incident: IncidentRow, now_ms: int
+    ) -> list[int]:
+        """Tell the household how their incident ended (结果反馈)."""
+        paged = await resolve_roles(self._directory, (Role.FAMILY,), _place(incident), now_ms)
+        ids = await self._pipeline.plan(
+            s,
+            incident,
+            step=step_token(incident.round, "outcome"),
+            kind="outcome",
+            paged=paged,
+            now_ms=now_ms,
+            text=timer.note,
+        )
+        add_event(s, incident.id, now_ms, "household_informed", note=_who(paged))
+        await stop_timer(s, incident.id)
+        return ids
+
+    async def delivery_failed(self, failed: FailedDelivery) -> None:
+        """A page that finally failed: if the person is unreachable on every channel, page the
+        next step now instead of waiting for the acknowledgement deadline."""
+        now = self._clock.now_ms()
+        async with self._sm.begin() as s:
+            others = await s.execute(
+                select(DeliveryRow.status).where(
+                    DeliveryRow.incident_id == failed.incident_id,
+                    DeliveryRow.step == failed.step,
+                    DeliveryRow.person_id == failed.person_id,
+                )
+            )
+            reached = any(st != "failed" for st in others.scalars())
+            add_event(
+                s,
+                failed.incident_id,
+                now,
+                "delivery_failed",
+                note=failed.error,
+                data={"step": failed.step, "person": failed.person_id, "channel": failed.channel},
+            )
+            if reached or failed.kind != "page":
+                return
+            incident = await s.get(IncidentRow, failed.incident_id)
+            timer = await s.get(EscalationTimerRow, failed.incident_id, with_for_update=True)
+            if incident is None or timer is None or timer.kind != "step":
+                return
+            if incident.status == IncidentStatus.OPEN.value and timer.due_at_ms > now:
+                timer.due_at_ms = now
+                add_event(
+                    s,
+                    failed.incident_id,
+                    now,
+                    "escalating",
+                    note=f"{failed.person_id} unreachable; next step now",
+                )
+
+
+def _place(incident: IncidentRow) -> RoutePlace:
+    return RoutePlace(incident.site, incident.grid_id, incident.building_id, incident.household_id)
+
+
+def _who(paged: list[Paged]) -> str:
+    return ", ".join(f"{p.recipient.person_id} ({p.role.value})" for p in paged)

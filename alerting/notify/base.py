@@ -1,0 +1,89 @@
+"""What a notifier gets (one delivery: one person, one channel) and the Notifier protocol."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any, Protocol
+
+from alerting.routing.directory import ChannelKind
+
+CST = timezone(timedelta(hours=8), "CST")
+SEVERITY_ZH = {"critical": "紧急", "major": "重要", "minor": "一般", "info": "提示"}
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One notification. ``incident`` is the JSON incident of the downlink contract."""
+
+    id: int
+    idempotency_key: str
+    incident_id: int
+    kind: str  # page | reminder | outcome
+    step: str
+    person_id: str
+    role: str
+    channel: ChannelKind
+    address: str
+    text: str = ""
+    incident: dict[str, Any] = field(default_factory=dict)
+
+    def message(self) -> dict[str, Any]:
+        """The JSON body an app or webhook receives: the incident plus why this person gets it."""
+        return {
+            **self.incident,
+            "notification": {
+                "kind": self.kind,
+                "step": self.step,
+                "role": self.role,
+                "person": self.person_id,
+                "key": self.idempotency_key,
+                "text": self.text,
+            },
+        }
+
+
+class Notifier(Protocol):
+    """Sends one delivery; returns when the far end accepted it, raises otherwise."""
+
+    async def send(self, delivery: Delivery) -> None: ...
+
+
+class DeliveryError(Exception):
+    """A failed send. ``permanent`` failures (bad address, 4xx) are not retried."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+def local_time(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).astimezone(CST).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def title(d: Delivery) -> str:
+    sev = SEVERITY_ZH.get(str(d.incident.get("severity")), "")
+    prefix = {"reminder": "【提醒】", "outcome": "【处理结果】"}.get(d.kind, "")
+    return f"{prefix}【{sev}】{d.incident.get('title', '')}"
+
+
+def render_text(d: Delivery) -> str:
+    """Plain text for SMS, email and robots; Chinese first, as the people reading it are."""
+    i = d.incident
+    lines = [title(d)]
+    if d.kind == "outcome":
+        lines.append(d.text or "事件已处理完毕。")
+    else:
+        lines += [
+            f"位置: {i.get('location') or i.get('building') or '-'}",
+            f"设备: {i.get('device') or '-'} ({i.get('device_type', '')})",
+            f"时间: {local_time(i.get('opened_at'))}",
+        ]
+        if d.kind == "reminder":
+            lines.append("事件已确认但尚未处理完毕，请尽快处置。")
+        if d.text:
+            lines.append(d.text)
+    lines.append(f"事件编号 #{d.incident_id}")
+    return "\n".join(lines)

@@ -1,0 +1,229 @@
+"""Delivery as a chain of small stages: dedup → send with retry → record → escalate on failure.
+
+* **dedup** (:meth:`DeliveryPipeline.plan`): one delivery row per idempotency key
+  ``{incident_id}:{step}:{person_id}:{channel}``, written in the escalation step's own
+  transaction; re-running a step after a restart finds the rows and adds none.
+* **claim**: a row is sent by whoever moves it ``pending → sending`` (with a lease, so a
+  crashed sender's rows are picked up again once the lease ends); a sent row is never resent.
+* **retry**: exponential backoff with an injectable sleep; every attempt is recorded.
+* **record / escalate**: the outcome is stored; a delivery that finally fails calls
+  ``on_final_failure`` (the escalation scheduler), so it escalates instead of vanishing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from alerting.incidents.tables import DeliveryRow, IncidentRow
+from alerting.incidents.views import incident_message
+from alerting.notify.base import Delivery, DeliveryError, Notifier
+from alerting.routing.directory import ChannelKind
+from alerting.routing.router import Paged
+from gateway.clock import Clock
+
+log = logging.getLogger(__name__)
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    attempts: int = 5
+    base_s: float = 1.0
+    factor: float = 2.0
+    max_s: float = 60.0
+
+    def backoff_s(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        return float(min(self.max_s, self.base_s * self.factor ** (attempt - 1)))
+
+
+@dataclass(frozen=True, slots=True)
+class FailedDelivery:
+    incident_id: int
+    step: str
+    kind: str
+    person_id: str
+    channel: str
+    error: str
+
+
+def idempotency_key(incident_id: int, step: str, person_id: str, channel: str) -> str:
+    return f"{incident_id}:{step}:{person_id}:{channel}"
+
+
+class DeliveryPipeline:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        notifiers: Mapping[ChannelKind, Notifier],
+        *,
+        retry: RetryPolicy | None = None,
+        sleep: Sleep = asyncio.sleep,
+        lease_ms: int = 10 * 60_000,
+    ) -> None:
+        self._sm = sessionmaker
+        self._clock = clock
+        self._notifiers = dict(notifiers)
+        self._retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._lease_ms = lease_ms
+        self.on_final_failure: Callable[[FailedDelivery], Awaitable[None]] | None = None
+
+    # ------------------------------------------------------------------ dedup
+
+    async def plan(
+        self,
+        session: AsyncSession,
+        incident: IncidentRow,
+        *,
+        step: str,
+        kind: str,
+        paged: Iterable[Paged],
+        now_ms: int,
+        text: str = "",
+    ) -> list[int]:
+        """Add the rows of one step (inside the caller's transaction); returns unsent row ids."""
+        wanted: dict[str, DeliveryRow] = {}
+        for p in paged:
+            for ch in p.recipient.channels:
+                key = idempotency_key(incident.id, step, p.recipient.person_id, ch.kind.value)
+                wanted.setdefault(
+                    key,
+                    DeliveryRow(
+                        idempotency_key=key,
+                        incident_id=incident.id,
+                        step=step,
+                        kind=kind,
+                        person_id=p.recipient.person_id,
+                        role=p.role.value,
+                        channel=ch.kind.value,
+                        address=ch.address,
+                        text=text,
+                        status="pending",
+                        attempts=0,
+                        created_at_ms=now_ms,
+                        updated_at_ms=now_ms,
+                    ),
+                )
+        if not wanted:
+            return []
+        existing = await session.execute(
+            select(DeliveryRow).where(DeliveryRow.idempotency_key.in_(list(wanted)))
+        )
+        rows = {r.idempotency_key: r for r in existing.scalars()}
+        for key, row in wanted.items():
+            if key not in rows:
+                session.add(row)
+                rows[key] = row
+        await session.flush()
+        return [r.id for r in rows.values() if r.status in ("pending", "sending")]
+
+    # ------------------------------------------------------------------ send
+
+    async def deliver(self, ids: Iterable[int]) -> None:
+        """Send these deliveries concurrently (each with its own retries)."""
+        await asyncio.gather(*(self._deliver_one(i) for i in ids))
+
+    async def deliver_pending(self) -> int:
+        """Send every unsent delivery, e.g. those left behind by a crash; returns how many."""
+        now = self._clock.now_ms()
+        stmt = select(DeliveryRow.id).where(
+            or_(
+                DeliveryRow.status == "pending",
+                (DeliveryRow.status == "sending") & (DeliveryRow.lease_until_ms < now),
+            )
+        )
+        async with self._sm() as s:
+            ids = list((await s.execute(stmt)).scalars())
+        await self.deliver(ids)
+        return len(ids)
+
+    async def _claim(self, delivery_id: int) -> Delivery | None:
+        now = self._clock.now_ms()
+        async with self._sm.begin() as s:
+            claimed = await s.execute(
+                update(DeliveryRow)
+                .where(
+                    DeliveryRow.id == delivery_id,
+                    or_(
+                        DeliveryRow.status == "pending",
+                        (DeliveryRow.status == "sending") & (DeliveryRow.lease_until_ms < now),
+                    ),
+                )
+                .values(status="sending", lease_until_ms=now + self._lease_ms, updated_at_ms=now)
+            )
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                return None
+            row = await s.get(DeliveryRow, delivery_id)
+            incident = await s.get(IncidentRow, row.incident_id) if row else None
+            if row is None or incident is None:
+                return None
+            return Delivery(
+                row.id,
+                row.idempotency_key,
+                row.incident_id,
+                row.kind,
+                row.step,
+                row.person_id,
+                row.role,
+                ChannelKind(row.channel),
+                row.address,
+                row.text,
+                incident_message(incident),
+            )
+
+    async def _deliver_one(self, delivery_id: int) -> None:
+        d = await self._claim(delivery_id)
+        if d is None:
+            return
+        notifier = self._notifiers.get(d.channel)
+        error = f"no notifier configured for channel {d.channel.value}"
+        attempt = 0
+        while notifier is not None:
+            attempt += 1
+            try:
+                await notifier.send(d)
+            except DeliveryError as exc:
+                error, permanent = str(exc), exc.permanent
+            except Exception as exc:  # a notifier bug must not lose the delivery
+                error, permanent = f"{type(exc).__name__}: {exc}", False
+                log.warning("notifier %s raised for %s: %s", d.channel, d.idempotency_key, error)
+            else:
+                await self._record(d.id, "sent", attempt_error=None)
+                return
+            await self._record(d.id, "sending", attempt_error=error)
+            if permanent or attempt >= self._retry.attempts:
+                break
+            await self._sleep(self._retry.backoff_s(attempt))
+        await self._record(d.id, "failed", attempt_error=error, count=False)
+        log.warning("delivery %s failed for good: %s", d.idempotency_key, error)
+        if self.on_final_failure is not None:
+            await self.on_final_failure(
+                FailedDelivery(d.incident_id, d.step, d.kind, d.person_id, d.channel.value, error)
+            )
+
+    # ------------------------------------------------------------------ record
+
+    async def _record(
+        self, delivery_id: int, status: str, *, attempt_error: str | None, count: bool = True
+    ) -> None:
+        now = self._clock.now_ms()
+        values: dict[str, object] = {"status": status, "updated_at_ms": now}
+        if count:
+            values["attempts"] = DeliveryRow.attempts + 1
+        if attempt_error is not None:
+            values["last_error"] = attempt_error[:2000]
+        if status == "sent":
+            values["sent_at_ms"] = now
+            values["lease_until_ms"] = None
+        async with self._sm.begin() as s:
+            await s.execute(
+                update(DeliveryRow).where(DeliveryRow.id == delivery_id).values(**values)
+            )
