@@ -128,7 +128,8 @@ class InfluxWriter:
         return f'"site" = {_literal(site)} AND "device" = {_literal(device_id)}'
 
     async def last(self, site: str, device_id: str) -> dict[str, tuple[int, FieldValue]]:
-        fields = await self._field_types()
+        # seq is stored for forensics (which message wrote this point), not as a metric.
+        fields = [f for f in await self._field_types() if f[1] != "seq"]
         if not fields:
             return {}
         where = self._where(site, device_id)
