@@ -1,0 +1,88 @@
+"""The operator API and duty board: ``create_app(services)`` builds the FastAPI application."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import Counter, Histogram
+
+from api import errors
+from api.routes import (
+    auth,
+    devices,
+    health,
+    incidents,
+    live,
+    quarantine,
+    registry,
+    reports,
+    rules,
+    silences,
+    stats,
+)
+from api.services import ApiServices
+
+PREFIX = "/api/v1"
+BOARD_DIR = Path(__file__).with_name("board")
+
+
+def create_app(services: ApiServices) -> FastAPI:
+    """One application over ``services``; several may coexist (tests), none is global."""
+    app = FastAPI(
+        title="Community safety gateway",
+        version="1",
+        description="Operator API: registry, rules, incidents, devices, reports, live events.",
+        openapi_url=f"{PREFIX}/openapi.json",
+        docs_url=f"{PREFIX}/docs",
+        redoc_url=None,
+    )
+    app.state.services = services
+    errors.install(app)
+    _instrument(app, services)
+    for module in (
+        auth,
+        registry,
+        incidents,
+        silences,
+        devices,
+        rules,
+        quarantine,
+        stats,
+        reports,
+        live,
+    ):
+        app.include_router(module.router, prefix=PREFIX)
+    app.include_router(health.router)
+    app.mount("/board", StaticFiles(directory=BOARD_DIR, html=True), name="board")
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/board/")
+
+    return app
+
+
+def _instrument(app: FastAPI, services: ApiServices) -> None:
+    requests = Counter(
+        "api_requests",
+        "API requests by method, route and status class",
+        ["method", "route", "status"],
+        registry=services.metrics,
+    )
+    latency = Histogram(
+        "api_request_seconds", "API request latency", ["route"], registry=services.metrics
+    )
+
+    @app.middleware("http")
+    async def _count(request: Request, call_next):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        response: Response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        requests.labels(request.method, path, f"{response.status_code // 100}xx").inc()
+        latency.labels(path).observe(time.perf_counter() - started)
+        return response

@@ -1,0 +1,196 @@
+"""Request dependencies: services, DB session, the caller and their scope (least privilege here)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Query, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import ColumnElement, and_, false, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api import security
+from api.services import ApiServices
+from gateway.registry.tables import Building, BuildingLeader, Grid, Person, PersonGrid
+
+SITE_WIDE = frozenset({"admin", "secretary", "duty_staff", "service"})
+GRID_BOUND = frozenset({"grid_worker", "building_leader"})
+REGISTRY_WRITERS = frozenset({"admin", "secretary"})
+RULE_WRITERS = frozenset({"admin"})
+DISPATCHERS = frozenset({"admin", "secretary", "duty_staff", "service"})
+REPORT_READERS = frozenset({"admin", "secretary", "duty_staff", "service"})
+
+_bearer = HTTPBearer(auto_error=False, description="A login token or a service token")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a person (by login name) or an integration's service token."""
+
+    id: str
+    name: str
+    role: str
+    site: str | None  # None: every site (admin, service tokens)
+    is_service: bool = False
+
+    @property
+    def actor(self) -> str:
+        return f"service:{self.id}" if self.is_service else self.id
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What the caller may see and act on: a site (None = all) and grids (None = all)."""
+
+    site: str | None
+    grids: frozenset[str] | None
+
+    def sees(self, site: str, grid_id: str | None) -> bool:
+        if self.site is not None and site != self.site:
+            return False
+        if self.grids is None:
+            return True
+        return grid_id is not None and grid_id in self.grids
+
+    def where(self, site_col: Any, grid_col: Any | None) -> ColumnElement[bool]:
+        """A SQL condition limiting rows to this scope."""
+        clauses: list[ColumnElement[bool]] = []
+        if self.site is not None:
+            clauses.append(site_col == self.site)
+        if self.grids is not None:
+            clauses.append(grid_col.in_(sorted(self.grids)) if grid_col is not None else false())
+        return and_(true(), *clauses)
+
+
+def get_services(request: Request) -> ApiServices:
+    services: ApiServices = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[ApiServices, Depends(get_services)]
+
+
+async def get_session(services: ServicesDep) -> AsyncIterator[AsyncSession]:
+    async with services.sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+_UNAUTHORIZED = HTTPException(
+    status.HTTP_401_UNAUTHORIZED,
+    "not authenticated: log in at /api/v1/auth/login and send 'Authorization: Bearer <token>'",
+    headers={"WWW-Authenticate": "Bearer"},
+)
+
+
+async def _principal(token: str, services: ServicesDep, session: AsyncSession) -> Principal:
+    name = security.match_service_token(token, dict(services.config.service_tokens))
+    if name is not None:
+        return Principal(name, name, "service", None, is_service=True)
+    claims = security.read_token(
+        token, now_ms=services.clock.now_ms(), secret=services.config.secret_key
+    )
+    if claims is None:
+        raise _UNAUTHORIZED
+    person = await session.get(Person, claims.subject)
+    if person is None or not person.active:
+        raise _UNAUTHORIZED
+    site = None if person.role == "admin" else person.site
+    return Principal(person.id, person.name, person.role, site)
+
+
+async def current_principal(
+    services: ServicesDep,
+    session: SessionDep,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if creds is None:
+        raise _UNAUTHORIZED
+    return await _principal(creds.credentials, services, session)
+
+
+async def stream_principal(
+    services: ServicesDep,
+    session: SessionDep,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    access_token: Annotated[
+        str | None, Query(description="for EventSource, which sends no headers")
+    ] = None,
+) -> Principal:
+    """Like :func:`current_principal`, also accepting ``?access_token=`` (EventSource)."""
+    token = creds.credentials if creds is not None else access_token
+    if not token:
+        raise _UNAUTHORIZED
+    return await _principal(token, services, session)
+
+
+CurrentPerson = Annotated[Principal, Depends(current_principal)]
+
+
+async def grid_scope(principal: CurrentPerson, session: SessionDep) -> Scope:
+    """The grids a grid worker or building leader answers for, with the grids nested in them."""
+    return await scope_of(principal, session)
+
+
+async def scope_of(principal: Principal, session: AsyncSession) -> Scope:
+    """Least privilege in one place: site-wide roles see their site, others their grids."""
+    if principal.role not in GRID_BOUND:
+        return Scope(principal.site, None)
+    own = set(
+        await session.scalars(
+            select(PersonGrid.grid_id).where(PersonGrid.person_id == principal.id)
+        )
+    )
+    if principal.role == "building_leader":
+        own |= set(
+            await session.scalars(
+                select(Building.grid_id)
+                .join(BuildingLeader, BuildingLeader.building_id == Building.id)
+                .where(BuildingLeader.person_id == principal.id)
+            )
+        )
+    return Scope(principal.site, frozenset(await _with_descendants(session, own)))
+
+
+async def _with_descendants(session: AsyncSession, roots: set[str]) -> set[str]:
+    found, frontier = set(roots), set(roots)
+    while frontier:
+        children = set(await session.scalars(select(Grid.id).where(Grid.parent_id.in_(frontier))))
+        frontier = children - found
+        found |= frontier
+    return found
+
+
+GridScope = Annotated[Scope, Depends(grid_scope)]
+
+
+def require_role(
+    allowed: frozenset[str],
+) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:
+    """A dependency admitting only callers whose role is in ``allowed``."""
+
+    async def check(principal: CurrentPerson) -> Principal:
+        if principal.role not in allowed:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"role '{principal.role}' may not do this"
+                f" (needs one of: {', '.join(sorted(allowed))})",
+            )
+        return principal
+
+    return check
+
+
+RegistryWriter = Annotated[Principal, Depends(require_role(REGISTRY_WRITERS))]
+RuleWriter = Annotated[Principal, Depends(require_role(RULE_WRITERS))]
+Dispatcher = Annotated[Principal, Depends(require_role(DISPATCHERS))]
+ReportReader = Annotated[Principal, Depends(require_role(REPORT_READERS))]
+SiteWideReader = Annotated[Principal, Depends(require_role(SITE_WIDE))]
+
+
+def not_found(what: str, ident: object) -> HTTPException:
+    """404 for both "does not exist" and "outside your grids": scope never leaks existence."""
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"{what} '{ident}' not found")

@@ -1,0 +1,81 @@
+"""Error shapes: a 4xx names the field at fault; nothing ever answers with a stack trace."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+log = logging.getLogger(__name__)
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    # ("body", "severity") -> "severity"; ("query", "limit") -> "limit"; keep list indexes.
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in {"body", "query", "path", "header", "cookie", "form"}:
+        parts = parts[1:]
+    return ".".join(parts) or str(loc[0] if loc else "request")
+
+
+def describe(errors: list[Any]) -> list[dict[str, Any]]:
+    """Pydantic errors without the submitted values (they may hold passwords)."""
+    out = []
+    for err in errors:
+        loc = tuple(err.get("loc", ()))
+        out.append(
+            {
+                "field": _field(loc),
+                "loc": [str(p) for p in loc],
+                "message": str(err.get("msg", "invalid")),
+                "type": str(err.get("type", "value_error")),
+            }
+        )
+    return out
+
+
+async def _validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = describe(list(exc.errors()))
+    summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    return JSONResponse(
+        status_code=status.HTTP_422_UNPROCESSABLE_ENTITY,
+        content={"detail": f"invalid request: {summary}", "errors": errors},
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return JSONResponse(
+        status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        content={"detail": "internal error; it has been logged"},
+    )
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(FieldError, _field_error)
+    app.add_exception_handler(Exception, _unexpected)
+
+
+class FieldError(Exception):
+    """A 4xx naming one field, for checks done after validation (CSV rows, references)."""
+
+    def __init__(self, field: str, message: str, status_code: int = 422) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+        self.status_code = status_code
+
+
+async def _field_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, FieldError)
+    return JSONResponse(
+        status_code=exc.status_code,
+        content={
+            "detail": f"invalid request: {exc.field}: {exc.message}",
+            "errors": [{"field": exc.field, "loc": exc.field.split("."), "message": exc.message}],
+        },
+    )

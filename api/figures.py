@@ -1,0 +1,84 @@
+"""Response figures over incidents: counts, mean time to acknowledge/resolve, deadlines met."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from statistics import fmean
+from zoneinfo import ZoneInfo
+
+from alerting.incidents.tables import IncidentRow
+from api.schemas import GridStats
+
+DONE = ("resolved", "closed")
+
+
+def ack_seconds(row: IncidentRow) -> float | None:
+    if row.acknowledged_at_ms is None:
+        return None
+    return (row.acknowledged_at_ms - row.opened_at_ms) / 1000
+
+
+def resolve_seconds(row: IncidentRow) -> float | None:
+    if row.resolved_at_ms is None:
+        return None
+    return (row.resolved_at_ms - row.opened_at_ms) / 1000
+
+
+def within_deadline(row: IncidentRow, deadlines_s: Mapping[str, int]) -> bool | None:
+    """Acknowledged (or resolved) within its severity's deadline; None if it has no deadline."""
+    deadline = deadlines_s.get(row.severity, 0)
+    if deadline <= 0:
+        return None
+    handled = [t for t in (ack_seconds(row), resolve_seconds(row)) if t is not None]
+    return bool(handled) and min(handled) <= deadline
+
+
+def grid_stats(
+    grid_id: str, rows: Iterable[IncidentRow], deadlines_s: Mapping[str, int]
+) -> GridStats:
+    rows = list(rows)
+    acks = [t for r in rows if (t := ack_seconds(r)) is not None]
+    fixes = [t for r in rows if (t := resolve_seconds(r)) is not None]
+    timed = [w for r in rows if (w := within_deadline(r, deadlines_s)) is not None]
+    done = sum(1 for r in rows if r.status in DONE)
+    return GridStats(
+        grid_id=grid_id,
+        incidents=len(rows),
+        by_type=dict(Counter(r.device_type for r in rows)),
+        by_rule=dict(Counter(r.rule_id for r in rows)),
+        by_severity=dict(Counter(r.severity for r in rows)),
+        acknowledged=len(acks),
+        resolved=done,
+        mean_ack_s=round(fmean(acks), 1) if acks else None,
+        mean_resolve_s=round(fmean(fixes), 1) if fixes else None,
+        within_deadline_share=round(sum(timed) / len(timed), 4) if timed else None,
+        resolution_rate=round(done / len(rows), 4) if rows else None,
+    )
+
+
+def month_bounds(month: str, tz: str) -> tuple[int, int]:
+    """``"2026-11"`` in the site's time zone → ``[start_ms, end_ms)``."""
+    year, mon = (int(p) for p in month.split("-"))
+    zone = ZoneInfo(tz)
+    start = datetime(year, mon, 1, tzinfo=zone)
+    end = datetime(year + mon // 12, mon % 12 + 1, 1, tzinfo=zone)
+    return int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+
+
+def previous_months(month: str, count: int) -> list[str]:
+    year, mon = (int(p) for p in month.split("-"))
+    out = []
+    for _ in range(count):
+        out.append(f"{year:04d}-{mon:02d}")
+        year, mon = (year - 1, 12) if mon == 1 else (year, mon - 1)
+    return out[::-1]
+
+
+def local_month(now_ms: int, tz: str) -> str:
+    return datetime.fromtimestamp(now_ms / 1000, ZoneInfo(tz)).strftime("%Y-%m")
+
+
+def local_time(ms: int, tz: str) -> str:
+    return datetime.fromtimestamp(ms / 1000, ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M")

@@ -1,0 +1,89 @@
+"""Reading incidents for the API: scoped queries, the timeline, readings around an incident."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import HTTPException, status
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from alerting.incidents.lifecycle import IncidentStatus, allowed_actions
+from alerting.incidents.tables import IncidentEventRow, IncidentRow
+from api.deps import DISPATCHERS, Principal, Scope, not_found
+from api.schemas import IncidentPublic, ReadingBucket
+from gateway.live import LiveHub
+from gateway.registry.tables import Person, PersonGrid
+from gateway.storage import TimeSeriesQuery
+
+log = logging.getLogger(__name__)
+AROUND_MS = 15 * 60_000
+BUCKET_MS = 60_000
+DISPATCH_ONLY = frozenset({"assign"})
+
+
+async def scoped_incident(session: AsyncSession, scope: Scope, incident_id: int) -> IncidentRow:
+    """The incident if the caller's scope covers it; 404 otherwise (existence never leaks)."""
+    row = await session.get(IncidentRow, incident_id, populate_existing=True)
+    if row is None or not scope.sees(row.site, row.grid_id):
+        raise not_found("incident", incident_id)
+    return row
+
+
+async def timeline(session: AsyncSession, incident_id: int) -> Sequence[IncidentEventRow]:
+    q = select(IncidentEventRow).where(IncidentEventRow.incident_id == incident_id)
+    return (await session.scalars(q.order_by(IncidentEventRow.at_ms, IncidentEventRow.id))).all()
+
+
+def actions_for(principal: Principal, row: IncidentRow) -> list[str]:
+    out = [a.value for a in allowed_actions(IncidentStatus(row.status))]
+    if principal.role not in DISPATCHERS:
+        out = [a for a in out if a not in DISPATCH_ONLY]
+    return out
+
+
+async def readings_around(ts: TimeSeriesQuery, row: IncidentRow) -> list[ReadingBucket]:
+    """Numeric readings of the incident's device in the quarter hour either side of it."""
+    if row.device_id is None:
+        return []
+    start, end = row.opened_at_ms - AROUND_MS, row.opened_at_ms + AROUND_MS
+    out: list[ReadingBucket] = []
+    try:
+        latest = await ts.last(row.site, row.device_id)
+        for name, (_ts, value) in sorted(latest.items()):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                continue
+            for b in await ts.range(row.site, row.device_id, name, start, end, BUCKET_MS):
+                out.append(ReadingBucket(field=name, **b._asdict()))
+    except Exception:  # storage down: the incident still shows, without its readings
+        log.warning("readings around incident %s unavailable", row.id, exc_info=False)
+    return out
+
+
+async def check_assignee(session: AsyncSession, row: IncidentRow, assignee: str) -> None:
+    """The assignee must be an active person who may see this incident."""
+    person = await session.get(Person, assignee)
+    ok = person is not None and person.active and person.site == row.site
+    if ok and person is not None and person.role in ("grid_worker", "building_leader"):
+        grids = set(
+            await session.scalars(
+                select(PersonGrid.grid_id).where(PersonGrid.person_id == assignee)
+            )
+        )
+        ok = row.grid_id in grids
+    if not ok:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            f"assignee: '{assignee}' is not someone who answers for grid '{row.grid_id}'",
+        )
+
+
+def publish(live: LiveHub, row: IncidentRow) -> None:
+    data = IncidentPublic.model_validate(row).model_dump()
+    live.publish("incident", row.site, row.grid_id, data)
+
+
+async def count(session: AsyncSession, q: Any) -> int:
+    return int(await session.scalar(select(func.count()).select_from(q.subquery())) or 0)

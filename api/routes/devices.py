@@ -1,0 +1,256 @@
+"""Devices: the ledger (CRUD, CSV), each device's status and downsampled telemetry."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Response, UploadFile, status
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api import audit, ledger
+from api.crud import check_refs, check_site, commit_or_conflict
+from api.deps import GridScope, RegistryWriter, Scope, ServicesDep, SessionDep, not_found
+from api.errors import FieldError
+from api.schemas import (
+    DeviceCreate,
+    DevicePublic,
+    DeviceStatusPublic,
+    DeviceUpdate,
+    ImportResult,
+    ReadingBucket,
+    TelemetryPublic,
+)
+from gateway.registry.tables import Building, Device, Grid, Household, Site
+from gateway.storage import TimeSeriesQuery
+
+router = APIRouter(prefix="/devices", tags=["devices"])
+log = logging.getLogger(__name__)
+REFS = {"site": Site, "grid_id": Grid, "building_id": Building, "household_id": Household}
+MAX_BUCKETS = 2000
+
+
+async def _device(session: AsyncSession, scope: Scope, site: str, device_id: str) -> Device:
+    row = await session.get(Device, (site, device_id))
+    if row is None or not scope.sees(row.site, row.grid_id):
+        raise not_found("device", f"{site}/{device_id}")
+    return row
+
+
+def _scoped(scope: Scope) -> Any:
+    return select(Device).where(scope.where(Device.site, Device.grid_id))
+
+
+@router.get("", response_model=list[DevicePublic])
+async def list_devices(
+    scope: GridScope,
+    session: SessionDep,
+    site: Annotated[str | None, Query(max_length=32)] = None,
+    grid: Annotated[str | None, Query(max_length=100)] = None,
+    building: Annotated[str | None, Query(max_length=100)] = None,
+    device_type: Annotated[str | None, Query(max_length=16)] = None,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 2000,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[Device]:
+    q = _scoped(scope)
+    for column, value in (
+        (Device.site, site),
+        (Device.grid_id, grid),
+        (Device.building_id, building),
+        (Device.device_type, device_type),
+    ):
+        if value is not None:
+            q = q.where(column == value)
+    q = q.order_by(Device.site, Device.device_id).limit(limit).offset(offset)
+    return list(await session.scalars(q))
+
+
+@router.get("/ledger.csv", response_class=Response)
+async def export_ledger(scope: GridScope, session: SessionDep) -> Response:
+    """The device ledger (台账) as CSV, in the caller's scope."""
+    rows = await session.scalars(_scoped(scope).order_by(Device.site, Device.device_id))
+    return Response(
+        ledger.export(rows),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="devices.csv"'},
+    )
+
+
+@router.post("/ledger.csv", response_model=ImportResult)
+async def import_ledger(
+    file: UploadFile, principal: RegistryWriter, services: ServicesDep, session: SessionDep
+) -> ImportResult:
+    """Create or update devices from CSV; nothing is written unless every row is valid."""
+    bodies = ledger.parse(await file.read(ledger.MAX_BYTES + 1))
+    created = updated = 0
+    for line, body in enumerate(bodies, start=2):
+        check_site(principal, body.site)
+        try:
+            await check_refs(session, REFS, body.model_dump(), body.site)
+        except FieldError as exc:
+            raise FieldError(f"rows.{line}.{exc.field}", exc.message) from exc
+        row = await session.get(Device, (body.site, body.device_id))
+        if row is None:
+            session.add(Device(**body.model_dump()))
+            created += 1
+        else:
+            for name, value in body.model_dump().items():
+                setattr(row, name, value)
+            updated += 1
+    audit.record(
+        session,
+        at_ms=services.clock.now_ms(),
+        actor=principal.actor,
+        role=principal.role,
+        action="device.import",
+        target=file.filename or "",
+        site=principal.site,
+        detail={"created": created, "updated": updated},
+    )
+    await commit_or_conflict(session, "device ledger")
+    return ImportResult(created=created, updated=updated)
+
+
+@router.post("", response_model=DevicePublic, status_code=201)
+async def create_device(
+    body: DeviceCreate, principal: RegistryWriter, services: ServicesDep, session: SessionDep
+) -> Device:
+    check_site(principal, body.site)
+    await check_refs(session, REFS, body.model_dump(), body.site)
+    if await session.get(Device, (body.site, body.device_id)) is not None:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"device '{body.device_id}' already exists")
+    row = Device(**body.model_dump())
+    session.add(row)
+    audit.record(
+        session,
+        at_ms=services.clock.now_ms(),
+        actor=principal.actor,
+        role=principal.role,
+        action="device.create",
+        target=body.device_id,
+        site=body.site,
+        detail=body.model_dump(mode="json"),
+    )
+    await commit_or_conflict(session, "device")
+    return row
+
+
+@router.get("/{site}/{device_id}", response_model=DevicePublic)
+async def get_device(site: str, device_id: str, scope: GridScope, session: SessionDep) -> Device:
+    return await _device(session, scope, site, device_id)
+
+
+@router.patch("/{site}/{device_id}", response_model=DevicePublic)
+async def update_device(
+    site: str,
+    device_id: str,
+    body: DeviceUpdate,
+    principal: RegistryWriter,
+    scope: GridScope,
+    services: ServicesDep,
+    session: SessionDep,
+) -> Device:
+    row = await _device(session, scope, site, device_id)
+    check_site(principal, row.site)
+    changes = body.model_dump(exclude_unset=True)
+    await check_refs(session, REFS, changes, row.site)
+    for name, value in changes.items():
+        setattr(row, name, value)
+    audit.record(
+        session,
+        at_ms=services.clock.now_ms(),
+        actor=principal.actor,
+        role=principal.role,
+        action="device.update",
+        target=device_id,
+        site=row.site,
+        detail=body.model_dump(mode="json", exclude_unset=True),
+    )
+    await commit_or_conflict(session, "device")
+    return row
+
+
+@router.delete("/{site}/{device_id}", status_code=204)
+async def delete_device(
+    site: str,
+    device_id: str,
+    principal: RegistryWriter,
+    scope: GridScope,
+    services: ServicesDep,
+    session: SessionDep,
+) -> None:
+    row = await _device(session, scope, site, device_id)
+    check_site(principal, row.site)
+    await session.delete(row)
+    audit.record(
+        session,
+        at_ms=services.clock.now_ms(),
+        actor=principal.actor,
+        role=principal.role,
+        action="device.delete",
+        target=device_id,
+        site=row.site,
+    )
+    await commit_or_conflict(session, "device")
+
+
+async def device_status(ts: TimeSeriesQuery, row: Device) -> DeviceStatusPublic:
+    try:
+        latest = await ts.last(row.site, row.device_id)
+    except Exception:  # storage down: status unknown rather than an error page
+        log.warning("status of %s/%s unavailable", row.site, row.device_id)
+        latest = {}
+    online = latest.get("online")
+    battery = latest.get("battery_pct")
+    return DeviceStatusPublic(
+        site=row.site,
+        device_id=row.device_id,
+        device_type=row.device_type,
+        grid_id=row.grid_id,
+        online=bool(online[1]) if online is not None else None,
+        last_seen_ms=max((t for t, _ in latest.values()), default=None),
+        battery_pct=float(battery[1])
+        if battery is not None and not isinstance(battery[1], str)
+        else None,
+        fields={name: value for name, (_t, value) in latest.items()},
+    )
+
+
+@router.get("/{site}/{device_id}/status", response_model=DeviceStatusPublic)
+async def get_status(
+    site: str, device_id: str, scope: GridScope, services: ServicesDep, session: SessionDep
+) -> DeviceStatusPublic:
+    """Online, last seen and battery, from the device's latest readings."""
+    return await device_status(services.timeseries, await _device(session, scope, site, device_id))
+
+
+@router.get("/{site}/{device_id}/telemetry", response_model=TelemetryPublic)
+async def get_telemetry(
+    site: str,
+    device_id: str,
+    field: Annotated[str, Query(pattern=r"^[a-z0-9_]{1,64}$")],
+    start_ms: Annotated[int, Query(ge=0)],
+    end_ms: Annotated[int, Query(ge=0)],
+    scope: GridScope,
+    services: ServicesDep,
+    session: SessionDep,
+    every_ms: Annotated[int, Query(ge=1000)] = 60_000,
+) -> TelemetryPublic:
+    """One field downsampled into ``every_ms`` buckets over ``[start_ms, end_ms)``."""
+    if end_ms <= start_ms:
+        raise FieldError("end_ms", "must be after start_ms")
+    if (end_ms - start_ms) // every_ms > MAX_BUCKETS:
+        raise FieldError("every_ms", f"too fine: at most {MAX_BUCKETS} buckets per request")
+    row = await _device(session, scope, site, device_id)
+    buckets = await services.timeseries.range(
+        row.site, row.device_id, field, start_ms, end_ms, every_ms
+    )
+    return TelemetryPublic(
+        device_id=device_id,
+        field=field,
+        start_ms=start_ms,
+        end_ms=end_ms,
+        every_ms=every_ms,
+        buckets=[ReadingBucket(field=field, **b._asdict()) for b in buckets],
+    )

@@ -1,0 +1,310 @@
+"""Registry CRUD: sites, grids, buildings, households, people and roster shifts."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import BaseModel, Field
+from sqlalchemy import Select, delete, false, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api import audit, security
+from api.crud import Resource, build_router, check_refs, check_site, commit_or_conflict
+from api.deps import (
+    SITE_WIDE,
+    RegistryWriter,
+    Scope,
+    ServicesDep,
+    SessionDep,
+    SiteWideReader,
+    not_found,
+)
+from api.routes.auth import person_public
+from api.schemas import (
+    BuildingCreate,
+    BuildingPublic,
+    BuildingUpdate,
+    GridCreate,
+    GridPublic,
+    GridUpdate,
+    HouseholdCreate,
+    HouseholdPublic,
+    HouseholdUpdate,
+    PersonCreate,
+    PersonPublic,
+    PersonUpdate,
+    RosterShiftCreate,
+    RosterShiftPublic,
+    RosterShiftUpdate,
+    SiteCreate,
+    SitePublic,
+    SiteUpdate,
+)
+from gateway.registry.tables import (
+    Building,
+    BuildingLeader,
+    Grid,
+    Household,
+    Person,
+    PersonGrid,
+    RosterShift,
+    Site,
+)
+
+
+def _sites(q: Select[Any], scope: Scope) -> Select[Any]:
+    return q if scope.site is None else q.where(Site.code == scope.site)
+
+
+def _households(q: Select[Any], scope: Scope) -> Select[Any]:
+    return q.join(Building, Building.id == Household.building_id).where(
+        scope.where(Household.site, Building.grid_id)
+    )
+
+
+def _site_only(q: Select[Any], scope: Scope) -> Select[Any]:
+    q = q if scope.site is None else q.where(RosterShift.site == scope.site)
+    return q.where(false()) if scope.grids is not None else q
+
+
+def _household_key(body: HouseholdCreate) -> str:
+    return (
+        f"{body.building_id}.{body.unit}-{body.room}"
+        if body.unit
+        else f"{body.building_id}.{body.room}"
+    )
+
+
+RESOURCES = (
+    Resource(
+        "sites",
+        "site",
+        Site,
+        SiteCreate,
+        SiteUpdate,
+        SitePublic,
+        make_key=lambda b: b.code,
+        scoped=_sites,
+        site_attr="code",
+        order_by="code",
+    ),
+    Resource(
+        "grids",
+        "grid",
+        Grid,
+        GridCreate,
+        GridUpdate,
+        GridPublic,
+        make_key=lambda b: f"{b.site}.{b.code}",
+        scoped=lambda q, s: q.where(s.where(Grid.site, Grid.id)),
+        refs={"site": Site, "parent_id": Grid},
+    ),
+    Resource(
+        "buildings",
+        "building",
+        Building,
+        BuildingCreate,
+        BuildingUpdate,
+        BuildingPublic,
+        make_key=lambda b: f"{b.site}.{b.code}",
+        scoped=lambda q, s: q.where(s.where(Building.site, Building.grid_id)),
+        refs={"site": Site, "grid_id": Grid},
+    ),
+    Resource(
+        "households",
+        "household",
+        Household,
+        HouseholdCreate,
+        HouseholdUpdate,
+        HouseholdPublic,
+        make_key=_household_key,
+        scoped=_households,
+        refs={"site": Site, "building_id": Building},
+    ),
+    Resource(
+        "rosters",
+        "roster shift",
+        RosterShift,
+        RosterShiftCreate,
+        RosterShiftUpdate,
+        RosterShiftPublic,
+        make_key=lambda b: None,
+        scoped=_site_only,
+        key_type=int,
+        refs={"site": Site, "person_id": Person},
+        readers=SITE_WIDE,
+    ),
+)
+
+router = APIRouter()
+for _resource in RESOURCES:
+    router.include_router(build_router(_resource))
+
+people = APIRouter(prefix="/people", tags=["registry"])
+
+
+class PasswordReset(BaseModel):
+    new_password: str = Field(min_length=8, max_length=200)
+    model_config = {"extra": "forbid"}
+
+
+async def _set_duties(
+    session: AsyncSession, person: Person, grids: list[str] | None, buildings: list[str] | None
+) -> None:
+    if grids is not None:
+        for i, grid in enumerate(grids):
+            await check_refs(session, {f"grids.{i}": Grid}, {f"grids.{i}": grid}, person.site)
+        await session.execute(delete(PersonGrid).where(PersonGrid.person_id == person.id))
+        session.add_all(PersonGrid(person_id=person.id, grid_id=g) for g in dict.fromkeys(grids))
+    if buildings is not None:
+        for i, b in enumerate(buildings):
+            await check_refs(
+                session, {f"buildings.{i}": Building}, {f"buildings.{i}": b}, person.site
+            )
+        await session.execute(delete(BuildingLeader).where(BuildingLeader.person_id == person.id))
+        session.add_all(
+            BuildingLeader(person_id=person.id, building_id=b) for b in dict.fromkeys(buildings)
+        )
+
+
+async def _person(session: AsyncSession, principal_site: str | None, person_id: str) -> Person:
+    person = await session.get(Person, person_id)
+    if person is None or (principal_site is not None and person.site != principal_site):
+        raise not_found("person", person_id)
+    return person
+
+
+@people.get("", response_model=list[PersonPublic])
+async def list_people(
+    principal: SiteWideReader,
+    session: SessionDep,
+    site: Annotated[str | None, Query(max_length=32)] = None,
+    role: Annotated[str | None, Query(max_length=32)] = None,
+) -> list[PersonPublic]:
+    q = select(Person).order_by(Person.id)
+    if principal.site is not None:
+        q = q.where(Person.site == principal.site)
+    if site is not None:
+        q = q.where(Person.site == site)
+    if role is not None:
+        q = q.where(Person.role == role)
+    return [await person_public(session, p) for p in await session.scalars(q)]
+
+
+@people.get("/{person_id}", response_model=PersonPublic)
+async def get_person(
+    person_id: str, principal: SiteWideReader, session: SessionDep
+) -> PersonPublic:
+    return await person_public(session, await _person(session, principal.site, person_id))
+
+
+@people.post("", response_model=PersonPublic, status_code=201)
+async def create_person(
+    body: PersonCreate, principal: RegistryWriter, services: ServicesDep, session: SessionDep
+) -> PersonPublic:
+    check_site(principal, body.site)
+    if body.role == "admin" and principal.role != "admin":
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "role: only an admin may create an admin")
+    await check_refs(session, {"site": Site}, {"site": body.site}, body.site)
+    if await session.get(Person, body.id) is not None:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"person '{body.id}' already exists")
+    fields = body.model_dump(exclude={"password", "grids", "buildings"})
+    person = Person(
+        **fields, password_hash=security.hash_password(body.password) if body.password else None
+    )
+    session.add(person)
+    await session.flush()
+    await _set_duties(session, person, body.grids, body.buildings)
+    audit.record(
+        session,
+        at_ms=services.clock.now_ms(),
+        actor=principal.actor,
+        role=principal.role,
+        action="person.create",
+        target=person.id,
+        site=person.site,
+        detail=body.model_dump(mode="json", exclude={"password"}),
+    )
+    await commit_or_conflict(session, "person")
+    return await person_public(session, person)
+
+
+@people.patch("/{person_id}", response_model=PersonPublic)
+async def update_person(
+    person_id: str,
+    body: PersonUpdate,
+    principal: RegistryWriter,
+    services: ServicesDep,
+    session: SessionDep,
+) -> PersonPublic:
+    person = await _person(session, principal.site, person_id)
+    changes = body.model_dump(exclude_unset=True, exclude={"grids", "buildings"})
+    if "admin" in (changes.get("role"), person.role) and principal.role != "admin":
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "role: only an admin may change an admin")
+    for name, value in changes.items():
+        setattr(person, name, value)
+    await _set_duties(session, person, body.grids, body.buildings)
+    audit.record(
+        session,
+        at_ms=services.clock.now_ms(),
+        actor=principal.actor,
+        role=principal.role,
+        action="person.update",
+        target=person.id,
+        site=person.site,
+        detail=body.model_dump(mode="json", exclude_unset=True),
+    )
+    await commit_or_conflict(session, "person")
+    return await person_public(session, person)
+
+
+@people.put("/{person_id}/password", status_code=204)
+async def reset_password(
+    person_id: str,
+    body: PasswordReset,
+    principal: RegistryWriter,
+    services: ServicesDep,
+    session: SessionDep,
+) -> None:
+    person = await _person(session, principal.site, person_id)
+    if person.role == "admin" and principal.role != "admin":
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, "only an admin may reset an admin's password"
+        )
+    person.password_hash = security.hash_password(body.new_password)
+    audit.record(
+        session,
+        at_ms=services.clock.now_ms(),
+        actor=principal.actor,
+        role=principal.role,
+        action="person.password_reset",
+        target=person.id,
+        site=person.site,
+    )
+    await session.commit()
+
+
+@people.delete("/{person_id}", status_code=204)
+async def delete_person(
+    person_id: str, principal: RegistryWriter, services: ServicesDep, session: SessionDep
+) -> None:
+    person = await _person(session, principal.site, person_id)
+    if person.role == "admin" and principal.role != "admin":
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "only an admin may delete an admin")
+    await session.execute(delete(PersonGrid).where(PersonGrid.person_id == person.id))
+    await session.execute(delete(BuildingLeader).where(BuildingLeader.person_id == person.id))
+    await session.delete(person)
+    audit.record(
+        session,
+        at_ms=services.clock.now_ms(),
+        actor=principal.actor,
+        role=principal.role,
+        action="person.delete",
+        target=person_id,
+        site=person.site,
+    )
+    await commit_or_conflict(session, "person")
+
+
+router.include_router(people)

@@ -1,0 +1,144 @@
+"""The community's monthly ledger (台账): JSON, CSV, and monthly trend figures."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Response, status
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from alerting.incidents.tables import IncidentRow
+from api.deps import Principal, ReportReader, ServicesDep, SessionDep
+from api.figures import (
+    ack_seconds,
+    grid_stats,
+    local_month,
+    local_time,
+    month_bounds,
+    previous_months,
+    resolve_seconds,
+    within_deadline,
+)
+from api.schemas import LedgerPublic, LedgerRow, TrendPoint
+from api.services import ApiServices
+from gateway.registry.tables import Site
+
+router = APIRouter(prefix="/reports", tags=["reports"])
+Month = Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")]
+SiteQ = Annotated[str | None, Query(max_length=32)]
+
+
+async def _site(session: AsyncSession, principal: Principal, site: str | None) -> Site:
+    code = site or principal.site
+    if code is None:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "site: required for admins")
+    row = await session.get(Site, code)
+    if row is None or (principal.site is not None and code != principal.site):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"site '{code}' not found")
+    return row
+
+
+async def _rows(session: AsyncSession, site: str, start: int, end: int) -> list[IncidentRow]:
+    q = select(IncidentRow).where(
+        IncidentRow.site == site, IncidentRow.opened_at_ms >= start, IncidentRow.opened_at_ms < end
+    )
+    return list(await session.scalars(q.order_by(IncidentRow.opened_at_ms, IncidentRow.id)))
+
+
+async def _ledger(
+    services: ApiServices,
+    session: AsyncSession,
+    principal: Principal,
+    site: str | None,
+    month: str | None,
+) -> LedgerPublic:
+    row = await _site(session, principal, site)
+    month = month or local_month(services.clock.now_ms(), row.timezone)
+    start, end = month_bounds(month, row.timezone)
+    incidents = await _rows(session, row.code, start, end)
+    deadlines = services.config.ack_deadline_s
+    return LedgerPublic(
+        site=row.code,
+        month=month,
+        totals=grid_stats("*", incidents, deadlines),
+        rows=[
+            LedgerRow(
+                id=i.id,
+                opened_at=local_time(i.opened_at_ms, row.timezone),
+                grid_id=i.grid_id,
+                building_id=i.building_id,
+                location=i.location,
+                device_id=i.device_id,
+                device_type=i.device_type,
+                title=i.title,
+                severity=i.severity,
+                status=i.status,
+                handled_by=i.resolved_by or i.acknowledged_by or i.assignee,
+                ack_s=ack_seconds(i),
+                resolve_s=resolve_seconds(i),
+                resolution=i.resolution,
+                within_deadline=within_deadline(i, deadlines),
+            )
+            for i in incidents
+        ],
+    )
+
+
+@router.get("/ledger", response_model=LedgerPublic)
+async def ledger(
+    principal: ReportReader,
+    services: ServicesDep,
+    session: SessionDep,
+    site: SiteQ = None,
+    month: Month = None,
+) -> LedgerPublic:
+    """What happened where, who handled it, how fast and how it was resolved, for one month."""
+    return await _ledger(services, session, principal, site, month)
+
+
+@router.get("/ledger.csv", response_class=Response)
+async def ledger_csv(
+    principal: ReportReader,
+    services: ServicesDep,
+    session: SessionDep,
+    site: SiteQ = None,
+    month: Month = None,
+) -> Response:
+    report = await _ledger(services, session, principal, site, month)
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(LedgerRow.model_fields), lineterminator="\n")
+    writer.writeheader()
+    for r in report.rows:
+        writer.writerow({k: "" if v is None else v for k, v in r.model_dump().items()})
+    name = f"ledger-{report.site}-{report.month}.csv"
+    # A BOM so that spreadsheet programs read the Chinese text as UTF-8.
+    return Response(
+        "\ufeff" + out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.get("/trend", response_model=list[TrendPoint])
+async def trend(
+    principal: ReportReader,
+    services: ServicesDep,
+    session: SessionDep,
+    site: SiteQ = None,
+    month: Month = None,
+    months: Annotated[int, Query(ge=1, le=36)] = 6,
+) -> list[TrendPoint]:
+    """Monthly figures for the ``months`` months ending with ``month``."""
+    row = await _site(session, principal, site)
+    last = month or local_month(services.clock.now_ms(), row.timezone)
+    out = []
+    for m in previous_months(last, months):
+        start, end = month_bounds(m, row.timezone)
+        incidents = await _rows(session, row.code, start, end)
+        out.append(
+            TrendPoint(month=m, stats=grid_stats("*", incidents, services.config.ack_deadline_s))
+        )
+    return out

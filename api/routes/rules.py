@@ -1,0 +1,79 @@
+"""Rules: list, validate a draft, enable/disable, and test where an incident would be routed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, status
+
+from api import audit
+from api.deps import CurrentPerson, Dispatcher, RuleWriter, ServicesDep, SessionDep
+from api.schemas import RouteTest, RulesValidate, RuleToggle, ValidationReport
+
+router = APIRouter(prefix="/rules", tags=["rules"])
+
+
+def _public(rule: Any) -> dict[str, Any]:
+    data: dict[str, Any] = rule.model_dump(mode="json")
+    return data
+
+
+@router.get("")
+async def list_rules(services: ServicesDep, _: CurrentPerson) -> list[dict[str, Any]]:
+    """Every rule as data (each with ``kind``, ``id``, ``enabled`` …)."""
+    return [_public(r) for r in services.rules.rules.rules]
+
+
+@router.get("/{rule_id}")
+async def get_rule(rule_id: str, services: ServicesDep, _: CurrentPerson) -> dict[str, Any]:
+    rule = services.rules.rules.by_id.get(rule_id)
+    if rule is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"rule '{rule_id}' not found")
+    return _public(rule)
+
+
+@router.post("/validate", response_model=ValidationReport)
+async def validate_rules(
+    body: RulesValidate, services: ServicesDep, _: Dispatcher
+) -> ValidationReport:
+    """Check draft rules without applying them; each problem names the rule and field."""
+    problems = services.rules.validate(body.rules)
+    return ValidationReport(valid=not problems, problems=problems)
+
+
+@router.put("/{rule_id}/enabled")
+async def set_enabled(
+    rule_id: str,
+    body: RuleToggle,
+    principal: RuleWriter,
+    services: ServicesDep,
+    session: SessionDep,
+) -> dict[str, Any]:
+    try:
+        rules = await services.rules.set_enabled(rule_id, body.enabled, principal.actor)
+    except LookupError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"rule '{rule_id}' not found") from exc
+    audit.record(
+        session,
+        at_ms=services.clock.now_ms(),
+        actor=principal.actor,
+        role=principal.role,
+        action="rule.enable" if body.enabled else "rule.disable",
+        target=rule_id,
+    )
+    await session.commit()
+    return _public(rules.by_id[rule_id])
+
+
+@router.post("/route-test")
+async def route_test(
+    body: RouteTest, services: ServicesDep, principal: Dispatcher
+) -> dict[str, Any]:
+    """Who would be paged, step by step, for an incident with these labels."""
+    if services.route_tester is None:
+        raise HTTPException(status.HTTP_501_NOT_IMPLEMENTED, "no route tester is configured")
+    if principal.site is not None and body.site != principal.site:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"site: not yours ('{body.site}')")
+    at_ms = body.at_ms if body.at_ms is not None else services.clock.now_ms()
+    labels = body.model_dump(exclude={"at_ms"})
+    return {"labels": labels, "at_ms": at_ms, "steps": await services.route_tester(labels, at_ms)}

@@ -1,0 +1,126 @@
+"""Statistics per grid and period, and the board's overview (open incidents, offline devices)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from sqlalchemy import select
+
+from alerting.incidents.lifecycle import ACTIVE_STATUSES
+from alerting.incidents.tables import IncidentRow
+from api.deps import GridScope, ServicesDep, SessionDep
+from api.errors import FieldError
+from api.figures import grid_stats
+from api.routes.devices import device_status
+from api.schemas import StatsPublic
+from gateway.registry.tables import Building, Device, Grid
+
+router = APIRouter(prefix="/stats", tags=["stats"])
+
+
+@router.get("", response_model=StatsPublic)
+async def stats(
+    scope: GridScope,
+    services: ServicesDep,
+    session: SessionDep,
+    start_ms: Annotated[int, Query(ge=0)],
+    end_ms: Annotated[int, Query(ge=0)],
+    site: Annotated[str | None, Query(max_length=32)] = None,
+    grid: Annotated[str | None, Query(max_length=100)] = None,
+) -> StatsPublic:
+    """Per grid over incidents opened in ``[start_ms, end_ms)``: counts by type and severity,
+    mean time to acknowledge and to resolve, share handled within the deadline, and the
+    resolution rate (办结率: resolved or closed over all)."""
+    if end_ms <= start_ms:
+        raise FieldError("end_ms", "must be after start_ms")
+    q = select(IncidentRow).where(
+        scope.where(IncidentRow.site, IncidentRow.grid_id),
+        IncidentRow.opened_at_ms >= start_ms,
+        IncidentRow.opened_at_ms < end_ms,
+    )
+    if site is not None:
+        q = q.where(IncidentRow.site == site)
+    if grid is not None:
+        q = q.where(IncidentRow.grid_id == grid)
+    rows = list(await session.scalars(q))
+    per_grid: dict[str, list[IncidentRow]] = defaultdict(list)
+    for row in rows:
+        per_grid[row.grid_id].append(row)
+    deadlines = services.config.ack_deadline_s
+    return StatsPublic(
+        site=site or scope.site,
+        start_ms=start_ms,
+        end_ms=end_ms,
+        total=grid_stats("*", rows, deadlines),
+        grids=[grid_stats(g, per_grid[g], deadlines) for g in sorted(per_grid)],
+    )
+
+
+@router.get("/overview")
+async def overview(scope: GridScope, services: ServicesDep, session: SessionDep) -> dict[str, Any]:
+    """Grids → buildings with device counts and status, open incidents, offline devices."""
+    grids = list(
+        await session.scalars(select(Grid).where(scope.where(Grid.site, Grid.id)).order_by(Grid.id))
+    )
+    buildings = list(
+        await session.scalars(
+            select(Building)
+            .where(scope.where(Building.site, Building.grid_id))
+            .order_by(Building.id)
+        )
+    )
+    devices = list(
+        await session.scalars(select(Device).where(scope.where(Device.site, Device.grid_id)))
+    )
+    active = list(
+        await session.scalars(
+            select(IncidentRow).where(
+                scope.where(IncidentRow.site, IncidentRow.grid_id),
+                IncidentRow.status.in_([s.value for s in ACTIVE_STATUSES]),
+            )
+        )
+    )
+    statuses = {(d.site, d.device_id): await device_status(services.timeseries, d) for d in devices}
+    offline = {k for k, s in statuses.items() if s.online is False}
+
+    def tally(items: list[Device]) -> dict[str, int]:
+        return {
+            "devices": len(items),
+            "offline": sum((d.site, d.device_id) in offline for d in items),
+        }
+
+    out_grids = []
+    for g in grids:
+        in_grid = [d for d in devices if d.grid_id == g.id]
+        out_grids.append(
+            {
+                "id": g.id,
+                "name": g.name,
+                "site": g.site,
+                **tally(in_grid),
+                "open_incidents": sum(1 for i in active if i.grid_id == g.id),
+                "buildings": [
+                    {
+                        "id": b.id,
+                        "name": b.name,
+                        **tally([d for d in in_grid if d.building_id == b.id]),
+                        "open_incidents": sum(1 for i in active if i.building_id == b.id),
+                    }
+                    for b in buildings
+                    if b.grid_id == g.id
+                ],
+                "offline_devices": sorted(
+                    d.device_id for d in in_grid if (d.site, d.device_id) in offline
+                ),
+            }
+        )
+    return {
+        "open_incidents": len(active),
+        "open_critical": sum(1 for i in active if i.severity == "critical"),
+        "unacknowledged": sum(1 for i in active if i.status == "open"),
+        "devices": len(devices),
+        "offline_devices": len(offline),
+        "grids": out_grids,
+    }

@@ -1,0 +1,43 @@
+"""A RuleControl over an in-memory RuleSet: validate with the loader, toggle and hand on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from alerting.rules import RuleLoadError, RuleSet
+from alerting.rules.loader import build_rule_set, parse_rules
+
+
+class RuleSetControl:
+    """Holds the live RuleSet; ``on_change`` receives each new set (e.g. the rule engine's)."""
+
+    def __init__(self, rules: RuleSet, on_change: Callable[[RuleSet], None] | None = None) -> None:
+        self._rules = rules
+        self._on_change = on_change
+
+    @property
+    def rules(self) -> RuleSet:
+        return self._rules
+
+    def validate(self, items: Sequence[Any]) -> list[str]:
+        """Every problem of these raw rules, each naming rule and field; [] when valid."""
+        problems: list[str] = []
+        loaded = parse_rules(list(items), "request", problems)
+        if problems:
+            return problems
+        try:
+            build_rule_set(loaded)
+        except RuleLoadError as exc:
+            return list(exc.problems)
+        return []
+
+    async def set_enabled(self, rule_id: str, enabled: bool, actor: str) -> RuleSet:
+        rule = self._rules.by_id.get(rule_id)
+        if rule is None:
+            raise LookupError(rule_id)
+        changed = rule.model_copy(update={"enabled": enabled})
+        self._rules = RuleSet(tuple(changed if r.id == rule_id else r for r in self._rules.rules))
+        if self._on_change is not None:
+            self._on_change(self._rules)
+        return self._rules

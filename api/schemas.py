@@ -1,0 +1,507 @@
+"""Request and response models: the ``XCreate / XUpdate / XPublic`` family, unknown keys refused."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from alerting.incidents.lifecycle import Department, Resolution
+
+SiteCode = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,32}$")]
+Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,48}$")]
+DeviceIdStr = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+PersonId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)]
+Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=16)]
+DeviceType = Literal["smoke", "sos", "gate", "charger"]
+Role = Literal["grid_worker", "building_leader", "duty_staff", "secretary", "admin"]
+Severity = Literal["critical", "major", "minor", "info"]
+IncidentStatus = Literal["open", "acknowledged", "resolved", "closed"]
+
+
+class Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Output(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+# --- auth ---------------------------------------------------------------------------------
+
+
+class Token(BaseModel):
+    access_token: str
+    token_type: str = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
+    expires_in: int
+    person: PersonPublic
+
+
+class PasswordChange(Input):
+    current_password: str | None = Field(None, max_length=200)
+    new_password: str = Field(min_length=8, max_length=200)
+
+
+# --- registry -----------------------------------------------------------------------------
+
+
+class SiteCreate(Input):
+    code: SiteCode
+    name: Name
+    timezone: str = Field("Asia/Shanghai", max_length=64)
+    address: Text = ""
+
+
+class SiteUpdate(Input):
+    name: Name | None = None
+    timezone: str | None = Field(None, max_length=64)
+    address: Text | None = None
+
+
+class SitePublic(Output):
+    code: str
+    name: str
+    timezone: str
+    address: str
+
+
+class GridCreate(Input):
+    site: SiteCode
+    code: Code
+    name: Name
+    parent_id: str | None = Field(None, max_length=100)
+
+
+class GridUpdate(Input):
+    name: Name | None = None
+    parent_id: str | None = Field(None, max_length=100)
+
+
+class GridPublic(Output):
+    id: str
+    site: str
+    code: str
+    name: str
+    parent_id: str | None
+
+
+class BuildingCreate(Input):
+    site: SiteCode
+    code: Code
+    name: Name
+    grid_id: str = Field(max_length=100)
+    address: Text = ""
+
+
+class BuildingUpdate(Input):
+    name: Name | None = None
+    grid_id: str | None = Field(None, max_length=100)
+    address: Text | None = None
+
+
+class BuildingPublic(Output):
+    id: str
+    site: str
+    code: str
+    name: str
+    grid_id: str
+    address: str
+
+
+class ContactIn(Input):
+    name: Name
+    relation: Text = ""
+    phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9 -]{3,20}$")]
+
+
+FlagName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+
+
+class HouseholdCreate(Input):
+    site: SiteCode
+    building_id: str = Field(max_length=100)
+    unit: Short = ""
+    room: Short = Field(min_length=1)
+    flags: list[FlagName] = Field(default_factory=list)
+    contacts: list[ContactIn] = Field(default_factory=list)
+    note: Text = ""
+
+
+class HouseholdUpdate(Input):
+    flags: list[FlagName] | None = None
+    contacts: list[ContactIn] | None = None
+    note: Text | None = None
+
+
+class HouseholdPublic(Output):
+    id: str
+    site: str
+    building_id: str
+    unit: str
+    room: str
+    flags: list[str]
+    contacts: list[dict[str, str]]
+    note: str
+
+
+class DeviceCreate(Input):
+    site: SiteCode
+    device_id: DeviceIdStr
+    device_type: DeviceType
+    grid_id: str = Field(max_length=100)
+    building_id: str | None = Field(None, max_length=100)
+    household_id: str | None = Field(None, max_length=150)
+    profile: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_.-]{1,100}$")] = "native"
+    vendor_identity: str | None = Field(None, min_length=1, max_length=200)
+    location: Text = ""
+    name: Text = ""
+    model: Text = ""
+    ports: int | None = Field(None, ge=1, le=64)
+    installed_at: date | None = None
+    enabled: bool = True
+
+
+class DeviceUpdate(Input):
+    grid_id: str | None = Field(None, max_length=100)
+    building_id: str | None = Field(None, max_length=100)
+    household_id: str | None = Field(None, max_length=150)
+    profile: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_.-]{1,100}$")] | None = None
+    vendor_identity: str | None = Field(None, min_length=1, max_length=200)
+    location: Text | None = None
+    name: Text | None = None
+    model: Text | None = None
+    ports: int | None = Field(None, ge=1, le=64)
+    installed_at: date | None = None
+    enabled: bool | None = None
+
+
+class DevicePublic(Output):
+    site: str
+    device_id: str
+    device_type: str
+    grid_id: str
+    building_id: str | None
+    household_id: str | None
+    profile: str
+    vendor_identity: str | None
+    location: str
+    name: str
+    model: str
+    ports: int | None
+    installed_at: date | None
+    enabled: bool
+
+
+class PersonCreate(Input):
+    id: PersonId
+    site: SiteCode
+    name: Name
+    role: Role
+    phone: Text = ""
+    email: Text = ""
+    active: bool = True
+    password: str | None = Field(None, min_length=8, max_length=200)
+    channels: dict[str, Any] = Field(default_factory=dict)
+    grids: list[str] = Field(default_factory=list, description="grid ids this person answers for")
+    buildings: list[str] = Field(default_factory=list, description="building ids (leaders)")
+
+
+class PersonUpdate(Input):
+    name: Name | None = None
+    role: Role | None = None
+    phone: Text | None = None
+    email: Text | None = None
+    active: bool | None = None
+    channels: dict[str, Any] | None = None
+    grids: list[str] | None = None
+    buildings: list[str] | None = None
+
+
+class PersonPublic(Output):
+    id: str
+    site: str
+    name: str
+    role: str
+    phone: str
+    email: str
+    active: bool
+    grids: list[str] = Field(default_factory=list)
+    buildings: list[str] = Field(default_factory=list)
+
+
+class RosterShiftCreate(Input):
+    site: SiteCode
+    person_id: PersonId
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    role: Role = "duty_staff"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RosterShiftCreate:
+        if self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be after starts_at")
+        return self
+
+
+class RosterShiftUpdate(Input):
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
+    role: Role | None = None
+
+
+class RosterShiftPublic(Output):
+    id: int
+    site: str
+    person_id: str
+    starts_at: datetime
+    ends_at: datetime
+    role: str
+
+
+class ImportResult(BaseModel):
+    created: int
+    updated: int
+
+
+# --- incidents ----------------------------------------------------------------------------
+
+
+class IncidentPublic(Output):
+    id: int
+    site: str
+    kind: str
+    rule_id: str
+    subject: str
+    device_id: str | None
+    device_type: str
+    grid_id: str
+    building_id: str | None
+    household_id: str | None
+    location: str
+    severity: str
+    category: str
+    title: str
+    status: str
+    alert_firing: bool
+    opened_at_ms: int
+    updated_at_ms: int
+    acknowledged_at_ms: int | None
+    acknowledged_by: str | None
+    assignee: str | None
+    resolved_at_ms: int | None
+    resolved_by: str | None
+    resolution: str | None
+    repeat_count: int
+    reading_ts_ms: int | None
+    reading_seq: int | None
+
+
+class IncidentsPublic(BaseModel):
+    data: list[IncidentPublic]
+    count: int
+
+
+class IncidentEventPublic(Output):
+    id: int
+    at_ms: int
+    actor: str
+    kind: str
+    note: str
+    data: dict[str, Any]
+
+
+class ReadingBucket(BaseModel):
+    field: str
+    ts_ms: int
+    samples: int
+    mean: float | None
+    min: float | None
+    max: float | None
+    last: float | int | bool | str | None
+
+
+class IncidentDetail(BaseModel):
+    incident: IncidentPublic
+    timeline: list[IncidentEventPublic]
+    readings: list[ReadingBucket]
+    allowed_actions: list[str]
+
+
+class IncidentNote(Input):
+    note: Note = ""
+
+
+class IncidentComment(Input):
+    note: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+
+
+class IncidentAssign(Input):
+    assignee: PersonId
+    note: Note = ""
+
+
+class IncidentResolve(Input):
+    category: Resolution
+    note: Note = ""
+
+
+class IncidentRefer(Input):
+    department: Department
+    note: Note = ""
+
+
+# --- silences -----------------------------------------------------------------------------
+
+
+class SilenceCreate(Input):
+    site: SiteCode
+    matcher: Literal["device", "building", "grid"]
+    value: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    starts_at_ms: int | None = Field(None, ge=0)
+    ends_at_ms: int | None = Field(None, ge=0)
+    duration_s: int | None = Field(None, ge=60, le=30 * 86400)
+    reason: Text = ""
+
+    @model_validator(mode="after")
+    def _one_end(self) -> SilenceCreate:
+        if (self.ends_at_ms is None) == (self.duration_s is None):
+            raise ValueError("give exactly one of ends_at_ms and duration_s")
+        return self
+
+
+class SilencePublic(Output):
+    id: int
+    site: str
+    matcher: str
+    value: str
+    starts_at_ms: int
+    ends_at_ms: int
+    created_by: str
+    created_at_ms: int
+    reason: str
+
+
+# --- devices, quarantine, rules, stats ----------------------------------------------------
+
+
+class DeviceStatusPublic(BaseModel):
+    site: str
+    device_id: str
+    device_type: str
+    grid_id: str
+    online: bool | None
+    last_seen_ms: int | None
+    battery_pct: float | None
+    fields: dict[str, Any]
+
+
+class TelemetryPublic(BaseModel):
+    device_id: str
+    field: str
+    start_ms: int
+    end_ms: int
+    every_ms: int
+    buckets: list[ReadingBucket]
+
+
+class QuarantinedPublic(Output):
+    id: int
+    received_ms: int
+    topic: str
+    reason: str
+    detail: str
+    device_id: str | None
+    payload_size: int
+    payload_text: str = ""
+
+
+class RuleToggle(Input):
+    enabled: bool
+
+
+class RulesValidate(Input):
+    rules: list[dict[str, Any]] = Field(min_length=1, max_length=1000)
+
+
+class ValidationReport(BaseModel):
+    valid: bool
+    problems: list[str]
+
+
+class RouteTest(Input):
+    site: SiteCode
+    grid_id: str = Field(max_length=100)
+    device_type: DeviceType
+    severity: Severity
+    building_id: str | None = Field(None, max_length=100)
+    household_flags: list[FlagName] = Field(default_factory=list)
+    at_ms: int | None = Field(None, ge=0)
+
+
+class GridStats(BaseModel):
+    grid_id: str
+    incidents: int
+    by_type: dict[str, int]
+    by_rule: dict[str, int]
+    by_severity: dict[str, int]
+    acknowledged: int
+    resolved: int
+    mean_ack_s: float | None
+    mean_resolve_s: float | None
+    within_deadline_share: float | None
+    resolution_rate: float | None
+
+
+class StatsPublic(BaseModel):
+    site: str | None
+    start_ms: int
+    end_ms: int
+    total: GridStats
+    grids: list[GridStats]
+
+
+class LedgerRow(BaseModel):
+    id: int
+    opened_at: str
+    grid_id: str
+    building_id: str | None
+    location: str
+    device_id: str | None
+    device_type: str
+    title: str
+    severity: str
+    status: str
+    handled_by: str | None
+    ack_s: float | None
+    resolve_s: float | None
+    resolution: str | None
+    within_deadline: bool | None
+
+
+class LedgerPublic(BaseModel):
+    site: str
+    month: str
+    rows: list[LedgerRow]
+    totals: GridStats
+
+
+class TrendPoint(BaseModel):
+    month: str
+    stats: GridStats
+
+
+class ComponentHealth(BaseModel):
+    status: Literal["ok", "degraded", "down"]
+    detail: str = ""
+
+
+class HealthPublic(BaseModel):
+    status: Literal["ok", "degraded", "down"]
+    components: dict[str, dict[str, Any]]
+
+
+Token.model_rebuild()
