@@ -27,6 +27,18 @@ from gateway.clock import Clock
 T = TypeVar("T")
 
 
+EVENT_KIND = {
+    Action.ACKNOWLEDGE: "acknowledged",
+    Action.RESOLVE: "resolved",
+    Action.CLOSE: "closed",
+    Action.REOPEN: "reopened",
+    Action.COMMENT: "commented",
+    Action.ASSIGN: "assigned",
+    Action.ESCALATE: "escalated_manually",
+    Action.REFER: "referred",
+}
+
+
 class IncidentNotFoundError(KeyError):
     pass
 
@@ -68,13 +80,7 @@ class IncidentDesk:
             if then is not None:
                 await then(s, row, now)
             add_event(
-                s,
-                row.id,
-                now,
-                action.value + ("d" if action.value.endswith("e") else "ed"),
-                actor=actor,
-                note=note,
-                data=dict(data or {}),
+                s, row.id, now, EVENT_KIND[action], actor=actor, note=note, data=dict(data or {})
             )
             return IncidentView.of(row)
 

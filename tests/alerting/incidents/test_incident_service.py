@@ -1,0 +1,237 @@
+"""IncidentService over real SQLite and PostgreSQL: dedupe, lifecycle, audit, silences, flood
+control, self-tests and device actions."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import select
+
+from alerting.escalation.scheduler import EscalationScheduler
+from alerting.incidents import (
+    ActionRunner,
+    ChangeKind,
+    Department,
+    IncidentService,
+    IncidentStatus,
+    Matcher,
+    Resolution,
+    SilenceService,
+    TransitionError,
+)
+from alerting.incidents.tables import AppendOnlyError, EscalationTimerRow, IncidentEventRow
+from alerting.models import AlertState, Category, Severity
+from alerting.notify.stages import DeliveryPipeline
+from alerting.routing.directory import ChannelKind
+from gateway.clock import ManualClock
+from tests.alerting.incidents.incident_support import (
+    HOUR,
+    MIN,
+    SITE,
+    T0,
+    RecordingNotifier,
+    ctx,
+    directory,
+    no_sleep,
+    open_db,
+    transition,
+)
+
+
+def stack(sm, clock, **kw):  # type: ignore[no-untyped-def]
+    notifier = RecordingNotifier()
+    service = IncidentService(sm, clock, **kw)
+    pipeline = DeliveryPipeline(sm, clock, {ChannelKind.APP: notifier}, sleep=no_sleep)
+    return service, EscalationScheduler(sm, clock, directory(), pipeline), notifier
+
+
+async def test_one_open_incident_per_dedupe_key_repeats_counted(db_url: str) -> None:
+    async with open_db(db_url) as sm:
+        service = IncidentService(sm, ManualClock(T0))
+        c = ctx()
+        first = await service.apply(transition("smoke.alarm", c, T0), c)
+        again = await service.apply(transition("smoke.alarm", c, T0 + 1000), c)
+        other = await service.apply(transition("smoke.alarm", ctx("SD-0002"), T0), ctx("SD-0002"))
+        assert first is not None and again is not None and other is not None
+        assert first.kind is ChangeKind.OPENED and again.kind is ChangeKind.REPEATED
+        assert again.incident_id == first.incident_id != other.incident_id
+        detail = await service.get(first.incident_id)
+        assert detail.incident.repeat_count == 1
+        assert [e.kind for e in detail.events] == ["opened", "repeated"]
+        pending = transition("smoke.alarm", c, T0, state=AlertState.PENDING)
+        assert await service.apply(pending, c) is None
+
+
+async def test_lifecycle_events_actor_time_note_and_category_required(db_url: str) -> None:
+    async with open_db(db_url) as sm:
+        clock = ManualClock(T0)
+        service = IncidentService(sm, clock)
+        c = ctx("SOS-1", "sos")
+        change = await service.apply(transition("sos.button", c, T0), c)
+        assert change is not None
+        iid = change.incident_id
+        clock.advance(MIN)
+        await service.acknowledge(iid, "gw1", "on my way")
+        await service.comment(iid, "gw1", "elderly resident fell, conscious")
+        await service.refer(iid, Department.AMBULANCE_120, "gw1", "called 120")
+        with pytest.raises(ValueError, match="category"):
+            await service.resolve(iid, "gw1", None, "done")  # type: ignore[arg-type]
+        await service.resolve(iid, "gw1", Resolution.REAL_EMERGENCY, "taken to hospital")
+        with pytest.raises(TransitionError):
+            await service.acknowledge(iid, "gw1")
+        await service.close(iid, "sec1", "verified")
+        await service.reopen(iid, "sec1", "family called again")
+        detail = await service.get(iid)
+        kinds = [(e.kind, e.actor) for e in detail.events]
+        assert kinds == [("opened", "rule:sos.button"), ("acknowledged", "gw1"),
+                         ("commented", "gw1"), ("referred", "gw1"), ("resolved", "gw1"),
+                         ("closed", "sec1"), ("reopened", "sec1")]
+        assert detail.events[1].at_ms == T0 + MIN and detail.events[1].note == "on my way"
+        assert detail.referrals == [("ambulance_120", "gw1", T0 + MIN, "called 120")]
+        assert detail.incident.status is IncidentStatus.OPEN
+        async with sm() as s:  # the audit trail cannot be rewritten
+            ev = (await s.execute(select(IncidentEventRow).limit(1))).scalar_one()
+            ev.note = "forged"
+            with pytest.raises(AppendOnlyError):
+                await s.flush()
+
+
+async def test_auto_resolve_only_where_the_rule_allows(db_url: str) -> None:
+    async with open_db(db_url) as sm:
+        service = IncidentService(sm, ManualClock(T0))
+        c = ctx()
+        fire = await service.apply(transition("smoke.alarm", c, T0), c)
+        cleared = await service.apply(
+            transition("smoke.alarm", c, T0 + MIN, state=AlertState.RESOLVED), c)
+        assert fire is not None and cleared is not None
+        assert cleared.kind is ChangeKind.CLEARED  # a fire needs a human
+        fire_detail = await service.get(fire.incident_id)
+        assert fire_detail.incident.status is IncidentStatus.OPEN
+        assert not fire_detail.incident.alert_firing
+        async with sm() as s:
+            assert await s.get(EscalationTimerRow, fire.incident_id) is not None
+
+        kw = {"severity": Severity.MINOR, "category": Category.MAINTENANCE, "auto_resolve": True}
+        low = await service.apply(transition("smoke.low_battery", c, T0, **kw), c)
+        back = await service.apply(transition("smoke.low_battery", c, T0 + HOUR,
+                                              state=AlertState.RESOLVED, **kw), c)
+        assert low is not None and back is not None and back.kind is ChangeKind.AUTO_RESOLVED
+        detail = await service.get(low.incident_id)
+        assert detail.incident.status is IncidentStatus.RESOLVED
+        assert detail.incident.resolution is Resolution.DEVICE_FAULT
+        assert detail.incident.category is Category.MAINTENANCE
+
+
+async def test_self_test_is_recorded_and_pages_nobody(db_url: str) -> None:
+    async with open_db(db_url) as sm:
+        clock = ManualClock(T0)
+        service, scheduler, notifier = stack(sm, clock)
+        c = ctx()
+        change = await service.apply(transition(
+            "smoke.self_test", c, T0, severity=Severity.INFO, category=Category.MAINTENANCE,
+            auto_resolve=True), c)
+        assert change is not None and change.kind is ChangeKind.RECORDED and not change.pages
+        clock.advance(3 * 24 * HOUR)
+        await scheduler.due(clock.now_ms())
+        assert notifier.sent == []
+        detail = await service.get(change.incident_id)
+        assert detail.incident.resolution is Resolution.DEVICE_TEST
+        assert "recorded" in [e.kind for e in detail.events]
+
+
+async def test_silence_suppresses_paging_but_records(db_url: str) -> None:
+    async with open_db(db_url) as sm:
+        clock = ManualClock(T0)
+        service, scheduler, notifier = stack(sm, clock)
+        silences = SilenceService(sm, clock)
+        with pytest.raises(ValueError, match="end"):
+            await silences.create(site=SITE, matcher=Matcher.BUILDING, value="B1",
+                                  ends_at_ms=T0 - 1, actor="duty1")
+        await silences.create(site=SITE, matcher=Matcher.BUILDING, value="B1",
+                              ends_at_ms=T0 + HOUR, actor="duty1", reason="detector service")
+        c, other = ctx("SD-1"), ctx("SD-9", building="B2")
+        tested = await service.apply(transition("smoke.alarm", c, T0), c)
+        real = await service.apply(transition("smoke.alarm", other, T0), other)
+        assert tested is not None and tested.silenced and real is not None and not real.silenced
+        await scheduler.due(T0)
+        assert {d.incident_id for d in notifier.sent} == {real.incident_id}
+        # the technician's test alarm cleared during the window: nobody is paged afterwards
+        await service.apply(transition("smoke.alarm", c, T0 + MIN, state=AlertState.RESOLVED), c)
+        clock.set(T0 + HOUR + 1)
+        await scheduler.due(clock.now_ms())
+        assert tested.incident_id not in {d.incident_id for d in notifier.sent}
+        kinds = [e.kind for e in (await service.get(tested.incident_id)).events]
+        assert kinds[:2] == ["opened", "silenced"] and "suppressed" in kinds
+        assert "not_paged" in kinds
+        assert [s.value for s in await silences.list(SITE, active_only=False)] == ["B1"]
+
+
+async def test_silence_ending_pages_a_still_firing_incident(db_url: str) -> None:
+    async with open_db(db_url) as sm:
+        clock = ManualClock(T0)
+        service, scheduler, notifier = stack(sm, clock)
+        silence = await SilenceService(sm, clock).create(
+            site=SITE, matcher=Matcher.DEVICE, value="SD-1", ends_at_ms=T0 + HOUR, actor="d")
+        c = ctx("SD-1")
+        await service.apply(transition("smoke.alarm", c, T0), c)
+        await scheduler.due(T0)
+        assert notifier.sent == []
+        clock.set(silence.ends_at_ms)
+        await scheduler.due(clock.now_ms())
+        assert notifier.people("0") == ["bl1", "duty1", "gw1"]
+
+
+async def test_flood_control_one_building_outage(db_url: str) -> None:
+    async with open_db(db_url) as sm:
+        clock = ManualClock(T0)
+        service, scheduler, notifier = stack(sm, clock)
+        kw = {"severity": Severity.MINOR, "category": Category.MAINTENANCE, "auto_resolve": True}
+        devices = [ctx(f"SD-{i:02d}") for i in range(40)]
+        changes = []
+        for i, c in enumerate(devices):
+            changes.append(await service.apply(
+                transition("smoke.offline", c, T0 + i * 1000, **kw), c))
+            if i == 2:  # the loop runs meanwhile; early per-device incidents are held back
+                await scheduler.due(T0 + i * 1000)
+        kinds = [ch.kind for ch in changes if ch is not None]
+        assert kinds[:4] == [ChangeKind.OPENED] * 4
+        assert kinds[4] is ChangeKind.OUTAGE_OPENED
+        assert set(kinds[5:]) == {ChangeKind.ATTACHED}
+        outage_id = changes[4].incident_id  # type: ignore[union-attr]
+        clock.set(T0 + 10 * MIN)
+        await scheduler.due(clock.now_ms())
+        assert {d.incident_id for d in notifier.sent} == {outage_id}
+        assert notifier.people() == ["gw1"]
+        detail = await service.get(outage_id)
+        assert len(detail.devices) == 40
+        assert detail.incident.rule_id == "building_outage"
+        folded = await service.get(changes[0].incident_id)  # type: ignore[union-attr]
+        assert folded.incident.status is IncidentStatus.RESOLVED
+        assert [e.kind for e in folded.events][-1] == "merged"
+        # every device back online: the outage resolves itself
+        for i, c in enumerate(devices):
+            await service.apply(transition("smoke.offline", c, T0 + HOUR + i,
+                                           state=AlertState.RESOLVED, **kw), c)
+        assert (await service.get(outage_id)).incident.status is IncidentStatus.RESOLVED
+
+
+async def test_cut_power_action_is_published_and_recorded(db_url: str) -> None:
+    published: list[tuple[str, bytes, int]] = []
+
+    async def publish(topic: str, payload: bytes, qos: int) -> None:
+        published.append((topic, payload, qos))
+
+    async with open_db(db_url) as sm:
+        service = IncidentService(sm, ManualClock(T0), actions=ActionRunner(publish))
+        c = ctx("CH-7", "charger")
+        change = await service.apply(transition(
+            "charger.over_temp", c, T0, severity=Severity.MAJOR, actions=("cut_power",),
+            labels={"port": "3"}), c)
+        assert change is not None and change.actions[0].ok
+        topic, payload, qos = published[0]
+        assert topic == f"safety/{SITE}/charger/CH-7/cmd" and qos == 1
+        assert json.loads(payload) == {"action": "cut_power", "port": 3,
+                                       "incident_id": change.incident_id}
+        events = (await service.get(change.incident_id)).events
+        assert events[-1].kind == "action" and events[-1].data["topic"] == topic
