@@ -91,7 +91,7 @@ def directory(*, url: str = "", kinds: tuple[ChannelKind, ...] = ()) -> InMemory
         grids={(SITE, "G1"): (["gw1"], ["bk1"])},
         leaders={(SITE, "B1"): ["bl1"]},
         roster=[Shift(SITE, "duty1", T0 - 12 * HOUR, T0 + 12 * HOUR),
-                Shift(SITE, "duty2", T0 + 12 * HOUR, T0 + 36 * HOUR)],
+                Shift(SITE, "duty2", T0 + 12 * HOUR, T0 + 60 * HOUR)],
         secretary_ids={SITE: ["sec1"]},
         households={"H1": ["fam1"]},
     )
