@@ -24,6 +24,7 @@ from api.deps import (
     not_found,
 )
 from api.errors import FieldError
+from api.services import ApiServices
 from gateway.db import Base
 
 
@@ -85,6 +86,13 @@ async def commit_or_conflict(session: AsyncSession, what: str) -> None:
             status.HTTP_409_CONFLICT,
             f"{what} conflicts with existing data (duplicate or still in use)",
         ) from exc
+
+
+async def commit_registry(session: AsyncSession, services: ApiServices, what: str) -> None:
+    """Commit a registry change, then refresh the pipeline's cached registry."""
+    await commit_or_conflict(session, what)
+    if services.registry is not None:
+        await services.registry.refresh()
 
 
 def build_router(res: Resource) -> APIRouter:
@@ -154,7 +162,7 @@ def build_router(res: Resource) -> APIRouter:
             site=site,
             detail=data.model_dump(mode="json"),
         )
-        await commit_or_conflict(session, res.label)
+        await commit_registry(session, services, res.label)
         return row
 
     @router.patch("/{key}", response_model=Public, summary=f"Change a {res.label}")
@@ -184,7 +192,7 @@ def build_router(res: Resource) -> APIRouter:
             site=site,
             detail=data.model_dump(mode="json", exclude_unset=True),
         )
-        await commit_or_conflict(session, res.label)
+        await commit_registry(session, services, res.label)
         await session.refresh(row)
         return row
 
@@ -209,6 +217,6 @@ def build_router(res: Resource) -> APIRouter:
             target=str(key),
             site=site,
         )
-        await commit_or_conflict(session, res.label)
+        await commit_registry(session, services, res.label)
 
     return router

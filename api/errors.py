@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request, status
@@ -54,9 +55,35 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+class LedgerRowsError(Exception):
+    """Rows of an uploaded CSV ledger with problems (gateway.registry RowError-like objects)."""
+
+    def __init__(self, errors: Sequence[Any]) -> None:
+        super().__init__(f"{len(errors)} ledger rows with problems")
+        self.errors = list(errors)
+
+
+async def _ledger_rows(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, LedgerRowsError)
+    errors = [
+        {
+            "field": f"rows.{e.row}.{e.column}" if e.column else f"rows.{e.row}",
+            "loc": ["file", "rows", str(e.row), e.column],
+            "message": e.message,
+        }
+        for e in exc.errors
+    ]
+    summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+    return JSONResponse(
+        status_code=status.HTTP_422_UNPROCESSABLE_ENTITY,
+        content={"detail": f"invalid ledger: {summary}", "errors": errors},
+    )
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(FieldError, _field_error)
+    app.add_exception_handler(LedgerRowsError, _ledger_rows)
     app.add_exception_handler(Exception, _unexpected)
 
 

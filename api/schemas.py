@@ -434,11 +434,10 @@ class ValidationReport(BaseModel):
 
 class RouteTest(Input):
     site: SiteCode
-    grid_id: str = Field(max_length=100)
-    device_type: DeviceType
+    device_id: DeviceIdStr
     severity: Severity
-    building_id: str | None = Field(None, max_length=100)
-    household_flags: list[FlagName] = Field(default_factory=list)
+    category: Literal["safety", "maintenance"] = "safety"
+    rule_id: str = Field("", max_length=96)
     at_ms: int | None = Field(None, ge=0)
 
 

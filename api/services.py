@@ -9,10 +9,16 @@ from typing import Any, Protocol
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from alerting.incidents.silences import SilenceService
+from alerting.incidents.workflow import IncidentDesk
+from alerting.models import Category, Severity
+from alerting.routing.router import Paged
 from alerting.rules import RuleSet
 from gateway.clock import Clock
+from gateway.envelope import DeviceContext
 from gateway.live import LiveHub
 from gateway.quarantine import Quarantine
+from gateway.registry.service import Registry
 from gateway.storage import TimeSeriesQuery
 
 MIN_SECRET_BYTES = 32
@@ -43,34 +49,6 @@ class ApiConfig:
                 raise ValueError(f"service token {name!r} is shorter than {MIN_SECRET_BYTES}")
 
 
-class IncidentCommands(Protocol):
-    """The incident service's state-changing side the API calls (alerting/incidents).
-
-    Every method raises ``LookupError`` for an unknown id and ``ValueError`` (such as the
-    lifecycle's ``TransitionError``) for an action the incident's status does not allow.
-    """
-
-    async def acknowledge(self, incident_id: int, actor: str, note: str = "") -> Any: ...
-    async def comment(self, incident_id: int, actor: str, note: str) -> Any: ...
-    async def assign(self, incident_id: int, actor: str, assignee: str, note: str = "") -> Any: ...
-    async def escalate(self, incident_id: int, actor: str, note: str = "") -> Any: ...
-    async def resolve(self, incident_id: int, actor: str, category: str, note: str = "") -> Any: ...
-    async def reopen(self, incident_id: int, actor: str, note: str = "") -> Any: ...
-    async def refer(self, incident_id: int, actor: str, department: str, note: str = "") -> Any: ...
-    async def add_silence(
-        self,
-        *,
-        site: str,
-        matcher: str,
-        value: str,
-        starts_at_ms: int,
-        ends_at_ms: int,
-        actor: str,
-        reason: str = "",
-    ) -> Any: ...
-    async def expire_silence(self, silence_id: int, actor: str) -> Any: ...
-
-
 class RuleControl(Protocol):
     """The live rule set and how to change it."""
 
@@ -80,8 +58,18 @@ class RuleControl(Protocol):
     async def set_enabled(self, rule_id: str, enabled: bool, actor: str) -> RuleSet: ...
 
 
-RouteTester = Callable[[Mapping[str, Any], int], Awaitable[list[dict[str, Any]]]]
-"""``(labels, at_ms) -> ladder steps with their recipients`` (alerting/routing's route tester)."""
+class RouteTester(Protocol):
+    """alerting.routing.route_test with its directory bound, e.g. ``partial(route_test, dir)``."""
+
+    def __call__(
+        self,
+        ctx: DeviceContext,
+        *,
+        severity: Severity,
+        now_ms: int,
+        rule_id: str,
+        category: Category,
+    ) -> Awaitable[list[tuple[int, list[Paged]]]]: ...
 
 
 @dataclass
@@ -89,7 +77,8 @@ class ApiServices:
     """Everything ``create_app`` needs; nothing in api/ builds services of its own."""
 
     sessions: async_sessionmaker[AsyncSession]
-    incidents: IncidentCommands
+    incidents: IncidentDesk
+    silences: SilenceService
     rules: RuleControl
     quarantine: Quarantine
     timeseries: TimeSeriesQuery
@@ -98,5 +87,5 @@ class ApiServices:
     config: ApiConfig
     health: Callable[[], Awaitable[Mapping[str, Mapping[str, Any]]]]
     metrics: CollectorRegistry
-    registry: Any = None  # gateway.registry.Registry once it lands; CRUD goes through tables
+    registry: Registry | None = None  # refreshed after every registry change made here
     route_tester: RouteTester | None = None

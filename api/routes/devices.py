@@ -9,10 +9,19 @@ from fastapi import APIRouter, HTTPException, Query, Response, UploadFile, statu
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api import audit, ledger
-from api.crud import check_refs, check_site, commit_or_conflict
-from api.deps import GridScope, RegistryWriter, Scope, ServicesDep, SessionDep, not_found
-from api.errors import FieldError
+from api import audit
+from api.crud import check_refs, check_site, commit_registry
+from api.deps import (
+    GridScope,
+    Principal,
+    RegistryWriter,
+    Scope,
+    ServicesDep,
+    SessionDep,
+    SiteWideReader,
+    not_found,
+)
+from api.errors import FieldError, LedgerRowsError
 from api.schemas import (
     DeviceCreate,
     DevicePublic,
@@ -22,6 +31,12 @@ from api.schemas import (
     ReadingBucket,
     TelemetryPublic,
 )
+from gateway.registry import (
+    LedgerError,
+    apply_ledger,
+    export_device_ledger_csv,
+    import_device_ledger_csv,
+)
 from gateway.registry.tables import Building, Device, Grid, Household, Site
 from gateway.storage import TimeSeriesQuery
 
@@ -29,6 +44,7 @@ router = APIRouter(prefix="/devices", tags=["devices"])
 log = logging.getLogger(__name__)
 REFS = {"site": Site, "grid_id": Grid, "building_id": Building, "household_id": Household}
 MAX_BUCKETS = 2000
+MAX_LEDGER_BYTES = 5 * 1024 * 1024
 
 
 async def _device(session: AsyncSession, scope: Scope, site: str, device_id: str) -> Device:
@@ -67,37 +83,64 @@ async def list_devices(
 
 
 @router.get("/ledger.csv", response_class=Response)
-async def export_ledger(scope: GridScope, session: SessionDep) -> Response:
-    """The device ledger (台账) as CSV, in the caller's scope."""
-    rows = await session.scalars(_scoped(scope).order_by(Device.site, Device.device_id))
+async def export_ledger(
+    principal: SiteWideReader,
+    session: SessionDep,
+    site: Annotated[str | None, Query(max_length=32)] = None,
+) -> Response:
+    """A site's device ledger (台账) as CSV, in the format the importer reads."""
+    code = _ledger_site(principal, site)
+    text = await export_device_ledger_csv(session, code)
     return Response(
-        ledger.export(rows),
+        "\ufeff" + text,
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": 'attachment; filename="devices.csv"'},
+        headers={"Content-Disposition": f'attachment; filename="devices-{code}.csv"'},
     )
+
+
+def _ledger_site(principal: Principal, site: str | None) -> str:
+    code = site or principal.site
+    if code is None:
+        raise FieldError("site", "required for admins and service tokens")
+    check_site(principal, code)
+    return code
 
 
 @router.post("/ledger.csv", response_model=ImportResult)
 async def import_ledger(
-    file: UploadFile, principal: RegistryWriter, services: ServicesDep, session: SessionDep
+    file: UploadFile,
+    principal: RegistryWriter,
+    services: ServicesDep,
+    session: SessionDep,
+    site: Annotated[str | None, Query(max_length=32)] = None,
 ) -> ImportResult:
-    """Create or update devices from CSV; nothing is written unless every row is valid."""
-    bodies = ledger.parse(await file.read(ledger.MAX_BYTES + 1))
-    created = updated = 0
-    for line, body in enumerate(bodies, start=2):
-        check_site(principal, body.site)
-        try:
-            await check_refs(session, REFS, body.model_dump(), body.site)
-        except FieldError as exc:
-            raise FieldError(f"rows.{line}.{exc.field}", exc.message) from exc
-        row = await session.get(Device, (body.site, body.device_id))
-        if row is None:
-            session.add(Device(**body.model_dump()))
-            created += 1
-        else:
-            for name, value in body.model_dump().items():
-                setattr(row, name, value)
-            updated += 1
+    """Create or update devices from a CSV ledger; nothing is written unless every row is good.
+
+    Problems come back as a 422 listing each as ``rows.<row>.<column>``.
+    """
+    code = _ledger_site(principal, site)
+    if await session.get(Site, code) is None:
+        raise FieldError("site", f"no site '{code}'")
+    data = await file.read(MAX_LEDGER_BYTES + 1)
+    if len(data) > MAX_LEDGER_BYTES:
+        raise FieldError("file", f"larger than {MAX_LEDGER_BYTES} bytes", 413)
+    try:
+        ledger = import_device_ledger_csv(data.decode("utf-8-sig"), name=file.filename or "upload")
+    except UnicodeDecodeError as exc:
+        raise FieldError("file", "not UTF-8 text") from exc
+    except LedgerError as exc:
+        raise FieldError("file", str(exc)) from exc
+    ids = [r.device.id for r in ledger.rows]
+    existing = set(
+        await session.scalars(
+            select(Device.device_id).where(Device.site == code, Device.device_id.in_(ids))
+        )
+    )
+    errors = ledger.errors or await apply_ledger(session, code, ledger)
+    if errors:
+        await session.rollback()
+        raise LedgerRowsError(errors)
+    created, updated = len(set(ids) - existing), len(existing)
     audit.record(
         session,
         at_ms=services.clock.now_ms(),
@@ -105,10 +148,10 @@ async def import_ledger(
         role=principal.role,
         action="device.import",
         target=file.filename or "",
-        site=principal.site,
+        site=code,
         detail={"created": created, "updated": updated},
     )
-    await commit_or_conflict(session, "device ledger")
+    await commit_registry(session, services, "device ledger")
     return ImportResult(created=created, updated=updated)
 
 
@@ -132,7 +175,7 @@ async def create_device(
         site=body.site,
         detail=body.model_dump(mode="json"),
     )
-    await commit_or_conflict(session, "device")
+    await commit_registry(session, services, "device")
     return row
 
 
@@ -167,7 +210,7 @@ async def update_device(
         site=row.site,
         detail=body.model_dump(mode="json", exclude_unset=True),
     )
-    await commit_or_conflict(session, "device")
+    await commit_registry(session, services, "device")
     return row
 
 
@@ -192,7 +235,7 @@ async def delete_device(
         target=device_id,
         site=row.site,
     )
-    await commit_or_conflict(session, "device")
+    await commit_registry(session, services, "device")
 
 
 async def device_status(ts: TimeSeriesQuery, row: Device) -> DeviceStatusPublic:

@@ -238,7 +238,7 @@ async def resolve(
     return await _act(
         "resolve",
         incident_id,
-        lambda s, i, a: s.incidents.resolve(i, a, body.category.value, body.note),
+        lambda s, i, a: s.incidents.resolve(i, a, body.category, body.note),
         principal,
         scope,
         services,
@@ -281,7 +281,7 @@ async def refer(
     return await _act(
         "refer",
         incident_id,
-        lambda s, i, a: s.incidents.refer(i, a, body.department.value, body.note),
+        lambda s, i, a: s.incidents.refer(i, body.department, a, body.note),
         principal,
         scope,
         services,

@@ -10,7 +10,7 @@ from sqlalchemy import Select, delete, false, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import audit, security
-from api.crud import Resource, build_router, check_refs, check_site, commit_or_conflict
+from api.crud import Resource, build_router, check_refs, check_site, commit_registry
 from api.deps import (
     SITE_WIDE,
     RegistryWriter,
@@ -226,7 +226,7 @@ async def create_person(
         site=person.site,
         detail=body.model_dump(mode="json", exclude={"password"}),
     )
-    await commit_or_conflict(session, "person")
+    await commit_registry(session, services, "person")
     return await person_public(session, person)
 
 
@@ -255,7 +255,7 @@ async def update_person(
         site=person.site,
         detail=body.model_dump(mode="json", exclude_unset=True),
     )
-    await commit_or_conflict(session, "person")
+    await commit_registry(session, services, "person")
     return await person_public(session, person)
 
 
@@ -304,7 +304,7 @@ async def delete_person(
         target=person_id,
         site=person.site,
     )
-    await commit_or_conflict(session, "person")
+    await commit_registry(session, services, "person")
 
 
 router.include_router(people)

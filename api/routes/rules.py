@@ -6,9 +6,13 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, status
 
+from alerting.models import Category, Severity
 from api import audit
 from api.deps import CurrentPerson, Dispatcher, RuleWriter, ServicesDep, SessionDep
+from api.errors import FieldError
 from api.schemas import RouteTest, RulesValidate, RuleToggle, ValidationReport
+from gateway.envelope import DeviceContext
+from gateway.registry.tables import Device
 
 router = APIRouter(prefix="/rules", tags=["rules"])
 
@@ -67,13 +71,49 @@ async def set_enabled(
 
 @router.post("/route-test")
 async def route_test(
-    body: RouteTest, services: ServicesDep, principal: Dispatcher
+    body: RouteTest, services: ServicesDep, principal: Dispatcher, session: SessionDep
 ) -> dict[str, Any]:
-    """Who would be paged, step by step, for an incident with these labels."""
+    """Who would be paged, and when, if this device opened an incident now and nobody acked."""
     if services.route_tester is None:
         raise HTTPException(status.HTTP_501_NOT_IMPLEMENTED, "no route tester is configured")
     if principal.site is not None and body.site != principal.site:
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"site: not yours ('{body.site}')")
+    device = await session.get(Device, (body.site, body.device_id))
+    if device is None:
+        raise FieldError("device_id", f"no device '{body.device_id}' in site '{body.site}'")
+    ctx = DeviceContext(
+        site=device.site,
+        device_id=device.device_id,
+        device_type=device.device_type,  # type: ignore[arg-type]
+        grid_id=device.grid_id,
+        building_id=device.building_id,
+        household_id=device.household_id,
+        location=device.location,
+        name=device.name,
+    )
+    if services.registry is not None:
+        ctx = services.registry.context(body.site, body.device_id) or ctx
     at_ms = body.at_ms if body.at_ms is not None else services.clock.now_ms()
-    labels = body.model_dump(exclude={"at_ms"})
-    return {"labels": labels, "at_ms": at_ms, "steps": await services.route_tester(labels, at_ms)}
+    plan = await services.route_tester(
+        ctx,
+        severity=Severity(body.severity),
+        now_ms=at_ms,
+        rule_id=body.rule_id,
+        category=Category(body.category),
+    )
+    steps = [
+        {
+            "at_ms": step_ms,
+            "recipients": [
+                {
+                    "role": p.role.value,
+                    "person_id": p.recipient.person_id,
+                    "name": p.recipient.name,
+                    "channels": [c.kind.value for c in p.recipient.channels],
+                }
+                for p in paged
+            ],
+        }
+        for step_ms, paged in plan
+    ]
+    return {"device_id": body.device_id, "at_ms": at_ms, "steps": steps}

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, status
 from sqlalchemy import select
 
+from alerting.incidents.silences import Matcher
 from alerting.incidents.tables import SilenceRow
 from api import audit
 from api.crud import check_site
@@ -63,16 +64,19 @@ async def create_silence(
     )
     if ends <= starts:
         raise FieldError("ends_at_ms", "must be after starts_at_ms")
-    created = await services.incidents.add_silence(
-        site=body.site,
-        matcher=body.matcher,
-        value=body.value,
-        starts_at_ms=starts,
-        ends_at_ms=ends,
-        actor=principal.actor,
-        reason=body.reason,
-    )
-    silence_id = int(getattr(created, "id", created))
+    try:
+        created = await services.silences.create(
+            site=body.site,
+            matcher=Matcher(body.matcher),
+            value=body.value,
+            starts_at_ms=starts,
+            ends_at_ms=ends,
+            actor=principal.actor,
+            reason=body.reason,
+        )
+    except ValueError as exc:
+        raise FieldError("ends_at_ms", str(exc)) from exc
+    silence_id = created.id
     audit.record(
         session,
         at_ms=now,
@@ -98,7 +102,7 @@ async def expire_silence(
     row = await session.get(SilenceRow, silence_id)
     if row is None or (principal.site is not None and row.site != principal.site):
         raise not_found("silence", silence_id)
-    await services.incidents.expire_silence(silence_id, principal.actor)
+    await services.silences.expire(silence_id)
     audit.record(
         session,
         at_ms=services.clock.now_ms(),
