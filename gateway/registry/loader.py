@@ -128,8 +128,13 @@ def parse_community(
     problems = [f"{source}: {p}" for p in cross_check(spec)]
     if problems:
         raise CommunityError(source, problems)
-    for ref in spec.device_ledgers:
-        _merge_ledger(spec, (base_dir or Path.cwd()) / ref, source)
+    grid_of = {b.code: b.grid for b in spec.buildings}
+    spec.devices = [
+        d if d.grid else d.model_copy(update={"grid": grid_of[str(d.building)]})
+        for d in spec.devices
+    ]
+    for i, ref in enumerate(spec.device_ledgers):
+        _merge_ledger(spec, (base_dir or Path.cwd()) / ref, f"{source}: device_ledgers[{i}]")
     return spec
 
 
@@ -144,7 +149,7 @@ def _merge_ledger(spec: CommunitySpec, path: Path, source: str) -> None:
     try:
         ledger = read_ledger(path)
     except (OSError, LedgerError) as exc:
-        raise CommunityError(source, [f"{source}: device_ledgers: {exc}"]) from None
+        raise CommunityError(source, [f"{source}: {exc}"]) from None
     names = Names.of_spec(spec)
     devices, errors = names.resolve(ledger)
     known = {d.id for d in spec.devices}
@@ -156,7 +161,7 @@ def _merge_ledger(spec: CommunitySpec, path: Path, source: str) -> None:
         if d is not None and d.id in known
     ]
     if errors or ledger.errors:
-        raise CommunityError(source, [str(e) for e in ledger.errors + errors])
+        raise CommunityError(source, [f"{source}: {e}" for e in ledger.errors + errors])
     spec.devices.extend(d for d in devices if d is not None)
 
 

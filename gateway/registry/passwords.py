@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cache
 
 from pwdlib import PasswordHash
+from pwdlib.exceptions import PwdlibError
 
 
 @cache
@@ -23,5 +24,5 @@ def verify_password(password: str, password_hash: str | None) -> bool:
         return False
     try:
         return _hasher().verify(password, password_hash)
-    except ValueError:
+    except (PwdlibError, ValueError):
         return False

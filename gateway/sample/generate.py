@@ -10,6 +10,7 @@ enough to exercise routing, nesting and the four device types.
 from __future__ import annotations
 
 import random
+import re
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,16 +18,26 @@ from typing import Any
 import yaml
 
 from gateway.registry.ledger import write_ledger
-from gateway.registry.passwords import hash_password
+from gateway.registry.passwords import hash_password, verify_password
 
 HERE = Path(__file__).parent
 DEMO_PASSWORD = "yangguang-demo"  # noqa: S105 - the sample community's demo password, by design
 SITE = "demo"
 FLOORS, UNITS, ROOMS_PER_FLOOR = 6, 2, 2
-GRIDS = {"g1": ["b01", "b02", "b03"], "g2": ["b04", "b05", "b06"], "g3": ["b07", "b08"],
-         "g3a": ["b09"], "g4": ["b10", "b11", "b12"]}  # fmt: skip
-GRID_NAMES = {"g1": "第一网格", "g2": "第二网格", "g3": "第三网格", "g3a": "9号楼微网格",
-              "g4": "第四网格"}  # fmt: skip
+GRIDS = {
+    "g1": ["b01", "b02", "b03"],
+    "g2": ["b04", "b05", "b06"],
+    "g3": ["b07", "b08"],
+    "g3a": ["b09"],
+    "g4": ["b10", "b11", "b12"],
+}
+GRID_NAMES = {
+    "g1": "第一网格",
+    "g2": "第二网格",
+    "g3": "第三网格",
+    "g3a": "9号楼微网格",
+    "g4": "第四网格",
+}
 HOME_SMOKE_BUILDINGS = {"b01", "b02", "b03", "b04"}  # old walk-ups: every flat has a detector
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蒋蔡余杜叶程"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰红梅建国淑珍德福海燕"
@@ -91,12 +102,22 @@ def yaml_devices(rng: random.Random, elderly: list[dict[str, Any]]) -> list[dict
     out = _corridor_smoke(rng) + _home_smoke(rng, elderly)
     for n, h in enumerate(elderly):
         b, u, r = h["building"], h["unit"], h["room"]
-        dev = {"id": f"sos-{b}-{u}-{r}", "type": "sos", "building": b, "unit": u, "room": r,
-               "location": f"{_bname(b)}{u}单元{r}室 卧室床头", "model": "安居宝 AJB-S2",
-               "installed_at": date(2024, 9, 1) + timedelta(days=n)}  # fmt: skip
+        dev = {
+            "id": f"sos-{b}-{u}-{r}",
+            "type": "sos",
+            "building": b,
+            "unit": u,
+            "room": r,
+            "location": f"{_bname(b)}{u}单元{r}室 卧室床头",
+            "model": "安居宝 AJB-S2",
+            "installed_at": date(2024, 9, 1) + timedelta(days=n),
+        }
         if n % 4 == 0:
-            dev |= {"profile": "aliyun.sos.bt10", "vendor_identity": f"a1SosBt1001/BT10{n:06d}",
-                    "model": "BT10 一键呼叫器"}  # fmt: skip
+            dev |= {
+                "profile": "aliyun.sos.bt10",
+                "vendor_identity": f"a1SosBt1001/BT10{n:06d}",
+                "model": "BT10 一键呼叫器",
+            }
         out.append(dev)
     return out
 
@@ -107,35 +128,59 @@ def _corridor_smoke(rng: random.Random) -> list[dict[str, Any]]:
         for b in codes:
             for u in range(1, UNITS + 1):
                 for f in range(1, FLOORS + 1):
-                    out.append({
-                        "id": f"smk-{b}-u{u}-f{f}", "type": "smoke", "building": b,
-                        "location": f"{_bname(b)}{u}单元{f}层 楼道", "model": "海曼 HM-608PH",
-                        "installed_at": date(2023, 6, 1) + timedelta(days=rng.randrange(60)),
-                    })  # fmt: skip
+                    out.append(
+                        {
+                            "id": f"smk-{b}-u{u}-f{f}",
+                            "type": "smoke",
+                            "building": b,
+                            "location": f"{_bname(b)}{u}单元{f}层 楼道",
+                            "model": "海曼 HM-608PH",
+                            "installed_at": date(2023, 6, 1) + timedelta(days=rng.randrange(60)),
+                        }
+                    )
     return out
 
 
 def _home_smoke(rng: random.Random, elderly: list[dict[str, Any]]) -> list[dict[str, Any]]:
     homes = [(b, u, r) for b in sorted(HOME_SMOKE_BUILDINGS) for u, r in _rooms()]
-    homes += [(h["building"], h["unit"], h["room"]) for h in elderly
-              if h["building"] not in HOME_SMOKE_BUILDINGS]  # fmt: skip
+    homes += [
+        (h["building"], h["unit"], h["room"])
+        for h in elderly
+        if h["building"] not in HOME_SMOKE_BUILDINGS
+    ]
     out = []
     for n, (b, u, r) in enumerate(homes):
-        dev = {"id": f"smk-{b}-{u}-{r}", "type": "smoke", "building": b, "unit": u, "room": r,
-               "location": f"{_bname(b)}{u}单元{r}室 厨房", "model": "海曼 HM-608PH",
-               "installed_at": date(2024, 3, 1) + timedelta(days=rng.randrange(30))}  # fmt: skip
+        dev = {
+            "id": f"smk-{b}-{u}-{r}",
+            "type": "smoke",
+            "building": b,
+            "unit": u,
+            "room": r,
+            "location": f"{_bname(b)}{u}单元{r}室 厨房",
+            "model": "海曼 HM-608PH",
+            "installed_at": date(2024, 3, 1) + timedelta(days=rng.randrange(30)),
+        }
         if b == "b03":
-            dev |= {"profile": "aliyun.smoke.js_sd01", "model": "JS-SD01",
-                    "vendor_identity": f"a1SmkJs2024/JSSD01{n:06d}"}  # fmt: skip
+            dev |= {
+                "profile": "aliyun.smoke.js_sd01",
+                "model": "JS-SD01",
+                "vendor_identity": f"a1SmkJs2024/JSSD01{n:06d}",
+            }
         elif b == "b04":
-            dev |= {"profile": "huawei.smoke.ws2", "model": "HS-WS2",
-                    "vendor_identity": f"65f1c0a2e3b4d5c6a7b8c9d0_WS2{n:06d}"}  # fmt: skip
+            dev |= {
+                "profile": "huawei.smoke.ws2",
+                "model": "HS-WS2",
+                "vendor_identity": f"65f1c0a2e3b4d5c6a7b8c9d0_WS2{n:06d}",
+            }
         out.append(dev)
     return out
 
 
-SHEDS = {"s1": ("g1", "1号非机动车棚(2号楼北侧)"), "s2": ("g2", "2号非机动车棚(5号楼东侧)"),
-         "s3": ("g4", "3号非机动车棚(11号楼西侧)")}  # fmt: skip
+SHEDS = {
+    "s1": ("g1", "1号非机动车棚(2号楼北侧)"),
+    "s2": ("g2", "2号非机动车棚(5号楼东侧)"),
+    "s3": ("g4", "3号非机动车棚(11号楼西侧)"),
+}
 
 
 def ledger_devices() -> list[dict[str, Any]]:
@@ -144,33 +189,67 @@ def ledger_devices() -> list[dict[str, Any]]:
     for g, codes in GRIDS.items():
         for b in codes:
             for u in range(1, UNITS + 1):
-                rows.append({"id": f"gate-{b}-{u}", "type": "gate", "name": f"{_bname(b)}{u}单元门禁",
-                             "grid": GRID_NAMES[g], "building": _bname(b),
-                             "location": f"{_bname(b)}{u}单元 单元门", "installed_at": date(2022, 11, 15),
-                             "model": "立林 L-G5", "enabled": True})  # fmt: skip
+                rows.append(
+                    {
+                        "id": f"gate-{b}-{u}",
+                        "type": "gate",
+                        "name": f"{_bname(b)}{u}单元门禁",
+                        "grid": GRID_NAMES[g],
+                        "building": _bname(b),
+                        "location": f"{_bname(b)}{u}单元 单元门",
+                        "installed_at": date(2022, 11, 15),
+                        "model": "立林 L-G5",
+                        "enabled": True,
+                    }
+                )
     for gate, grid, where in (("east", "g1", "东门"), ("south", "g4", "南门")):
-        rows.append({"id": f"gate-{gate}", "type": "gate", "name": f"小区{where}", "grid": GRID_NAMES[grid],
-                     "location": f"小区{where} 人行通道", "installed_at": date(2022, 11, 10),
-                     "model": "立林 L-G9", "enabled": True})  # fmt: skip
+        rows.append(
+            {
+                "id": f"gate-{gate}",
+                "type": "gate",
+                "name": f"小区{where}",
+                "grid": GRID_NAMES[grid],
+                "location": f"小区{where} 人行通道",
+                "installed_at": date(2022, 11, 10),
+                "model": "立林 L-G9",
+                "enabled": True,
+            }
+        )
     for shed, (grid, where) in SHEDS.items():
         for n in range(1, 5):
-            row = {"id": f"chg-{shed}-{n:02d}", "type": "charger", "name": f"{where.split('(')[0]} {n}号桩",
-                   "grid": GRID_NAMES[grid], "location": where, "installed_at": date(2024, 5, 20),
-                   "model": "万马 WM-10", "ports": 10, "enabled": True}  # fmt: skip
+            row = {
+                "id": f"chg-{shed}-{n:02d}",
+                "type": "charger",
+                "name": f"{where.split('(')[0]} {n}号桩",
+                "grid": GRID_NAMES[grid],
+                "location": where,
+                "installed_at": date(2024, 5, 20),
+                "model": "万马 WM-10",
+                "ports": 10,
+                "enabled": True,
+            }
             if shed == "s3" and n <= 2:
-                row |= {"profile": "huawei.charger.cp12", "model": "CP12",
-                        "vendor_identity": f"66a0c1d2e3f4a5b6c7d8e9f0_CP12{n:04d}"}  # fmt: skip
+                row |= {
+                    "profile": "huawei.charger.cp12",
+                    "model": "CP12",
+                    "vendor_identity": f"66a0c1d2e3f4a5b6c7d8e9f0_CP12{n:04d}",
+                }
             rows.append(row)
     return rows
 
 
-WORKERS = {"g1": (("zhang-min", "张敏"), ("li-qiang", "李强")),
-           "g2": (("wang-fang", "王芳"), ("zhao-lei", "赵磊")),
-           "g3": (("liu-yang", "刘洋"), ("chen-jing", "陈静")),
-           "g3a": (("zhou-hua", "周华"), None),
-           "g4": (("yang-li", "杨丽"), ("huang-wei", "黄伟"))}  # fmt: skip
-DUTY = (("duty-sun", "孙涛", "08:00", "16:00"), ("duty-ma", "马丽", "16:00", "00:00"),
-        ("duty-zhu", "朱军", "00:00", "08:00"))  # fmt: skip
+WORKERS = {
+    "g1": (("zhang-min", "张敏"), ("li-qiang", "李强")),
+    "g2": (("wang-fang", "王芳"), ("zhao-lei", "赵磊")),
+    "g3": (("liu-yang", "刘洋"), ("chen-jing", "陈静")),
+    "g3a": (("zhou-hua", "周华"), None),
+    "g4": (("yang-li", "杨丽"), ("huang-wei", "黄伟")),
+}
+DUTY = (
+    ("duty-sun", "孙涛", "08:00", "16:00"),
+    ("duty-ma", "马丽", "16:00", "00:00"),
+    ("duty-zhu", "朱军", "00:00", "08:00"),
+)
 
 
 def people(rng: random.Random, hashed: str) -> list[dict[str, Any]]:
@@ -180,31 +259,47 @@ def people(rng: random.Random, hashed: str) -> list[dict[str, Any]]:
     def person(pid: str, name: str, role: str, **extra: Any) -> dict[str, Any]:
         nonlocal n
         n += 1
-        p = {"id": pid, "name": name, "role": role, "phone": _phone(n),
-             "email": f"{pid}@yangguang.example.org",
-             "channels": {"mqtt": True, "sms": _phone(n)}}  # fmt: skip
+        p = {
+            "id": pid,
+            "name": name,
+            "role": role,
+            "phone": _phone(n),
+            "email": f"{pid}@yangguang.example.org",
+            "channels": {"mqtt": True, "sms": _phone(n)},
+        }
         return p | extra
 
     for g, (primary, backup) in WORKERS.items():
         out.append(person(*primary, "grid_worker", password_hash=hashed, grids=[g]))
         if backup:
-            out.append(person(*backup, "grid_worker", password_hash=hashed,
-                              grids=[{"grid": g, "responsibility": "backup"}]))  # fmt: skip
+            out.append(
+                person(
+                    *backup,
+                    "grid_worker",
+                    password_hash=hashed,
+                    grids=[{"grid": g, "responsibility": "backup"}],
+                )
+            )
     for codes in GRIDS.values():
         for b in codes:
             out.append(person(f"leader-{b}", _name(rng), "building_leader", buildings=[b]))
     for pid, name, _, _ in DUTY:
         out.append(person(pid, name, "duty_staff", password_hash=hashed))
     out.append(person("secretary-guo", "郭红", "secretary", password_hash=hashed))
-    out.append(person("admin", "系统管理员", "admin", password_hash=hashed,
-                      channels={"mqtt": False}))  # fmt: skip
+    out.append(
+        person("admin", "系统管理员", "admin", password_hash=hashed, channels={"mqtt": False})
+    )
     return out
 
 
 def roster() -> dict[str, Any]:
     weekly = [{"person": pid, "days": "daily", "start": s, "end": e} for pid, _, s, e in DUTY]
-    holiday = {"person": "secretary-guo", "starts_at": "2026-10-01T08:00:00+08:00",
-               "ends_at": "2026-10-01T20:00:00+08:00", "role": "secretary"}  # fmt: skip
+    holiday = {
+        "person": "secretary-guo",
+        "starts_at": "2026-10-01T08:00:00+08:00",
+        "ends_at": "2026-10-01T20:00:00+08:00",
+        "role": "secretary",
+    }
     return {"weekly": weekly, "shifts": [holiday]}
 
 
@@ -212,11 +307,17 @@ def community(hashed: str) -> dict[str, Any]:
     rng = random.Random(20240601)
     homes = households(rng)
     elderly = [h for h in homes if "elderly_alone" in h["flags"]]
-    grids = [{"code": g, "name": GRID_NAMES[g]} for g in ("g1", "g2", "g3", "g4")]
+    grids: list[dict[str, Any]] = [
+        {"code": g, "name": GRID_NAMES[g]} for g in ("g1", "g2", "g3", "g4")
+    ]
     grids[2]["children"] = [{"code": "g3a", "name": GRID_NAMES["g3a"]}]
     return {
-        "site": {"code": SITE, "name": "阳光社区", "timezone": "Asia/Shanghai",
-                 "address": "示例市示例区阳光路88弄"},
+        "site": {
+            "code": SITE,
+            "name": "阳光社区",
+            "timezone": "Asia/Shanghai",
+            "address": "示例市示例区阳光路88弄",
+        },
         "grids": grids,
         "buildings": buildings(),
         "households": homes,
@@ -224,7 +325,7 @@ def community(hashed: str) -> dict[str, Any]:
         "devices": yaml_devices(rng, elderly),
         "people": people(rng, hashed),
         "roster": roster(),
-    }  # fmt: skip
+    }
 
 
 HEADER = """\
@@ -240,16 +341,29 @@ LOGINS_HEADER = """\
 """
 
 
+def _demo_hash() -> str:
+    """The hash already in the file when it still matches (keeps reruns byte-identical)."""
+    path = HERE / "demo-community.yaml"
+    if path.exists():
+        found = re.search(r"password_hash: '?(\$argon2id\$[^'\s]+)", path.read_text("utf-8"))
+        if found and verify_password(DEMO_PASSWORD, found[1]):
+            return found[1]
+    return hash_password(DEMO_PASSWORD)
+
+
 def main() -> None:
-    hashed = hash_password(DEMO_PASSWORD)
+    hashed = _demo_hash()
     data = community(hashed)
     text = yaml.safe_dump(
         data, allow_unicode=True, sort_keys=False, width=400, default_flow_style=None
     )
     (HERE / "demo-community.yaml").write_text(HEADER + text, encoding="utf-8")
     (HERE / "device-ledger.csv").write_text(write_ledger(ledger_devices()), encoding="utf-8")
-    accounts = [{"id": p["id"], "name": p["name"], "role": p["role"]}
-                for p in data["people"] if "password_hash" in p]  # fmt: skip
+    accounts = [
+        {"id": p["id"], "name": p["name"], "role": p["role"]}
+        for p in data["people"]
+        if "password_hash" in p
+    ]
     logins = {"password": DEMO_PASSWORD, "accounts": accounts}
     (HERE / "demo-logins.yaml").write_text(
         LOGINS_HEADER + yaml.safe_dump(logins, allow_unicode=True, sort_keys=False, width=200),
