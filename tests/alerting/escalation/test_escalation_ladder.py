@@ -26,8 +26,9 @@ from tests.alerting.incidents.incident_support import (
 
 def stack(sm, clock, notifier=None):  # type: ignore[no-untyped-def]
     notifier = notifier or RecordingNotifier()
-    pipeline = DeliveryPipeline(sm, clock, {ChannelKind.APP: notifier}, sleep=no_sleep,
-                                retry=RetryPolicy(attempts=3))
+    pipeline = DeliveryPipeline(
+        sm, clock, {ChannelKind.APP: notifier}, sleep=no_sleep, retry=RetryPolicy(attempts=3)
+    )
     scheduler = EscalationScheduler(sm, clock, directory(), pipeline)
     return IncidentService(sm, clock), scheduler, notifier
 
@@ -38,7 +39,8 @@ async def test_critical_sos_ladder_ack_stops_it_then_reminders(db_url: str) -> N
         service, scheduler, notifier = stack(sm, clock)
         c = ctx("SOS-1", "sos")
         change = await service.apply(transition("sos.button", c, T0), c)
-        assert change is not None and change.pages
+        assert change is not None
+        assert change.pages
         await scheduler.due(T0)
         assert notifier.people("0") == ["bl1", "duty1", "fam1", "gw1"]
         await scheduler.due(T0 + 2 * MIN - 1)
@@ -53,8 +55,13 @@ async def test_critical_sos_ladder_ack_stops_it_then_reminders(db_url: str) -> N
         assert notifier.people("remind1") == ["gw1"]
         assert notifier.sent[-1].kind == "reminder"
         clock.set(T0 + 40 * MIN)
-        await service.resolve(change.incident_id, "gw1", Resolution.REAL_EMERGENCY,
-                              "neighbour helped", inform_household=True)
+        await service.resolve(
+            change.incident_id,
+            "gw1",
+            Resolution.REAL_EMERGENCY,
+            "neighbour helped",
+            inform_household=True,
+        )
         await scheduler.due(clock.now_ms())
         assert notifier.people("outcome") == ["fam1"]
         await scheduler.due(T0 + 10 * 60 * MIN)
@@ -66,8 +73,9 @@ async def test_restart_continues_the_ladder_on_time_without_resending(db_url: st
         clock = ManualClock(T0)
         service, scheduler, notifier = stack(sm, clock)
         c = ctx("GATE-1", "gate")
-        change = await service.apply(transition("gate.door_forced", c, T0,
-                                                severity=Severity.MAJOR), c)
+        change = await service.apply(
+            transition("gate.door_forced", c, T0, severity=Severity.MAJOR), c
+        )
         assert change is not None
         await scheduler.due(T0)
         assert notifier.people() == ["gw1"]
@@ -83,11 +91,18 @@ async def test_restart_continues_the_ladder_on_time_without_resending(db_url: st
         await scheduler.due(T0 + 20 * MIN)
         assert notifier.people("2") == ["duty1"]
         async with sm() as s:
-            keys = list((await s.execute(select(DeliveryRow.idempotency_key)
-                                         .order_by(DeliveryRow.id))).scalars())
+            keys = list(
+                (
+                    await s.execute(select(DeliveryRow.idempotency_key).order_by(DeliveryRow.id))
+                ).scalars()
+            )
         iid = change.incident_id
-        assert keys == [f"{iid}:0:gw1:app", f"{iid}:1:bk1:app", f"{iid}:1:bl1:app",
-                        f"{iid}:2:duty1:app"]
+        assert keys == [
+            f"{iid}:0:gw1:app",
+            f"{iid}:1:bk1:app",
+            f"{iid}:1:bl1:app",
+            f"{iid}:2:duty1:app",
+        ]
 
 
 async def test_crash_after_planning_sends_leftovers_once(db_url: str) -> None:
@@ -98,7 +113,8 @@ async def test_crash_after_planning_sends_leftovers_once(db_url: str) -> None:
         change = await service.apply(transition("smoke.alarm", c, T0), c)
         assert change is not None
         ran, planned = await scheduler._process(change.incident_id, T0)  # crash before sending
-        assert ran == 1 and len(planned) == 3
+        assert ran == 1
+        assert len(planned) == 3
     async with open_db(db_url) as sm:
         clock = ManualClock(T0 + 30_000)
         _, scheduler, notifier = stack(sm, clock)
@@ -113,8 +129,9 @@ async def test_a_delivery_that_finally_fails_escalates_at_once(db_url: str) -> N
         clock = ManualClock(T0)
         service, scheduler, notifier = stack(sm, clock, RecordingNotifier(fail={"gw1"}))
         c = ctx("GATE-1", "gate")
-        change = await service.apply(transition("gate.door_forced", c, T0,
-                                                severity=Severity.MAJOR), c)
+        change = await service.apply(
+            transition("gate.door_forced", c, T0, severity=Severity.MAJOR), c
+        )
         assert change is not None
         await scheduler.due(T0)
         assert notifier.people() == ["bk1", "bl1"]  # step 1 without waiting 10 minutes

@@ -49,9 +49,17 @@ def ctx(
     household: str | None = "H1",
     flags: frozenset[str] = frozenset(),
 ) -> DeviceContext:
-    return DeviceContext(site=SITE, device_id=device_id, device_type=device_type, grid_id=grid,
-                         building_id=building, household_id=household, household_flags=flags,
-                         location=f"{building or '-'} 2-501", name=device_id)
+    return DeviceContext(
+        site=SITE,
+        device_id=device_id,
+        device_type=device_type,
+        grid_id=grid,
+        building_id=building,
+        household_id=household,
+        household_flags=flags,
+        location=f"{building or '-'} 2-501",
+        name=device_id,
+    )
 
 
 def transition(
@@ -68,10 +76,22 @@ def transition(
     seq: int | None = 7,
 ) -> AlertTransition:
     return AlertTransition(
-        rule_id=rule_id, subject=c.device_id, site=c.site, device_id=c.device_id, state=state,
-        severity=severity, category=category, title=f"{rule_id} title", at_ms=at_ms,
-        dedupe_key=f"{rule_id}:{c.device_id}", auto_resolve=auto_resolve,
-        reading_ts_ms=at_ms - 5, reading_seq=seq, labels=labels or {}, actions=actions)
+        rule_id=rule_id,
+        subject=c.device_id,
+        site=c.site,
+        device_id=c.device_id,
+        state=state,
+        severity=severity,
+        category=category,
+        title=f"{rule_id} title",
+        at_ms=at_ms,
+        dedupe_key=f"{rule_id}:{c.device_id}",
+        auto_resolve=auto_resolve,
+        reading_ts_ms=at_ms - 5,
+        reading_seq=seq,
+        labels=labels or {},
+        actions=actions,
+    )
 
 
 def person(pid: str, *kinds: ChannelKind, url: str = "") -> Recipient:
@@ -90,8 +110,10 @@ def directory(*, url: str = "", kinds: tuple[ChannelKind, ...] = ()) -> InMemory
         people={i: person(i, *kinds, url=url) for i in ids},
         grids={(SITE, "G1"): (["gw1"], ["bk1"])},
         leaders={(SITE, "B1"): ["bl1"]},
-        roster=[Shift(SITE, "duty1", T0 - 12 * HOUR, T0 + 12 * HOUR),
-                Shift(SITE, "duty2", T0 + 12 * HOUR, T0 + 60 * HOUR)],
+        roster=[
+            Shift(SITE, "duty1", T0 - 12 * HOUR, T0 + 12 * HOUR),
+            Shift(SITE, "duty2", T0 + 12 * HOUR, T0 + 60 * HOUR),
+        ],
         secretary_ids={SITE: ["sec1"]},
         households={"H1": ["fam1"]},
     )

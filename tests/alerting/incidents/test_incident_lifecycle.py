@@ -57,6 +57,8 @@ def test_allowed_actions_of_closed_incident() -> None:
         (Category.SAFETY, Severity.MAJOR, None),
     ],
 )
-def test_auto_resolution_category(category: Category, severity: Severity, expected: str | None) -> None:
+def test_auto_resolution_category(
+    category: Category, severity: Severity, expected: str | None
+) -> None:
     res = auto_resolution(category, severity)
     assert (res.value if res else None) == expected

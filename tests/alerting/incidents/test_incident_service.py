@@ -53,8 +53,11 @@ async def test_one_open_incident_per_dedupe_key_repeats_counted(db_url: str) -> 
         first = await service.apply(transition("smoke.alarm", c, T0), c)
         again = await service.apply(transition("smoke.alarm", c, T0 + 1000), c)
         other = await service.apply(transition("smoke.alarm", ctx("SD-0002"), T0), ctx("SD-0002"))
-        assert first is not None and again is not None and other is not None
-        assert first.kind is ChangeKind.OPENED and again.kind is ChangeKind.REPEATED
+        assert first is not None
+        assert again is not None
+        assert other is not None
+        assert first.kind is ChangeKind.OPENED
+        assert again.kind is ChangeKind.REPEATED
         assert again.incident_id == first.incident_id != other.incident_id
         detail = await service.get(first.incident_id)
         assert detail.incident.repeat_count == 1
@@ -84,10 +87,17 @@ async def test_lifecycle_events_actor_time_note_and_category_required(db_url: st
         await service.reopen(iid, "sec1", "family called again")
         detail = await service.get(iid)
         kinds = [(e.kind, e.actor) for e in detail.events]
-        assert kinds == [("opened", "rule:sos.button"), ("acknowledged", "gw1"),
-                         ("commented", "gw1"), ("referred", "gw1"), ("resolved", "gw1"),
-                         ("closed", "sec1"), ("reopened", "sec1")]
-        assert detail.events[1].at_ms == T0 + MIN and detail.events[1].note == "on my way"
+        assert kinds == [
+            ("opened", "rule:sos.button"),
+            ("acknowledged", "gw1"),
+            ("commented", "gw1"),
+            ("referred", "gw1"),
+            ("resolved", "gw1"),
+            ("closed", "sec1"),
+            ("reopened", "sec1"),
+        ]
+        assert detail.events[1].at_ms == T0 + MIN
+        assert detail.events[1].note == "on my way"
         assert detail.referrals == [("ambulance_120", "gw1", T0 + MIN, "called 120")]
         assert detail.incident.status is IncidentStatus.OPEN
         async with sm() as s:  # the audit trail cannot be rewritten
@@ -103,8 +113,10 @@ async def test_auto_resolve_only_where_the_rule_allows(db_url: str) -> None:
         c = ctx()
         fire = await service.apply(transition("smoke.alarm", c, T0), c)
         cleared = await service.apply(
-            transition("smoke.alarm", c, T0 + MIN, state=AlertState.RESOLVED), c)
-        assert fire is not None and cleared is not None
+            transition("smoke.alarm", c, T0 + MIN, state=AlertState.RESOLVED), c
+        )
+        assert fire is not None
+        assert cleared is not None
         assert cleared.kind is ChangeKind.CLEARED  # a fire needs a human
         fire_detail = await service.get(fire.incident_id)
         assert fire_detail.incident.status is IncidentStatus.OPEN
@@ -114,9 +126,12 @@ async def test_auto_resolve_only_where_the_rule_allows(db_url: str) -> None:
 
         kw = {"severity": Severity.MINOR, "category": Category.MAINTENANCE, "auto_resolve": True}
         low = await service.apply(transition("smoke.low_battery", c, T0, **kw), c)
-        back = await service.apply(transition("smoke.low_battery", c, T0 + HOUR,
-                                              state=AlertState.RESOLVED, **kw), c)
-        assert low is not None and back is not None and back.kind is ChangeKind.AUTO_RESOLVED
+        back = await service.apply(
+            transition("smoke.low_battery", c, T0 + HOUR, state=AlertState.RESOLVED, **kw), c
+        )
+        assert low is not None
+        assert back is not None
+        assert back.kind is ChangeKind.AUTO_RESOLVED
         detail = await service.get(low.incident_id)
         assert detail.incident.status is IncidentStatus.RESOLVED
         assert detail.incident.resolution is Resolution.DEVICE_FAULT
@@ -128,10 +143,20 @@ async def test_self_test_is_recorded_and_pages_nobody(db_url: str) -> None:
         clock = ManualClock(T0)
         service, scheduler, notifier = stack(sm, clock)
         c = ctx()
-        change = await service.apply(transition(
-            "smoke.self_test", c, T0, severity=Severity.INFO, category=Category.MAINTENANCE,
-            auto_resolve=True), c)
-        assert change is not None and change.kind is ChangeKind.RECORDED and not change.pages
+        change = await service.apply(
+            transition(
+                "smoke.self_test",
+                c,
+                T0,
+                severity=Severity.INFO,
+                category=Category.MAINTENANCE,
+                auto_resolve=True,
+            ),
+            c,
+        )
+        assert change is not None
+        assert change.kind is ChangeKind.RECORDED
+        assert not change.pages
         clock.advance(3 * 24 * HOUR)
         await scheduler.due(clock.now_ms())
         assert notifier.sent == []
@@ -146,14 +171,24 @@ async def test_silence_suppresses_paging_but_records(db_url: str) -> None:
         service, scheduler, notifier = stack(sm, clock)
         silences = SilenceService(sm, clock)
         with pytest.raises(ValueError, match="end"):
-            await silences.create(site=SITE, matcher=Matcher.BUILDING, value="B1",
-                                  ends_at_ms=T0 - 1, actor="duty1")
-        await silences.create(site=SITE, matcher=Matcher.BUILDING, value="B1",
-                              ends_at_ms=T0 + HOUR, actor="duty1", reason="detector service")
+            await silences.create(
+                site=SITE, matcher=Matcher.BUILDING, value="B1", ends_at_ms=T0 - 1, actor="duty1"
+            )
+        await silences.create(
+            site=SITE,
+            matcher=Matcher.BUILDING,
+            value="B1",
+            ends_at_ms=T0 + HOUR,
+            actor="duty1",
+            reason="detector service",
+        )
         c, other = ctx("SD-1"), ctx("SD-9", building="B2")
         tested = await service.apply(transition("smoke.alarm", c, T0), c)
         real = await service.apply(transition("smoke.alarm", other, T0), other)
-        assert tested is not None and tested.silenced and real is not None and not real.silenced
+        assert tested is not None
+        assert tested.silenced
+        assert real is not None
+        assert not real.silenced
         await scheduler.due(T0)
         assert {d.incident_id for d in notifier.sent} == {real.incident_id}
         # the technician's test alarm cleared during the window: nobody is paged afterwards
@@ -162,7 +197,8 @@ async def test_silence_suppresses_paging_but_records(db_url: str) -> None:
         await scheduler.due(clock.now_ms())
         assert tested.incident_id not in {d.incident_id for d in notifier.sent}
         kinds = [e.kind for e in (await service.get(tested.incident_id)).events]
-        assert kinds[:2] == ["opened", "silenced"] and "suppressed" in kinds
+        assert kinds[:2] == ["opened", "silenced"]
+        assert "suppressed" in kinds
         assert "not_paged" in kinds
         assert [s.value for s in await silences.list(SITE, active_only=False)] == ["B1"]
 
@@ -172,7 +208,8 @@ async def test_silence_ending_pages_a_still_firing_incident(db_url: str) -> None
         clock = ManualClock(T0)
         service, scheduler, notifier = stack(sm, clock)
         silence = await SilenceService(sm, clock).create(
-            site=SITE, matcher=Matcher.DEVICE, value="SD-1", ends_at_ms=T0 + HOUR, actor="d")
+            site=SITE, matcher=Matcher.DEVICE, value="SD-1", ends_at_ms=T0 + HOUR, actor="d"
+        )
         c = ctx("SD-1")
         await service.apply(transition("smoke.alarm", c, T0), c)
         await scheduler.due(T0)
@@ -190,8 +227,9 @@ async def test_flood_control_one_building_outage(db_url: str) -> None:
         devices = [ctx(f"SD-{i:02d}") for i in range(40)]
         changes = []
         for i, c in enumerate(devices):
-            changes.append(await service.apply(
-                transition("smoke.offline", c, T0 + i * 1000, **kw), c))
+            changes.append(
+                await service.apply(transition("smoke.offline", c, T0 + i * 1000, **kw), c)
+            )
             if i == 2:  # the loop runs meanwhile; early per-device incidents are held back
                 await scheduler.due(T0 + i * 1000)
         kinds = [ch.kind for ch in changes if ch is not None]
@@ -211,8 +249,9 @@ async def test_flood_control_one_building_outage(db_url: str) -> None:
         assert [e.kind for e in folded.events][-1] == "merged"
         # every device back online: the outage resolves itself
         for i, c in enumerate(devices):
-            await service.apply(transition("smoke.offline", c, T0 + HOUR + i,
-                                           state=AlertState.RESOLVED, **kw), c)
+            await service.apply(
+                transition("smoke.offline", c, T0 + HOUR + i, state=AlertState.RESOLVED, **kw), c
+            )
         assert (await service.get(outage_id)).incident.status is IncidentStatus.RESOLVED
 
 
@@ -225,13 +264,27 @@ async def test_cut_power_action_is_published_and_recorded(db_url: str) -> None:
     async with open_db(db_url) as sm:
         service = IncidentService(sm, ManualClock(T0), actions=ActionRunner(publish))
         c = ctx("CH-7", "charger")
-        change = await service.apply(transition(
-            "charger.over_temp", c, T0, severity=Severity.MAJOR, actions=("cut_power",),
-            labels={"port": "3"}), c)
-        assert change is not None and change.actions[0].ok
+        change = await service.apply(
+            transition(
+                "charger.over_temp",
+                c,
+                T0,
+                severity=Severity.MAJOR,
+                actions=("cut_power",),
+                labels={"port": "3"},
+            ),
+            c,
+        )
+        assert change is not None
+        assert change.actions[0].ok
         topic, payload, qos = published[0]
-        assert topic == f"safety/{SITE}/charger/CH-7/cmd" and qos == 1
-        assert json.loads(payload) == {"action": "cut_power", "port": 3,
-                                       "incident_id": change.incident_id}
+        assert topic == f"safety/{SITE}/charger/CH-7/cmd"
+        assert qos == 1
+        assert json.loads(payload) == {
+            "action": "cut_power",
+            "port": 3,
+            "incident_id": change.incident_id,
+        }
         events = (await service.get(change.incident_id)).events
-        assert events[-1].kind == "action" and events[-1].data["topic"] == topic
+        assert events[-1].kind == "action"
+        assert events[-1].data["topic"] == topic

@@ -73,8 +73,13 @@ CASES = yaml.safe_load("""
 async def test_route_table(case: dict[str, Any]) -> None:
     c = ctx("DEV-1", case["device"], flags=frozenset(case.get("flags", [])))
     plan = await route_test(
-        directory(), c, severity=Severity(case["severity"]), now_ms=T0, rule_id=case["rule"],
-        category=Category(case.get("category", "safety")))
+        directory(),
+        c,
+        severity=Severity(case["severity"]),
+        now_ms=T0,
+        rule_id=case["rule"],
+        category=Category(case.get("category", "safety")),
+    )
     got = {(at - T0) // MIN: sorted(p.recipient.person_id for p in paged) for at, paged in plan}
     for minute, people in case["expect"].items():
         assert got[minute] == sorted(people), f"minute {minute}"
@@ -98,18 +103,26 @@ routes:
 @pytest.mark.parametrize(
     ("labels", "ladder", "extra", "path"),
     [
-        ({"severity": "critical", "household_flags": "disabled,pets"}, "critical", ["family"],
-         (0, 0)),
+        (
+            {"severity": "critical", "household_flags": "disabled,pets"},
+            "critical",
+            ["family"],
+            (0, 0),
+        ),
         ({"severity": "critical", "household_flags": ""}, "critical", [], (0,)),
         ({"severity": "minor", "grid": "G9", "category": "maintenance"}, "none", [], (1,)),
         ({"severity": "minor", "grid": "G9", "category": "safety"}, "minor", [], ()),
     ],
 )
-def test_tree_selection(labels: dict[str, str], ladder: str, extra: list[str],
-                        path: tuple[int, ...]) -> None:
+def test_tree_selection(
+    labels: dict[str, str], ladder: str, extra: list[str], path: tuple[int, ...]
+) -> None:
     decision = select(Route.model_validate(TREE), labels)
     assert (decision.ladder, [r.value for r in decision.add_targets], decision.path) == (
-        ladder, extra, path)
+        ladder,
+        extra,
+        path,
+    )
 
 
 def test_unknown_keys_in_a_route_are_rejected() -> None:
@@ -119,8 +132,12 @@ def test_unknown_keys_in_a_route_are_rejected() -> None:
 
 def test_deadlines_are_configurable() -> None:
     policy = RoutingPolicy(ladders=default_ladders(critical_ms=30_000))
-    labels = route_labels(severity=Severity.CRITICAL, category=Category.SAFETY,
-                          rule_id="smoke.alarm", device_type="smoke")
+    labels = route_labels(
+        severity=Severity.CRITICAL,
+        category=Category.SAFETY,
+        rule_id="smoke.alarm",
+        device_type="smoke",
+    )
     ladder = policy.ladder_for(labels)
     assert [at - T0 for at, _, _ in ladder.schedule(T0, 90_000)] == [0, 30_000, 60_000, 90_000]
     assert ladder.steps[0].targets == (Role.GRID_WORKER, Role.BUILDING_LEADER, Role.DUTY_STAFF)
