@@ -4,29 +4,29 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
+from functools import cache
 
 import jwt
-from pwdlib import PasswordHash
+
+from gateway.registry import passwords
 
 ALGORITHM = "HS256"
-_hasher = PasswordHash.recommended()
-# Verifying against this when the login name is unknown keeps both paths equally slow.
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
+# Checked when the login name is unknown, so that both paths take as long (no user probing).
+@cache
+def _dummy_hash() -> str:
+    return passwords.hash_password("not-a-real-password")
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return passwords.hash_password(password)
 
 
 def verify_password(password: str, password_hash: str | None) -> bool:
-    """Constant-effort check; ``None`` (no password set) always fails."""
+    """Constant-effort check (the registry's argon2 hasher); ``None`` always fails."""
     if not password_hash:
-        _hasher.verify(password, _DUMMY_HASH)
+        passwords.verify_password(password, _dummy_hash())
         return False
-    try:
-        return _hasher.verify(password, password_hash)
-    except Exception:  # a malformed stored hash is a failed login, not a 500
-        return False
+    return passwords.verify_password(password, password_hash)
 
 
 @dataclass(frozen=True)
