@@ -91,8 +91,8 @@ class LedgerError(ValueError):
     """The ledger as a whole is unusable (no header, unknown or missing columns)."""
 
 
-def read_ledger(source: str | Path, *, name: str | None = None) -> Ledger:
-    """Parse a ledger from a path, or from CSV text (``name`` labels it in errors)."""
+def read_ledger(source: str | bytes | Path, *, name: str | None = None) -> Ledger:
+    """Parse a ledger from a path, CSV bytes or CSV text (``name`` labels it in errors)."""
     label, text = _text_of(source, name)
     reader = csv.reader(io.StringIO(text))
     header = next(reader, None)
@@ -134,14 +134,20 @@ def _cell(column: str, value: object) -> str:
     return str(value)
 
 
-def _text_of(source: str | Path, name: str | None) -> tuple[str, str]:
+def _text_of(source: str | bytes | Path, name: str | None) -> tuple[str, str]:
     if isinstance(source, Path):
-        data = source.read_bytes()
-        try:
-            return name or str(source), data.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            return name or str(source), data.decode("gb18030")
+        return name or str(source), _decode(source.read_bytes())
+    if isinstance(source, bytes):
+        return name or "<ledger>", _decode(source)
     return name or "<ledger>", source.removeprefix("\ufeff")
+
+
+def _decode(data: bytes) -> str:
+    """UTF-8 (with or without BOM), else GB18030 (a superset of GBK, what Excel saves)."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("gb18030")
 
 
 def _map_header(label: str, header: list[str]) -> dict[int, str]:

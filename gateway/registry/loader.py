@@ -168,10 +168,12 @@ def _merge_ledger(spec: CommunitySpec, path: Path, source: str) -> None:
 # --- CSV ledgers ------------------------------------------------------------------------------
 
 
-def import_device_ledger_csv(source: str | Path, *, name: str | None = None) -> Ledger:
-    """Parse a CSV device ledger (a path, or the CSV text itself). Rows with problems are in
-    ``errors`` (row number and column); the others in ``rows``. Raises :class:`LedgerError`
-    when the header is unusable."""
+def import_device_ledger_csv(source: str | bytes | Path, *, name: str | None = None) -> Ledger:
+    """Parse a CSV device ledger: a path, the uploaded bytes, or the CSV text itself.
+
+    Rows with problems are in ``errors`` (row number and column); the others in ``rows``.
+    Raises :class:`LedgerError` when the header is unusable.
+    """
     return read_ledger(source, name=name)
 
 

@@ -147,6 +147,8 @@ def test_gbk_ledger_file(tmp_path: Path) -> None:
     path = tmp_path / "台账.csv"
     path.write_bytes("设备编号,设备类型,所属网格\ng1-gate,门禁,第一网格\n".encode("gbk"))
     assert [r.device.type for r in import_device_ledger_csv(path).rows] == ["gate"]
+    uploaded = import_device_ledger_csv(path.read_bytes(), name="upload.csv")
+    assert [r.device.id for r in uploaded.rows] == ["g1-gate"]
 
 
 async def test_apply_ledger_into_store(tmp_path: Path, db_url: str) -> None:
