@@ -95,6 +95,7 @@ class MqttSession:
         self._misc_task: asyncio.Task[None] | None = None
         self._sock: socket.socket | None = None
         self._loop_thread = 0
+        self._confirm: dict[int, asyncio.Future[None]] = {}
         self._client = self._make_client()
         self.stats = {"connects": 0, "disconnects": 0, "received": 0}
 
@@ -126,6 +127,7 @@ class MqttSession:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._dispatch
+        client.on_publish = self._on_publish
         client.on_socket_open = self._on_socket_open
         client.on_socket_close = self._on_socket_close
         client.on_socket_register_write = self._on_register_write
@@ -143,6 +145,37 @@ class MqttSession:
         info = self._client.publish(topic, payload, qos=qos, retain=retain)
         if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
             raise ConnectionError(f"MQTT publish to {topic} failed: {paho.error_string(info.rc)}")
+
+    async def publish_confirmed(
+        self, topic: str, payload: bytes, qos: int = 1, *, timeout_s: float = 10.0
+    ) -> None:
+        """Publish and wait until the broker has the message (PUBACK for QoS 1).
+
+        Raises ``ConnectionError`` when not connected or not confirmed in time, so a
+        notification is retried instead of being counted as sent.
+        """
+        if not self.connected.is_set():
+            raise ConnectionError("not connected to the MQTT broker")
+        assert self._loop is not None
+        info = self._client.publish(topic, payload, qos=qos)
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            raise ConnectionError(f"MQTT publish to {topic} failed: {paho.error_string(info.rc)}")
+        if qos == 0:
+            return
+        future = self._confirm[info.mid] = self._loop.create_future()
+        try:
+            await asyncio.wait_for(future, timeout_s)
+        except TimeoutError:
+            raise ConnectionError(f"the broker did not confirm {topic} in {timeout_s}s") from None
+        finally:
+            self._confirm.pop(info.mid, None)
+
+    def _on_publish(self, _c: paho.Client, _u: Any, mid: int, _rc: Any = None, _p: Any = None) -> None:
+        # The PUBACK is read by this same loop, so the waiter is always registered first;
+        # an unknown mid is a fire-and-forget publish (e.g. the gateway's status).
+        future = self._confirm.get(mid)
+        if future is not None and not future.done():
+            future.set_result(None)
 
     async def run(self) -> None:
         """Connect, and reconnect with backoff, until ``close()``."""

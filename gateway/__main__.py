@@ -1,0 +1,110 @@
+"""`safety-gateway`: run the gateway (`run --config FILE`), the one-command demo (`demo`), and tools."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from gateway.settings import Settings, load_settings
+
+log = logging.getLogger("gateway")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+async def _run_until_signalled(coro_factory: object) -> None:
+    """Run the gateway; SIGINT/SIGTERM cancel it, which flushes and shuts down cleanly."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await coro_factory()  # type: ignore[operator]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(args.config)
+    except ValueError as exc:
+        print(f"safety-gateway: configuration error:\n{exc}", file=sys.stderr)
+        return 2
+    _setup_logging(settings.log_level)
+    from gateway.app import Gateway
+
+    gateway = Gateway(settings)
+    asyncio.run(_run_until_signalled(gateway.run))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gateway.demo import run_demo
+
+    _setup_logging("WARNING" if not args.verbose else "INFO")
+    asyncio.run(_run_until_signalled(lambda: run_demo(
+        data_dir=args.data_dir, api_port=args.port, broker_port=args.broker_port,
+        rate=args.rate, fleet=not args.no_fleet,
+    )))
+    return 0
+
+
+def cmd_route_test(args: argparse.Namespace) -> int:
+    from gateway.tools import route_test
+
+    settings = load_settings(args.config) if args.config else Settings(mode="development")
+    return asyncio.run(route_test(settings, args.site, args.device, args.rule))
+
+
+def cmd_acl(args: argparse.Namespace) -> int:
+    from gateway.tools import write_acl
+
+    settings = load_settings(args.config) if args.config else Settings(mode="development")
+    return asyncio.run(write_acl(settings, args.community, args.out))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="safety-gateway", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the gateway (production: external broker and stores)")
+    run.add_argument("--config", type=Path, help="YAML configuration file")
+    run.set_defaults(func=cmd_run)
+
+    demo = sub.add_parser("demo", help="everything in one command: broker, stores, sample community, fleet")
+    demo.add_argument("--data-dir", type=Path, default=Path("var/demo"))
+    demo.add_argument("--port", type=int, default=8080, help="board and API port (next free if taken)")
+    demo.add_argument("--broker-port", type=int, default=1884, help="embedded broker port (next free if taken)")
+    demo.add_argument("--rate", type=float, default=60.0, help="fleet speed-up over real-life traffic")
+    demo.add_argument("--no-fleet", action="store_true", help="do not start the simulated fleet")
+    demo.add_argument("-v", "--verbose", action="store_true")
+    demo.set_defaults(func=cmd_demo)
+
+    rt = sub.add_parser("route-test", help="who is notified when, for a device and a rule")
+    rt.add_argument("--config", type=Path)
+    rt.add_argument("--site", default="demo")
+    rt.add_argument("device")
+    rt.add_argument("rule")
+    rt.set_defaults(func=cmd_route_test)
+
+    acl = sub.add_parser("acl", help="write the Mosquitto ACL for every registered device")
+    acl.add_argument("--config", type=Path)
+    acl.add_argument("--community", type=Path, help="community YAML (default: the registry)")
+    acl.add_argument("--out", type=Path, default=Path("-"))
+    acl.set_defaults(func=cmd_acl)
+
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

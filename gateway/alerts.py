@@ -1,0 +1,133 @@
+"""The alert path: readings → rule engine → incidents → escalation, apart from storage batching.
+
+``on_reading`` runs synchronously on the hot path; only readings that change an alert's state
+produce work, which goes on a queue the alert worker drains at once (never behind the
+time-series batch). The worker makes the engine's state durable before anyone acts on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from alerting.escalation.scheduler import EscalationScheduler
+from alerting.incidents.service import IncidentChange, IncidentService
+from alerting.models import AlertState, AlertTransition
+from alerting.rules.engine import RuleEngine
+from gateway.clock import Clock
+from gateway.envelope import DeviceContext, Reading
+
+log = logging.getLogger(__name__)
+
+ContextLookup = Callable[[str, str], DeviceContext | None]
+ChangeListener = Callable[[IncidentChange, AlertTransition, DeviceContext], None]
+
+
+class AlertPipeline:
+    def __init__(
+        self,
+        engine: RuleEngine,
+        incidents: IncidentService,
+        escalation: EscalationScheduler,
+        clock: Clock,
+        context_of: ContextLookup,
+        *,
+        tick_interval_ms: int = 1000,
+        on_change: ChangeListener | None = None,
+    ) -> None:
+        self._engine = engine
+        self._incidents = incidents
+        self._escalation = escalation
+        self._clock = clock
+        self._context_of = context_of
+        self._tick_s = tick_interval_ms / 1000
+        self._on_change = on_change
+        self._queue: asyncio.Queue[tuple[list[AlertTransition], DeviceContext | None]] = (
+            asyncio.Queue()
+        )
+        self._wake = asyncio.Event()
+        self.transitions = 0
+        self.failures = 0
+
+    def on_reading(self, reading: Reading, ctx: DeviceContext) -> None:
+        transitions = self._engine.on_reading(reading, ctx, self._clock.now_ms())
+        if transitions:
+            self._queue.put_nowait((transitions, ctx))
+
+    @property
+    def backlog(self) -> int:
+        return self._queue.qsize()
+
+    async def run_worker(self) -> None:
+        while True:
+            transitions, ctx = await self._queue.get()
+            await self._handle(transitions, ctx)
+
+    async def drain(self) -> None:
+        """Handle what is queued (used at shutdown)."""
+        while not self._queue.empty():
+            transitions, ctx = self._queue.get_nowait()
+            await self._handle(transitions, ctx)
+
+    async def _handle(self, transitions: list[AlertTransition], ctx: DeviceContext | None) -> None:
+        await self._persist()
+        paged = False
+        for t in transitions:
+            self.transitions += 1
+            if t.state not in (AlertState.FIRING, AlertState.RESOLVED):
+                continue
+            target = ctx if ctx is not None and t.device_id == ctx.device_id else None
+            if target is None and t.device_id:
+                target = self._context_of(t.site, t.device_id)
+            if target is None and ctx is not None:
+                target = ctx  # a correlation's location: route as the device that tipped it
+            if target is None:
+                log.error("alert %s for %s has no device in the registry; recorded only",
+                          t.rule_id, t.subject)
+                self.failures += 1
+                continue
+            try:
+                change = await self._incidents.apply(t, target)
+            except Exception:
+                # Keep going: one broken incident must not stop the others. Safety first:
+                # the failure is visible in the log, the metrics and /health.
+                self.failures += 1
+                log.exception("opening the incident for %s failed", t.dedupe_key)
+                continue
+            if change is not None:
+                paged = paged or change.pages
+                if self._on_change is not None:
+                    self._on_change(change, t, target)
+        if paged:
+            # Page now rather than on the next escalation tick: latency is the point.
+            await self._escalation.due(self._clock.now_ms())
+
+    async def _persist(self) -> None:
+        try:
+            await self._engine.persist()
+        except Exception:
+            self.failures += 1
+            log.exception("saving alert state failed; it stays dirty and is retried")
+
+    async def run_timers(self) -> None:
+        """Durations and absence timers: tick when due, and flush quiet state every second."""
+        last_persist = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            now = self._clock.now_ms()
+            transitions = self._engine.tick(now)
+            if transitions:
+                self._queue.put_nowait((transitions, None))
+            if loop.time() - last_persist >= 1.0:
+                await self._persist()
+                last_persist = loop.time()
+            due = self._engine.next_due_ms()
+            wait = self._tick_s if due is None else min(self._tick_s, max(0.0, (due - now) / 1000))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(wait, 0.01))
+            self._wake.clear()
+
+    async def run_escalation(self, stop: asyncio.Event) -> None:
+        await self._escalation.run(stop, tick_s=self._tick_s)

@@ -1,0 +1,275 @@
+"""Wiring: builds every stage from Settings and runs them in one TaskGroup. Nothing else
+constructs services."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from alerting.escalation.scheduler import EscalationScheduler
+from alerting.incidents.actions import ActionRunner
+from alerting.incidents.service import IncidentService
+from alerting.notify.base import Notifier
+from alerting.notify.email import EmailNotifier, SmtpConfig
+from alerting.notify.mqtt import MqttNotifier
+from alerting.notify.sms import SmsNotifier
+from alerting.notify.stages import DeliveryPipeline, RetryPolicy
+from alerting.notify.webhook import WebhookNotifier, dingtalk_markdown, wecom_markdown
+from alerting.routing.directory import ChannelKind
+from alerting.rules.engine import RuleEngine
+from alerting.rules.loader import RuleSet, load_rules
+from alerting.state import SqlAlertStateStore
+from device_profiles import ProfileRegistry, load_profiles
+from gateway.alerts import AlertPipeline
+from gateway.clock import Clock, SystemClock
+from gateway.db import make_engine, make_sessionmaker
+from gateway.directory import RegistryDirectory
+from gateway.envelope import DeviceContext, Reading
+from gateway.ingest import Ingest
+from gateway.live import LiveHub
+from gateway.mqtt import MqttSession
+from gateway.quarantine import Quarantine
+from gateway.registry import migrate
+from gateway.registry.loader import apply, load_community_yaml
+from gateway.registry.service import Registry
+from gateway.settings import Settings
+from gateway.status import DeviceStatusBoard
+from gateway.storage import TimeSeriesStore, TimeSeriesWriter, build_store
+from gateway.storage.spool import SpoolingWriter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Gateway:
+    """The running service; tests start one with their own Settings and clock."""
+
+    settings: Settings
+    clock: Clock = field(default_factory=SystemClock)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    # Built in start():
+    profiles: ProfileRegistry = field(init=False)
+    registry: Registry = field(init=False)
+    store: TimeSeriesStore = field(init=False)
+    writer: TimeSeriesWriter = field(init=False)
+    quarantine: Quarantine = field(init=False)
+    rules: RuleSet = field(init=False)
+    engine: RuleEngine = field(init=False)
+    incidents: IncidentService = field(init=False)
+    escalation: EscalationScheduler = field(init=False)
+    alerts: AlertPipeline = field(init=False)
+    ingest: Ingest = field(init=False)
+    mqtt: MqttSession = field(init=False)
+    live: LiveHub = field(default_factory=LiveHub)
+    status: DeviceStatusBoard = field(init=False)
+    api_port: int = 0
+
+    async def start(self) -> None:
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        await migrate.upgrade(s.database.url)
+        self.db = make_engine(s.database.url)
+        self.sessions = make_sessionmaker(self.db)
+        if s.community_file is not None:
+            spec = load_community_yaml(s.community_file)
+            async with self.sessions.begin() as session:
+                await apply(session, spec)
+        self.registry = Registry(self.sessions)
+        await self.registry.load()
+        self.profiles = load_profiles(s.profiles_dir)
+        self._build_storage()
+        self.quarantine = Quarantine(self.sessions, s.ingest.quarantine_keep)
+        self.status = DeviceStatusBoard(self.profiles, self.live)
+        await self._build_alerting()
+        self.ingest = Ingest(
+            self.profiles, self._lookup, self.quarantine, self.writer, self.clock,
+            on_reading=self._on_reading,
+            batch_size=s.ingest.batch_size,
+            flush_interval_ms=s.ingest.flush_interval_ms,
+            future_tolerance_ms=s.ingest.future_tolerance_s * 1000,
+        )
+        self.mqtt = MqttSession(
+            s.mqtt, self.profiles.subscriptions(), self.ingest.handle,
+            status_topic=f"safety/{s.site}/gateway/status",
+        )
+        self.ingest.set_ack(self.mqtt.ack)
+
+    def _build_storage(self) -> None:
+        ts = self.settings.timeseries
+        if ts.backend == "embedded" and not ts.embedded_path.is_absolute():
+            ts = ts.model_copy(update={"embedded_path": self.settings.data_dir / ts.embedded_path})
+        self.store = build_store(ts)
+        if ts.backend == "embedded":
+            self.writer = self.store
+            self.spool: SpoolingWriter | None = None
+        else:
+            spool_dir = ts.spool_dir if ts.spool_dir.is_absolute() else self.settings.data_dir / ts.spool_dir
+            self.spool = SpoolingWriter(
+                self.store, spool_dir, max_bytes=ts.spool_max_bytes, max_age_s=ts.spool_max_age_s,
+                clock=self.clock, write_timeout_s=ts.write_timeout_s,
+            )
+            self.writer = self.spool
+
+    async def _build_alerting(self) -> None:
+        s = self.settings
+        known = {
+            p.device_type: list(p.events.names)
+            for p in self.profiles.profiles() if p.codec == "native"
+        }
+        self.rules = load_rules(s.alerting.rules_dir, known_events=known)
+        self.engine = RuleEngine(
+            self.rules, grace_ms=s.alerting.startup_grace_s * 1000,
+            store=SqlAlertStateStore(self.sessions),
+        )
+        await self.engine.load()
+        now = self.clock.now_ms()
+        for ctx in self.registry.devices():
+            self.engine.register_device(ctx, now)
+        self.engine.start(now)
+        self.http = httpx.AsyncClient(timeout=10)
+        notifiers = self._notifiers()
+        directory = RegistryDirectory(self.registry, self.sessions, notifiers.keys())
+        pipeline = DeliveryPipeline(
+            self.sessions, self.clock, notifiers,
+            retry=RetryPolicy(max_attempts=s.notify.max_attempts),
+        )
+        self.incidents = IncidentService(
+            self.sessions, self.clock, actions=ActionRunner(self._publish_command)
+        )
+        self.escalation = EscalationScheduler(self.sessions, self.clock, directory, pipeline)
+        self.alerts = AlertPipeline(
+            self.engine, self.incidents, self.escalation, self.clock, self.registry.context,
+            tick_interval_ms=s.alerting.tick_interval_ms, on_change=self._incident_changed,
+        )
+
+    def _notifiers(self) -> dict[ChannelKind, Notifier]:
+        n = self.settings.notify
+        found: dict[ChannelKind, Notifier] = {
+            ChannelKind.APP: MqttNotifier(self._publish_confirmed),
+            ChannelKind.WEBHOOK: WebhookNotifier(self.http),
+            ChannelKind.WECOM: WebhookNotifier(self.http, wecom_markdown),
+            ChannelKind.DINGTALK: WebhookNotifier(self.http, dingtalk_markdown),
+        }
+        if n.sms_gateway_url:
+            found[ChannelKind.SMS] = SmsNotifier(self.http, n.sms_gateway_url)
+        if n.smtp_host:
+            found[ChannelKind.EMAIL] = EmailNotifier(
+                SmtpConfig(host=n.smtp_host, port=n.smtp_port, sender=n.smtp_from)
+            )
+        return found
+
+    # -- callbacks between stages --------------------------------------------------------------
+    def _lookup(self, reading: Reading) -> DeviceContext | None:
+        if reading.site:
+            return self.registry.context(reading.site, reading.device_id)
+        return self.registry.resolve_vendor(reading.device_id)
+
+    def _on_reading(self, reading: Reading, ctx: DeviceContext) -> None:
+        self.status.update(reading, ctx)
+        self.alerts.on_reading(reading, ctx)
+
+    def _incident_changed(self, change: Any, t: Any, ctx: DeviceContext) -> None:
+        self.live.publish("incident", ctx.site, ctx.grid_id, {
+            "incident_id": change.incident_id, "change": str(change.kind),
+            "severity": str(change.severity), "rule_id": t.rule_id, "title": t.title,
+            "device_id": t.device_id, "building_id": ctx.building_id, "location": ctx.location,
+        })
+
+    async def _publish_confirmed(self, topic: str, payload: bytes, qos: int) -> None:
+        await self.mqtt.publish_confirmed(topic, payload, qos)
+
+    async def _publish_command(self, topic: str, payload: bytes, qos: int) -> None:
+        await self.mqtt.publish_confirmed(topic, payload, qos)
+
+    # -- running -------------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Start everything and run until cancelled; then shut down cleanly, flushing."""
+        await self.start()
+        stop = asyncio.Event()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self.mqtt.run(), name="mqtt")
+                tg.create_task(self.ingest.run(), name="ingest-flush")
+                tg.create_task(self.alerts.run_worker(), name="alert-worker")
+                tg.create_task(self.alerts.run_timers(), name="alert-timers")
+                tg.create_task(self.alerts.run_escalation(stop), name="escalation")
+                if self.spool is not None:
+                    tg.create_task(self.spool.replay(), name="spool-replay")
+                tg.create_task(self._serve_api(), name="api")
+        finally:
+            stop.set()
+            await self._shutdown()
+
+    async def _serve_api(self) -> None:
+        import uvicorn
+
+        from api.app import create_app
+
+        app = create_app(self.api_services())
+        a = self.settings.api
+        config = uvicorn.Config(app, host=a.host, port=a.port, log_level="warning",
+                                lifespan="on", access_log=False)
+        server = uvicorn.Server(config)
+        # uvicorn installs its own signal handlers; the gateway owns shutdown.
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        serve = asyncio.create_task(server.serve())
+        while not server.started:
+            if serve.done():
+                await serve
+                return
+            await asyncio.sleep(0.05)
+        self.api_port = server.servers[0].sockets[0].getsockname()[1] if server.servers else a.port
+        self.ready.set()
+        try:
+            await serve
+        finally:
+            server.should_exit = True
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(serve, 5)
+
+    async def _shutdown(self) -> None:
+        """Stop receiving, store what was received, acknowledge it, then close the stores."""
+        with contextlib.suppress(Exception):
+            await self.mqtt.close()
+        with contextlib.suppress(Exception):
+            await self.alerts.drain()
+        try:
+            await self.ingest.flush()
+        except Exception:
+            log.exception("final flush failed; the broker keeps the unacknowledged messages")
+        with contextlib.suppress(Exception):
+            await self.engine.persist()
+        with contextlib.suppress(Exception):
+            await self.writer.close()
+        with contextlib.suppress(Exception):
+            await self.http.aclose()
+        await self.db.dispose()
+
+    def api_services(self) -> Any:
+        from api.services import ApiServices
+
+        return ApiServices.from_gateway(self)
+
+    def health(self) -> dict[str, Any]:
+        spool = self.spool.stats() if self.spool is not None else None
+        return {
+            "mqtt": {"ok": self.mqtt.connected.is_set(), **self.mqtt.stats},
+            "ingest": vars(self.ingest.stats) | {"quarantine_counts": dict(self.quarantine.counts)},
+            "timeseries": {
+                "ok": spool is None or spool.readings == 0,
+                "backend": self.settings.timeseries.backend,
+                "spool": spool._asdict() if spool is not None else None,
+            },
+            "alerting": {"ok": self.alerts.failures == 0, "backlog": self.alerts.backlog,
+                         "failures": self.alerts.failures},
+        }
+
+
+def data_path(settings: Settings, name: str) -> Path:
+    return settings.data_dir / name

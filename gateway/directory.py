@@ -1,0 +1,78 @@
+"""The registry seen through routing's ``Directory`` protocol: who answers for a grid, how to reach them."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from alerting.routing.directory import Channel, ChannelKind, GridStaff, Recipient
+from gateway.registry.service import PersonInfo, Registry
+from gateway.registry.tables import Household
+
+
+class RegistryDirectory:
+    """Adapts :class:`Registry` to routing. Only channels with a configured notifier are offered,
+    so a person is never "paged" on a channel nobody can deliver."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        sessions: async_sessionmaker[AsyncSession],
+        channels: Collection[ChannelKind],
+    ) -> None:
+        self._registry = registry
+        self._sessions = sessions
+        self._channels = frozenset(channels)
+
+    def recipient(self, p: PersonInfo) -> Recipient:
+        wanted = p.channels or {}
+        found: list[Channel] = []
+        if ChannelKind.APP in self._channels and wanted.get("mqtt", True):
+            found.append(Channel(ChannelKind.APP, p.id))
+        sms = wanted.get("sms") or (p.phone if wanted.get("sms") is True else None)
+        if ChannelKind.SMS in self._channels and isinstance(sms, str) and sms:
+            found.append(Channel(ChannelKind.SMS, sms))
+        email = wanted.get("email") or None
+        if ChannelKind.EMAIL in self._channels and isinstance(email, str):
+            found.append(Channel(ChannelKind.EMAIL, email))
+        for kind in (ChannelKind.WEBHOOK, ChannelKind.WECOM, ChannelKind.DINGTALK):
+            url = wanted.get(kind.value)
+            if kind in self._channels and isinstance(url, str) and url:
+                found.append(Channel(kind, url))
+        return Recipient(p.id, p.name, tuple(found))
+
+    def _many(self, people: Iterable[PersonInfo]) -> tuple[Recipient, ...]:
+        return tuple(self.recipient(p) for p in people)
+
+    async def grid_workers(self, site: str, grid_id: str) -> GridStaff:
+        r = self._registry.people_for_grid(grid_id, datetime.now(UTC))
+        return GridStaff(self._many(r.primary), self._many(r.backup))
+
+    async def building_leaders(self, site: str, building_id: str) -> tuple[Recipient, ...]:
+        return self._many(self._registry.building_leaders(building_id))
+
+    async def on_duty(self, site: str, at_ms: int) -> tuple[Recipient, ...]:
+        at = datetime.fromtimestamp(at_ms / 1000, UTC)
+        return self._many(self._registry.on_duty(site, at))
+
+    async def secretaries(self, site: str) -> tuple[Recipient, ...]:
+        return self._many(p for p in self._registry.people(site) if p.role == "secretary")
+
+    async def household_contacts(self, household_id: str) -> tuple[Recipient, ...]:
+        async with self._sessions() as s:
+            contacts = await s.scalar(select(Household.contacts).where(Household.id == household_id))
+        found: list[Recipient] = []
+        for i, c in enumerate(contacts or []):
+            phone = str(c.get("phone", ""))
+            if phone and ChannelKind.SMS in self._channels:
+                name = f"{c.get('name', '')}({c.get('relation', '')})"
+                found.append(Recipient(f"{household_id}#family{i}", name,
+                                       (Channel(ChannelKind.SMS, phone),)))
+        return tuple(found)
+
+    async def person(self, person_id: str) -> Recipient | None:
+        p = self._registry.person(person_id)
+        return self.recipient(p) if p is not None else None
