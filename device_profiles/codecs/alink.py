@@ -2,7 +2,7 @@
 
 Identifier ``property`` is a property post (``params: {Key: {value, time} | value}``); any other
 identifier is a TSL event (``params: {value: {...}, time}``) mapped through ``events.codes``.
-Readings carry site "" and the deviceName as device_id; ingest resolves the site.
+Readings carry site "" and "productKey/deviceName" as device_id; ingest resolves the site.
 
 Alink's ``id`` is a decimal string unique per device per day, so it serves as the dedupe
 counter. One message can give several readings, so reading *i* gets ``seq = id * 1000 + i``:
@@ -33,7 +33,8 @@ def decode(
     variables: Mapping[str, str], obj: dict[str, Any], profile: CompiledProfile, now_ms: int
 ) -> list[Reading] | Rejection:
     """Decode one Alink property or event post."""
-    device_id = variables["device_name"]
+    # deviceName is unique only within its product: the identity is "productKey/deviceName".
+    device_id = f"{variables['product_key']}/{variables['device_name']}"
     try:
         identifier = variables["identifier"]
         _check_method(obj.get("method"), identifier)
