@@ -21,7 +21,13 @@ from gateway.db import Base
 
 # Every module that declares tables on gateway.db.Base; later revisions add theirs here so that
 # autogenerate sees the whole schema.
-TABLE_MODULES = ("gateway.registry.tables",)
+TABLE_MODULES = (
+    "gateway.registry.tables",
+    "gateway.quarantine",
+    "alerting.state",
+    "alerting.incidents.tables",
+    "api.audit",
+)
 
 for _module in TABLE_MODULES:
     importlib.import_module(_module)
