@@ -42,7 +42,7 @@ async def _validation(request: Request, exc: Exception) -> JSONResponse:
     errors = describe(list(exc.errors()))
     summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
     return JSONResponse(
-        status_code=status.HTTP_422_UNPROCESSABLE_ENTITY,
+        status_code=422,
         content={"detail": f"invalid request: {summary}", "errors": errors},
     )
 
@@ -75,7 +75,7 @@ async def _ledger_rows(request: Request, exc: Exception) -> JSONResponse:
     ]
     summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
     return JSONResponse(
-        status_code=status.HTTP_422_UNPROCESSABLE_ENTITY,
+        status_code=422,
         content={"detail": f"invalid ledger: {summary}", "errors": errors},
     )
 

@@ -75,7 +75,7 @@ async def check_assignee(session: AsyncSession, row: IncidentRow, assignee: str)
         ok = row.grid_id in grids
     if not ok:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            422,
             f"assignee: '{assignee}' is not someone who answers for grid '{row.grid_id}'",
         )
 

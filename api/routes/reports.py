@@ -34,7 +34,7 @@ SiteQ = Annotated[str | None, Query(max_length=32)]
 async def _site(session: AsyncSession, principal: Principal, site: str | None) -> Site:
     code = site or principal.site
     if code is None:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "site: required for admins")
+        raise HTTPException(422, "site: required for admins")
     row = await session.get(Site, code)
     if row is None or (principal.site is not None and code != principal.site):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"site '{code}' not found")
