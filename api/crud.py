@@ -149,7 +149,7 @@ def build_router(res: Resource) -> APIRouter:
         key = res.make_key(data)
         if key is not None and await session.get(res.model, key) is not None:
             raise HTTPException(status.HTTP_409_CONFLICT, f"{res.label} '{key}' already exists")
-        row = res.model(**values, **({res.order_by: key} if key is not None else {}))
+        row = res.model(**(values | ({res.order_by: key} if key is not None else {})))
         session.add(row)
         await session.flush()
         audit.record(
