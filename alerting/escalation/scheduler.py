@@ -13,7 +13,6 @@ after another — nobody acknowledged for that long, so climbing the ladder is r
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from sqlalchemy import select
@@ -52,21 +51,37 @@ class EscalationScheduler:
         self._directory = directory
         self._pipeline = pipeline
         self._batch = batch
+        self._lock = asyncio.Lock()  # one due() at a time per process (SQLite has no SKIP LOCKED)
+        self._wake = asyncio.Event()
         pipeline.on_final_failure = self.delivery_failed
 
+    def poke(self) -> None:
+        """Run the loop now instead of at the next tick (e.g. after a change that pages)."""
+        self._wake.set()
+
     async def run(self, stop: asyncio.Event, *, tick_s: float = 1.0) -> None:
-        """The escalation loop the app runs in its TaskGroup: resend leftovers, then tick."""
+        """The escalation loop the app runs in its TaskGroup: resend leftovers, then tick
+        (every ``tick_s`` or when poked) until ``stop`` is set."""
         await self._pipeline.deliver_pending()
         while not stop.is_set():
             await self.due(self._clock.now_ms())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), tick_s)
+            waits = {asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())}
+            _, pending = await asyncio.wait(
+                waits, timeout=tick_s, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in pending:
+                task.cancel()
+            self._wake.clear()
 
     async def due(self, now_ms: int, *, max_rounds: int = 20) -> int:
         """Process every timer due at ``now_ms`` and send what they plan; returns steps run.
 
         Loops because a delivery that finally fails makes the next step due at once.
         """
+        async with self._lock:
+            return await self._due(now_ms, max_rounds)
+
+    async def _due(self, now_ms: int, max_rounds: int) -> int:
         total = 0
         for _ in range(max_rounds):
             async with self._sm() as s:

@@ -139,3 +139,25 @@ async def test_a_delivery_that_finally_fails_escalates_at_once(db_url: str) -> N
         failed = [d for d in detail.deliveries if d.status == "failed"]
         assert [(d.person_id, d.attempts) for d in failed] == [("gw1", 3)]
         assert {"delivery_failed", "escalating"} <= {e.kind for e in detail.events}
+
+
+async def test_run_loop_pages_when_poked_and_stops(sqlite_url: str) -> None:
+    import asyncio
+
+    async with open_db(sqlite_url) as sm:
+        clock = ManualClock(T0)
+        service, scheduler, notifier = stack(sm, clock)
+        stop = asyncio.Event()
+        loop = asyncio.create_task(scheduler.run(stop, tick_s=30))
+        c = ctx()
+        change = await service.apply(transition("smoke.alarm", c, T0), c)
+        assert change is not None
+        assert change.pages
+        scheduler.poke()
+        for _ in range(100):
+            if len(notifier.sent) == 3:
+                break
+            await asyncio.sleep(0.02)
+        assert notifier.people("0") == ["bl1", "duty1", "gw1"]
+        stop.set()
+        await asyncio.wait_for(loop, 2)
