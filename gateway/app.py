@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -134,10 +133,10 @@ class Gateway:
         self.engine.start(now)
         self.http = httpx.AsyncClient(timeout=10)
         notifiers = self._notifiers()
-        directory = RegistryDirectory(self.registry, self.sessions, notifiers.keys())
+        self.directory = directory = RegistryDirectory(self.registry, self.sessions, notifiers.keys())
         pipeline = DeliveryPipeline(
             self.sessions, self.clock, notifiers,
-            retry=RetryPolicy(max_attempts=s.notify.max_attempts),
+            retry=RetryPolicy(attempts=s.notify.max_attempts),
         )
         self.incidents = IncidentService(
             self.sessions, self.clock, actions=ActionRunner(self._publish_command)
@@ -252,9 +251,43 @@ class Gateway:
         await self.db.dispose()
 
     def api_services(self) -> Any:
-        from api.services import ApiServices
+        from functools import partial
 
-        return ApiServices.from_gateway(self)
+        from prometheus_client import CollectorRegistry
+
+        from alerting.incidents.silences import SilenceService
+        from alerting.routing.router import route_test
+        from api.rule_control import RuleSetControl
+        from api.services import ApiConfig, ApiServices
+
+        a = self.settings.api
+        esc = self.settings.alerting.escalation
+        self.metrics = CollectorRegistry()
+        register_metrics(self.metrics, self)
+        return ApiServices(
+            sessions=self.sessions,
+            incidents=self.incidents,
+            silences=SilenceService(self.sessions, self.clock),
+            rules=RuleSetControl(self.rules, self.engine.replace_rules),
+            quarantine=self.quarantine,
+            timeseries=self.store,
+            live=self.live,
+            clock=self.clock,
+            config=ApiConfig(
+                secret_key=a.secret_key.get_secret_value(),
+                token_ttl_s=a.token_ttl_s,
+                service_tokens={k: v.get_secret_value() for k, v in a.service_tokens.items()},
+                ack_deadline_s={"critical": esc.critical_ack_s, "major": esc.major_ack_s,
+                                "minor": esc.minor_ack_s, "info": 0},
+            ),
+            health=self._health_async,
+            metrics=self.metrics,
+            registry=self.registry,
+            route_tester=partial(route_test, self.directory),
+        )
+
+    async def _health_async(self) -> dict[str, dict[str, Any]]:
+        return self.health()
 
     def health(self) -> dict[str, Any]:
         spool = self.spool.stats() if self.spool is not None else None
@@ -271,5 +304,35 @@ class Gateway:
         }
 
 
-def data_path(settings: Settings, name: str) -> Path:
-    return settings.data_dir / name
+def register_metrics(registry: Any, gateway: Gateway) -> None:
+    """Prometheus figures read from the running stages at scrape time."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    class _Collector:
+        def collect(self) -> Any:
+            s = gateway.ingest.stats
+            for name, value, doc in (
+                ("received", s.received, "MQTT messages received"),
+                ("stored", s.stored, "readings stored in the time-series store"),
+                ("quarantined", s.quarantined, "messages quarantined"),
+                ("duplicates", s.duplicates, "duplicate readings dropped (same device and seq)"),
+            ):
+                yield CounterMetricFamily(f"safety_ingest_{name}", doc, value=value)
+            q = CounterMetricFamily("safety_quarantine", "quarantined messages by reason",
+                                    labels=["reason"])
+            for reason, count in gateway.quarantine.counts.items():
+                q.add_metric([reason], count)
+            yield q
+            yield GaugeMetricFamily("safety_mqtt_connected", "1 when connected to the broker",
+                                    value=1 if gateway.mqtt.connected.is_set() else 0)
+            yield GaugeMetricFamily("safety_alert_backlog", "alert transitions waiting",
+                                    value=gateway.alerts.backlog)
+            if gateway.spool is not None:
+                st = gateway.spool.stats()
+                yield GaugeMetricFamily("safety_spool_readings", "readings buffered on disk",
+                                        value=st.readings)
+                yield GaugeMetricFamily("safety_spool_oldest_age_seconds",
+                                        "age of the oldest buffered reading",
+                                        value=st.oldest_age_s or 0)
+
+    registry.register(_Collector())

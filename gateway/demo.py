@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import logging
 from pathlib import Path
 
@@ -29,7 +30,7 @@ def demo_settings(data_dir: Path, api_port: int, broker_url: str, protocol: str)
         mqtt={"url": broker_url, "protocol": protocol, "client_id": "safety-gateway-demo"},
         database={"url": f"sqlite+aiosqlite:///{data_dir / 'gateway.db'}"},
         timeseries={"backend": "embedded", "embedded_path": data_dir / "timeseries.sqlite3"},
-        api={"host": "127.0.0.1", "port": api_port, "secret_key": "demo-only-secret-key"},
+        api={"host": "127.0.0.1", "port": api_port, "secret_key": secrets.token_urlsafe(32)},
         # A short grace so the demo's absence rules show up quickly.
         alerting={"startup_grace_s": 60},
     )

@@ -6,6 +6,7 @@ Environment variables win over the file; nested keys use ``__`` (``SAFETY_MQTT__
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -131,11 +132,16 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:
-        if self.mode == "production" and self.api.secret_key.get_secret_value() == "change-me":
+        if self.api.secret_key.get_secret_value() != "change-me":
+            return self
+        if self.mode == "production":
             raise ValueError(
                 "api.secret_key is the default 'change-me': set SAFETY_API__SECRET_KEY "
-                "(or api.secret_key in the config file) before running in production"
+                "(or api.secret_key in the config file, 32 bytes or more) before running in "
+                "production"
             )
+        # Development and demo: a random key per process (logins do not survive a restart).
+        self.api.secret_key = SecretStr(secrets.token_urlsafe(32))
         return self
 
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -183,3 +184,52 @@ def fail_on_logged_exception(request: pytest.FixtureRequest) -> Iterator[None]:
 @pytest.fixture
 async def anyio_backend() -> AsyncIterator[str]:
     yield "asyncio"
+
+
+# -- the gateway itself ----------------------------------------------------------------------
+
+E2E_COMMUNITY = Path(__file__).parent / "e2e" / "community.yaml"
+
+
+@pytest.fixture
+async def start_gateway(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[object]:
+    """Start a Gateway in this test's event loop against the test broker; stopped at teardown.
+
+    ``await start_gateway(**settings_overrides)`` returns the running ``Gateway``.
+    """
+    from gateway.app import Gateway
+    from gateway.settings import Settings
+
+    running: list[tuple[Gateway, asyncio.Task[None]]] = []
+
+    async def start(clock: object | None = None, **overrides: object) -> Gateway:
+        values: dict[str, object] = {
+            "mode": "development",
+            "data_dir": tmp_path / "gateway",
+            "community_file": E2E_COMMUNITY,
+            "mqtt": {"url": mosquitto.url, "client_id": f"gw-{uuid.uuid4().hex[:6]}"},
+            "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"},
+            "timeseries": {"backend": "embedded"},
+            "ingest": {"flush_interval_ms": 50},
+            "api": {"port": 0},
+            "alerting": {"startup_grace_s": 0, "tick_interval_ms": 100},
+        }
+        values.update(overrides)
+        settings = Settings(**values)  # type: ignore[arg-type]
+        gateway = Gateway(settings) if clock is None else Gateway(settings, clock)  # type: ignore[arg-type]
+        task = asyncio.create_task(gateway.run())
+        running.append((gateway, task))
+        ready = asyncio.create_task(gateway.ready.wait())
+        done, _ = await asyncio.wait({ready, task}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            ready.cancel()
+            await task  # raises what broke the start
+        assert ready in done, "the gateway did not start within 60 s"
+        await asyncio.wait_for(gateway.mqtt.connected.wait(), 20)
+        return gateway
+
+    yield start
+    for _gateway, task in reversed(running):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

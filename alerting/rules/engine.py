@@ -69,6 +69,11 @@ class RuleEngine:
         self._seen: dict[str, int] = {}
         self._plans: dict[tuple[str, str, str | None], tuple[_Step, ...]] = {}
 
+    def replace_rules(self, rules: RuleSet) -> None:
+        """Swap in an edited rule set (e.g. a rule disabled from the API); state is kept."""
+        self.rules = rules
+        self._plans.clear()
+
     # ------------------------------------------------------------------ lifecycle
 
     def start(self, now_ms: int) -> None:
