@@ -11,6 +11,8 @@ import jwt
 from gateway.registry import passwords
 
 ALGORITHM = "HS256"
+
+
 # Checked when the login name is unknown, so that both paths take as long (no user probing).
 @cache
 def _dummy_hash() -> str:

@@ -36,6 +36,7 @@ from api.schemas import (
 from api.services import ApiServices
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
+ARRIVED = "[到场]"
 
 
 @router.get("", response_model=IncidentsPublic)
@@ -201,6 +202,29 @@ async def assign(
         services,
         session,
         body.model_dump(),
+    )
+
+
+@router.post("/{incident_id}/arrive", response_model=IncidentPublic)
+async def arrive(
+    incident_id: int,
+    principal: CurrentPerson,
+    scope: GridScope,
+    services: ServicesDep,
+    session: SessionDep,
+    body: IncidentNote | None = None,
+) -> IncidentPublic:
+    """The worker is on site (到场): recorded on the timeline as a comment marked ``[到场]``."""
+    note = f"{ARRIVED} {body.note}".strip() if body else ARRIVED
+    return await _act(
+        "comment",
+        incident_id,
+        lambda s, i, a: s.incidents.comment(i, a, note),
+        principal,
+        scope,
+        services,
+        session,
+        {"note": note, "arrived": True},
     )
 
 

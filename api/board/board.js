@@ -1,0 +1,193 @@
+// The duty board: live incident list, critical alarm with a silenceable beep, overview, actions.
+"use strict";
+
+const Board = {
+  incidents: new Map(),
+  selected: null,
+  people: [],
+  muted: localStorage.getItem("muted") === "1",
+  audio: null,
+  dispatcher: false,
+
+  async start(person) {
+    document.getElementById("who").textContent = person.name;
+    Board.dispatcher = ["admin", "secretary", "duty_staff"].includes(person.role);
+    document.getElementById("mute").addEventListener("click", Board.toggleMute);
+    document.addEventListener("langchange", () => { Board.render(); Board.renderMute(); Board.loadOverview(); });
+    document.addEventListener("click", Board.unlockAudio, { once: true });
+    Board.unlockAudio();
+    Board.renderMute();
+    App.live({
+      incident: Board.onIncident,
+      device_status: () => Board.loadOverview(),
+    }, (up) => {
+      const el = document.getElementById("live-state");
+      el.dataset.i18n = up ? "live_on" : "live_off";
+      el.classList.toggle("off", !up);
+      el.textContent = App.t(el.dataset.i18n);
+      if (up) Board.loadIncidents();  // after a reconnect, catch up on what was missed
+    });
+    if (Board.dispatcher) {
+      Board.people = await App.api("/people").catch(() => []);
+    }
+    await Promise.all([Board.loadIncidents(), Board.loadOverview()]);
+    setInterval(Board.alarmTick, 3000);
+    setInterval(Board.loadOverview, 30000);
+  },
+
+  async loadIncidents() {
+    const page = await App.api("/incidents?status=open&status=acknowledged&limit=500");
+    Board.incidents = new Map(page.data.map((i) => [i.id, i]));
+    Board.render();
+  },
+
+  async loadOverview() {
+    const o = await App.api("/stats/overview").catch(() => null);
+    if (!o) return;
+    document.getElementById("offline-count").textContent = o.offline_devices;
+    const box = document.getElementById("grids");
+    box.replaceChildren(...o.grids.map((g) => App.el("div",
+      { class: `grid-card${g.open_incidents ? " has-open" : ""}`, dataset: { grid: g.id } },
+      App.el("b", {}, g.name),
+      App.el("div", { class: "meta" }, `${g.devices} ${App.t("devices")} · `,
+        App.el("span", { class: g.offline ? "offline" : "" }, `${g.offline} ${App.t("offline")}`),
+        ` · ${g.open_incidents} ${App.t("open")}`),
+      ...g.buildings.map((b) => App.el("div", { class: "building" },
+        App.el("span", {}, b.name),
+        App.el("span", { class: b.offline ? "offline" : "" }, `${b.devices}/${b.offline}`))),
+    )));
+  },
+
+  onIncident(incident) {
+    const known = Board.incidents.get(incident.id);
+    if (["resolved", "closed"].includes(incident.status)) {
+      Board.incidents.delete(incident.id);
+    } else {
+      Board.incidents.set(incident.id, incident);
+      if (!known && incident.severity === "critical") Board.beep();
+    }
+    Board.render();
+    if (Board.selected === incident.id) Board.showDetail(incident.id);
+    Board.loadOverview();
+  },
+
+  sorted() {
+    const rank = { critical: 0, major: 1, minor: 2, info: 3 };
+    return [...Board.incidents.values()].sort((a, b) =>
+      (a.status === "open" ? 0 : 1) - (b.status === "open" ? 0 : 1)
+      || rank[a.severity] - rank[b.severity] || b.opened_at_ms - a.opened_at_ms);
+  },
+
+  render() {
+    const list = document.getElementById("incident-list");
+    const items = Board.sorted();
+    document.getElementById("open-count").textContent = items.length;
+    document.getElementById("unacked-count").textContent = items.filter((i) => i.status === "open").length;
+    if (!items.length) {
+      list.replaceChildren(App.el("li", { class: "empty" }, App.t("no_incidents")));
+      return;
+    }
+    list.replaceChildren(...items.map(Board.item));
+  },
+
+  item(i) {
+    const actions = App.el("div", { class: "actions" });
+    if (i.status === "open") {
+      actions.append(App.el("button", { class: "primary ack", type: "button",
+        onclick: (e) => { e.stopPropagation(); Board.act(i.id, "acknowledge"); } }, App.t("acknowledge")));
+    }
+    if (Board.dispatcher) {
+      actions.append(App.el("button", { class: "assign", type: "button",
+        onclick: (e) => { e.stopPropagation(); Board.assign(i); } }, App.t("assign")));
+    }
+    return App.el("li", {
+      class: `incident sev-${i.severity} status-${i.status}${Board.selected === i.id ? " selected" : ""}`,
+      dataset: { id: i.id, severity: i.severity, status: i.status },
+      onclick: () => Board.showDetail(i.id),
+    },
+    App.el("div", {},
+      App.el("div", { class: "title" }, App.el("span", { class: `badge sev-${i.severity}` }, App.t(i.severity)), i.title),
+      App.el("div", { class: "meta" }, `${i.location || i.device_id || ""} · ${i.grid_id} · ${App.time(i.opened_at_ms)}`),
+      App.el("div", { class: "meta" }, App.el("span", { class: "status" }, App.t(i.status)),
+        i.assignee ? ` · ${i.assignee}` : "")),
+    actions);
+  },
+
+  async act(id, action, json) {
+    try {
+      const updated = await App.api(`/incidents/${id}/${action}`, { method: "POST", json: json || {} });
+      Board.onIncident(updated);
+    } catch (err) { alert(err.message); }
+  },
+
+  assign(incident) {
+    const dialog = document.getElementById("assign-dialog");
+    const select = document.getElementById("assignee");
+    const fit = Board.people.filter((p) => p.active && (
+      ["duty_staff", "secretary", "admin"].includes(p.role) || p.grids.includes(incident.grid_id)));
+    select.replaceChildren(...fit.map((p) => App.el("option", { value: p.id }, `${p.name} (${p.id})`)));
+    dialog.onclose = () => {
+      if (dialog.returnValue === "ok" && select.value) Board.act(incident.id, "assign", { assignee: select.value });
+    };
+    dialog.showModal();
+  },
+
+  async showDetail(id) {
+    Board.selected = id;
+    const d = await App.api(`/incidents/${id}`);
+    document.getElementById("detail").hidden = false;
+    document.getElementById("detail-title").textContent = `#${d.incident.id} ${d.incident.title}`;
+    const acts = document.getElementById("detail-actions");
+    acts.replaceChildren(...d.allowed_actions.filter((a) => ["acknowledge", "escalate"].includes(a)).map(
+      (a) => App.el("button", { type: "button", class: a === "acknowledge" ? "primary" : "",
+        onclick: () => Board.act(id, a) }, App.t(a))));
+    document.getElementById("timeline").replaceChildren(...d.timeline.map((e) => App.el("li", {},
+      `${App.time(e.at_ms)} ${e.actor} · ${e.kind}${e.note ? ` · ${e.note}` : ""}`)));
+    document.querySelectorAll("li.incident").forEach((li) =>
+      li.classList.toggle("selected", Number(li.dataset.id) === id));
+  },
+
+  // Sound: a WebAudio beep (no audio files); browsers allow it after the first click (login).
+  unlockAudio() {
+    if (!Board.audio && window.AudioContext) Board.audio = new AudioContext();
+    if (Board.audio && Board.audio.state === "suspended") Board.audio.resume();
+  },
+
+  beep() {
+    if (Board.muted || !Board.audio) return;
+    const ctx = Board.audio;
+    [0, 0.35].forEach((offset) => {
+      const osc = ctx.createOscillator();
+      const gain = ctx.createGain();
+      osc.type = "square";
+      osc.frequency.value = 880;
+      gain.gain.value = 0.15;
+      osc.connect(gain).connect(ctx.destination);
+      osc.start(ctx.currentTime + offset);
+      osc.stop(ctx.currentTime + offset + 0.2);
+    });
+    Board.beeps = (Board.beeps || 0) + 1;
+  },
+
+  alarmTick() {
+    const pending = [...Board.incidents.values()].some((i) => i.severity === "critical" && i.status === "open");
+    document.body.classList.toggle("alarm", pending);
+    if (pending) Board.beep();
+  },
+
+  toggleMute() {
+    Board.muted = !Board.muted;
+    localStorage.setItem("muted", Board.muted ? "1" : "0");
+    Board.renderMute();
+  },
+
+  renderMute() {
+    const b = document.getElementById("mute");
+    b.dataset.i18n = Board.muted ? "unmute" : "mute";
+    b.textContent = App.t(b.dataset.i18n);
+    b.classList.toggle("danger", !Board.muted);
+    b.setAttribute("aria-pressed", String(Board.muted));
+  },
+};
+
+App.boot(Board.start);
