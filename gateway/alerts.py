@@ -102,7 +102,7 @@ class AlertPipeline:
                     self._on_change(change, t, target)
         if paged:
             # Page now rather than on the next escalation tick: latency is the point.
-            await self._escalation.due(self._clock.now_ms())
+            self._escalation.poke()
 
     async def _persist(self) -> None:
         try:

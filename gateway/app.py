@@ -290,19 +290,22 @@ class Gateway:
         return self.health()
 
     def health(self) -> dict[str, Any]:
+        """Per-component status: ``ok`` | ``degraded`` (working, but look) | ``down``."""
         spool = self.spool.stats() if self.spool is not None else None
+        ts_status = "ok"
+        if spool is not None and spool.readings:
+            ts_status = "degraded"  # the store is away; readings wait on local disk
         return {
-            "mqtt": {"ok": self.mqtt.connected.is_set(), **self.mqtt.stats},
-            "ingest": vars(self.ingest.stats) | {"quarantine_counts": dict(self.quarantine.counts)},
-            "timeseries": {
-                "ok": spool is None or spool.readings == 0,
-                "backend": self.settings.timeseries.backend,
-                "spool": spool._asdict() if spool is not None else None,
-            },
-            "alerting": {"ok": self.alerts.failures == 0, "backlog": self.alerts.backlog,
-                         "failures": self.alerts.failures},
+            "mqtt": {"status": "ok" if self.mqtt.connected.is_set() else "down",
+                     **self.mqtt.stats},
+            "ingest": {"status": "degraded" if self.ingest.stats.store_failures else "ok",
+                       **vars(self.ingest.stats),
+                       "quarantine_counts": dict(self.quarantine.counts)},
+            "timeseries": {"status": ts_status, "backend": self.settings.timeseries.backend,
+                           "spool": spool._asdict() if spool is not None else None},
+            "alerting": {"status": "degraded" if self.alerts.failures else "ok",
+                         "backlog": self.alerts.backlog, "failures": self.alerts.failures},
         }
-
 
 def register_metrics(registry: Any, gateway: Gateway) -> None:
     """Prometheus figures read from the running stages at scrape time."""
