@@ -1,0 +1,82 @@
+"""Alarm through the broker → incident → the grid worker's app topic, and the ladder on top."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import aiomqtt
+from sqlalchemy import select
+
+from alerting.incidents.tables import IncidentRow
+from tests.services import Mosquitto
+
+
+async def collect(port: int, topic: str, into: list[tuple[str, dict]], ready: asyncio.Event) -> None:  # type: ignore[type-arg]
+    async with aiomqtt.Client("127.0.0.1", port, identifier=f"app-{time.monotonic_ns()}") as c:
+        await c.subscribe(topic, qos=1)
+        ready.set()
+        async for msg in c.messages:
+            into.append((str(msg.topic), json.loads(bytes(msg.payload))))  # type: ignore[arg-type]
+
+
+async def publish(port: int, topic: str, payload: dict) -> None:  # type: ignore[type-arg]
+    async with aiomqtt.Client("127.0.0.1", port) as c:
+        await c.publish(topic, json.dumps(payload), qos=1)
+
+
+async def wait_until(cond, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        await asyncio.sleep(0.05)
+
+
+async def test_smoke_alarm_pages_grid_worker_leader_and_duty_staff_at_once(
+    start_gateway, mosquitto: Mosquitto  # type: ignore[no-untyped-def]
+) -> None:
+    gateway = await start_gateway()
+    got: list[tuple[str, dict]] = []  # type: ignore[type-arg]
+    ready = asyncio.Event()
+    listener = asyncio.create_task(collect(mosquitto.port, "safety/demo/workers/+/incidents", got, ready))
+    await ready.wait()
+    ts = int(time.time() * 1000)
+    await publish(mosquitto.port, "safety/demo/smoke/SD-0001/event",
+                  {"ts": ts, "seq": 501, "event": "alarm", "smoke_dbm": 0.4})
+    await wait_until(lambda: {t.split("/")[3] for t, _ in got} >= {"worker-a", "leader-b01", "duty-1"})
+    listener.cancel()
+
+    recipients = {t.split("/")[3] for t, _ in got}
+    assert "worker-b" not in recipients, "the worker of another grid is not paged"
+    message = next(m for t, m in got if t.endswith("/worker-a/incidents"))
+    text = json.dumps(message, ensure_ascii=False)
+    assert "SD-0001" in text and "critical" in text
+    assert str(ts) in text and "501" in text, "the message carries the ts/seq of the alarm reading"
+    async with gateway.sessions() as s:
+        incidents = (await s.scalars(select(IncidentRow))).all()
+    assert [(i.rule_id, i.severity, i.status) for i in incidents] == [("smoke.alarm", "critical", "open")]
+
+
+async def test_repeated_alarm_is_one_incident_with_repeats_counted(
+    start_gateway, mosquitto: Mosquitto  # type: ignore[no-untyped-def]
+) -> None:
+    gateway = await start_gateway()
+    ts = int(time.time() * 1000)
+    for i in range(3):
+        await publish(mosquitto.port, "safety/demo/sos/SOS-0007/event",
+                      {"ts": ts + i * 1000, "seq": 900 + i, "event": "button_pressed"})
+
+    async def incidents() -> list[IncidentRow]:
+        async with gateway.sessions() as s:
+            return list((await s.scalars(select(IncidentRow))).all())
+
+    deadline = time.monotonic() + 15
+    rows: list[IncidentRow] = []
+    while time.monotonic() < deadline:
+        rows = await incidents()
+        if rows and gateway.ingest.stats.stored >= 3:
+            break
+        await asyncio.sleep(0.1)
+    assert len(rows) == 1 and rows[0].rule_id == "sos.button"
