@@ -161,10 +161,11 @@ def vendor_mappings() -> dict[tuple[str, str], VendorMapping]:
         return out
     for spec in registry.profiles():
         if spec.codec in ("alink", "iotda") and getattr(spec, "enabled", True):
+            key = (spec.codec, spec.device_type)
             mapping = _from_profile(spec)
-            if mapping is not None and (spec.codec, spec.device_type) in out:
-                if out[(spec.codec, spec.device_type)].origin == "table":
-                    out[(spec.codec, spec.device_type)] = mapping
+            # the first enabled profile of a (vendor, type) wins over the table
+            if mapping is not None and key in out and out[key].origin == "table":
+                out[key] = mapping
     return out
 
 

@@ -49,7 +49,9 @@ class MqttLink:
 
     ``track=False`` (load mode) skips per-message futures: publishes are counted as the broker
     acknowledges them (QoS 1) or as they are written (QoS 0), and ``publish_nowait`` applies
-    back-pressure once ``max_outstanding`` messages are unacknowledged.
+    back-pressure once ``max_outstanding`` messages are unacknowledged. ``manual=True`` drives
+    the network from the publishing thread instead of paho's own thread: no wake-up write per
+    message and no lock hand-over, which is what lets one process reach paho's ceiling.
     """
 
     def __init__(
@@ -59,12 +61,16 @@ class MqttLink:
         will: Will | None = None,
         *,
         track: bool = True,
+        manual: bool = False,
+        count_acks: bool = True,
         max_inflight: int = 20,
         max_outstanding: int = 20_000,
     ) -> None:
         self.address = BrokerAddress.parse(broker_url)
         self.client_id = client_id or f"sim-{uuid.uuid4().hex[:12]}"
-        self.track = track
+        self.track = track and not manual
+        self.manual = manual
+        self._pump_every = 20
         self.max_outstanding = max_outstanding
         self.sent = 0
         self.completed = 0
@@ -83,7 +89,13 @@ class MqttLink:
         if will is not None:
             self._client.will_set(will.topic, will.payload, will.qos, will.retain)
         self._client.on_connect = self._on_connect
-        self._client.on_publish = self._on_publish
+        # paho builds reason-code objects per callback; QoS 0 load runs do without it
+        self.count_acks = count_acks or not manual
+        if self.count_acks:
+            self._client.on_publish = self._on_publish
+        if manual:
+            # queue publishes; this thread writes them in pump()
+            self._client.on_socket_register_write = _ignore
 
     # -- callbacks (network thread) --------------------------------------------------------
 
@@ -107,27 +119,38 @@ class MqttLink:
     def connect_sync(self, timeout: float = 10.0) -> None:
         """Connect and start the network thread (blocking)."""
         self._client.connect(self.address.host, self.address.port, keepalive=30)
+        if self.manual:
+            deadline = time.monotonic() + timeout
+            while not self._connected.is_set() and time.monotonic() < deadline:
+                self._client.loop(0.05)
+            if not self._connected.is_set():
+                raise TimeoutError(f"no CONNACK from {self.address} within {timeout}s")
+            return
         self._client.loop_start()
         if not self._connected.wait(timeout):
             self._client.loop_stop()
             raise TimeoutError(f"no CONNACK from {self.address} within {timeout}s")
 
-    async def connect(self, timeout: float = 10.0) -> None:
+    async def connect(self) -> None:
         """Connect without blocking the event loop."""
         self._loop = asyncio.get_running_loop()
-        await asyncio.to_thread(self.connect_sync, timeout)
+        await asyncio.to_thread(self.connect_sync)
 
     def close(self) -> None:
         """Clean disconnect: the broker discards the Last Will."""
         with contextlib.suppress(Exception):
             self._client.disconnect()
+        if self.manual:
+            with contextlib.suppress(Exception):
+                self._client.loop(0.05)
+            return
         self._client.loop_stop()
 
     def drop(self) -> None:
         """Lose the connection as a power cut would: no DISCONNECT, so the broker sends the Will."""
         self._client.loop_stop()
         sock = self._client.socket()
-        if sock is not None:
+        if isinstance(sock, socket.socket):
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
@@ -154,20 +177,34 @@ class MqttLink:
     def publish_nowait(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> None:
         """Queue a publish for load tests; waits (briefly) only when too much is outstanding."""
         while self.sent - self.completed >= self.max_outstanding:
-            time.sleep(0.0005)
+            self._wait()
         info = self._client.publish(topic, payload, qos, retain)
         if info.rc != paho.MQTT_ERR_SUCCESS:
             raise ConnectionError(f"publish failed: {paho.error_string(info.rc)}")
         self.sent += 1
+        if not self.count_acks:
+            self.completed = self.sent
+        if self.manual and self.sent % self._pump_every == 0:
+            self._client.loop(0.0)
+
+    def _wait(self) -> None:
+        if self.manual:
+            self._client.loop(0.001)
+        else:
+            time.sleep(0.0005)
 
     def drain(self, timeout: float = 30.0) -> bool:
         """Wait until every queued publish is acknowledged; False on timeout."""
         deadline = time.monotonic() + timeout
-        while self.completed < self.sent:
+        while self.completed < self.sent or (self.manual and self._client.want_write()):
             if time.monotonic() > deadline:
                 return False
-            time.sleep(0.005)
+            self._wait()
         return True
+
+
+def _ignore(*_args: Any) -> None:
+    return None
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:

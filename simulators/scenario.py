@@ -326,13 +326,12 @@ class _Runner:
         else:
             building = self.run.buildings[step.building or ""]
             members = [s for s in self.sims.values() if s.spec.building == building]
-            for sim in members:
-                await (self.power_loss(at, sim) if step.kind == "power_loss"
-                       else self.power_restore(at, sim))
+            action = self.power_loss if step.kind == "power_loss" else self.power_restore
+            await asyncio.gather(*(action(at, sim) for sim in members))
 
     async def power_loss(self, at: float, sim: SimulatedDevice) -> None:
         if sim.link is not None:
-            sim.link.drop()  # the broker now publishes the device's Last Will
+            await asyncio.to_thread(sim.link.drop)  # the broker now publishes the Last Will
             self.dropped.add(sim.spec.device_id)
             self.record(at, sim, "status", sim.status_topic, OFFLINE, True, "will")
         else:
