@@ -51,10 +51,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo
 
     _setup_logging("WARNING" if not args.verbose else "INFO")
-    asyncio.run(_run_until_signalled(lambda: run_demo(
-        data_dir=args.data_dir, api_port=args.port, broker_port=args.broker_port,
-        rate=args.rate, fleet=not args.no_fleet,
-    )))
+    asyncio.run(
+        _run_until_signalled(
+            lambda: run_demo(
+                data_dir=args.data_dir,
+                api_port=args.port,
+                broker_port=args.broker_port,
+                rate=args.rate,
+                fleet=not args.no_fleet,
+            )
+        )
+    )
     return 0
 
 
@@ -80,11 +87,19 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--config", type=Path, help="YAML configuration file")
     run.set_defaults(func=cmd_run)
 
-    demo = sub.add_parser("demo", help="everything in one command: broker, stores, sample community, fleet")
+    demo = sub.add_parser(
+        "demo", help="everything in one command: broker, stores, sample community, fleet"
+    )
     demo.add_argument("--data-dir", type=Path, default=Path("var/demo"))
-    demo.add_argument("--port", type=int, default=8080, help="board and API port (next free if taken)")
-    demo.add_argument("--broker-port", type=int, default=1884, help="embedded broker port (next free if taken)")
-    demo.add_argument("--rate", type=float, default=60.0, help="fleet speed-up over real-life traffic")
+    demo.add_argument(
+        "--port", type=int, default=8080, help="board and API port (next free if taken)"
+    )
+    demo.add_argument(
+        "--broker-port", type=int, default=1884, help="embedded broker port (next free if taken)"
+    )
+    demo.add_argument(
+        "--rate", type=float, default=60.0, help="fleet speed-up over real-life traffic"
+    )
     demo.add_argument("--no-fleet", action="store_true", help="do not start the simulated fleet")
     demo.add_argument("-v", "--verbose", action="store_true")
     demo.set_defaults(func=cmd_demo)

@@ -84,8 +84,11 @@ class AlertPipeline:
             if target is None and ctx is not None:
                 target = ctx  # a correlation's location: route as the device that tipped it
             if target is None:
-                log.error("alert %s for %s has no device in the registry; recorded only",
-                          t.rule_id, t.subject)
+                log.error(
+                    "alert %s for %s has no device in the registry; recorded only",
+                    t.rule_id,
+                    t.subject,
+                )
                 self.failures += 1
                 continue
             try:

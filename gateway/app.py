@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import uvicorn
 
 from alerting.escalation.scheduler import EscalationScheduler
 from alerting.incidents.actions import ActionRunner
@@ -87,14 +89,20 @@ class Gateway:
         self.status = DeviceStatusBoard(self.profiles, self.live)
         await self._build_alerting()
         self.ingest = Ingest(
-            self.profiles, self._lookup, self.quarantine, self.writer, self.clock,
+            self.profiles,
+            self._lookup,
+            self.quarantine,
+            self.writer,
+            self.clock,
             on_reading=self._on_reading,
             batch_size=s.ingest.batch_size,
             flush_interval_ms=s.ingest.flush_interval_ms,
             future_tolerance_ms=s.ingest.future_tolerance_s * 1000,
         )
         self.mqtt = MqttSession(
-            s.mqtt, self.profiles.subscriptions(), self.ingest.handle,
+            s.mqtt,
+            self.profiles.subscriptions(),
+            self.ingest.handle,
             status_topic=f"safety/{s.site}/gateway/status",
         )
         self.ingest.set_ack(self.mqtt.ack)
@@ -108,22 +116,32 @@ class Gateway:
             self.writer = self.store
             self.spool: SpoolingWriter | None = None
         else:
-            spool_dir = ts.spool_dir if ts.spool_dir.is_absolute() else self.settings.data_dir / ts.spool_dir
+            spool_dir = (
+                ts.spool_dir
+                if ts.spool_dir.is_absolute()
+                else self.settings.data_dir / ts.spool_dir
+            )
             self.spool = SpoolingWriter(
-                self.store, spool_dir, max_bytes=ts.spool_max_bytes, max_age_s=ts.spool_max_age_s,
-                clock=self.clock, write_timeout_s=ts.write_timeout_s,
+                self.store,
+                spool_dir,
+                max_bytes=ts.spool_max_bytes,
+                max_age_s=ts.spool_max_age_s,
+                clock=self.clock,
+                write_timeout_s=ts.write_timeout_s,
             )
             self.writer = self.spool
 
     async def _build_alerting(self) -> None:
         s = self.settings
-        known = {
+        known: dict[str, list[str]] = {
             p.device_type: list(p.events.names)
-            for p in self.profiles.profiles() if p.codec == "native"
+            for p in self.profiles.profiles()
+            if p.codec == "native"
         }
         self.rules = load_rules(s.alerting.rules_dir, known_events=known)
         self.engine = RuleEngine(
-            self.rules, grace_ms=s.alerting.startup_grace_s * 1000,
+            self.rules,
+            grace_ms=s.alerting.startup_grace_s * 1000,
             store=SqlAlertStateStore(self.sessions),
         )
         await self.engine.load()
@@ -133,9 +151,13 @@ class Gateway:
         self.engine.start(now)
         self.http = httpx.AsyncClient(timeout=10)
         notifiers = self._notifiers()
-        self.directory = directory = RegistryDirectory(self.registry, self.sessions, notifiers.keys())
+        self.directory = directory = RegistryDirectory(
+            self.registry, self.sessions, notifiers.keys()
+        )
         pipeline = DeliveryPipeline(
-            self.sessions, self.clock, notifiers,
+            self.sessions,
+            self.clock,
+            notifiers,
             retry=RetryPolicy(attempts=s.notify.max_attempts),
         )
         self.incidents = IncidentService(
@@ -143,8 +165,13 @@ class Gateway:
         )
         self.escalation = EscalationScheduler(self.sessions, self.clock, directory, pipeline)
         self.alerts = AlertPipeline(
-            self.engine, self.incidents, self.escalation, self.clock, self.registry.context,
-            tick_interval_ms=s.alerting.tick_interval_ms, on_change=self._incident_changed,
+            self.engine,
+            self.incidents,
+            self.escalation,
+            self.clock,
+            self.registry.context,
+            tick_interval_ms=s.alerting.tick_interval_ms,
+            on_change=self._incident_changed,
         )
 
     def _notifiers(self) -> dict[ChannelKind, Notifier]:
@@ -174,11 +201,21 @@ class Gateway:
         self.alerts.on_reading(reading, ctx)
 
     def _incident_changed(self, change: Any, t: Any, ctx: DeviceContext) -> None:
-        self.live.publish("incident", ctx.site, ctx.grid_id, {
-            "incident_id": change.incident_id, "change": str(change.kind),
-            "severity": str(change.severity), "rule_id": t.rule_id, "title": t.title,
-            "device_id": t.device_id, "building_id": ctx.building_id, "location": ctx.location,
-        })
+        self.live.publish(
+            "incident",
+            ctx.site,
+            ctx.grid_id,
+            {
+                "incident_id": change.incident_id,
+                "change": str(change.kind),
+                "severity": str(change.severity),
+                "rule_id": t.rule_id,
+                "title": t.title,
+                "device_id": t.device_id,
+                "building_id": ctx.building_id,
+                "location": ctx.location,
+            },
+        )
 
     async def _publish_confirmed(self, topic: str, payload: bytes, qos: int) -> None:
         await self.mqtt.publish_confirmed(topic, payload, qos)
@@ -206,17 +243,14 @@ class Gateway:
             await self._shutdown()
 
     async def _serve_api(self) -> None:
-        import uvicorn
-
         from api.app import create_app
 
         app = create_app(self.api_services())
         a = self.settings.api
-        config = uvicorn.Config(app, host=a.host, port=a.port, log_level="warning",
-                                lifespan="on", access_log=False)
-        server = uvicorn.Server(config)
-        # uvicorn installs its own signal handlers; the gateway owns shutdown.
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        config = uvicorn.Config(
+            app, host=a.host, port=a.port, log_level="warning", lifespan="on", access_log=False
+        )
+        server = _EmbeddedServer(config)
         serve = asyncio.create_task(server.serve())
         while not server.started:
             if serve.done():
@@ -277,8 +311,12 @@ class Gateway:
                 secret_key=a.secret_key.get_secret_value(),
                 token_ttl_s=a.token_ttl_s,
                 service_tokens={k: v.get_secret_value() for k, v in a.service_tokens.items()},
-                ack_deadline_s={"critical": esc.critical_ack_s, "major": esc.major_ack_s,
-                                "minor": esc.minor_ack_s, "info": 0},
+                ack_deadline_s={
+                    "critical": esc.critical_ack_s,
+                    "major": esc.major_ack_s,
+                    "minor": esc.minor_ack_s,
+                    "info": 0,
+                },
             ),
             health=self._health_async,
             metrics=self.metrics,
@@ -296,16 +334,32 @@ class Gateway:
         if spool is not None and spool.readings:
             ts_status = "degraded"  # the store is away; readings wait on local disk
         return {
-            "mqtt": {"status": "ok" if self.mqtt.connected.is_set() else "down",
-                     **self.mqtt.stats},
-            "ingest": {"status": "degraded" if self.ingest.stats.store_failures else "ok",
-                       **vars(self.ingest.stats),
-                       "quarantine_counts": dict(self.quarantine.counts)},
-            "timeseries": {"status": ts_status, "backend": self.settings.timeseries.backend,
-                           "spool": spool._asdict() if spool is not None else None},
-            "alerting": {"status": "degraded" if self.alerts.failures else "ok",
-                         "backlog": self.alerts.backlog, "failures": self.alerts.failures},
+            "mqtt": {"status": "ok" if self.mqtt.connected.is_set() else "down", **self.mqtt.stats},
+            "ingest": {
+                "status": "degraded" if self.ingest.stats.store_failures else "ok",
+                **vars(self.ingest.stats),
+                "quarantine_counts": dict(self.quarantine.counts),
+            },
+            "timeseries": {
+                "status": ts_status,
+                "backend": self.settings.timeseries.backend,
+                "spool": spool._asdict() if spool is not None else None,
+            },
+            "alerting": {
+                "status": "degraded" if self.alerts.failures else "ok",
+                "backlog": self.alerts.backlog,
+                "failures": self.alerts.failures,
+            },
         }
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn inside the gateway: the gateway owns the signals and the shutdown order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
 
 def register_metrics(registry: Any, gateway: Gateway) -> None:
     """Prometheus figures read from the running stages at scrape time."""
@@ -321,21 +375,29 @@ def register_metrics(registry: Any, gateway: Gateway) -> None:
                 ("duplicates", s.duplicates, "duplicate readings dropped (same device and seq)"),
             ):
                 yield CounterMetricFamily(f"safety_ingest_{name}", doc, value=value)
-            q = CounterMetricFamily("safety_quarantine", "quarantined messages by reason",
-                                    labels=["reason"])
+            q = CounterMetricFamily(
+                "safety_quarantine", "quarantined messages by reason", labels=["reason"]
+            )
             for reason, count in gateway.quarantine.counts.items():
                 q.add_metric([reason], count)
             yield q
-            yield GaugeMetricFamily("safety_mqtt_connected", "1 when connected to the broker",
-                                    value=1 if gateway.mqtt.connected.is_set() else 0)
-            yield GaugeMetricFamily("safety_alert_backlog", "alert transitions waiting",
-                                    value=gateway.alerts.backlog)
+            yield GaugeMetricFamily(
+                "safety_mqtt_connected",
+                "1 when connected to the broker",
+                value=1 if gateway.mqtt.connected.is_set() else 0,
+            )
+            yield GaugeMetricFamily(
+                "safety_alert_backlog", "alert transitions waiting", value=gateway.alerts.backlog
+            )
             if gateway.spool is not None:
                 st = gateway.spool.stats()
-                yield GaugeMetricFamily("safety_spool_readings", "readings buffered on disk",
-                                        value=st.readings)
-                yield GaugeMetricFamily("safety_spool_oldest_age_seconds",
-                                        "age of the oldest buffered reading",
-                                        value=st.oldest_age_s or 0)
+                yield GaugeMetricFamily(
+                    "safety_spool_readings", "readings buffered on disk", value=st.readings
+                )
+                yield GaugeMetricFamily(
+                    "safety_spool_oldest_age_seconds",
+                    "age of the oldest buffered reading",
+                    value=st.oldest_age_s or 0,
+                )
 
     registry.register(_Collector())

@@ -17,12 +17,9 @@ log = logging.getLogger(__name__)
 
 def free_port(preferred: int | None = None) -> int:
     if preferred:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", preferred))
-                return preferred
-            except OSError:
-                pass
+        with socket.socket() as s, contextlib.suppress(OSError):
+            s.bind(("127.0.0.1", preferred))
+            return preferred
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -43,9 +40,8 @@ class EmbeddedBroker:
         return f"mqtt://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
-        binary = shutil.which("mosquitto") or (
-            "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-        )
+        # Debian installs it in /usr/sbin, which is not on every user's PATH.
+        binary = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin")
         if binary:
             await self._start_mosquitto(binary)
         else:
@@ -60,7 +56,7 @@ class EmbeddedBroker:
             "max_queued_messages 0\nmax_inflight_messages 0\n"
             f"log_dest file {self.workdir}/mosquitto.log\n"
         )
-        self._proc = subprocess.Popen([binary, "-c", str(conf)])  # noqa: S603 - our own config
+        self._proc = await asyncio.to_thread(subprocess.Popen, [binary, "-c", str(conf)])
         self.kind = "mosquitto"
         await self._wait()
 
@@ -69,7 +65,9 @@ class EmbeddedBroker:
 
         config = {
             "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
-            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+            "plugins": {
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
+            },
         }
         self._amqtt = Broker(config)
         await self._amqtt.start()

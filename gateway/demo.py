@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 import logging
+import secrets
 from pathlib import Path
 
 import yaml
@@ -69,7 +69,7 @@ def banner(broker: EmbeddedBroker, gateway: Gateway) -> str:
 async def run_demo(
     *, data_dir: Path, api_port: int, broker_port: int, rate: float, fleet: bool
 ) -> None:
-    data_dir.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
     broker = EmbeddedBroker(data_dir / "broker", free_port(broker_port))
     await broker.start()
     # amqtt speaks MQTT 3.1.1 only; Mosquitto gets MQTT 5.

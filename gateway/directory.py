@@ -63,14 +63,17 @@ class RegistryDirectory:
 
     async def household_contacts(self, household_id: str) -> tuple[Recipient, ...]:
         async with self._sessions() as s:
-            contacts = await s.scalar(select(Household.contacts).where(Household.id == household_id))
+            contacts = await s.scalar(
+                select(Household.contacts).where(Household.id == household_id)
+            )
         found: list[Recipient] = []
         for i, c in enumerate(contacts or []):
             phone = str(c.get("phone", ""))
             if phone and ChannelKind.SMS in self._channels:
                 name = f"{c.get('name', '')}({c.get('relation', '')})"
-                found.append(Recipient(f"{household_id}#family{i}", name,
-                                       (Channel(ChannelKind.SMS, phone),)))
+                found.append(
+                    Recipient(f"{household_id}#family{i}", name, (Channel(ChannelKind.SMS, phone),))
+                )
         return tuple(found)
 
     async def person(self, person_id: str) -> Recipient | None:

@@ -8,6 +8,7 @@ every message the batch accounted for.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
@@ -103,7 +104,9 @@ class Ingest:
         self._ack = ack
 
     # -- hot path -----------------------------------------------------------------------------
-    def handle(self, topic: str, payload: bytes, qos: int = 0, mid: int = 0, retain: bool = False) -> None:
+    def handle(
+        self, topic: str, payload: bytes, qos: int = 0, mid: int = 0, retain: bool = False
+    ) -> None:
         now = self._clock.now_ms()
         self.stats.received += 1
         result = self._profiles.decode(
@@ -124,18 +127,31 @@ class Ingest:
     def _accept(self, now: int, topic: str, payload: bytes, reading: Reading) -> None:
         ctx = self._lookup(reading)
         if ctx is None:
-            self._reject(now, topic, payload, Rejection(
-                RejectReason.UNKNOWN_DEVICE,
-                f"device {reading.device_id!r} of site {reading.site!r} is not in the registry",
-                topic, reading.device_id,
-            ))
+            self._reject(
+                now,
+                topic,
+                payload,
+                Rejection(
+                    RejectReason.UNKNOWN_DEVICE,
+                    f"device {reading.device_id!r} of site {reading.site!r} is not in the registry",
+                    topic,
+                    reading.device_id,
+                ),
+            )
             return
         if ctx.device_type != reading.device_type:
-            self._reject(now, topic, payload, Rejection(
-                RejectReason.TYPE_MISMATCH,
-                f"device {reading.device_id!r} is registered as {ctx.device_type}, "
-                f"not {reading.device_type}", topic, reading.device_id,
-            ))
+            self._reject(
+                now,
+                topic,
+                payload,
+                Rejection(
+                    RejectReason.TYPE_MISMATCH,
+                    f"device {reading.device_id!r} is registered as {ctx.device_type}, "
+                    f"not {reading.device_type}",
+                    topic,
+                    reading.device_id,
+                ),
+            )
             return
         if not reading.site or reading.device_id != ctx.device_id:
             # Vendor formats carry no site (and may carry a vendor identity): take the registry's.
@@ -165,10 +181,8 @@ class Ingest:
     async def run(self) -> None:
         """Flush batches until cancelled; a final flush happens in ``close``."""
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._full.wait(), self._flush_interval)
-            except TimeoutError:
-                pass
             await self.flush()
 
     async def flush(self) -> None:

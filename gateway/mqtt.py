@@ -111,11 +111,15 @@ class MqttSession:
             reconnect_on_failure=False,  # we own the reconnect loop
         )
         if s.username:
-            client.username_pw_set(s.username, s.password.get_secret_value() if s.password else None)
+            client.username_pw_set(
+                s.username, s.password.get_secret_value() if s.password else None
+            )
         if s.use_tls:
             ctx = ssl.create_default_context(cafile=str(s.tls.ca_file) if s.tls.ca_file else None)
             if s.tls.cert_file:
-                ctx.load_cert_chain(str(s.tls.cert_file), str(s.tls.key_file) if s.tls.key_file else None)
+                ctx.load_cert_chain(
+                    str(s.tls.cert_file), str(s.tls.key_file) if s.tls.key_file else None
+                )
             if s.tls.insecure:
                 ctx.check_hostname = False
             client.tls_set_context(ctx)
@@ -170,7 +174,9 @@ class MqttSession:
         finally:
             self._confirm.pop(info.mid, None)
 
-    def _on_publish(self, _c: paho.Client, _u: Any, mid: int, _rc: Any = None, _p: Any = None) -> None:
+    def _on_publish(
+        self, _c: paho.Client, _u: Any, mid: int, _rc: Any = None, _p: Any = None
+    ) -> None:
         # The PUBACK is read by this same loop, so the waiter is always registered first;
         # an unknown mid is a fire-and-forget publish (e.g. the gateway's status).
         future = self._confirm.get(mid)
@@ -190,8 +196,12 @@ class MqttSession:
                     backoff = 0.5
                     await self._wait_disconnected()
                 except (OSError, ssl.SSLError) as exc:
-                    log.warning("MQTT broker %s:%s unreachable: %s", self._settings.host,
-                                self._settings.port, exc)
+                    log.warning(
+                        "MQTT broker %s:%s unreachable: %s",
+                        self._settings.host,
+                        self._settings.port,
+                        exc,
+                    )
                 if self._closing:
                     break
                 await asyncio.sleep(backoff)
@@ -212,7 +222,7 @@ class MqttSession:
         s = self._settings
         props: Properties | None = None
         if self._v5:
-            props = Properties(PacketTypes.CONNECT)
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = s.session_expiry_s
             props.ReceiveMaximum = s.receive_maximum
         self._down = asyncio.Event()
@@ -250,8 +260,12 @@ class MqttSession:
         if self._status_topic:
             client.publish(self._status_topic, b'{"online": true}', qos=1, retain=True)
         self.connected.set()
-        log.info("MQTT connected to %s:%s, subscribed to %d filters", self._settings.host,
-                 self._settings.port, len(topics))
+        log.info(
+            "MQTT connected to %s:%s, subscribed to %d filters",
+            self._settings.host,
+            self._settings.port,
+            len(topics),
+        )
 
     def _on_disconnect(self, _c: paho.Client, _u: Any, _f: Any, rc: Any, _p: Any = None) -> None:
         self.connected.clear()
@@ -262,7 +276,7 @@ class MqttSession:
 
     def _dispatch(self, _c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
         self.stats["received"] += 1
-        self._on_message(msg.topic, msg.payload, msg.qos, msg.mid, msg.retain)
+        self._on_message(msg.topic, bytes(msg.payload), msg.qos, msg.mid, msg.retain)
 
     # -- socket plumbing: paho's network loop run by the asyncio loop ---------------------------
     def _on_socket_open(self, client: paho.Client, _u: Any, sock: Any) -> None:

@@ -47,10 +47,17 @@ class DeviceStatusBoard:
         if isinstance(battery, int | float) and not isinstance(battery, bool):
             status.battery_pct = float(battery)
         if status.said_online != was and status.said_online is not None:
-            self._live.publish("device_status", ctx.site, ctx.grid_id, {
-                "device_id": ctx.device_id, "online": status.said_online,
-                "building_id": ctx.building_id, "at_ms": reading.ts_ms,
-            })
+            self._live.publish(
+                "device_status",
+                ctx.site,
+                ctx.grid_id,
+                {
+                    "device_id": ctx.device_id,
+                    "online": status.said_online,
+                    "building_id": ctx.building_id,
+                    "at_ms": reading.ts_ms,
+                },
+            )
 
     def get(self, site: str, device_id: str, now_ms: int) -> dict[str, object]:
         status = self._devices.get((site, device_id))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -40,13 +41,21 @@ async def route_test(settings: Settings, site: str, device_id: str, rule_id: str
             return 2
         directory = RegistryDirectory(registry, sessions, list(ChannelKind))
         now = int(datetime.now(UTC).timestamp() * 1000)
-        plan = await plan_route(directory, ctx, severity=rule.severity, now_ms=now,
-                                rule_id=rule_id, category=Category(rule.category))
+        plan = await plan_route(
+            directory,
+            ctx,
+            severity=rule.severity,
+            now_ms=now,
+            rule_id=rule_id,
+            category=Category(rule.category),
+        )
         print(f"{rule_id} ({rule.severity}) at {device_id}, grid {ctx.grid_id}:")
         for at_ms, paged in plan:
             offset = (at_ms - now) / 60_000
-            who = ", ".join(f"{p.recipient.name or p.recipient.person_id} [{p.role}]"
-                            for p in paged) or "(nobody found: check the registry)"
+            who = (
+                ", ".join(f"{p.recipient.name or p.recipient.person_id} [{p.role}]" for p in paged)
+                or "(nobody found: check the registry)"
+            )
             print(f"  +{offset:6.1f} min  {who}")
     finally:
         await engine.dispose()
@@ -92,5 +101,5 @@ async def write_acl(settings: Settings, community: Path | None, out: Path) -> in
     if str(out) == "-":
         sys.stdout.write(text)
     else:
-        out.write_text(text, encoding="utf-8")
+        await asyncio.to_thread(out.write_text, text, encoding="utf-8")
     return 0

@@ -181,9 +181,6 @@ def fail_on_logged_exception(request: pytest.FixtureRequest) -> Iterator[None]:
         pytest.fail(f"unexpected exception logged by {first.name}: {first.getMessage()}")
 
 
-@pytest.fixture
-async def anyio_backend() -> AsyncIterator[str]:
-    yield "asyncio"
 
 
 # -- the gateway itself ----------------------------------------------------------------------

@@ -90,7 +90,7 @@ class Influxd:
             f'reporting-disabled = true\nbind-address = "127.0.0.1:{self.rpc_port}"\n'
             f'[meta]\n  dir = "{workdir}/meta"\n'
             f'[data]\n  dir = "{workdir}/data"\n  wal-dir = "{workdir}/wal"\n'
-            '  query-log-enabled = false\n'
+            "  query-log-enabled = false\n"
             f'[http]\n  bind-address = "127.0.0.1:{self.port}"\n  log-enabled = false\n'
             "[monitor]\n  store-enabled = false\n"
             "[continuous_queries]\n  enabled = false\n"
@@ -106,9 +106,8 @@ class Influxd:
         self.proc = subprocess.Popen([binary, "-config", str(self.conf)], stdout=log, stderr=log)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"{self.url}/ping", timeout=0.5):
-                    return
+            with contextlib.suppress(OSError), urllib.request.urlopen(f"{self.url}/ping", timeout=0.5):
+                return
             time.sleep(0.1)
         raise TimeoutError("influxd did not answer /ping within 30 s")
 

@@ -13,7 +13,9 @@ from alerting.incidents.tables import IncidentRow
 from tests.services import Mosquitto
 
 
-async def collect(port: int, topic: str, into: list[tuple[str, dict]], ready: asyncio.Event) -> None:  # type: ignore[type-arg]
+async def collect(
+    port: int, topic: str, into: list[tuple[str, dict]], ready: asyncio.Event
+) -> None:  # type: ignore[type-arg]
     async with aiomqtt.Client("127.0.0.1", port, identifier=f"app-{time.monotonic_ns()}") as c:
         await c.subscribe(topic, qos=1)
         ready.set()
@@ -35,17 +37,25 @@ async def wait_until(cond, timeout: float = 15.0) -> None:  # type: ignore[no-un
 
 
 async def test_smoke_alarm_pages_grid_worker_leader_and_duty_staff_at_once(
-    start_gateway, mosquitto: Mosquitto  # type: ignore[no-untyped-def]
+    start_gateway,
+    mosquitto: Mosquitto,  # type: ignore[no-untyped-def]
 ) -> None:
     gateway = await start_gateway()
     got: list[tuple[str, dict]] = []  # type: ignore[type-arg]
     ready = asyncio.Event()
-    listener = asyncio.create_task(collect(mosquitto.port, "safety/demo/workers/+/incidents", got, ready))
+    listener = asyncio.create_task(
+        collect(mosquitto.port, "safety/demo/workers/+/incidents", got, ready)
+    )
     await ready.wait()
     ts = int(time.time() * 1000)
-    await publish(mosquitto.port, "safety/demo/smoke/SD-0001/event",
-                  {"ts": ts, "seq": 501, "event": "alarm", "smoke_dbm": 0.4})
-    await wait_until(lambda: {t.split("/")[3] for t, _ in got} >= {"worker-a", "leader-b01", "duty-1"})
+    await publish(
+        mosquitto.port,
+        "safety/demo/smoke/SD-0001/event",
+        {"ts": ts, "seq": 501, "event": "alarm", "smoke_dbm": 0.4},
+    )
+    await wait_until(
+        lambda: {t.split("/")[3] for t, _ in got} >= {"worker-a", "leader-b01", "duty-1"}
+    )
     listener.cancel()
 
     recipients = {t.split("/")[3] for t, _ in got}
@@ -56,17 +66,23 @@ async def test_smoke_alarm_pages_grid_worker_leader_and_duty_staff_at_once(
     assert str(ts) in text and "501" in text, "the message carries the ts/seq of the alarm reading"
     async with gateway.sessions() as s:
         incidents = (await s.scalars(select(IncidentRow))).all()
-    assert [(i.rule_id, i.severity, i.status) for i in incidents] == [("smoke.alarm", "critical", "open")]
+    assert [(i.rule_id, i.severity, i.status) for i in incidents] == [
+        ("smoke.alarm", "critical", "open")
+    ]
 
 
 async def test_repeated_alarm_is_one_incident_with_repeats_counted(
-    start_gateway, mosquitto: Mosquitto  # type: ignore[no-untyped-def]
+    start_gateway,
+    mosquitto: Mosquitto,  # type: ignore[no-untyped-def]
 ) -> None:
     gateway = await start_gateway()
     ts = int(time.time() * 1000)
     for i in range(3):
-        await publish(mosquitto.port, "safety/demo/sos/SOS-0007/event",
-                      {"ts": ts + i * 1000, "seq": 900 + i, "event": "button_pressed"})
+        await publish(
+            mosquitto.port,
+            "safety/demo/sos/SOS-0007/event",
+            {"ts": ts + i * 1000, "seq": 900 + i, "event": "button_pressed"},
+        )
 
     async def incidents() -> list[IncidentRow]:
         async with gateway.sessions() as s:

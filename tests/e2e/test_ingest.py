@@ -37,7 +37,10 @@ async def wait_for(predicate, timeout: float = 20.0, what: str = "condition") ->
 
 
 async def test_sample_payloads_of_every_profile_land_in_influxdb_or_quarantine(
-    start_gateway, mosquitto: Mosquitto, influxd: Influxd, influx_db: str  # type: ignore[no-untyped-def]
+    start_gateway,
+    mosquitto: Mosquitto,
+    influxd: Influxd,
+    influx_db: str,  # type: ignore[no-untyped-def]
 ) -> None:
     gateway = await start_gateway(
         timeseries={"backend": "influxdb1", "url": influxd.url, "database": influx_db}
@@ -60,9 +63,12 @@ async def test_sample_payloads_of_every_profile_land_in_influxdb_or_quarantine(
 
     async def all_accounted() -> bool:
         s = gateway.ingest.stats
-        return s.received >= len(messages) and gateway.quarantine.pending == 0 and (
-            sum(gateway.quarantine.counts.values()) == sum(expected_reasons.values())
-        ) and s.stored + s.duplicates >= len(expected_points)
+        return (
+            s.received >= len(messages)
+            and gateway.quarantine.pending == 0
+            and (sum(gateway.quarantine.counts.values()) == sum(expected_reasons.values()))
+            and s.stored + s.duplicates >= len(expected_points)
+        )
 
     await wait_for(all_accounted, what="every message stored or quarantined")
 

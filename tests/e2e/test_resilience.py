@@ -43,10 +43,18 @@ class Publisher(threading.Thread):
         infos = []
         for i in range(self.total):
             device = DEVICES[i % len(DEVICES)]
-            payload = {"ts": self.base_ms + i, "seq": i, "smoke_dbm": 0.01, "temp_c": 22.0,
-                       "battery_pct": 90}
-            infos.append(self.client.publish(
-                f"safety/demo/smoke/{device}/telemetry", json.dumps(payload), qos=1))
+            payload = {
+                "ts": self.base_ms + i,
+                "seq": i,
+                "smoke_dbm": 0.01,
+                "temp_c": 22.0,
+                "battery_pct": 90,
+            }
+            infos.append(
+                self.client.publish(
+                    f"safety/demo/smoke/{device}/telemetry", json.dumps(payload), qos=1
+                )
+            )
             self.published += 1
             lag = start + (i + 1) / self.rate - time.monotonic()
             if lag > 0:
@@ -76,11 +84,18 @@ async def wait_count(influxd: Influxd, db: str, total: int, timeout: float) -> i
 
 @pytest.mark.slow
 async def test_influxdb_down_for_30_s_under_traffic_loses_nothing(
-    start_gateway, mosquitto: Mosquitto, influxd: Influxd, influx_db: str  # type: ignore[no-untyped-def]
+    start_gateway,
+    mosquitto: Mosquitto,
+    influxd: Influxd,
+    influx_db: str,  # type: ignore[no-untyped-def]
 ) -> None:
     gateway = await start_gateway(
-        timeseries={"backend": "influxdb1", "url": influxd.url, "database": influx_db,
-                    "write_timeout_s": 1.0}
+        timeseries={
+            "backend": "influxdb1",
+            "url": influxd.url,
+            "database": influx_db,
+            "write_timeout_s": 1.0,
+        }
     )
     total = 8000
     pub = Publisher(mosquitto.port, total, rate=200)  # 40 s of traffic
@@ -100,7 +115,9 @@ async def test_influxdb_down_for_30_s_under_traffic_loses_nothing(
     assert gateway.spool.stats().readings == 0, "the spool drains once InfluxDB is back"
 
 
-def gateway_config(tmp: Path, mosquitto: Mosquitto, influxd: Influxd, db: str, api_port: int) -> Path:
+def gateway_config(
+    tmp: Path, mosquitto: Mosquitto, influxd: Influxd, db: str, api_port: int
+) -> Path:
     config = {
         "mode": "development",
         "data_dir": str(tmp / "gw"),
@@ -120,7 +137,8 @@ def gateway_config(tmp: Path, mosquitto: Mosquitto, influxd: Influxd, db: str, a
 def start_process(config: Path, api_port: int, log: Path) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway", "run", "--config", str(config)],
-        stdout=log.open("ab"), stderr=subprocess.STDOUT,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

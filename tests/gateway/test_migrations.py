@@ -13,8 +13,13 @@ from gateway.registry import migrate
 
 
 async def test_migrations_match_the_declared_tables(db_url: str) -> None:
-    for module in ("gateway.registry.tables", "gateway.quarantine", "alerting.state",
-                   "alerting.incidents.tables", "api.audit"):
+    for module in (
+        "gateway.registry.tables",
+        "gateway.quarantine",
+        "alerting.state",
+        "alerting.incidents.tables",
+        "api.audit",
+    ):
         importlib.import_module(module)
     await migrate.upgrade(db_url)
     engine = create_async_engine(db_url)
