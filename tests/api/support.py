@@ -1,4 +1,4 @@
-"""Builds the API over a real database with the sample community: shared by api and browser tests."""
+"""Builds the API over a real database with the sample community (api and browser tests)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import alerting.incidents.tables
 import api.audit
-import gateway.quarantine  # noqa: F401 - registers the table
+import gateway.quarantine  # noqa: F401 - registers its table on Base
 from alerting.incidents import IncidentService, SilenceService
 from alerting.models import AlertState, AlertTransition, Category, Severity
 from alerting.routing.directory import InMemoryDirectory
@@ -27,9 +27,9 @@ from gateway.registry import Registry, apply, load_community_yaml, upgrade
 from gateway.sample import demo_community_path
 from gateway.storage.embedded import EmbeddedStore
 
-DEMO_PASSWORD = "yangguang-demo"  # noqa: S105 - the sample community's published demo password
-SECRET = "test-secret-key-that-is-long-enough-0123456789"  # noqa: S105
-SERVICE_TOKEN = "svc-token-for-the-integration-tests-0123456789"  # noqa: S105
+DEMO_PASSWORD = "yangguang-demo"
+SECRET = "test-secret-key-that-is-long-enough-0123456789"
+SERVICE_TOKEN = "svc-token-for-the-integration-tests-0123456789"
 SITE = "demo"
 G1_DEVICE = "smk-b01-u1-f1"  # grid g1, building b01
 G2_DEVICE = "smk-b04-u1-f1"  # grid g2
@@ -45,7 +45,8 @@ USERS = {
 
 async def prepare_db(url: str) -> None:
     """Migrate, create the tables not yet in migrations, load the sample community."""
-    assert alerting.incidents.tables and api.audit
+    assert alerting.incidents.tables
+    assert api.audit
     await upgrade(url)
     engine = make_engine(url)
     try:
@@ -84,10 +85,18 @@ class Env:
         now = self.clock.now_ms()
         change = await self.incident_service.apply(
             AlertTransition(
-                rule_id=rule_id, subject=device_id, site=SITE, device_id=device_id,
-                state=AlertState.FIRING, severity=severity, category=Category.SAFETY,
-                title=title, at_ms=now, dedupe_key=f"{rule_id}:{SITE}:{device_id}",
-                reading_ts_ms=now, reading_seq=1,
+                rule_id=rule_id,
+                subject=device_id,
+                site=SITE,
+                device_id=device_id,
+                state=AlertState.FIRING,
+                severity=severity,
+                category=Category.SAFETY,
+                title=title,
+                at_ms=now,
+                dedupe_key=f"{rule_id}:{SITE}:{device_id}",
+                reading_ts_ms=now,
+                reading_seq=1,
             ),
             ctx,
         )

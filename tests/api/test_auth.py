@@ -53,8 +53,9 @@ async def test_no_token_forged_token_and_expired_token_are_refused(client, login
 
 async def test_inactive_person_loses_access(client, login):
     headers = await login("worker_g1")
-    r = await client.patch("/api/v1/people/zhang-min", json={"active": False},
-                           headers=await login("secretary"))
+    r = await client.patch(
+        "/api/v1/people/zhang-min", json={"active": False}, headers=await login("secretary")
+    )
     assert r.status_code == 200
     assert (await client.get("/api/v1/auth/me", headers=headers)).status_code == 401
 
@@ -64,22 +65,32 @@ async def test_service_token(client):
     r = await client.get("/api/v1/auth/me", headers=headers)
     assert r.json()["role"] == "service"
     assert (await client.get("/api/v1/incidents", headers=headers)).status_code == 200
-    r = await client.post("/api/v1/grids", headers=headers,
-                          json={"site": "demo", "code": "gx", "name": "x"})
+    r = await client.post(
+        "/api/v1/grids", headers=headers, json={"site": "demo", "code": "gx", "name": "x"}
+    )
     assert r.status_code == 403
 
 
 async def test_change_password(client, login):
     headers = await login("worker_g1")
-    r = await client.put("/api/v1/auth/password", headers=headers,
-                         json={"current_password": "wrong-one", "new_password": "new-secret-1"})
+    r = await client.put(
+        "/api/v1/auth/password",
+        headers=headers,
+        json={"current_password": "wrong-one", "new_password": "new-secret-1"},
+    )
     assert r.status_code == 403
-    r = await client.put("/api/v1/auth/password", headers=headers,
-                         json={"current_password": DEMO_PASSWORD, "new_password": "short"})
+    r = await client.put(
+        "/api/v1/auth/password",
+        headers=headers,
+        json={"current_password": DEMO_PASSWORD, "new_password": "short"},
+    )
     assert r.status_code == 422
     assert r.json()["errors"][0]["field"] == "new_password"
-    r = await client.put("/api/v1/auth/password", headers=headers,
-                         json={"current_password": DEMO_PASSWORD, "new_password": "new-secret-1"})
+    r = await client.put(
+        "/api/v1/auth/password",
+        headers=headers,
+        json={"current_password": DEMO_PASSWORD, "new_password": "new-secret-1"},
+    )
     assert r.status_code == 204
     r = await client.post(LOGIN, data={"username": "zhang-min", "password": "new-secret-1"})
     assert r.status_code == 200

@@ -19,22 +19,33 @@ async def test_list_filters(client, login, env, clock):
     clock.advance(60_000)
     g2 = await env.open_incident(G2_DEVICE, rule_id="smoke.low_battery", severity=Severity.MINOR)
     h = await login("duty")
-    ids = lambda r: [i["id"] for i in r.json()["data"]]  # noqa: E731
+
+    def ids(r):
+        return [i["id"] for i in r.json()["data"]]
+
     assert ids(await client.get(BASE, headers=h)) == [g2, g1]
     assert ids(await client.get(BASE, params={"severity": "critical"}, headers=h)) == [g1]
     assert ids(await client.get(BASE, params={"grid": "demo.g2"}, headers=h)) == [g2]
     assert ids(await client.get(BASE, params={"site": "other"}, headers=h)) == []
-    assert ids(await client.get(BASE, params={"status": ["open", "resolved"]}, headers=h)) == [g2, g1]
+    assert ids(await client.get(BASE, params={"status": ["open", "resolved"]}, headers=h)) == [
+        g2,
+        g1,
+    ]
     since = {"since_ms": clock.now_ms()}
     assert ids(await client.get(BASE, params=since, headers=h)) == [g2]
     r = await client.get(BASE, params={"until_ms": clock.now_ms(), "limit": 1}, headers=h)
-    assert ids(r) == [g1] and r.json()["count"] == 1
+    assert ids(r) == [g1]
+    assert r.json()["count"] == 1
 
 
 @pytest.mark.parametrize(
     ("params", "field"),
-    [({"status": "burning"}, "status.0"), ({"severity": "huge"}, "severity.0"),
-     ({"limit": 0}, "limit"), ({"since_ms": "yesterday"}, "since_ms")],
+    [
+        ({"status": "burning"}, "status.0"),
+        ({"severity": "huge"}, "severity.0"),
+        ({"limit": 0}, "limit"),
+        ({"since_ms": "yesterday"}, "since_ms"),
+    ],
 )
 async def test_list_rejects_bad_filters_naming_the_field(client, login, params, field):
     r = await client.get(BASE, params=params, headers=await login("duty"))
@@ -45,11 +56,23 @@ async def test_list_rejects_bad_filters_naming_the_field(client, login, params, 
 
 async def test_detail_has_timeline_readings_and_actions(client, login, env, clock):
     now = clock.now_ms()
-    await env.store.write([
-        StoredReading(Reading("demo", "smoke", G1_DEVICE, "telemetry", now - 60_000 * i, i,
-                              {"smoke_dbm": 0.1 * i, "battery_pct": 90}), "demo.g1")
-        for i in range(5)
-    ])
+    await env.store.write(
+        [
+            StoredReading(
+                Reading(
+                    "demo",
+                    "smoke",
+                    G1_DEVICE,
+                    "telemetry",
+                    now - 60_000 * i,
+                    i,
+                    {"smoke_dbm": 0.1 * i, "battery_pct": 90},
+                ),
+                "demo.g1",
+            )
+            for i in range(5)
+        ]
+    )
     incident_id = await env.open_incident(G1_DEVICE)
     h = await login("duty")
     await client.post(f"{BASE}/{incident_id}/comment", json={"note": "on my way"}, headers=h)
@@ -57,7 +80,9 @@ async def test_detail_has_timeline_readings_and_actions(client, login, env, cloc
     assert r.status_code == 200
     body = r.json()
     assert body["incident"]["device_id"] == G1_DEVICE
-    assert [e["kind"] for e in body["timeline"]][-1] == "commented" or body["timeline"][-1]["note"] == "on my way"
+    assert [e["kind"] for e in body["timeline"]][-1] == "commented" or body["timeline"][-1][
+        "note"
+    ] == "on my way"
     assert {b["field"] for b in body["readings"]} >= {"smoke_dbm", "battery_pct"}
     assert "acknowledge" in body["allowed_actions"]
     assert (await client.get(f"{BASE}/999999", headers=h)).status_code == 404
@@ -68,26 +93,44 @@ async def test_whole_lifecycle_is_audited_with_its_actor(client, login, env):
     incident_id = await env.open_incident(G1_DEVICE)
     duty = await login("duty")
     worker = await login("worker_g1")
-    r = await client.post(f"{BASE}/{incident_id}/acknowledge", json={"note": "收到"}, headers=worker)
-    assert r.status_code == 200 and r.json()["status"] == "acknowledged"
+    r = await client.post(
+        f"{BASE}/{incident_id}/acknowledge", json={"note": "收到"}, headers=worker
+    )
+    assert r.status_code == 200
+    assert r.json()["status"] == "acknowledged"
     assert r.json()["acknowledged_by"] == "zhang-min"
-    r = await client.post(f"{BASE}/{incident_id}/assign", json={"assignee": "li-qiang"}, headers=duty)
-    assert r.status_code == 200 and r.json()["assignee"] == "li-qiang"
-    r = await client.post(f"{BASE}/{incident_id}/escalate", json={"note": "need help"}, headers=worker)
+    r = await client.post(
+        f"{BASE}/{incident_id}/assign", json={"assignee": "li-qiang"}, headers=duty
+    )
     assert r.status_code == 200
-    r = await client.post(f"{BASE}/{incident_id}/refer", json={"department": "fire_119"}, headers=duty)
+    assert r.json()["assignee"] == "li-qiang"
+    r = await client.post(
+        f"{BASE}/{incident_id}/escalate", json={"note": "need help"}, headers=worker
+    )
     assert r.status_code == 200
-    r = await client.post(f"{BASE}/{incident_id}/resolve",
-                          json={"category": "false_alarm", "note": "burnt toast"}, headers=worker)
-    assert r.status_code == 200 and r.json()["resolution"] == "false_alarm"
+    r = await client.post(
+        f"{BASE}/{incident_id}/refer", json={"department": "fire_119"}, headers=duty
+    )
+    assert r.status_code == 200
+    r = await client.post(
+        f"{BASE}/{incident_id}/resolve",
+        json={"category": "false_alarm", "note": "burnt toast"},
+        headers=worker,
+    )
+    assert r.status_code == 200
+    assert r.json()["resolution"] == "false_alarm"
     r = await client.post(f"{BASE}/{incident_id}/reopen", headers=duty)
-    assert r.status_code == 200 and r.json()["status"] == "open"
+    assert r.status_code == 200
+    assert r.json()["status"] == "open"
     async with env.services.sessions() as s:
         rows = (await s.scalars(select(AuditRow).where(AuditRow.target == str(incident_id)))).all()
     assert [(a.action, a.actor) for a in rows] == [
-        ("incident.acknowledge", "zhang-min"), ("incident.assign", "duty-sun"),
-        ("incident.escalate", "zhang-min"), ("incident.refer", "duty-sun"),
-        ("incident.resolve", "zhang-min"), ("incident.reopen", "duty-sun"),
+        ("incident.acknowledge", "zhang-min"),
+        ("incident.assign", "duty-sun"),
+        ("incident.escalate", "zhang-min"),
+        ("incident.refer", "duty-sun"),
+        ("incident.resolve", "zhang-min"),
+        ("incident.reopen", "duty-sun"),
     ]
     timeline = (await client.get(f"{BASE}/{incident_id}", headers=duty)).json()["timeline"]
     assert {"zhang-min", "duty-sun"} <= {e["actor"] for e in timeline}
@@ -98,10 +141,15 @@ async def test_worker_of_another_grid_cannot_see_or_act(client, login, env):
     other = await login("worker_g2")
     assert (await client.get(BASE, headers=other)).json()["data"] == []
     assert (await client.get(f"{BASE}/{incident_id}", headers=other)).status_code == 404
-    for action, body in [("acknowledge", {}), ("comment", {"note": "x"}), ("escalate", {}),
-                         ("resolve", {"category": "false_alarm"}), ("reopen", {}),
-                         ("refer", {"department": "fire_119"}),
-                         ("assign", {"assignee": "wang-fang"})]:
+    for action, body in [
+        ("acknowledge", {}),
+        ("comment", {"note": "x"}),
+        ("escalate", {}),
+        ("resolve", {"category": "false_alarm"}),
+        ("reopen", {}),
+        ("refer", {"department": "fire_119"}),
+        ("assign", {"assignee": "wang-fang"}),
+    ]:
         r = await client.post(f"{BASE}/{incident_id}/{action}", json=body, headers=other)
         assert r.status_code == 404, action
     detail = (await client.get(f"{BASE}/{incident_id}", headers=await login("duty"))).json()
@@ -110,8 +158,11 @@ async def test_worker_of_another_grid_cannot_see_or_act(client, login, env):
 
 async def test_own_grid_worker_and_building_leader_see_it(client, login, env):
     incident_id = await env.open_incident(G1_DEVICE)
-    r = await client.put("/api/v1/people/leader-b01/password", json={"new_password": DEMO_PASSWORD},
-                         headers=await login("secretary"))
+    r = await client.put(
+        "/api/v1/people/leader-b01/password",
+        json={"new_password": DEMO_PASSWORD},
+        headers=await login("secretary"),
+    )
     assert r.status_code == 204
     for who in ("worker_g1", "leader_b01"):
         r = await client.get(BASE, headers=await login(who))
@@ -120,27 +171,41 @@ async def test_own_grid_worker_and_building_leader_see_it(client, login, env):
 
 async def test_worker_may_not_assign_and_assignee_must_cover_the_grid(client, login, env):
     incident_id = await env.open_incident(G1_DEVICE)
-    r = await client.post(f"{BASE}/{incident_id}/assign", json={"assignee": "li-qiang"},
-                          headers=await login("worker_g1"))
+    r = await client.post(
+        f"{BASE}/{incident_id}/assign",
+        json={"assignee": "li-qiang"},
+        headers=await login("worker_g1"),
+    )
     assert r.status_code == 403
-    r = await client.post(f"{BASE}/{incident_id}/assign", json={"assignee": "wang-fang"},
-                          headers=await login("duty"))
-    assert r.status_code == 422 and "assignee" in r.json()["detail"]
+    r = await client.post(
+        f"{BASE}/{incident_id}/assign", json={"assignee": "wang-fang"}, headers=await login("duty")
+    )
+    assert r.status_code == 422
+    assert "assignee" in r.json()["detail"]
 
 
 async def test_bad_action_bodies_name_the_field(client, login, env):
     incident_id = await env.open_incident(G1_DEVICE)
     h = await login("duty")
-    cases = [("resolve", {}, "category"), ("resolve", {"category": "aliens"}, "category"),
-             ("comment", {"note": ""}, "note"), ("refer", {"department": "army"}, "department"),
-             ("acknowledge", {"note": "x", "extra": 1}, "extra"),
-             ("assign", {"assignee": "bad id!"}, "assignee")]
+    cases = [
+        ("resolve", {}, "category"),
+        ("resolve", {"category": "aliens"}, "category"),
+        ("comment", {"note": ""}, "note"),
+        ("refer", {"department": "army"}, "department"),
+        ("acknowledge", {"note": "x", "extra": 1}, "extra"),
+        ("assign", {"assignee": "bad id!"}, "assignee"),
+    ]
     for action, body, field in cases:
         r = await client.post(f"{BASE}/{incident_id}/{action}", json=body, headers=h)
         assert r.status_code == 422, (action, r.text)
         assert r.json()["errors"][0]["field"] == field
-    r = await client.post(f"{BASE}/{incident_id}/resolve", content=b"{not json", headers=h | {"Content-Type": "application/json"})
-    assert r.status_code == 422 and "Traceback" not in r.text
+    r = await client.post(
+        f"{BASE}/{incident_id}/resolve",
+        content=b"{not json",
+        headers=h | {"Content-Type": "application/json"},
+    )
+    assert r.status_code == 422
+    assert "Traceback" not in r.text
 
 
 async def test_acting_out_of_order_is_a_conflict(client, login, env):
@@ -148,7 +213,8 @@ async def test_acting_out_of_order_is_a_conflict(client, login, env):
     h = await login("duty")
     assert (await client.post(f"{BASE}/{incident_id}/acknowledge", headers=h)).status_code == 200
     r = await client.post(f"{BASE}/{incident_id}/acknowledge", headers=h)
-    assert r.status_code == 409 and "acknowledged" in r.json()["detail"]
+    assert r.status_code == 409
+    assert "acknowledged" in r.json()["detail"]
     assert (await client.post(f"{BASE}/{incident_id}/reopen", headers=h)).status_code == 409
 
 
@@ -156,4 +222,5 @@ async def test_service_token_can_acknowledge_and_is_audited(client, env):
     incident_id = await env.open_incident(G1_DEVICE)
     h = {"Authorization": f"Bearer {SERVICE_TOKEN}"}
     r = await client.post(f"{BASE}/{incident_id}/acknowledge", headers=h)
-    assert r.status_code == 200 and r.json()["acknowledged_by"] == "service:integration"
+    assert r.status_code == 200
+    assert r.json()["acknowledged_by"] == "service:integration"

@@ -13,14 +13,36 @@ V1 = "/api/v1"
 CASES = [
     ("sites", {"code": "moon", "name": "月亮社区"}, "moon", {"name": "新月社区"}),
     ("grids", {"site": "demo", "code": "g9", "name": "第九网格"}, "demo.g9", {"name": "九"}),
-    ("buildings", {"site": "demo", "code": "b99", "name": "99号楼", "grid_id": "demo.g1"},
-     "demo.b99", {"address": "阳光路99号"}),
-    ("households", {"site": "demo", "building_id": "demo.b01", "unit": "9", "room": "999",
-                    "flags": ["elderly_alone"],
-                    "contacts": [{"name": "李", "relation": "子", "phone": "13900000000"}]},
-     "demo.b01.9-999", {"note": "独居老人"}),
-    ("rosters", {"site": "demo", "person_id": "duty-ma", "starts_at": "2026-12-01T08:00:00+08:00",
-                 "ends_at": "2026-12-01T20:00:00+08:00"}, None, {"role": "secretary"}),
+    (
+        "buildings",
+        {"site": "demo", "code": "b99", "name": "99号楼", "grid_id": "demo.g1"},
+        "demo.b99",
+        {"address": "阳光路99号"},
+    ),
+    (
+        "households",
+        {
+            "site": "demo",
+            "building_id": "demo.b01",
+            "unit": "9",
+            "room": "999",
+            "flags": ["elderly_alone"],
+            "contacts": [{"name": "李", "relation": "子", "phone": "13900000000"}],
+        },
+        "demo.b01.9-999",
+        {"note": "独居老人"},
+    ),
+    (
+        "rosters",
+        {
+            "site": "demo",
+            "person_id": "duty-ma",
+            "starts_at": "2026-12-01T08:00:00+08:00",
+            "ends_at": "2026-12-01T20:00:00+08:00",
+        },
+        None,
+        {"role": "secretary"},
+    ),
 ]
 
 
@@ -40,16 +62,22 @@ async def test_crud(client, login, env, name, body, key, update):
     assert (await client.delete(f"{V1}/{name}/{key}", headers=h)).status_code == 204
     assert (await client.get(f"{V1}/{name}/{key}", headers=h)).status_code == 404
     async with env.services.sessions() as s:
-        actions = [a.action for a in await s.scalars(select(AuditRow).where(AuditRow.actor == "admin"))]
+        actions = [
+            a.action for a in await s.scalars(select(AuditRow).where(AuditRow.actor == "admin"))
+        ]
     assert {a.split(".")[-1] for a in actions} >= {"create", "update", "delete"}
 
 
 @pytest.mark.parametrize("who", ["duty", "worker_g1"])
 async def test_only_registry_writers_change_it(client, login, who):
     h = await login(who)
-    r = await client.post(f"{V1}/grids", json={"site": "demo", "code": "g9", "name": "x"}, headers=h)
+    r = await client.post(
+        f"{V1}/grids", json={"site": "demo", "code": "g9", "name": "x"}, headers=h
+    )
     assert r.status_code == 403
-    assert (await client.patch(f"{V1}/grids/demo.g1", json={"name": "x"}, headers=h)).status_code == 403
+    assert (
+        await client.patch(f"{V1}/grids/demo.g1", json={"name": "x"}, headers=h)
+    ).status_code == 403
     assert (await client.delete(f"{V1}/grids/demo.g1", headers=h)).status_code == 403
 
 
@@ -62,7 +90,8 @@ async def test_grid_worker_reads_only_own_grids(client, login):
     assert buildings == {"demo.g1"}
     assert (await client.get(f"{V1}/buildings/demo.b04", headers=h)).status_code == 404
     households = (await client.get(f"{V1}/households", headers=h)).json()
-    assert households and all(x["building_id"] in {"demo.b01", "demo.b02", "demo.b03"} for x in households)
+    assert households
+    assert all(x["building_id"] in {"demo.b01", "demo.b02", "demo.b03"} for x in households)
     assert (await client.get(f"{V1}/people", headers=h)).status_code == 403
     assert (await client.get(f"{V1}/rosters", headers=h)).status_code == 403
 
@@ -78,17 +107,57 @@ async def test_nested_grid_is_inside_its_parent(client, login):
     [
         ("grids", {"site": "demo", "code": "has space", "name": "x"}, "code"),
         ("grids", {"site": "demo", "code": "g9", "name": "x", "colour": "red"}, "colour"),
-        ("grids", {"site": "demo", "code": "g9", "name": "x", "parent_id": "demo.nope"}, "parent_id"),
-        ("buildings", {"site": "demo", "code": "b9", "name": "x", "grid_id": "demo.nope"}, "grid_id"),
+        (
+            "grids",
+            {"site": "demo", "code": "g9", "name": "x", "parent_id": "demo.nope"},
+            "parent_id",
+        ),
+        (
+            "buildings",
+            {"site": "demo", "code": "b9", "name": "x", "grid_id": "demo.nope"},
+            "grid_id",
+        ),
         ("buildings", {"site": "demo", "code": "b9", "name": "x"}, "grid_id"),
-        ("households", {"site": "demo", "building_id": "demo.b01", "room": "1",
-                        "contacts": [{"name": "x", "phone": "call me"}]}, "contacts.0.phone"),
-        ("rosters", {"site": "demo", "person_id": "duty-ma", "starts_at": "2026-12-01T08:00:00+08:00",
-                     "ends_at": "2026-12-01T07:00:00+08:00"}, ""),
-        ("rosters", {"site": "demo", "person_id": "duty-ma", "starts_at": "2026-12-01T08:00:00",
-                     "ends_at": "2026-12-01T09:00:00+08:00"}, "starts_at"),
-        ("rosters", {"site": "demo", "person_id": "ghost", "starts_at": "2026-12-01T08:00:00+08:00",
-                     "ends_at": "2026-12-01T09:00:00+08:00"}, "person_id"),
+        (
+            "households",
+            {
+                "site": "demo",
+                "building_id": "demo.b01",
+                "room": "1",
+                "contacts": [{"name": "x", "phone": "call me"}],
+            },
+            "contacts.0.phone",
+        ),
+        (
+            "rosters",
+            {
+                "site": "demo",
+                "person_id": "duty-ma",
+                "starts_at": "2026-12-01T08:00:00+08:00",
+                "ends_at": "2026-12-01T07:00:00+08:00",
+            },
+            "",
+        ),
+        (
+            "rosters",
+            {
+                "site": "demo",
+                "person_id": "duty-ma",
+                "starts_at": "2026-12-01T08:00:00",
+                "ends_at": "2026-12-01T09:00:00+08:00",
+            },
+            "starts_at",
+        ),
+        (
+            "rosters",
+            {
+                "site": "demo",
+                "person_id": "ghost",
+                "starts_at": "2026-12-01T08:00:00+08:00",
+                "ends_at": "2026-12-01T09:00:00+08:00",
+            },
+            "person_id",
+        ),
     ],
 )
 async def test_malformed_bodies_name_the_field(client, login, name, body, field):
@@ -106,30 +175,47 @@ async def test_deleting_a_grid_in_use_is_a_conflict(client, login):
 
 async def test_secretary_cannot_touch_another_site(client, login):
     h = await login("secretary")
-    r = await client.post(f"{V1}/grids", json={"site": "moon", "code": "g1", "name": "x"}, headers=h)
-    assert r.status_code == 403 and r.json()["errors"][0]["field"] == "site"
+    r = await client.post(
+        f"{V1}/grids", json={"site": "moon", "code": "g1", "name": "x"}, headers=h
+    )
+    assert r.status_code == 403
+    assert r.json()["errors"][0]["field"] == "site"
 
 
 async def test_people(client, login, env):
     admin = await login("admin")
     sec = await login("secretary")
-    body = {"id": "new-worker", "site": "demo", "name": "新人", "role": "grid_worker",
-            "password": "a-good-password", "grids": ["demo.g2"]}
+    body = {
+        "id": "new-worker",
+        "site": "demo",
+        "name": "新人",
+        "role": "grid_worker",
+        "password": "a-good-password",
+        "grids": ["demo.g2"],
+    }
     r = await client.post(f"{V1}/people", json=body, headers=sec)
-    assert r.status_code == 201 and r.json()["grids"] == ["demo.g2"]
-    assert "password" not in r.json() and "password_hash" not in r.json()
+    assert r.status_code == 201
+    assert r.json()["grids"] == ["demo.g2"]
+    assert "password" not in r.json()
+    assert "password_hash" not in r.json()
     assert (await client.post(f"{V1}/people", json=body, headers=sec)).status_code == 409
-    r = await client.post("/api/v1/auth/login", data={"username": "new-worker", "password": "a-good-password"})
+    r = await client.post(
+        "/api/v1/auth/login", data={"username": "new-worker", "password": "a-good-password"}
+    )
     assert r.status_code == 200
     r = await client.patch(f"{V1}/people/new-worker", json={"grids": ["demo.g1"]}, headers=sec)
     assert r.json()["grids"] == ["demo.g1"]
     r = await client.patch(f"{V1}/people/new-worker", json={"grids": ["demo.zz"]}, headers=sec)
-    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "grids.0"
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "grids.0"
     r = await client.post(f"{V1}/people", json=body | {"id": "boss", "role": "admin"}, headers=sec)
     assert r.status_code == 403
     r = await client.post(f"{V1}/people", json=body | {"id": "x", "role": "emperor"}, headers=sec)
-    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "role"
-    assert (await client.get(f"{V1}/people/new-worker", headers=await login("duty"))).status_code == 200
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "role"
+    assert (
+        await client.get(f"{V1}/people/new-worker", headers=await login("duty"))
+    ).status_code == 200
     people = (await client.get(f"{V1}/people", params={"role": "duty_staff"}, headers=sec)).json()
     assert {p["id"] for p in people} == {"duty-sun", "duty-ma", "duty-zhu"}
     assert (await client.delete(f"{V1}/people/new-worker", headers=admin)).status_code == 204

@@ -22,12 +22,15 @@ async def _worked_incidents(client, login, env: Env, clock) -> tuple[int, int, i
     clock.advance(60_000)  # acknowledged after 1 min: within the 2 min critical deadline
     await client.post(f"{V1}/incidents/{fast}/acknowledge", headers=duty)
     clock.advance(60_000)
-    await client.post(f"{V1}/incidents/{fast}/resolve", json={"category": "false_alarm"}, headers=duty)
+    await client.post(
+        f"{V1}/incidents/{fast}/resolve", json={"category": "false_alarm"}, headers=duty
+    )
     slow = await env.open_incident(G2_DEVICE)
     clock.advance(600_000)  # 10 min: too late
     await client.post(f"{V1}/incidents/{slow}/acknowledge", headers=duty)
-    minor = await env.open_incident("smk-b01-u1-f2", rule_id="smoke.low_battery",
-                                    severity=Severity.MINOR)
+    minor = await env.open_incident(
+        "smk-b01-u1-f2", rule_id="smoke.low_battery", severity=Severity.MINOR
+    )
     return fast, slow, minor
 
 
@@ -37,7 +40,9 @@ async def test_stats_per_grid(client, login, env, clock):
     params = {"start_ms": start, "end_ms": clock.now_ms() + 1}
     body = (await client.get(f"{V1}/stats", params=params, headers=await login("duty"))).json()
     total = body["total"]
-    assert total["incidents"] == 3 and total["acknowledged"] == 2 and total["resolved"] == 1
+    assert total["incidents"] == 3
+    assert total["acknowledged"] == 2
+    assert total["resolved"] == 1
     assert total["mean_ack_s"] == (60 + 600) / 2
     assert total["mean_resolve_s"] == 120
     assert total["within_deadline_share"] == pytest.approx(1 / 3, abs=1e-3)
@@ -46,23 +51,34 @@ async def test_stats_per_grid(client, login, env, clock):
     assert total["by_rule"] == {"smoke.alarm": 2, "smoke.low_battery": 1}
     assert {g["grid_id"] for g in body["grids"]} == {"demo.g1", "demo.g2"}
     mine = (await client.get(f"{V1}/stats", params=params, headers=await login("worker_g1"))).json()
-    assert [g["grid_id"] for g in mine["grids"]] == ["demo.g1"] and mine["total"]["incidents"] == 2
-    r = await client.get(f"{V1}/stats", params={"start_ms": 10, "end_ms": 5},
-                         headers=await login("duty"))
-    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "end_ms"
+    assert [g["grid_id"] for g in mine["grids"]] == ["demo.g1"]
+    assert mine["total"]["incidents"] == 2
+    r = await client.get(
+        f"{V1}/stats", params={"start_ms": 10, "end_ms": 5}, headers=await login("duty")
+    )
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "end_ms"
 
 
 async def test_overview(client, login, env, clock):
     await env.open_incident(G1_DEVICE)
-    await env.store.write([StoredReading(
-        Reading("demo", "smoke", G2_DEVICE, "status", clock.now_ms(), 1, {"online": False}), "demo.g2")])
+    await env.store.write(
+        [
+            StoredReading(
+                Reading("demo", "smoke", G2_DEVICE, "status", clock.now_ms(), 1, {"online": False}),
+                "demo.g2",
+            )
+        ]
+    )
     body = (await client.get(f"{V1}/stats/overview", headers=await login("duty"))).json()
-    assert body["open_incidents"] == 1 and body["open_critical"] == 1
+    assert body["open_incidents"] == 1
+    assert body["open_critical"] == 1
     assert body["offline_devices"] == 1
     g2 = next(g for g in body["grids"] if g["id"] == "demo.g2")
     assert g2["offline_devices"] == [G2_DEVICE]
     mine = (await client.get(f"{V1}/stats/overview", headers=await login("worker_g2"))).json()
-    assert mine["open_incidents"] == 0 and [g["id"] for g in mine["grids"]] == ["demo.g2"]
+    assert mine["open_incidents"] == 0
+    assert [g["id"] for g in mine["grids"]] == ["demo.g2"]
 
 
 async def test_monthly_ledger_and_trend(client, login, env, clock):
@@ -70,26 +86,40 @@ async def test_monthly_ledger_and_trend(client, login, env, clock):
     h = await login("secretary")
     month = "2025-11"  # the manual clock starts on 2025-11-24 (Asia/Shanghai)
     body = (await client.get(f"{V1}/reports/ledger", params={"month": month}, headers=h)).json()
-    assert body["month"] == month and len(body["rows"]) == 3
+    assert body["month"] == month
+    assert len(body["rows"]) == 3
     row = next(r for r in body["rows"] if r["id"] == fast)
-    assert row["handled_by"] == "duty-sun" and row["resolution"] == "false_alarm"
-    assert row["within_deadline"] is True and row["ack_s"] == 60
+    assert row["handled_by"] == "duty-sun"
+    assert row["resolution"] == "false_alarm"
+    assert row["within_deadline"] is True
+    assert row["ack_s"] == 60
     r = await client.get(f"{V1}/reports/ledger.csv", params={"month": month}, headers=h)
-    assert r.status_code == 200 and "attachment" in r.headers["content-disposition"]
+    assert r.status_code == 200
+    assert "attachment" in r.headers["content-disposition"]
     rows = list(csv.DictReader(io.StringIO(r.text.lstrip("\ufeff"))))
-    assert len(rows) == 3 and rows[0]["title"] == "烟感报警"
-    trend = (await client.get(f"{V1}/reports/trend", params={"month": month, "months": 3},
-                              headers=h)).json()
+    assert len(rows) == 3
+    assert rows[0]["title"] == "烟感报警"
+    trend = (
+        await client.get(f"{V1}/reports/trend", params={"month": month, "months": 3}, headers=h)
+    ).json()
     assert [p["month"] for p in trend] == ["2025-09", "2025-10", "2025-11"]
-    assert trend[-1]["stats"]["incidents"] == 3 and trend[0]["stats"]["incidents"] == 0
-    empty = (await client.get(f"{V1}/reports/ledger", params={"month": "2025-10"}, headers=h)).json()
+    assert trend[-1]["stats"]["incidents"] == 3
+    assert trend[0]["stats"]["incidents"] == 0
+    empty = (
+        await client.get(f"{V1}/reports/ledger", params={"month": "2025-10"}, headers=h)
+    ).json()
     assert empty["rows"] == []
     r = await client.get(f"{V1}/reports/ledger", params={"month": "2025-13"}, headers=h)
-    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "month"
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "month"
     r = await client.get(f"{V1}/reports/ledger", params={"site": "elsewhere"}, headers=h)
     assert r.status_code == 404
-    assert (await client.get(f"{V1}/reports/ledger", headers=await login("admin"))).status_code == 422
-    assert (await client.get(f"{V1}/reports/ledger", headers=await login("worker_g1"))).status_code == 403
+    assert (
+        await client.get(f"{V1}/reports/ledger", headers=await login("admin"))
+    ).status_code == 422
+    assert (
+        await client.get(f"{V1}/reports/ledger", headers=await login("worker_g1"))
+    ).status_code == 403
 
 
 async def test_health_needs_no_auth_and_reports_components(client, env):
@@ -102,7 +132,8 @@ async def test_health_needs_no_auth_and_reports_components(client, env):
 
     env.services.health = broken
     r = await client.get("/health")
-    assert r.status_code == 503 and r.json()["status"] == "down"
+    assert r.status_code == 503
+    assert r.json()["status"] == "down"
 
 
 async def test_metrics(client, login):
@@ -115,8 +146,14 @@ async def test_metrics(client, login):
 async def test_openapi_and_docs(client):
     spec = (await client.get(f"{V1}/openapi.json")).json()
     paths = set(spec["paths"])
-    for p in ("/api/v1/incidents/{incident_id}/acknowledge", "/api/v1/devices/ledger.csv",
-              "/api/v1/rules/route-test", "/api/v1/live", "/api/v1/reports/ledger", "/health"):
+    for p in (
+        "/api/v1/incidents/{incident_id}/acknowledge",
+        "/api/v1/devices/ledger.csv",
+        "/api/v1/rules/route-test",
+        "/api/v1/live",
+        "/api/v1/reports/ledger",
+        "/health",
+    ):
         assert p in paths
     assert (await client.get(f"{V1}/docs")).status_code == 200
 
@@ -140,7 +177,8 @@ async def test_live_stream_is_scoped(client, login, env):
 
     text = await _stream(client, worker_g2, env, publish)
     assert "event: hello" in text
-    assert G2_DEVICE in text and G1_DEVICE not in text
+    assert G2_DEVICE in text
+    assert G1_DEVICE not in text
 
 
 async def test_live_stream_accepts_a_query_token(client, login, env):
@@ -150,7 +188,9 @@ async def test_live_stream_accepts_a_query_token(client, login, env):
         if env.services.live.subscribers:
             break
         await asyncio.sleep(0.01)
-    env.services.live.publish("device_status", "demo", "demo.g1", {"device_id": "d1", "online": False})
+    env.services.live.publish(
+        "device_status", "demo", "demo.g1", {"device_id": "d1", "online": False}
+    )
     text = (await asyncio.wait_for(task, 10)).text
     assert "event: device_status" in text
     assert (await client.get(f"{V1}/live")).status_code == 401
@@ -163,7 +203,9 @@ async def test_unexpected_errors_hide_the_trace(client, login, env):
 
     env.services.timeseries.range = boom  # type: ignore[method-assign]
     params = {"field": "smoke_dbm", "start_ms": 0, "end_ms": 60_000}
-    r = await client.get(f"{V1}/devices/demo/{G1_DEVICE}/telemetry", params=params,
-                         headers=await login("duty"))
+    r = await client.get(
+        f"{V1}/devices/demo/{G1_DEVICE}/telemetry", params=params, headers=await login("duty")
+    )
     assert r.status_code == 500
-    assert "secret internals" not in r.text and "Traceback" not in r.text
+    assert "secret internals" not in r.text
+    assert "Traceback" not in r.text

@@ -1,4 +1,4 @@
-"""Browser fixtures: the API on a real uvicorn server, headless Debian Chromium, an incident source."""
+"""Browser fixtures: the API on a real uvicorn server, headless Chromium, an incident source."""
 
 from __future__ import annotations
 
@@ -17,8 +17,13 @@ from tests.api.support import Env, build_env, prepare_db
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
@@ -44,8 +49,12 @@ async def server_url(env: Env) -> AsyncIterator[str]:
     """The app served by uvicorn on a free port, in this test's event loop."""
     port = _free_port()
     config = uvicorn.Config(
-        create_app(env.services), host="127.0.0.1", port=port, log_level="warning",
-        lifespan="off", timeout_graceful_shutdown=1,
+        create_app(env.services),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        timeout_graceful_shutdown=1,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -60,11 +69,18 @@ async def server_url(env: Env) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
+def chromium_path() -> str:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (never downloaded by tests)")
+    return CHROMIUM
+
+
+@pytest.fixture
+async def browser(chromium_path: str) -> AsyncIterator[Browser]:
     async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        b = await pw.chromium.launch(
+            executable_path=chromium_path, args=CHROMIUM_ARGS, headless=True
+        )
         yield b
         await b.close()
 
