@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import HTTPException
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from alerting.incidents.lifecycle import IncidentStatus, allowed_actions
 from alerting.incidents.tables import IncidentEventRow, IncidentRow
@@ -87,3 +87,13 @@ def publish(live: LiveHub, row: IncidentRow) -> None:
 
 async def count(session: AsyncSession, q: Any) -> int:
     return int(await session.scalar(select(func.count()).select_from(q.subquery())) or 0)
+
+
+async def publish_incident(
+    sessions: async_sessionmaker[AsyncSession], live: LiveHub, incident_id: int
+) -> None:
+    """Publish an incident's current state on the hub (for the pipeline after ``apply``)."""
+    async with sessions() as session:
+        row = await session.get(IncidentRow, incident_id)
+        if row is not None:
+            publish(live, row)
