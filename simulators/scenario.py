@@ -326,8 +326,10 @@ class _Runner:
         else:
             building = self.run.buildings[step.building or ""]
             members = [s for s in self.sims.values() if s.spec.building == building]
-            action = self.power_loss if step.kind == "power_loss" else self.power_restore
-            await asyncio.gather(*(action(at, sim) for sim in members))
+            if step.kind == "power_loss":
+                await asyncio.gather(*(self.power_loss(at, sim) for sim in members))
+            else:
+                await self.power_restore(at, members)
 
     async def power_loss(self, at: float, sim: SimulatedDevice) -> None:
         if sim.link is not None:
@@ -337,11 +339,12 @@ class _Runner:
         else:
             await self.send(at, sim, "status", {"online": False})
 
-    async def power_restore(self, at: float, sim: SimulatedDevice) -> None:
-        if sim.spec.device_id in self.dropped:
-            await sim.connect(self.broker_url)
-            self.dropped.discard(sim.spec.device_id)
-        await self.send(at, sim, "status", {"online": True})
+    async def power_restore(self, at: float, members: list[SimulatedDevice]) -> None:
+        back = [s for s in members if s.spec.device_id in self.dropped]
+        await asyncio.gather(*(s.connect(self.broker_url) for s in back))
+        self.dropped.difference_update(s.spec.device_id for s in back)
+        for sim in members:  # one after the other, so the order on the wire is the recorded one
+            await self.send(at, sim, "status", {"online": True})
 
     async def attack(self, at: float, step: Step) -> None:
         victim = self.run.roles[step.role or ""]
