@@ -47,7 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     scen = sub.add_parser("scenario", help="play a named scenario")
     common(scen)
     scen.add_argument("name", help="scenario name (see `safety-sim list`) or a YAML path")
-    scen.add_argument("--speed", type=float, default=1.0, help="clock compression (60 = 60x)")
+    scen.add_argument("--speed", type=float, default=None,
+                      help="clock compression (60 = 60x; default: the scenario's suggested speed)")
     scen.add_argument("--connections", choices=("device", "shared"), default="device")
     scen.add_argument("--json", action="store_true", help="print the run as JSON")
 
@@ -86,7 +87,8 @@ def _fleet(args: argparse.Namespace) -> int:
 
 def _scenario(args: argparse.Namespace) -> int:
     devices = _devices(args)
-    run = asyncio.run(run_scenario(args.name, args.broker, args.site, devices, args.speed,
+    speed = args.speed if args.speed is not None else load_scenario(args.name).suggested_speed
+    run = asyncio.run(run_scenario(args.name, args.broker, args.site, devices, speed,
                                    connections=args.connections))
     if args.json:
         print(json.dumps({
