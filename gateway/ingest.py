@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 DeviceLookup = Callable[[Reading], DeviceContext | None]
 ReadingSink = Callable[[Reading, DeviceContext], None]
-Acker = Callable[[int, int], None]
+Acker = Callable[[list[int]], None]  # QoS 1 packet ids, in order of receipt
 
 # Per device, the seqs seen recently. A QoS 1 redelivery arrives within the broker's inflight
 # window, so a short memory per device is enough; the stores dedupe as well (InfluxDB by
@@ -95,7 +95,7 @@ class Ingest:
         self._flush_interval = flush_interval_ms / 1000
         self._future_tolerance_ms = future_tolerance_ms
         self._batch: list[StoredReading] = []
-        self._acks: list[tuple[int, int]] = []
+        self._acks: list[int] = []
         self._seqs: OrderedDict[str, _SeqWindow] = OrderedDict()
         self._full = asyncio.Event()
         self.stats = IngestStats()
@@ -120,7 +120,7 @@ class Ingest:
             for reading in result:
                 self._accept(now, topic, payload, reading)
         if qos:
-            self._acks.append((mid, qos))
+            self._acks.append(mid)
         if len(self._batch) >= self._batch_size:
             self._full.set()
 
@@ -214,6 +214,5 @@ class Ingest:
         self.stats.stored += len(batch)
         self.stats.batches += 1
         self.stats.last_batch_ms = self._clock.now_ms()
-        if self._ack is not None:
-            for mid, qos in acks:
-                self._ack(mid, qos)
+        if self._ack is not None and acks:
+            self._ack(acks)

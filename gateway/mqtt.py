@@ -30,14 +30,29 @@ log = logging.getLogger(__name__)
 MessageHandler = Callable[[str, bytes, int, int, bool], None]  # topic, payload, qos, mid, retain
 
 
-class _BufferedClient(paho.Client):
-    """paho reads each packet with several one-byte ``recv`` calls; at tens of thousands of
-    messages a second those system calls dominate. This client reads the socket in large
-    chunks into a buffer and serves paho's small reads from it."""
+PUBLISH = 0x30
+PUBACK = 0x40
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+
+class _BufferedClient(paho.Client):
+    """paho with a fast path for incoming PUBLISH packets and batched PUBACKs.
+
+    paho reads each packet with several one-byte ``recv`` calls and builds an ``MQTTMessage``
+    with a ``Properties`` object for it; at tens of thousands of messages a second that is most
+    of the gateway's CPU (measured: benchmarks/ingest_bench.py --profile). Here the socket is
+    read in large chunks, PUBLISH packets are parsed in place and handed to the gateway, and
+    every other packet (CONNACK, SUBACK, PUBACK of our own publishes, PINGRESP, DISCONNECT) is
+    fed to paho unchanged, which keeps owning the session, keepalive and outgoing messages.
+    The gateway never sets a Topic Alias Maximum, so the broker sends full topics.
+    """
+
+    def __init__(self, *args: Any, on_publish_packet: MessageHandler, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._rbuf = bytearray()
+        self._on_publish_packet = on_publish_packet
+        self._v5_props = kwargs.get("protocol") == MQTTProtocolVersion.MQTTv5
+        self._rbuf = bytearray()  # bytes from the socket, not yet parsed
+        self._paho_buf = bytearray()  # one non-PUBLISH packet for paho to read
+        self._eof = False
 
     def fill(self) -> bool:
         """Read what the socket has (one call); False when it had nothing to give."""
@@ -49,22 +64,76 @@ class _BufferedClient(paho.Client):
         except (BlockingIOError, ssl.SSLWantReadError):
             return False
         except OSError:
-            self._rbuf.clear()
-            return False
+            data = b""
         if not data:
             # Peer closed: let paho see the empty read and handle the lost connection.
             self._eof = True
+            self.loop_read()
             return False
         self._rbuf += data
         return True
 
-    def buffered(self) -> int:
-        return len(self._rbuf) or int(getattr(self, "_eof", False))
+    def pump(self) -> None:
+        """Handle every complete packet in the buffer."""
+        data = bytes(self._rbuf)
+        n = len(data)
+        pos = 0
+        while pos + 2 <= n:
+            header = data[pos]
+            i, length, mult = pos + 1, 0, 1
+            while i < n:
+                b = data[i]
+                i += 1
+                length += (b & 0x7F) * mult
+                if b < 0x80:
+                    break
+                mult <<= 7
+            else:
+                break  # the length itself is incomplete
+            end = i + length
+            if end > n:
+                break
+            if header & 0xF0 == PUBLISH:
+                self._publish(header, data, i, end)
+            else:
+                self._paho_buf += data[pos:end]
+                while self._paho_buf and self.loop_read() == paho.MQTT_ERR_SUCCESS:
+                    pass
+            pos = end
+        del self._rbuf[:pos]
+
+    def _publish(self, header: int, data: bytes, i: int, end: int) -> None:
+        qos = (header >> 1) & 3
+        topic_end = i + 2 + ((data[i] << 8) | data[i + 1])
+        topic = data[i + 2 : topic_end].decode("utf-8", "replace")
+        j = topic_end
+        mid = 0
+        if qos:
+            mid = (data[j] << 8) | data[j + 1]
+            j += 2
+        if self._v5_props:
+            plen, mult = 0, 1
+            while True:
+                b = data[j]
+                j += 1
+                plen += (b & 0x7F) * mult
+                if b < 0x80:
+                    break
+                mult <<= 7
+            j += plen
+        self._on_publish_packet(topic, data[j:end], qos, mid, bool(header & 1))
+
+    def ack_many(self, mids: list[int]) -> None:
+        """Queue the PUBACKs of many QoS 1 messages as one write, in the order given."""
+        if not mids or self._sock is None:
+            return
+        packet = b"".join(b"\x40\x02" + mid.to_bytes(2, "big") for mid in mids)
+        self._packet_queue(PUBACK, packet, 0, 0)
 
     def _sock_recv(self, bufsize: int) -> bytes:
-        buf = self._rbuf
+        buf = self._paho_buf
         if not buf:
-            if getattr(self, "_eof", False):
+            if self._eof:
                 self._eof = False
                 return b""
             raise BlockingIOError
@@ -104,6 +173,7 @@ class MqttSession:
         s = self._settings
         client = _BufferedClient(
             CallbackAPIVersion.VERSION2,
+            on_publish_packet=self._on_publish_packet,
             client_id=s.client_id,
             protocol=MQTTProtocolVersion.MQTTv5 if self._v5 else MQTTProtocolVersion.MQTTv311,
             clean_session=None if self._v5 else False,
@@ -130,7 +200,6 @@ class MqttSession:
         client.max_queued_messages_set(0)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
-        client.on_message = self._dispatch
         client.on_publish = self._on_publish
         client.on_socket_open = self._on_socket_open
         client.on_socket_close = self._on_socket_close
@@ -139,10 +208,14 @@ class MqttSession:
         return client
 
     # -- public API ---------------------------------------------------------------------------
-    def ack(self, mid: int, qos: int) -> None:
-        """Acknowledge a QoS 1 message once what it carried is stored (or quarantined)."""
-        if qos > 0 and self.connected.is_set():
-            self._client.ack(mid, qos)
+    def ack(self, mids: list[int]) -> None:
+        """Acknowledge QoS 1 messages, in order, once what they carried is stored or quarantined.
+
+        After a reconnect the broker resends what was not acknowledged (we keep our session),
+        so acknowledgements for a connection that has gone are dropped, not sent on the new one.
+        """
+        if self.connected.is_set():
+            self._client.ack_many(mids)
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
         """Queue a message; paho sends it as soon as the socket can take it."""
@@ -274,9 +347,9 @@ class MqttSession:
             log.warning("MQTT connection lost (%s); reconnecting", rc)
         self._disconnected_event().set()
 
-    def _dispatch(self, _c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
+    def _on_publish_packet(self, topic: str, payload: bytes, qos: int, mid: int, retain: bool) -> None:
         self.stats["received"] += 1
-        self._on_message(msg.topic, bytes(msg.payload), msg.qos, msg.mid, msg.retain)
+        self._on_message(topic, payload, qos, mid, retain)
 
     # -- socket plumbing: paho's network loop run by the asyncio loop ---------------------------
     def _on_socket_open(self, client: paho.Client, _u: Any, sock: Any) -> None:
@@ -309,15 +382,9 @@ class MqttSession:
                 self._loop.remove_writer(sock)
 
     def _read(self) -> None:
-        client = self._client
-        # Bounded so one busy socket cannot starve the rest of the loop.
-        for _ in range(16):
-            got = client.fill()
-            while client.buffered():
-                if client.loop_read() != paho.MQTT_ERR_SUCCESS:
-                    return
-            if not got:
-                return
+        # One chunk per wake-up, so a busy socket cannot starve the rest of the loop.
+        if self._client.fill():
+            self._client.pump()
 
     def _write(self) -> None:
         self._client.loop_write()

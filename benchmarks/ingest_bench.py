@@ -1,0 +1,139 @@
+"""Sustained ingest: messages/s from the broker into InfluxDB at QoS 1 with no loss, CPU per
+message, peak RSS under backlog, and (with --profile) where the gateway's time goes.
+
+    .venv/bin/python benchmarks/ingest_bench.py --messages 600000 --devices 1000 --profile
+
+Mosquitto, influxd, the gateway (a separate process) and the C load generator share the
+machine, as they would on a small site's box.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from _stack import Stack, build_loadgen, have_py_spy
+
+
+def summarise_profile(raw: Path, top: int = 20) -> tuple[list[tuple[float, str]], list[tuple[float, str]]]:
+    """Self and inclusive time per function (file:function, lines merged) from py-spy's stacks."""
+    own: collections.Counter[str] = collections.Counter()
+    incl: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        n = int(count)
+        total += n
+        frames = [f.rsplit(":", 1)[0] + ")" if ":" in f else f for f in stack.split(";")]
+        own[frames[-1]] += n
+        for f in set(frames):
+            incl[f] += n
+    pct = lambda c: [(100.0 * v / total, k) for k, v in c.most_common(top)]  # noqa: E731
+    return pct(own), pct(incl)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--messages", type=int, default=600_000)
+    ap.add_argument("--devices", type=int, default=1000)
+    ap.add_argument("--profile", action="store_true", help="sample the gateway with py-spy")
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="ingest-bench-") as tmp:
+        work = Path(tmp)
+        loadgen = build_loadgen(work)
+        stack = Stack(work, args.devices)
+        stack.start()
+        try:
+            run(stack, loadgen, args, work)
+        finally:
+            stack.stop()
+
+
+def run(stack: Stack, loadgen: Path, args: argparse.Namespace, work: Path) -> None:
+    n = args.messages
+    cpu0, t0 = stack.cpu_seconds(), time.monotonic()
+    gen = subprocess.Popen(
+        [str(loadgen), "-p", str(stack.mosquitto.port), "-n", str(n), "-m", str(args.devices),
+         "-q", "1", "-s", "demo"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    profile_raw = work / "profile.txt"
+    spy: threading.Thread | None = None
+    if args.profile and (py_spy := have_py_spy()):
+        def record() -> None:
+            time.sleep(3)
+            subprocess.run([py_spy, "record", "--pid", str(stack.gateway.pid), "--duration", "10",  # type: ignore[union-attr]
+                            "--format", "raw", "--output", str(profile_raw), "--nonblocking"],
+                           capture_output=True, check=False)
+        spy = threading.Thread(target=record)
+        spy.start()
+
+    marks: dict[str, tuple[float, int]] = {}
+    rss_samples: list[int] = []
+    stored = 0
+    deadline = time.monotonic() + max(120, n / 2000)
+    while time.monotonic() < deadline:
+        try:
+            ingest = stack.health()["components"]["ingest"]
+        except OSError:
+            print("  (health did not answer in 5 s: the gateway's loop is saturated)")
+            continue
+        stored = ingest["stored"] + ingest["duplicates"]
+        now = time.monotonic()
+        for frac in (0.2, 0.8):
+            key = f"{frac}"
+            if key not in marks and stored >= frac * n:
+                marks[key] = (now, stored)
+        rss_samples.append(stack.rss_kib()[0])
+        if stored >= n:
+            break
+        time.sleep(0.25)
+    t1, cpu1 = time.monotonic(), stack.cpu_seconds()
+    gen_out = gen.communicate(timeout=60)[0].strip()
+    if spy:
+        spy.join()
+
+    # What the gateway stored may still sit in its disk spool: wait for it to drain.
+    for _ in range(120):
+        ts = stack.health()["components"]["timeseries"]
+        if not ts.get("spool") or ts["spool"]["readings"] == 0:
+            break
+        time.sleep(0.5)
+    count = stack.influxd.query('SELECT count("seq") FROM "smoke"', "bench")
+    series = count["results"][0].get("series")
+    in_influx = int(series[0]["values"][0][1]) if series else 0
+    _rss, peak = stack.rss_kib()
+    (ta, sa), (tb, sb) = marks.get("0.2", (t0, 0)), marks.get("0.8", (t1, stored))
+    sustained = (sb - sa) / (tb - ta) if tb > ta else float("nan")
+    print(f"load generator:     {gen_out.splitlines()[-1] if gen_out else '(no output)'}")
+    print(f"messages:           {n} published at QoS 1, {stored} accounted by the gateway, "
+          f"{in_influx} points in InfluxDB ({'no loss' if in_influx == n else f'{n - in_influx} MISSING'})")
+    print(f"end to end:         {n / (t1 - t0):,.0f} msg/s over {t1 - t0:.1f} s (broker → InfluxDB)")
+    print(f"sustained (20–80%): {sustained:,.0f} msg/s")
+    print(f"gateway CPU:        {(cpu1 - cpu0) / n * 1e6:.1f} µs per message "
+          f"({cpu1 - cpu0:.1f} s CPU for {n} messages)")
+    third = max(1, len(rss_samples) // 3)
+    print(f"gateway RSS:        peak {peak / 1024:.0f} MiB; during the run min "
+          f"{min(rss_samples) / 1024:.0f} / max {max(rss_samples) / 1024:.0f} MiB; "
+          f"mean of first third {sum(rss_samples[:third]) / third / 1024:.0f} MiB, "
+          f"last third {sum(rss_samples[-third:]) / third / 1024:.0f} MiB")
+    if profile_raw.exists():
+        own, incl = summarise_profile(profile_raw)
+        print("where the gateway's time goes (py-spy samples; self time):")
+        for pct, fn in own:
+            print(f"  {pct:5.1f}%  {fn}")
+        print("inclusive time (function and what it calls):")
+        for pct, fn in incl:
+            print(f"  {pct:5.1f}%  {fn}")
+
+
+if __name__ == "__main__":
+    main()
