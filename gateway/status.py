@@ -52,7 +52,9 @@ class DeviceStatusBoard:
                 ctx.site,
                 ctx.grid_id,
                 {
+                    "site": ctx.site,
                     "device_id": ctx.device_id,
+                    "grid_id": ctx.grid_id,
                     "online": status.said_online,
                     "building_id": ctx.building_id,
                     "at_ms": reading.ts_ms,
