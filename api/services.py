@@ -89,3 +89,7 @@ class ApiServices:
     metrics: CollectorRegistry
     registry: Registry | None = None  # refreshed after every registry change made here
     route_tester: RouteTester | None = None
+    # The pipeline's view of availability (status messages and heartbeat deadlines):
+    # (site, device_id, now_ms) -> {"online", "last_seen_ms", "battery_pct"}; None = use the
+    # time-series store's latest values only.
+    device_status: Callable[[str, str, int], Mapping[str, Any]] | None = None

@@ -27,6 +27,7 @@ from alerting.rules.engine import RuleEngine
 from alerting.rules.loader import RuleSet, load_rules
 from alerting.state import SqlAlertStateStore
 from device_profiles import ProfileRegistry, load_profiles
+from api.incident_view import publish_incident
 from gateway.alerts import AlertPipeline
 from gateway.clock import Clock, SystemClock
 from gateway.db import make_engine, make_sessionmaker
@@ -70,6 +71,7 @@ class Gateway:
     live: LiveHub = field(default_factory=LiveHub)
     status: DeviceStatusBoard = field(init=False)
     api_port: int = 0
+    _background: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def start(self) -> None:
         s = self.settings
@@ -200,22 +202,11 @@ class Gateway:
         self.status.update(reading, ctx)
         self.alerts.on_reading(reading, ctx)
 
-    def _incident_changed(self, change: Any, t: Any, ctx: DeviceContext) -> None:
-        self.live.publish(
-            "incident",
-            ctx.site,
-            ctx.grid_id,
-            {
-                "incident_id": change.incident_id,
-                "change": str(change.kind),
-                "severity": str(change.severity),
-                "rule_id": t.rule_id,
-                "title": t.title,
-                "device_id": t.device_id,
-                "building_id": ctx.building_id,
-                "location": ctx.location,
-            },
-        )
+    def _incident_changed(self, change: Any, _t: Any, _ctx: DeviceContext) -> None:
+        # The board gets the incident as the API shows it, read back after the change.
+        task = asyncio.create_task(publish_incident(self.sessions, self.live, change.incident_id))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _publish_confirmed(self, topic: str, payload: bytes, qos: int) -> None:
         await self.mqtt.publish_confirmed(topic, payload, qos)
@@ -322,6 +313,7 @@ class Gateway:
             metrics=self.metrics,
             registry=self.registry,
             route_tester=partial(route_test, self.directory),
+            device_status=self.status.get,
         )
 
     async def _health_async(self) -> dict[str, dict[str, Any]]:

@@ -31,6 +31,8 @@ from api.schemas import (
     ReadingBucket,
     TelemetryPublic,
 )
+from api.services import ApiServices
+from gateway.envelope import FieldValue
 from gateway.registry import (
     LedgerError,
     apply_ledger,
@@ -238,12 +240,42 @@ async def delete_device(
     await commit_registry(session, services, "device")
 
 
-async def device_status(ts: TimeSeriesQuery, row: Device) -> DeviceStatusPublic:
+async def device_status(
+    services: ApiServices, row: Device, *, with_fields: bool = True
+) -> DeviceStatusPublic:
+    """Availability from the pipeline (heartbeat deadlines included) and, for the device page,
+    its latest values from the time-series store."""
+    live = (
+        services.device_status(row.site, row.device_id, services.clock.now_ms())
+        if services.device_status is not None
+        else None
+    )
+    latest: dict[str, tuple[int, FieldValue]] = {}
+    if with_fields or live is None:
+        latest = await _latest(services.timeseries, row)
+    if live is not None:
+        return DeviceStatusPublic(
+            site=row.site,
+            device_id=row.device_id,
+            device_type=row.device_type,
+            grid_id=row.grid_id,
+            online=live["online"],
+            last_seen_ms=live["last_seen_ms"],
+            battery_pct=live["battery_pct"],
+            fields={name: value for name, (_t, value) in latest.items()},
+        )
+    return _from_latest(row, latest)
+
+
+async def _latest(ts: TimeSeriesQuery, row: Device) -> dict[str, tuple[int, FieldValue]]:
     try:
-        latest = await ts.last(row.site, row.device_id)
+            return await ts.last(row.site, row.device_id)
     except Exception:  # storage down: status unknown rather than an error page
         log.warning("status of %s/%s unavailable", row.site, row.device_id)
-        latest = {}
+        return {}
+
+
+def _from_latest(row: Device, latest: dict[str, tuple[int, FieldValue]]) -> DeviceStatusPublic:
     online = latest.get("online")
     battery = latest.get("battery_pct")
     return DeviceStatusPublic(
@@ -265,7 +297,7 @@ async def get_status(
     site: str, device_id: str, scope: GridScope, services: ServicesDep, session: SessionDep
 ) -> DeviceStatusPublic:
     """Online, last seen and battery, from the device's latest readings."""
-    return await device_status(services.timeseries, await _device(session, scope, site, device_id))
+    return await device_status(services, await _device(session, scope, site, device_id))
 
 
 @router.get("/{site}/{device_id}/telemetry", response_model=TelemetryPublic)

@@ -82,7 +82,9 @@ async def overview(scope: GridScope, services: ServicesDep, session: SessionDep)
             )
         )
     )
-    statuses = {(d.site, d.device_id): await device_status(services.timeseries, d) for d in devices}
+    statuses = {
+        (d.site, d.device_id): await device_status(services, d, with_fields=False) for d in devices
+    }
     offline = {k for k, s in statuses.items() if s.online is False}
 
     def tally(items: list[Device]) -> dict[str, int]:
