@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import aiomqtt
 import pytest
-import uvicorn
 from playwright.async_api import Browser, async_playwright
+from sqlalchemy import select
 
-from api.app import create_app
-from gateway.clock import SystemClock
-from tests.api.support import Env, build_env, prepare_db
+from alerting.incidents.tables import IncidentRow
+from gateway.app import Gateway
+from gateway.sample import demo_community_path
+from simulators.device import SimulatedDevice
+from simulators.inventory import DeviceSpec
+from tests.services import Mosquitto
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -30,42 +34,15 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 IncidentSource = Callable[[str], Awaitable[int]]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+@pytest.fixture
+async def gateway(start_gateway: Callable[..., Awaitable[Gateway]]) -> Gateway:
+    """The whole gateway (broker, ingest, rules, incidents, API and board) on the sample community."""
+    return await start_gateway(community_file=demo_community_path())
 
 
 @pytest.fixture
-async def env(sqlite_url: str, tmp_path: Path) -> AsyncIterator[Env]:
-    await prepare_db(sqlite_url)
-    built = await build_env(sqlite_url, tmp_path, SystemClock())
-    yield built
-    await built.close()
-
-
-@pytest.fixture
-async def server_url(env: Env) -> AsyncIterator[str]:
-    """The app served by uvicorn on a free port, in this test's event loop."""
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(env.services),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="off",
-        timeout_graceful_shutdown=1,
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    for _ in range(500):
-        if server.started:
-            break
-        await asyncio.sleep(0.01)
-    assert server.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await asyncio.wait_for(task, 10)
+def server_url(gateway: Gateway) -> str:
+    return f"http://127.0.0.1:{gateway.api_port}"
 
 
 @pytest.fixture
@@ -86,16 +63,29 @@ async def browser(chromium_path: str) -> AsyncIterator[Browser]:
 
 
 @pytest.fixture
-def incident_source(env: Env) -> IncidentSource:
-    """Raises an alarm on a device and returns the incident id it opened.
-
-    Today: an alert transition into the incident service, published on the live hub the way
-    the pipeline does. Once gateway/app.py is wired this becomes a simulator publishing the
-    alarm through the broker; the tests only depend on this signature.
-    """
+def incident_source(gateway: Gateway, mosquitto: Mosquitto) -> IncidentSource:
+    """A simulated smoke detector publishes an alarm through the broker; returns the incident
+    the gateway opened for it."""
 
     async def raise_alarm(device_id: str) -> int:
-        return await env.open_incident(device_id)
+        ctx = gateway.registry.context("demo", device_id)
+        assert ctx is not None
+        device = SimulatedDevice(DeviceSpec("demo", ctx.device_type, device_id, ctx.building_id or ""))
+        now = int(time.time() * 1000)
+        async with aiomqtt.Client("127.0.0.1", mosquitto.port) as client:
+            for topic, payload, retain in device.messages(
+                "event", {"event": "alarm", "smoke_dbm": 0.42}, now
+            ):
+                await client.publish(topic, payload, qos=1, retain=retain)
+        for _ in range(200):
+            async with gateway.sessions() as session:
+                found = await session.scalar(
+                    select(IncidentRow.id).where(IncidentRow.device_id == device_id)
+                )
+            if found is not None:
+                return int(found)
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"no incident opened for the alarm of {device_id}")
 
     return raise_alarm
 
