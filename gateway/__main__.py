@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         "--broker-port", type=int, default=1884, help="embedded broker port (next free if taken)"
     )
     demo.add_argument(
-        "--rate", type=float, default=60.0, help="fleet speed-up over real-life traffic"
+        "--rate", type=float, default=1.0, help="fleet time multiplier: 1 = real-life traffic, 60 = an hour a minute"
     )
     demo.add_argument("--no-fleet", action="store_true", help="do not start the simulated fleet")
     demo.add_argument("-v", "--verbose", action="store_true")

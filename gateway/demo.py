@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import sys
 from pathlib import Path
 
 import yaml
@@ -76,26 +77,28 @@ async def run_demo(
     # amqtt speaks MQTT 3.1.1 only; Mosquitto gets MQTT 5.
     protocol = "5" if broker.kind == "mosquitto" else "3.1.1"
     gateway = Gateway(demo_settings(data_dir, free_port(api_port), broker.url, protocol))
-    fleet_task: asyncio.Task[None] | None = None
+    simulator: asyncio.subprocess.Process | None = None
     try:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(gateway.run(), name="gateway")
             await gateway.ready.wait()
             print(banner(broker, gateway), flush=True)
             if fleet:
-                fleet_task = tg.create_task(_run_fleet(broker.url, rate), name="fleet")
+                simulator = await _start_fleet(broker.url, rate, data_dir)
     finally:
-        if fleet_task is not None:
-            fleet_task.cancel()
+        if simulator is not None and simulator.returncode is None:
+            simulator.terminate()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(simulator.wait(), 10)
         await broker.stop()
 
 
-async def _run_fleet(broker_url: str, rate: float) -> None:
-    from simulators.fleet import Fleet
-    from simulators.inventory import load_devices
-
-    devices = load_devices(SAMPLE_DIR / "demo-community.yaml", site="demo")
-    sim = Fleet(devices, broker_url, rate=rate, qos=1)
-    with contextlib.suppress(asyncio.CancelledError):
-        report = await asyncio.to_thread(sim.run, 24 * 3600.0, 30.0, None)
-        print(report.summary(), flush=True)
+async def _start_fleet(broker_url: str, rate: float, data_dir: Path) -> asyncio.subprocess.Process:
+    """The simulated fleet of the sample community, as its own process (`safety-sim fleet`)."""
+    log = await asyncio.to_thread((data_dir / "fleet.log").open, "ab")
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "simulators", "fleet", "--broker", broker_url, "--site", "demo",
+        "--from", str(SAMPLE_DIR / "demo-community.yaml"), "--rate", str(rate),
+        "--duration", str(365 * 24 * 3600), "--qos", "1", "--report-every", "60",
+        stdout=log, stderr=asyncio.subprocess.STDOUT,
+    )
