@@ -31,3 +31,22 @@ class ManualClock:
 
     def set(self, ms: int) -> None:
         self._now = ms
+
+
+class CompressedClock:
+    """Simulated time running ``speed`` times faster than real time, for scenario runs.
+
+    ``now_ms() = start_ms + monotonic elapsed × speed``: a day of absence timers passes in
+    seconds when the gateway and a simulator follow the same clock. ``start_ms`` defaults to
+    wall-clock now; pass a time of day to play a night-time scenario.
+    """
+
+    def __init__(self, speed: float, start_ms: int | None = None) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        self.speed = speed
+        self.start_ms = SystemClock().now_ms() if start_ms is None else start_ms
+        self._t0 = time.monotonic()
+
+    def now_ms(self) -> int:
+        return self.start_ms + int((time.monotonic() - self._t0) * self.speed * 1000)

@@ -9,7 +9,7 @@ Public API::
 """
 
 from simulators.clock import SimClock
-from simulators.inventory import DeviceSpec, demo_devices, load_devices
+from simulators.inventory import DeviceSpec, default_devices, demo_devices, load_devices
 from simulators.scenario import (
     Expectation,
     PublishedMessage,
@@ -27,6 +27,7 @@ __all__ = [
     "Scenario",
     "ScenarioRun",
     "SimClock",
+    "default_devices",
     "demo_devices",
     "load_devices",
     "load_scenario",

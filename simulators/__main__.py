@@ -13,7 +13,7 @@ from pathlib import Path
 from simulators.clock import iso_local
 from simulators.codecs import FORMATS
 from simulators.fleet import Fleet
-from simulators.inventory import DeviceSpec, demo_devices, fleet_devices, load_devices
+from simulators.inventory import DeviceSpec, default_devices, fleet_devices, load_devices
 from simulators.mqtt import DEFAULT_BROKER
 from simulators.scenario import load_scenario, run_scenario, scenario_names
 
@@ -30,7 +30,8 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--broker", default=DEFAULT_BROKER, help="mqtt://HOST:PORT")
         sp.add_argument("--site", default="demo", help="community code")
         sp.add_argument("--from", dest="from_file", type=Path,
-                        help="device list (YAML/JSON; a registry sample file works too)")
+                        help="device list (YAML/JSON) or a community file; default for "
+                             "site demo: the sample community gateway/sample/demo-community.yaml")
 
     fleet = sub.add_parser("fleet", help="devices of every type behaving like the real ones")
     common(fleet)
@@ -59,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
 def _devices(args: argparse.Namespace, count: int | None = None) -> list[DeviceSpec]:
     if args.from_file is not None:
         return load_devices(args.from_file, args.site)
-    return fleet_devices(args.site, count) if count is not None else demo_devices(args.site)
+    return fleet_devices(args.site, count) if count is not None else default_devices(args.site)
 
 
 def _list() -> int:
@@ -70,7 +71,9 @@ def _list() -> int:
         for exp in sc.expect:
             verdict = "opens" if exp.incident else "does NOT open"
             sev = f" [{exp.severity}]" if exp.severity else ""
-            print(f"{'':28}{verdict} {exp.rule}{sev}" + (f" on {exp.role}" if exp.role else ""))
+            where = f" on {exp.role}" if exp.role else (
+                f" in building {exp.building}" if exp.building else "")
+            print(f"{'':28}{verdict} {exp.rule}{sev}{where}")
     return 0
 
 
@@ -106,7 +109,8 @@ def _scenario(args: argparse.Namespace) -> int:
     for exp in run.expected:
         verdict = "expect incident" if exp.incident else "expect NO incident"
         print(f"  {verdict}: {exp.rule}" + (f" [{exp.severity}]" if exp.severity else "")
-              + (f" on {exp.device_id}" if exp.device_id else ""))
+              + (f" on {exp.device_id}" if exp.device_id else
+                 f" in building {exp.building}" if exp.building else ""))
     return 0
 
 

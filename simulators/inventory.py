@@ -31,6 +31,13 @@ class DeviceSpec:
     household: str | None = None
     flags: tuple[str, ...] = field(default=())
     ports: int = 1
+    #: the device's wire format in the registry: "native" or a vendor profile id
+    #: (``aliyun.smoke.js_sd01``); native scenarios only bind native devices
+    profile: str = "native"
+
+    @property
+    def native(self) -> bool:
+        return self.profile == "native"
 
 
 def demo_devices(site: str = "demo", buildings: int = 6, smoke_per_building: int = 8) -> list[
@@ -88,10 +95,86 @@ def load_devices(path: Path, site: str | None = None) -> list[DeviceSpec]:
     """
     text = path.read_text(encoding="utf-8")
     data: Any = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    found = [d for d in _walk(data, {}) if site is None or d.site == site]
+    if _is_community(data):
+        found = community_devices(path, site)
+    else:
+        found = [d for d in _walk(data, {}) if site is None or d.site == site]
     if not found:
         raise ValueError(f"{path}: no devices found" + (f" for site {site!r}" if site else ""))
     return found
+
+
+def _is_community(data: Any) -> bool:
+    """A gateway community file (``site: {code: ...}`` with devices and/or device ledgers)."""
+    return (
+        isinstance(data, dict)
+        and isinstance(data.get("site"), dict)
+        and "code" in data["site"]
+        and ("devices" in data or "device_ledgers" in data)
+    )
+
+
+def community_devices(path: Path, site: str | None = None) -> list[DeviceSpec]:
+    """The devices of a gateway community file, read with the gateway's own loader.
+
+    The loader merges the CSV device ledgers the file lists and checks the file, so the
+    simulator drives exactly the devices the registry knows: same ids, same buildings,
+    household ids (``{site}.{building}.{unit}-{room}``) with the household's flags, and each
+    device's profile (vendor devices keep their profile id; see :attr:`DeviceSpec.native`).
+    A device without a building (a charging pile in a shed) is grouped by its location.
+    """
+    from gateway.registry.loader import load_community_yaml  # the registry's own reading
+    from gateway.registry.spec import household_id
+
+    spec = load_community_yaml(path)
+    code = spec.site.code
+    if site is not None and site != code:
+        return []
+    flags = {(h.building, h.unit, h.room): tuple(h.flags) for h in spec.households}
+    out: list[DeviceSpec] = []
+    for d in spec.devices:
+        if not d.enabled or d.type not in DEVICE_TYPES:
+            continue
+        household = None
+        if d.building and d.room:
+            household = household_id(code, d.building, d.unit, d.room)
+        group = d.building or d.location or f"grid-{d.grid}"
+        out.append(DeviceSpec(
+            site=code,
+            type=d.type,
+            device_id=d.id,
+            building=group,
+            household=household,
+            flags=flags.get((d.building or "", d.unit, d.room), ()),
+            ports=d.ports or (10 if d.type == "charger" else 1),
+            profile=d.profile,
+        ))
+    return out
+
+
+def sample_community_path() -> Path | None:
+    """The sample community shipped with the gateway (site ``demo``), if installed."""
+    try:
+        from gateway.sample import demo_community_path
+    except ImportError:  # pragma: no cover - simulators installed without the gateway
+        return None
+    path = demo_community_path()
+    return path if path.is_file() else None
+
+
+def default_devices(site: str = "demo") -> list[DeviceSpec]:
+    """What ``safety-sim`` drives when no device list is given.
+
+    For the sample community's site (``demo``) these are the sample community's devices, so a
+    scenario against ``safety-gateway demo`` uses ids the registry knows; for any other site,
+    the generated demo community (:func:`demo_devices`).
+    """
+    path = sample_community_path()
+    if path is not None:
+        found = community_devices(path, site)
+        if found:
+            return found
+    return demo_devices(site)
 
 
 def _first(obj: dict[str, Any], keys: tuple[str, ...]) -> Any:

@@ -10,7 +10,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from simulators.clock import SimClock, anchored_start_ms
 from simulators.device import OFFLINE, SimulatedDevice
 from simulators.hostile import ATTACKS
-from simulators.inventory import DeviceSpec, DeviceType, demo_devices
+from simulators.inventory import DeviceSpec, DeviceType, default_devices
 from simulators.mqtt import MqttLink, raw_publish
 
 SCENARIO_DIR = Path(__file__).with_name("scenarios")
@@ -81,12 +81,18 @@ class Step(_Strict):
 
 
 class Expectation(_Strict):
-    """An incident the gateway must (``incident: true``) or must not open for this scenario."""
+    """An incident the gateway must (``incident: true``) or must not open for this scenario.
 
-    rule: str = Field(pattern=r"^[a-z_]+\.[a-z0-9_]+$")
+    ``role``: the incident is about that role's device. ``building``: it is about a building
+    as a whole (a symbolic building of the roles: building outage, several detectors).
+    Without either, the expectation holds for any device (``incident: false`` only).
+    """
+
+    rule: str = Field(pattern=r"^[a-z_]+(\.[a-z0-9_]+)?$")
     severity: Severity | None = None
     incident: bool
     role: str | None = None
+    building: str | None = None
     note: str = ""
 
 
@@ -117,6 +123,10 @@ class Scenario(_Strict):
         for exp in self.expect:
             if exp.role is not None and exp.role not in self.roles:
                 raise ValueError(f"expectation {exp.rule} names unknown role {exp.role!r}")
+            if exp.building is not None and exp.building not in labels:
+                raise ValueError(f"expectation {exp.rule} names unknown building {exp.building!r}")
+            if exp.incident and exp.role is None and exp.building is None:
+                raise ValueError(f"expected incident {exp.rule} needs `role` or `building`")
         return self
 
     @property
@@ -143,7 +153,10 @@ class PublishedMessage:
 
 @dataclass(frozen=True, slots=True)
 class BoundExpectation:
-    """An expectation with its role resolved to a device (and that device's building)."""
+    """An expectation with its role resolved to a device (and that device's building).
+
+    For a building-wide expectation ``device_id`` is None and ``building`` is the real one.
+    """
 
     rule: str
     severity: str | None
@@ -171,9 +184,10 @@ class ScenarioRun:
         out = []
         for exp in self.scenario.expect:
             dev = self.roles.get(exp.role) if exp.role else None
+            building = self.buildings[exp.building] if exp.building else None
             out.append(BoundExpectation(exp.rule, exp.severity, exp.incident,
                                         dev.device_id if dev else None,
-                                        dev.building if dev else None))
+                                        dev.building if dev else building))
         return out
 
     @property
@@ -204,7 +218,12 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
 
 def bind_roles(scenario: Scenario, devices: list[DeviceSpec]) -> tuple[dict[str, DeviceSpec],
                                                                         dict[str, str]]:
-    """Give every role a device and every symbolic building a real one (first that fits)."""
+    """Give every role a device and every symbolic building a real one (first that fits).
+
+    Scenarios speak the native wire contract: devices registered with a vendor profile are
+    never bound to a role.
+    """
+    devices = [d for d in devices if d.native]
     buildings = sorted({d.building for d in devices})
     labels = list(dict.fromkeys(r.building for r in scenario.roles.values()))
     bound: dict[str, DeviceSpec] = {}
@@ -236,6 +255,12 @@ def _bind_in(scenario: Scenario, names: list[str], pool: list[DeviceSpec],
             return None
         out[name] = matches[role.index]
     return out
+
+
+class NowMs(Protocol):
+    """A clock to follow (the gateway's ``CompressedClock``): simulated epoch ms now."""
+
+    def now_ms(self) -> int: ...
 
 
 def _fits(role: RoleSpec, d: DeviceSpec, bound: dict[str, DeviceSpec]) -> bool:
@@ -281,7 +306,8 @@ class _Runner:
         involved = {d.device_id: d for d in run.roles.values()}
         for step in run.scenario.steps:
             if step.building is not None:
-                involved |= {d.device_id: d for d in devices if d.building == labels[step.building]}
+                involved |= {d.device_id: d for d in devices
+                             if d.building == labels[step.building] and d.native}
         self.sims = {i: SimulatedDevice(d) for i, d in involved.items()}
         self.role_of = {d.device_id: r for r, d in run.roles.items()}
         self.shared: MqttLink | None = None
@@ -370,31 +396,39 @@ async def run_scenario(
     *,
     connections: Connections = "device",
     start_ms: int | None = None,
+    clock: NowMs | None = None,
 ) -> ScenarioRun:
     """Play a scenario through the broker and return what was published and what to expect.
 
-    ``devices`` defaults to the generated demo community of ``site``. ``speed`` compresses the
-    clock (``ts`` follows simulated time; by default the run is anchored so that no ``ts`` lies
-    in the real future). ``connections="device"`` gives each device its own connection with a
-    Last Will; ``"shared"`` uses one connection and publishes offline status explicitly.
+    ``devices`` defaults to :func:`~simulators.inventory.default_devices` of ``site`` (the
+    sample community's devices for ``demo``). ``speed`` compresses the clock (``ts`` follows
+    simulated time; by default the run is anchored so that no ``ts`` lies in the real future).
+    ``clock``: follow another clock running at ``speed`` instead (a gateway's compressed
+    clock): the scenario starts at that clock's "now" once the devices are connected, so the
+    ``ts`` values agree with it. ``connections="device"`` gives each device its own connection
+    with a Last Will; ``"shared"`` uses one connection and publishes offline status explicitly.
     """
     spec = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
-    pool = [d for d in (devices if devices is not None else demo_devices(site)) if d.site == site]
+    pool = [d for d in (devices if devices is not None else default_devices(site)) if d.site == site]
     roles, buildings = bind_roles(spec, pool)
-    if start_ms is None:
+    if clock is not None:
+        start_ms = clock.now_ms()
+    elif start_ms is None:
         start_ms = anchored_start_ms(spec.duration_s, speed, time_of_day=spec.start_at)
-    clock = SimClock(speed, start_ms)
+    sim_clock = SimClock(speed, start_ms)
     run = ScenarioRun(spec, site, roles, buildings, speed=speed, sim_start_ms=start_ms)
-    runner = _Runner(run, broker_url, pool, connections, clock)
+    runner = _Runner(run, broker_url, pool, connections, sim_clock)
     began = time.monotonic()
     await runner.open()
-    clock.start()
+    if clock is not None:  # the connections took real time: start at the followed clock's now
+        sim_clock.start_ms = run.sim_start_ms = clock.now_ms()
+    sim_clock.start()
     try:
         for at, step, payload in ((a, s, p) for a, _, s, p in _timeline(spec)):
-            await clock.sleep_until(at)
+            await sim_clock.sleep_until(at)
             await runner.step(at, step, payload)
     finally:
         await runner.close()
-    run.sim_end_ms = clock.at_ms(spec.duration_s)
+    run.sim_end_ms = sim_clock.at_ms(spec.duration_s)
     run.real_seconds = time.monotonic() - began
     return run
