@@ -26,8 +26,8 @@ from alerting.routing.directory import ChannelKind
 from alerting.rules.engine import RuleEngine
 from alerting.rules.loader import RuleSet, load_rules
 from alerting.state import SqlAlertStateStore
-from device_profiles import ProfileRegistry, load_profiles
 from api.incident_view import publish_incident
+from device_profiles import ProfileRegistry, load_profiles
 from gateway.alerts import AlertPipeline
 from gateway.clock import Clock, SystemClock
 from gateway.db import make_engine, make_sessionmaker
@@ -251,11 +251,13 @@ class Gateway:
         self.api_port = server.servers[0].sockets[0].getsockname()[1] if server.servers else a.port
         self.ready.set()
         try:
-            await serve
+            # Shielded: a cancelled gateway asks uvicorn to finish (lifespan shutdown included)
+            # instead of cancelling it mid-request.
+            await asyncio.shield(serve)
         finally:
             server.should_exit = True
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(serve, 5)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(serve), 10)
 
     async def _shutdown(self) -> None:
         """Stop receiving, store what was received, acknowledge it, then close the stores."""
