@@ -62,7 +62,27 @@ async def route_test(settings: Settings, site: str, device_id: str, rule_id: str
     return 0
 
 
-def acl_lines(devices: Iterable[tuple[str, str, str]], gateway_user: str = "gateway") -> list[str]:
+AclDevice = tuple[str, str, str, str, str | None]  # site, type, device id, profile, vendor identity
+
+
+def device_topics(
+    site: str, device_type: str, device_id: str, profile: str, vendor_identity: str | None
+) -> list[str]:
+    """The ACL lines of one device: its own uplink topics (native or its vendor's envelope)."""
+    if profile.startswith("aliyun.") and vendor_identity:
+        return [f"topic write /sys/{vendor_identity}/thing/event/#"]
+    if profile.startswith("huawei.") and vendor_identity:
+        return [
+            f"topic write $oc/devices/{vendor_identity}/sys/properties/report",
+            f"topic write $oc/devices/{vendor_identity}/sys/events/up",
+        ]
+    return [
+        *(f"topic write safety/{site}/{device_type}/{device_id}/{k}" for k in UPLINK_KINDS),
+        f"topic read safety/{site}/{device_type}/{device_id}/cmd",
+    ]
+
+
+def acl_lines(devices: Iterable[AclDevice], gateway_user: str = "gateway") -> list[str]:
     """Mosquitto ACL: each device (username = device id) writes only its own uplink topics and
     reads only its own command topic; the gateway reads everything and writes downlinks."""
     lines = [
@@ -76,10 +96,9 @@ def acl_lines(devices: Iterable[tuple[str, str, str]], gateway_user: str = "gate
         "topic write safety/+/gateway/status",
         "",
     ]
-    for site, device_type, device_id in sorted(devices):
+    for site, device_type, device_id, profile, identity in sorted(devices, key=lambda d: d[:3]):
         lines.append(f"user {device_id}")
-        lines += [f"topic write safety/{site}/{device_type}/{device_id}/{k}" for k in UPLINK_KINDS]
-        lines.append(f"topic read safety/{site}/{device_type}/{device_id}/cmd")
+        lines += device_topics(site, device_type, device_id, profile, identity)
         lines.append("")
     return lines
 
@@ -89,13 +108,24 @@ async def write_acl(settings: Settings, community: Path | None, out: Path) -> in
         from gateway.registry.loader import load_community_yaml
 
         spec = load_community_yaml(community)
-        devices = [(spec.site.code, d.type, d.id) for d in spec.devices]
+        devices: list[AclDevice] = [
+            (spec.site.code, d.type, d.id, d.profile, d.vendor_identity) for d in spec.devices
+        ]
     else:
         await migrate.upgrade(settings.database.url)
         engine = make_engine(settings.database.url)
         registry = Registry(make_sessionmaker(engine))
         await registry.load()
-        devices = [(c.site, c.device_type, c.device_id) for c in registry.devices()]
+        devices = [
+            (
+                c.site,
+                c.device_type,
+                c.device_id,
+                registry.profile(c.site, c.device_id) or "native",
+                registry.vendor_identity(c.site, c.device_id),
+            )
+            for c in registry.devices()
+        ]
         await engine.dispose()
     text = "\n".join(acl_lines(devices)) + "\n"
     if str(out) == "-":

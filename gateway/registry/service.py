@@ -149,6 +149,13 @@ class Registry:
         """A device by its vendor-cloud identity (Alink ``productKey/deviceName``, IoTDA id)."""
         return self._snap.vendor.get(vendor_identity)
 
+    def vendor_identity(self, site: str, device_id: str) -> str | None:
+        """The vendor-cloud identity of a device, if it speaks a vendor format."""
+        ctx = self._snap.contexts.get((site, device_id))
+        if ctx is None:
+            return None
+        return next((k for k, v in self._snap.vendor.items() if v is ctx), None)
+
     def profile(self, site: str, device_id: str) -> str | None:
         """The device profile id the device speaks (``native`` or a vendor profile)."""
         return self._snap.profiles.get((site, device_id))
