@@ -304,7 +304,11 @@ class MqttSession:
         await loop.run_in_executor(
             None,
             lambda: self._client.connect(
-                s.host, s.port, keepalive=s.keepalive_s, clean_start=False, properties=props
+                s.host,
+                s.port,
+                keepalive=s.keepalive_s,
+                # 3.1.1 keeps its session through clean_session=False on the client instead.
+                **({"clean_start": False, "properties": props} if self._v5 else {}),
             ),
         )
 

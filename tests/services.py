@@ -31,20 +31,61 @@ def wait_port(port: int, timeout: float = 20.0) -> None:
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
 
 
-class Mosquitto:
-    """A Mosquitto broker of the test's own, with persistence so restarts keep sessions."""
+def make_tls_files(workdir: Path) -> tuple[Path, Path, Path]:
+    """A throw-away CA and a server certificate for 127.0.0.1/localhost (openssl CLI)."""
+    ca_key, ca, key, csr, cert = (workdir / n for n in ("ca.key", "ca.crt", "server.key",
+                                                         "server.csr", "server.crt"))
+    run = lambda *a: subprocess.run(a, check=True, capture_output=True)  # noqa: E731
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        "-subj", "/CN=test-ca", "-keyout", str(ca_key), "-out", str(ca))
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+        "-keyout", str(key), "-out", str(csr))
+    ext = workdir / "san.ext"
+    ext.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    run("openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
+        "-CAcreateserial", "-days", "2", "-extfile", str(ext), "-out", str(cert))
+    return ca, cert, key
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+
+class Mosquitto:
+    """A Mosquitto broker of the test's own, with persistence so restarts keep sessions.
+
+    ``users`` turns on password authentication; ``tls`` serves TLS with a throw-away CA
+    (``self.ca_file``).
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        port: int | None = None,
+        *,
+        users: dict[str, str] | None = None,
+        tls: bool = False,
+    ) -> None:
         self.workdir = workdir
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.tls = tls
+        self.ca_file: Path | None = None
         workdir.mkdir(parents=True, exist_ok=True)
+        extra = ""
+        if users:
+            passwd = workdir / "passwd"
+            passwd.write_text("")
+            for user, password in users.items():
+                subprocess.run(["mosquitto_passwd", "-b", str(passwd), user, password],
+                               check=True, capture_output=True)
+            extra += f"password_file {passwd}\n"
+        if tls:
+            self.ca_file, cert, key = make_tls_files(workdir)
+            extra += f"cafile {self.ca_file}\ncertfile {cert}\nkeyfile {key}\n"
         self.conf = workdir / "mosquitto.conf"
         self.conf.write_text(
             # Started as root, Mosquitto would drop to user "mosquitto" and lose its own files.
             f"user {getpass.getuser()}\n"
             f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
+            f"allow_anonymous {'false' if users else 'true'}\n"
+            f"{extra}"
             "persistence true\n"
             f"persistence_location {workdir}/\n"
             "autosave_interval 1\n"
@@ -58,7 +99,7 @@ class Mosquitto:
 
     @property
     def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://127.0.0.1:{self.port}"
 
     def start(self) -> None:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
