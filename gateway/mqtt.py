@@ -301,16 +301,18 @@ class MqttSession:
         self._down = asyncio.Event()
         loop = asyncio.get_running_loop()
         # connect() does a blocking TCP (and TLS) handshake: keep it off the loop.
-        await loop.run_in_executor(
-            None,
-            lambda: self._client.connect(
-                s.host,
-                s.port,
-                keepalive=s.keepalive_s,
-                # 3.1.1 keeps its session through clean_session=False on the client instead.
-                **({"clean_start": False, "properties": props} if self._v5 else {}),
-            ),
-        )
+        if self._v5:
+            await loop.run_in_executor(
+                None,
+                lambda: self._client.connect(
+                    s.host, s.port, keepalive=s.keepalive_s, clean_start=False, properties=props
+                ),
+            )
+        else:
+            # 3.1.1 keeps its session through clean_session=False on the client instead.
+            await loop.run_in_executor(
+                None, lambda: self._client.connect(s.host, s.port, keepalive=s.keepalive_s)
+            )
 
     async def _wait_disconnected(self) -> None:
         await self._disconnected_event().wait()
