@@ -5,8 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from alerting.rules import RuleLoadError, RuleSet
 from alerting.rules.loader import build_rule_set, parse_rules
+from alerting.rules.overrides import RuleOverrideRow
+from gateway.clock import Clock
 
 
 class RuleSetControl:
@@ -41,3 +45,29 @@ class RuleSetControl:
         if self._on_change is not None:
             self._on_change(self._rules)
         return self._rules
+
+
+class PersistentRuleControl(RuleSetControl):
+    """``RuleSetControl`` whose enable/disable survives a restart."""
+
+    def __init__(
+        self,
+        rules: RuleSet,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        on_change: Callable[[RuleSet], None] | None = None,
+    ) -> None:
+        super().__init__(rules, on_change)
+        self._sessions = sessions
+        self._clock = clock
+
+    async def set_enabled(self, rule_id: str, enabled: bool, actor: str) -> RuleSet:
+        if rule_id not in self.rules.by_id:
+            raise LookupError(rule_id)
+        async with self._sessions.begin() as s:
+            await s.merge(
+                RuleOverrideRow(
+                    rule_id=rule_id, enabled=enabled, actor=actor, updated_ms=self._clock.now_ms()
+                )
+            )
+        return await super().set_enabled(rule_id, enabled, actor)

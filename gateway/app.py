@@ -25,6 +25,7 @@ from alerting.notify.webhook import WebhookNotifier, dingtalk_markdown, wecom_ma
 from alerting.routing.directory import ChannelKind
 from alerting.rules.engine import RuleEngine
 from alerting.rules.loader import RuleSet, load_rules
+from alerting.rules.overrides import apply_overrides, load_overrides
 from alerting.state import SqlAlertStateStore
 from api.incident_view import publish_incident
 from device_profiles import ProfileRegistry, load_profiles
@@ -140,7 +141,9 @@ class Gateway:
             for p in self.profiles.profiles()
             if p.codec == "native"
         }
-        self.rules = load_rules(s.alerting.rules_dir, known_events=known)
+        self.rules = apply_overrides(
+            load_rules(s.alerting.rules_dir, known_events=known), await load_overrides(self.sessions)
+        )
         self.engine = RuleEngine(
             self.rules,
             grace_ms=s.alerting.startup_grace_s * 1000,
@@ -284,7 +287,7 @@ class Gateway:
 
         from alerting.incidents.silences import SilenceService
         from alerting.routing.router import route_test
-        from api.rule_control import RuleSetControl
+        from api.rule_control import PersistentRuleControl
         from api.services import ApiConfig, ApiServices
 
         a = self.settings.api
@@ -295,7 +298,9 @@ class Gateway:
             sessions=self.sessions,
             incidents=self.incidents,
             silences=SilenceService(self.sessions, self.clock),
-            rules=RuleSetControl(self.rules, self.engine.replace_rules),
+            rules=PersistentRuleControl(
+                self.rules, self.sessions, self.clock, self.engine.replace_rules
+            ),
             quarantine=self.quarantine,
             timeseries=self.store,
             live=self.live,

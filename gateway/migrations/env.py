@@ -27,6 +27,7 @@ TABLE_MODULES = (
     "alerting.state",
     "alerting.incidents.tables",
     "api.audit",
+    "alerting.rules.overrides",
 )
 
 for _module in TABLE_MODULES:

@@ -96,3 +96,16 @@ async def test_repeated_alarm_is_one_incident_with_repeats_counted(
             break
         await asyncio.sleep(0.1)
     assert len(rows) == 1 and rows[0].rule_id == "sos.button"
+
+
+async def test_a_rule_disabled_through_the_api_stays_disabled_after_a_restart(
+    start_gateway, mosquitto: Mosquitto  # type: ignore[no-untyped-def]
+) -> None:
+    gateway = await start_gateway()
+    control = gateway.api_services().rules
+    await control.set_enabled("gate.door_held_open", False, "secretary")
+    assert not gateway.engine.rules.by_id["gate.door_held_open"].enabled
+
+    restarted = await start_gateway(mqtt={"url": mosquitto.url, "client_id": "gw-second"})
+    assert restarted.rules.by_id["gate.door_held_open"].enabled is False
+    assert restarted.rules.by_id["gate.door_forced"].enabled is True
