@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 Status = Literal["ok", "pending", "firing"]
 _STATUSES: frozenset[str] = frozenset(("ok", "pending", "firing"))
 
 
-@dataclass(frozen=True, slots=True)
-class RuleState:
+class RuleState(NamedTuple):
     """What an evaluator needs to remember between readings.
 
     ``due_ms`` is when ``tick`` must look again (duration deadline, absence deadline, event
     hold, window expiry). ``samples`` are ``(ms, value)`` pairs for rate-of-rise and count
     windows; ``hits`` are ``(ms, device_id, group)`` for correlations, which also keep the
     ``site``/``labels``/``device_id`` they report with because they belong to no single device.
+
+    A ``NamedTuple`` rather than a frozen dataclass: just as immutable, but built in C. The
+    rule engine makes one or two per telemetry reading (rate-of-rise window, absence
+    deadline), and a frozen dataclass's ``__init__`` (one ``object.__setattr__`` per field)
+    cost ~2.3 µs each against ~0.6 µs here. Change a copy with ``state._replace(...)``.
     """
 
     status: Status = "ok"
@@ -45,7 +48,9 @@ class RuleState:
 
     def to_json(self) -> dict[str, Any]:
         """Only the non-default fields, so rows stay small."""
-        out = {k: v for k, v in asdict(self).items() if v != getattr(EMPTY, k)}
+        out: dict[str, Any] = {
+            k: v for k, v, d in zip(self._fields, self, EMPTY, strict=True) if v != d
+        }
         for key in ("samples", "hits", "labels"):
             if key in out:
                 out[key] = [list(item) for item in out[key]]
@@ -81,3 +86,16 @@ def _opt_int(value: Any) -> int | None:
 
 
 EMPTY = RuleState()
+
+
+_new = tuple.__new__
+
+
+def ok_with_samples(samples: tuple[tuple[int, float], ...]) -> RuleState:
+    """``RuleState(samples=samples)``, built without the keyword-argument machinery."""
+    return _new(RuleState, ("ok", None, None, None, None, None, None, samples, (), "", None, ()))
+
+
+def alive_until(last_ms: int, due_ms: int) -> RuleState:
+    """``RuleState(last_ms=last_ms, due_ms=due_ms)`` (an absence rule's "heard from it")."""
+    return _new(RuleState, ("ok", None, due_ms, last_ms, None, None, None, (), (), "", None, ()))

@@ -22,7 +22,6 @@ from __future__ import annotations
 import heapq
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import replace
 from typing import Any
 
 from alerting.models import AlertState, AlertTransition
@@ -279,7 +278,7 @@ class RuleEngine:
             ctx = self._ctx.get(key[1].split("#", 1)[0])
             if ctx is None:  # restored before register_device: try again shortly
                 log.warning("alert timer %s:%s waits for its device context", *key)
-                new, found = replace(state, due_ms=now_ms + _UNKNOWN_CTX_RETRY_MS), []
+                new, found = state._replace(due_ms=now_ms + _UNKNOWN_CTX_RETRY_MS), []
             elif isinstance(spec, AbsenceRule):
                 alive = spec.require_alive is None or self._peer_alive(
                     ctx, spec.require_alive, now_ms
@@ -297,7 +296,7 @@ class RuleEngine:
             else:
                 new, found = DEVICE_EVALUATORS[spec.kind](spec, state, None, ctx, now_ms, key[1])
         if new.due_ms is not None and new.due_ms <= now_ms:  # an evaluator must move on
-            new = replace(new, due_ms=now_ms + 1_000)
+            new = new._replace(due_ms=now_ms + 1_000)
         if new is not state:
             self._put(spec, key, state, new, now_ms)
         return found

@@ -8,11 +8,10 @@ changed, which is how the engine knows what is dirty without comparing.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 from alerting.models import AlertState, AlertTransition
-from alerting.rules.alert_state import EMPTY, RuleState
+from alerting.rules.alert_state import EMPTY, RuleState, alive_until, ok_with_samples
 from alerting.rules.schema import (
     AbsenceRule,
     CorrelationRule,
@@ -138,12 +137,19 @@ def window_minima(
     The first entry is the window's minimum, so "rise within N" is ``value - samples[0]``;
     a steady signal keeps one entry instead of one per reading.
     """
-    start, end = 0, len(samples)
+    # Values are strictly rising, so the entries the new value replaces are a suffix and the
+    # expired ones a prefix; an emptied window is the same whichever is trimmed first.
+    end = len(samples)
+    while end and samples[end - 1][1] >= value:
+        end -= 1
+    start = 0
     while start < end and samples[start][0] < cutoff_ms:
         start += 1
-    while end > start and samples[end - 1][1] >= value:
-        end -= 1
-    return (*samples[start:end][-_MAX_SAMPLES:], (now_ms, value))
+    if end - start > _MAX_SAMPLES:
+        start = end - _MAX_SAMPLES
+    if start >= end:
+        return ((now_ms, value),)
+    return (*samples[start:end], (now_ms, value))
 
 
 def _evidence(reading: Reading, value: float | None) -> dict[str, Any]:
@@ -203,8 +209,8 @@ def _fire_pending(
 ) -> Result:
     wait = held_until(spec, now_ms)
     if wait is not None:
-        return replace(st, due_ms=wait), []
-    new = replace(st, status="firing", since_ms=now_ms, due_ms=None)
+        return st._replace(due_ms=wait), []
+    new = st._replace(status="firing", since_ms=now_ms, due_ms=None)
     return new, [
         transition(
             spec,
@@ -254,7 +260,7 @@ def eval_duration(
         ]
     if st.status == "pending" and st.due_ms is not None and now_ms >= st.due_ms:
         return _fire_pending(
-            spec, replace(st, **_evidence(reading, number(raw))), ctx, now_ms, subject
+            spec, st._replace(**_evidence(reading, number(raw))), ctx, now_ms, subject
         )
     return st, []
 
@@ -278,12 +284,12 @@ def eval_rate_of_rise(
     if st.status == "firing":
         clear_rise = spec.rise / 2 if spec.clear_rise is None else spec.clear_rise
         if rise < clear_rise and (spec.min_value is None or value < spec.min_value):
-            return RuleState(samples=samples), [
+            return ok_with_samples(samples), [
                 transition(
                     spec, ctx, subject, AlertState.RESOLVED, now_ms, reading=reading, value=rise
                 )
             ]
-        return replace(st, samples=samples), []
+        return st._replace(samples=samples), []
     if rise >= spec.rise and hot and held_until(spec, now_ms) is None:
         new = RuleState(
             status="firing", since_ms=now_ms, samples=samples, **_evidence(reading, rise)
@@ -291,7 +297,7 @@ def eval_rate_of_rise(
         return new, [
             transition(spec, ctx, subject, AlertState.FIRING, now_ms, reading=reading, value=rise)
         ]
-    return RuleState(samples=samples), []  # ok keeps nothing else (and replace() is slow)
+    return ok_with_samples(samples), []  # ok keeps nothing else
 
 
 def eval_event(
@@ -312,7 +318,7 @@ def eval_event(
     if event not in spec.events:
         return st, []
     if st.status == "firing":  # a repeat belongs to the same alert: extend, do not re-fire
-        return replace(st, last_ms=now_ms, due_ms=now_ms + spec.hold), []
+        return st._replace(last_ms=now_ms, due_ms=now_ms + spec.hold), []
     if held_until(spec, now_ms) is not None:
         return st, []
     new = RuleState(
@@ -346,7 +352,7 @@ def eval_count_in_window(
     kept.append((now_ms, 1.0))
     samples, due = tuple(kept), now_ms + spec.within
     if st.status == "firing":
-        return replace(st, samples=samples, due_ms=due, last_ms=now_ms), []
+        return st._replace(samples=samples, due_ms=due, last_ms=now_ms), []
     if len(samples) >= spec.count and held_until(spec, now_ms) is None:
         new = RuleState(
             status="firing",
@@ -367,7 +373,7 @@ def eval_count_in_window(
                 value=float(len(samples)),
             )
         ]
-    return replace(st, samples=samples, due_ms=due, last_ms=now_ms), []
+    return st._replace(samples=samples, due_ms=due, last_ms=now_ms), []
 
 
 def absence_expects(spec: AbsenceRule, reading: Reading) -> bool:
@@ -397,7 +403,7 @@ def eval_absence(
     if reading is not None:
         if not absence_expects(spec, reading):
             return st, []
-        new = RuleState(last_ms=now_ms, due_ms=now_ms + spec.for_)
+        new = alive_until(now_ms, now_ms + spec.for_)
         if st.status == "firing":
             return new, [
                 transition(spec, ctx, subject, AlertState.RESOLVED, now_ms, reading=reading)
@@ -407,14 +413,14 @@ def eval_absence(
         return st, []
     due = st.last_ms + spec.for_
     if now_ms < due:
-        return (st if st.due_ms == due else replace(st, due_ms=due)), []
+        return (st if st.due_ms == due else st._replace(due_ms=due)), []
     wait = max(not_before, held_until(spec, now_ms) or 0)
     if now_ms < wait:
-        return replace(st, due_ms=wait), []
+        return st._replace(due_ms=wait), []
     if not peers_alive:
-        return replace(st, due_ms=now_ms + recheck_ms), []
+        return st._replace(due_ms=now_ms + recheck_ms), []
     silent_s = (now_ms - st.last_ms) / 1000
-    new = replace(st, status="firing", since_ms=now_ms, due_ms=None, value=silent_s)
+    new = st._replace(status="firing", since_ms=now_ms, due_ms=None, value=silent_s)
     return new, [transition(spec, ctx, subject, AlertState.FIRING, now_ms, value=silent_s)]
 
 
@@ -463,20 +469,19 @@ def eval_correlation(
     hits += tuple((now_ms, device, g) for g in groups)
     due = now_ms + spec.within
     if st.status == "firing":
-        return replace(st, hits=hits, due_ms=due), []
+        return st._replace(hits=hits, due_ms=due), []
     labels = device_labels(ctx)
     labels["device_type"] = spec.device_type
     for private in ("name", "location") if spec.by != "location" else ("name",):
         labels.pop(private, None)
-    new = replace(st, hits=hits, due_ms=due, site=ctx.site, labels=tuple(sorted(labels.items())))
+    new = st._replace(hits=hits, due_ms=due, site=ctx.site, labels=tuple(sorted(labels.items())))
     covered = {h[2] for h in hits} >= set(range(len(spec.groups)))
     if (
         covered
         and len({h[1] for h in hits}) >= spec.min_devices
         and held_until(spec, now_ms) is None
     ):
-        new = replace(
-            new,
+        new = new._replace(
             status="firing",
             since_ms=now_ms,
             device_id=device,
