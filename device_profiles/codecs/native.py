@@ -20,8 +20,13 @@ def decode(
     device_id = variables["device_id"]
     try:
         kind = _KINDS[variables["kind"]]
-        ts = parse_ts(obj.get("ts"), now_ms)
-        seq = parse_seq(obj.get("seq"))
+        # Plain non-negative ints are the usual ts and seq: skip the parsers' checks for them.
+        ts = obj.get("ts")
+        if ts.__class__ is not int or ts < 0:
+            ts = parse_ts(ts, now_ms)
+        seq = obj.get("seq")
+        if seq.__class__ is not int or seq < 0:
+            seq = parse_seq(seq)
         event: str | None = None
         if kind == "telemetry":
             fields = _telemetry(obj, profile)
@@ -49,8 +54,9 @@ def decode(
 def _telemetry(obj: dict[str, Any], profile: CompiledProfile) -> dict[str, FieldValue]:
     checks = profile.telemetry
     fields: dict[str, FieldValue] = {}
+    get = checks.get
     for key, raw in obj.items():
-        check = checks.get(key)
+        check = get(key)
         if check is None:
             if key in _ENVELOPE_KEYS:
                 continue
