@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
@@ -31,6 +32,7 @@ Acker = Callable[[list[int]], None]  # QoS 1 packet ids, in order of receipt
 # series + timestamp, the embedded store by a unique key), which covers a gateway restart.
 DEDUPE_WINDOW = 256
 MAX_TRACKED_DEVICES = 200_000
+_stored = tuple.__new__  # StoredReading(reading, grid) without the NamedTuple's Python __new__
 
 
 @dataclass
@@ -44,6 +46,28 @@ class IngestStats:
     store_failures: int = 0
     last_batch_ms: int = 0
     by_type: dict[str, int] = field(default_factory=dict)
+
+
+GC_GEN0_THRESHOLD = 50_000
+
+
+def tune_gc() -> None:
+    """Make the cyclic garbage collector cheap for a process that ingests all day.
+
+    Every message allocates a few container objects (the decoded dict, the fields, the
+    reading), and batches of readings live a few hundred ms, so with the default thresholds
+    (700, 10, 10) the collector runs every few messages and regularly walks the whole heap
+    (registry, rules, SQLAlchemy and FastAPI objects): measured as a third of the hot path's
+    CPU. Objects alive once start-up is done are frozen out of collection (they live as long
+    as the process), and generation 0 is collected every 50,000 net allocations instead of
+    700. Reference counting still frees almost everything at once; this only concerns cycles.
+    Idempotent; called when ingest starts.
+    """
+    gc.collect()
+    gc.freeze()
+    threshold = gc.get_threshold()
+    if threshold[0] < GC_GEN0_THRESHOLD:
+        gc.set_threshold(GC_GEN0_THRESHOLD, threshold[1], threshold[2])
 
 
 class _SeqWindow:
@@ -159,7 +183,7 @@ class Ingest:
         if reading.seq is not None and not self._first_time(ctx.site, ctx.device_id, reading.seq):
             self.stats.duplicates += 1
             return
-        self._batch.append(StoredReading(reading, ctx.grid_id))
+        self._batch.append(_stored(StoredReading, (reading, ctx.grid_id)))
         if self._on_reading is not None:
             # Alarms are evaluated now, not after the time-series batch.
             self._on_reading(reading, ctx)
@@ -180,6 +204,7 @@ class Ingest:
     # -- batching -----------------------------------------------------------------------------
     async def run(self) -> None:
         """Flush batches until cancelled; a final flush happens in ``close``."""
+        tune_gc()
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._full.wait(), self._flush_interval)

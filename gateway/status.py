@@ -32,30 +32,37 @@ class DeviceStatusBoard:
         self._types: dict[tuple[str, str], str] = {}
 
     def update(self, reading: Reading, ctx: DeviceContext) -> None:
+        # Runs for every message: exact-class checks and identity compares (bools and None
+        # are singletons) keep it to a few dict and attribute operations.
         key = (ctx.site, ctx.device_id)
         status = self._devices.get(key)
         if status is None:
             status = self._devices[key] = DeviceStatus()
             self._types[key] = ctx.device_type
         was = status.said_online
-        status.last_seen_ms = max(status.last_seen_ms, reading.ts_ms)
+        if reading.ts_ms > status.last_seen_ms:
+            status.last_seen_ms = reading.ts_ms
+        fields = reading.fields
         if reading.kind == "status":
-            status.said_online = bool(reading.fields.get("online"))
+            status.said_online = bool(fields.get("online"))
         elif was is False:
             status.said_online = True  # it speaks, so it is back
-        battery = reading.fields.get("battery_pct")
-        if isinstance(battery, int | float) and not isinstance(battery, bool):
-            status.battery_pct = float(battery)
-        if status.said_online != was and status.said_online is not None:
+        battery = fields.get("battery_pct")
+        if battery is not None:
+            cls = battery.__class__
+            if cls is int or cls is float or (
+                isinstance(battery, int | float) and not isinstance(battery, bool)
+            ):
+                status.battery_pct = float(battery)
+        now = status.said_online
+        if now is not was and now is not None:
             self._live.publish(
                 "device_status",
                 ctx.site,
                 ctx.grid_id,
                 {
-                    "site": ctx.site,
                     "device_id": ctx.device_id,
-                    "grid_id": ctx.grid_id,
-                    "online": status.said_online,
+                    "online": now,
                     "building_id": ctx.building_id,
                     "at_ms": reading.ts_ms,
                 },

@@ -44,7 +44,7 @@ class LineEncoder:
 
     def __init__(self) -> None:
         self._prefixes: dict[tuple[str, str, str, str, str, object], str] = {}
-        self._keys: dict[str, str] = {}
+        self._keys: dict[str, str] = {}  # field name -> escaped name and "="
         self.skipped_values = 0
 
     def encode(self, batch: Sequence[StoredReading]) -> bytes:
@@ -66,21 +66,28 @@ class LineEncoder:
                 continue  # stored as a tag; a tag and field of one name confuse InfluxQL
             k = keys.get(name)
             if k is None:
-                k = keys[name] = escape_tag(name)
-            # bool before int: bool is an int subclass.
-            if value is True:
-                parts.append(k + "=true")
-            elif value is False:
-                parts.append(k + "=false")
-            elif isinstance(value, int):
-                parts.append(f"{k}={value}i")
-            elif isinstance(value, float):
-                if math.isfinite(value):
-                    parts.append(f"{k}={value!r}")
+                k = keys[name] = escape_tag(name) + "="
+            cls = value.__class__
+            if cls is float:  # the usual case first; bool before int: bool is an int subclass
+                if value - value == 0.0:  # type: ignore[operator]  # finite: inf-inf is NaN
+                    parts.append(k + repr(value))
                 else:  # InfluxDB has no NaN/inf; profiles reject them, count if one slips by
                     self.skipped_values += 1
+            elif cls is int:
+                parts.append(f"{k}{value}i")
+            elif value is True:
+                parts.append(k + "true")
+            elif value is False:
+                parts.append(k + "false")
+            elif isinstance(value, int):
+                parts.append(f"{k}{value}i")
+            elif isinstance(value, float):
+                if math.isfinite(value):
+                    parts.append(f"{k}{value!r}")
+                else:
+                    self.skipped_values += 1
             else:
-                parts.append(k + "=" + escape_string_field(value))
+                parts.append(k + escape_string_field(value))
         if r.event is not None:
             parts.append("event=" + escape_string_field(r.event))
         if r.seq is not None:
