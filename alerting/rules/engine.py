@@ -242,22 +242,35 @@ class RuleEngine:
         new: RuleState,
         now_ms: int,
     ) -> None:
-        blank = new.status == "ok" and new.is_blank()
+        # Runs for every reading that moves a state (a rate-of-rise window, an absence
+        # deadline), so ``is_blank`` and ``_schedule`` are inlined.
+        status, due = new.status, new.due_ms
+        blank = (
+            status == "ok"
+            and due is None
+            and new.last_ms is None
+            and not new.samples
+            and not new.hits
+        )
         if blank:
             self._states.pop(key, None)
         else:
             self._states[key] = new
-        if new.due_ms is not None and new.due_ms != old.due_ms:
-            self._schedule(key, new.due_ms)
-        if new.status != old.status or spec.kind in _SAVE_SAMPLES:
+        if due is not None and due != old.due_ms:
+            current = self._scheduled.get(key)
+            if current is None or due < current:
+                self._scheduled[key] = due
+                heapq.heappush(self._heap, (due, key[0], key[1]))
+        kind = spec.kind
+        if status != old.status or kind in _SAVE_SAMPLES:
             self._dirty[key] = now_ms
-        elif spec.kind == "absence":
+        elif kind == "absence":
             # last_ms moves on every message; saving it once a minute bounds the writes and
             # makes a restarted deadline at most a minute early (the grace period covers that).
             if (new.last_ms or 0) - self._saved_last.get(key, 0) >= _ABSENCE_SAVE_SLACK_MS:
                 self._saved_last[key] = new.last_ms or 0
                 self._dirty[key] = now_ms
-        elif new.due_ms != old.due_ms or blank:
+        elif due != old.due_ms or blank:
             self._dirty[key] = now_ms
 
     def _schedule(self, key: StateKey, due: int | None) -> None:
