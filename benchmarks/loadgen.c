@@ -4,6 +4,7 @@
  *
  *   gcc -O2 -o loadgen loadgen.c -lmosquitto
  *   ./loadgen -h 127.0.0.1 -p 1883 -n 1000000 -m 1000 -q 1 -s demo
+ *   ./loadgen -p 1883 -n 450000 -r 15000      # paced: 15,000 msg/s for 30 s
  *
  * Every message is a valid native payload: topic safety/{site}/smoke/{device_id}/telemetry,
  * JSON with ts (epoch ms, wall clock) and a per-device seq that only grows; the seq start
@@ -47,7 +48,8 @@ static void on_publish(struct mosquitto *m, void *ud, int mid) {
 static void usage(const char *argv0) {
     fprintf(stderr,
             "usage: %s [-h host] [-p port] [-n messages] [-m devices] [-q 0|1] [-s site]\n"
-            "          [-w window] [-i client_id]\n"
+            "          [-w window] [-i client_id] [-r rate]\n"
+            "  -r: messages per second (paced; default 0 = as fast as acknowledgements allow)\n"
             "  -w: messages allowed unacknowledged before the publisher waits (default 100;\n"
             "      libmosquitto looks PUBACKs up in a list, so big windows get slower)\n",
             argv0);
@@ -57,7 +59,8 @@ int main(int argc, char **argv) {
     const char *host = "127.0.0.1", *site = "demo", *client_id = NULL;
     int port = 1883, qos = 1, opt;
     long n = 100000, devices = 1000, window = 100;
-    while ((opt = getopt(argc, argv, "h:p:n:m:q:s:w:i:")) != -1) {
+    double rate = 0;
+    while ((opt = getopt(argc, argv, "h:p:n:m:q:s:w:i:r:")) != -1) {
         switch (opt) {
         case 'h': host = optarg; break;
         case 'p': port = atoi(optarg); break;
@@ -67,10 +70,11 @@ int main(int argc, char **argv) {
         case 's': site = optarg; break;
         case 'w': window = atol(optarg); break;
         case 'i': client_id = optarg; break;
+        case 'r': rate = atof(optarg); break;
         default: usage(argv[0]); return 2;
         }
     }
-    if (n <= 0 || devices <= 0 || (qos != 0 && qos != 1) || window <= 0) {
+    if (n <= 0 || devices <= 0 || (qos != 0 && qos != 1) || window <= 0 || rate < 0) {
         usage(argv[0]);
         return 2;
     }
@@ -102,6 +106,10 @@ int main(int argc, char **argv) {
     for (long i = 0; i < n; i++) {
         long d = i % devices;
         while (i - atomic_load(&acked) >= window) usleep(50);
+        if (rate > 0) { /* pace: message i is due at t0 + i / rate */
+            double ahead = t0 + i / rate - mono_s();
+            if (ahead > 0.0005) usleep((useconds_t)(ahead * 1e6));
+        }
         snprintf(topic, sizeof topic, "safety/%s/smoke/SD-LG-%06ld/telemetry", site, d + 1);
         rnd = rnd * 1103515245u + 12345u;
         int len = snprintf(payload, sizeof payload,
