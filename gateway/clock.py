@@ -38,10 +38,11 @@ class CompressedClock:
 
     ``now_ms() = start_ms + monotonic elapsed × speed``: a day of absence timers passes in
     seconds when the gateway and a simulator follow the same clock. ``start_ms`` defaults to
-    wall-clock now; pass a time of day to play a night-time scenario.
+    wall-clock now; pass a time of day to play a night-time scenario. ``set_speed`` changes
+    the pace from now on without a jump (time never goes backwards).
     """
 
-    def __init__(self, speed: float, start_ms: int | None = None) -> None:
+    def __init__(self, speed: float = 1.0, start_ms: int | None = None) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
         self.speed = speed
@@ -50,3 +51,11 @@ class CompressedClock:
 
     def now_ms(self) -> int:
         return self.start_ms + int((time.monotonic() - self._t0) * self.speed * 1000)
+
+    def set_speed(self, speed: float) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        t = time.monotonic()
+        self.start_ms += int((t - self._t0) * self.speed * 1000)
+        self._t0 = t
+        self.speed = speed

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -149,6 +150,8 @@ class PublishedMessage:
     via: Literal["device", "shared", "will", "raw"]
     attack: str | None = None
     delivered: bool = True
+    #: hostile messages: the quarantine reason a gateway records (None: it never sees it)
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,11 +318,11 @@ class _Runner:
 
     def record(self, at: float, sim: SimulatedDevice | None, kind: str, topic: str | bytes,
                body: bytes, retain: bool, via: Any, attack: str | None = None,
-               delivered: bool = True) -> None:
+               delivered: bool = True, reason: str | None = None) -> None:
         dev = sim.spec.device_id if sim else None
         self.run.published.append(PublishedMessage(
             at, self.clock.at_ms(at), topic, body, retain, self.role_of.get(dev or ""), dev, kind,
-            via, attack, delivered))
+            via, attack, delivered, reason))
 
     async def open(self) -> None:
         self.shared = MqttLink(self.broker_url, None)
@@ -384,7 +387,7 @@ class _Runner:
                 await self.shared.publish(str(msg.topic), msg.payload, 1, False)
                 via = "shared"
             self.record(at, None, "hostile", msg.topic, msg.payload, False, via, msg.attack,
-                        msg.delivered)
+                        msg.delivered, msg.reason)
 
 
 async def run_scenario(
@@ -397,6 +400,7 @@ async def run_scenario(
     connections: Connections = "device",
     start_ms: int | None = None,
     clock: NowMs | None = None,
+    on_connected: Callable[[], Awaitable[None]] | None = None,
 ) -> ScenarioRun:
     """Play a scenario through the broker and return what was published and what to expect.
 
@@ -407,6 +411,8 @@ async def run_scenario(
     clock): the scenario starts at that clock's "now" once the devices are connected, so the
     ``ts`` values agree with it. ``connections="device"`` gives each device its own connection
     with a Last Will; ``"shared"`` uses one connection and publishes offline status explicitly.
+    ``on_connected`` is awaited once the devices are connected and have said they are online,
+    just before the first step (a test speeds up the gateway's clock there).
     """
     spec = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
     pool = [d for d in (devices if devices is not None else default_devices(site)) if d.site == site]
@@ -420,6 +426,8 @@ async def run_scenario(
     runner = _Runner(run, broker_url, pool, connections, sim_clock)
     began = time.monotonic()
     await runner.open()
+    if on_connected is not None:
+        await on_connected()
     if clock is not None:  # the connections took real time: start at the followed clock's now
         sim_clock.start_ms = run.sim_start_ms = clock.now_ms()
     sim_clock.start()
