@@ -51,8 +51,8 @@ class AlertPipeline:
         self.transitions = 0
         self.failures = 0
 
-    def on_reading(self, reading: Reading, ctx: DeviceContext) -> None:
-        transitions = self._engine.on_reading(reading, ctx, self._clock.now_ms())
+    def on_reading(self, reading: Reading, ctx: DeviceContext, now_ms: int) -> None:
+        transitions = self._engine.on_reading(reading, ctx, now_ms)
         if transitions:
             self._queue.put_nowait((transitions, ctx))
 

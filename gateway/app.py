@@ -34,7 +34,7 @@ from gateway.clock import Clock, SystemClock
 from gateway.db import make_engine, make_sessionmaker
 from gateway.directory import RegistryDirectory
 from gateway.envelope import DeviceContext, Reading
-from gateway.ingest import Ingest
+from gateway.ingest import Ingest, is_native_event, tune_gc
 from gateway.live import LiveHub
 from gateway.mqtt import MqttSession
 from gateway.quarantine import Quarantine
@@ -102,13 +102,35 @@ class Gateway:
             flush_interval_ms=s.ingest.flush_interval_ms,
             future_tolerance_ms=s.ingest.future_tolerance_s * 1000,
         )
-        self.mqtt = MqttSession(
-            s.mqtt,
-            self.profiles.subscriptions(),
-            self.ingest.handle,
-            status_topic=f"safety/{s.site}/gateway/status",
-        )
-        self.ingest.set_ack(self.mqtt.ack)
+        self.sessions_mqtt = self._mqtt_sessions()
+
+    def _mqtt_sessions(self) -> list[MqttSession]:
+        """The broker connections: with ``mqtt.priority_connection``, events (alarms) and the
+        vendor formats come in on a connection of their own, so an alarm never queues behind a
+        backlog of telemetry; the bulk connection takes everything under ``safety/`` (events
+        too — a duplicate is recognised by its seq), so malformed topics are still seen and
+        quarantined."""
+        s = self.settings
+        vendor = [t for t in self.profiles.subscriptions() if not t.startswith("safety/")]
+        status_topic = f"safety/{s.site}/gateway/status"
+        if s.mqtt.priority_connection:
+            plan = [
+                (s.mqtt.client_id, ["safety/#"], status_topic),
+                (f"{s.mqtt.client_id}-alarms", ["safety/+/+/+/event", *vendor], None),
+            ]
+        else:
+            plan = [(s.mqtt.client_id, ["safety/#", *vendor], status_topic)]
+        sessions = []
+        for i, (client_id, topics, status) in enumerate(plan):
+            session = MqttSession(s.mqtt, topics, client_id=client_id, status_topic=status)
+            # With two connections, native events are the alarm connection's to handle.
+            elsewhere = is_native_event if len(plan) == 2 and i == 0 else None
+            session.on_message = self.ingest.connection(session.ack, owned_elsewhere=elsewhere)
+            sessions.append(session)
+        self.mqtt = sessions[0]
+        # Notifications go out on the quieter connection.
+        self.mqtt_out = sessions[-1]
+        return sessions
 
     def _build_storage(self) -> None:
         ts = self.settings.timeseries
@@ -142,7 +164,8 @@ class Gateway:
             if p.codec == "native"
         }
         self.rules = apply_overrides(
-            load_rules(s.alerting.rules_dir, known_events=known), await load_overrides(self.sessions)
+            load_rules(s.alerting.rules_dir, known_events=known),
+            await load_overrides(self.sessions),
         )
         self.engine = RuleEngine(
             self.rules,
@@ -201,9 +224,9 @@ class Gateway:
             return self.registry.context(reading.site, reading.device_id)
         return self.registry.resolve_vendor(reading.device_id)
 
-    def _on_reading(self, reading: Reading, ctx: DeviceContext) -> None:
+    def _on_reading(self, reading: Reading, ctx: DeviceContext, now_ms: int) -> None:
         self.status.update(reading, ctx)
-        self.alerts.on_reading(reading, ctx)
+        self.alerts.on_reading(reading, ctx, now_ms)
 
     def _incident_changed(self, change: Any, _t: Any, _ctx: DeviceContext) -> None:
         # The board gets the incident as the API shows it, read back after the change.
@@ -212,19 +235,21 @@ class Gateway:
         task.add_done_callback(self._background.discard)
 
     async def _publish_confirmed(self, topic: str, payload: bytes, qos: int) -> None:
-        await self.mqtt.publish_confirmed(topic, payload, qos)
+        await self.mqtt_out.publish_confirmed(topic, payload, qos)
 
     async def _publish_command(self, topic: str, payload: bytes, qos: int) -> None:
-        await self.mqtt.publish_confirmed(topic, payload, qos)
+        await self.mqtt_out.publish_confirmed(topic, payload, qos)
 
     # -- running -------------------------------------------------------------------------------
     async def run(self) -> None:
         """Start everything and run until cancelled; then shut down cleanly, flushing."""
         await self.start()
+        tune_gc()
         stop = asyncio.Event()
         try:
             async with asyncio.TaskGroup() as tg:
-                tg.create_task(self.mqtt.run(), name="mqtt")
+                for session in self.sessions_mqtt:
+                    tg.create_task(session.run(), name=f"mqtt {session.client_id}")
                 tg.create_task(self.ingest.run(), name="ingest-flush")
                 tg.create_task(self.alerts.run_worker(), name="alert-worker")
                 tg.create_task(self.alerts.run_timers(), name="alert-timers")
@@ -264,8 +289,9 @@ class Gateway:
 
     async def _shutdown(self) -> None:
         """Stop receiving, store what was received, acknowledge it, then close the stores."""
-        with contextlib.suppress(Exception):
-            await self.mqtt.close()
+        for session in self.sessions_mqtt:
+            with contextlib.suppress(Exception):
+                await session.close()
         with contextlib.suppress(Exception):
             await self.alerts.drain()
         try:
@@ -333,7 +359,10 @@ class Gateway:
         if spool is not None and spool.readings:
             ts_status = "degraded"  # the store is away; readings wait on local disk
         return {
-            "mqtt": {"status": "ok" if self.mqtt.connected.is_set() else "down", **self.mqtt.stats},
+            "mqtt": {
+                "status": "ok" if all(m.connected.is_set() for m in self.sessions_mqtt) else "down",
+                "connections": {m.client_id: m.stats for m in self.sessions_mqtt},
+            },
             "ingest": {
                 "status": "degraded" if self.ingest.stats.store_failures else "ok",
                 **vars(self.ingest.stats),

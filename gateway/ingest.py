@@ -24,7 +24,7 @@ from gateway.storage import StoredReading, TimeSeriesWriter
 log = logging.getLogger(__name__)
 
 DeviceLookup = Callable[[Reading], DeviceContext | None]
-ReadingSink = Callable[[Reading, DeviceContext], None]
+ReadingSink = Callable[[Reading, DeviceContext, int], None]  # reading, device, receive time
 Acker = Callable[[list[int]], None]  # QoS 1 packet ids, in order of receipt
 
 # Per device, the seqs seen recently. A QoS 1 redelivery arrives within the broker's inflight
@@ -42,6 +42,7 @@ class IngestStats:
     quarantined: int = 0
     duplicates: int = 0
     empty: int = 0  # vendor reports that carried nothing to store (liveness only)
+    downlink: int = 0  # the gateway's own worker/command/status messages seen on safety/#
     batches: int = 0
     store_failures: int = 0
     last_batch_ms: int = 0
@@ -68,6 +69,20 @@ def tune_gc() -> None:
     threshold = gc.get_threshold()
     if threshold[0] < GC_GEN0_THRESHOLD:
         gc.set_threshold(GC_GEN0_THRESHOLD, threshold[1], threshold[2])
+
+
+def is_native_event(topic: str) -> bool:
+    """``safety/{site}/{type}/{id}/event`` (what the priority connection subscribes to)."""
+    return topic.endswith("/event") and topic.startswith("safety/") and topic.count("/") == 4
+
+
+def is_downlink(topic: str) -> bool:
+    """``safety/{site}/workers/{id}/incidents``, ``safety/{site}/{type}/{id}/cmd`` and
+    ``safety/{site}/gateway/status``: what the gateway publishes, not device uplink."""
+    parts = topic.split("/")
+    if len(parts) == 5 and parts[0] == "safety":
+        return (parts[2] == "workers" and parts[4] == "incidents") or parts[4] == "cmd"
+    return len(parts) == 4 and parts[0] == "safety" and parts[2:] == ["gateway", "status"]
 
 
 class _SeqWindow:
@@ -103,7 +118,6 @@ class Ingest:
         clock: Clock,
         *,
         on_reading: ReadingSink | None = None,
-        ack: Acker | None = None,
         batch_size: int = 5000,
         flush_interval_ms: int = 200,
         future_tolerance_ms: int = 300_000,
@@ -114,22 +128,46 @@ class Ingest:
         self._writer = writer
         self._clock = clock
         self._on_reading = on_reading
-        self._ack = ack
+        # One acknowledgement list per MQTT connection the messages came in on.
+        self._ackers: list[Acker] = []
+        self._acks: list[list[int]] = []
         self._batch_size = batch_size
         self._flush_interval = flush_interval_ms / 1000
         self._future_tolerance_ms = future_tolerance_ms
         self._batch: list[StoredReading] = []
-        self._acks: list[int] = []
         self._seqs: OrderedDict[str, _SeqWindow] = OrderedDict()
         self._full = asyncio.Event()
         self.stats = IngestStats()
 
-    def set_ack(self, ack: Acker) -> None:
-        self._ack = ack
+    def connection(
+        self, ack: Acker, *, owned_elsewhere: Callable[[str], bool] | None = None
+    ) -> Callable[[str, bytes, int, int, bool], None]:
+        """A message handler for one MQTT connection; its QoS 1 messages are acknowledged
+        through ``ack`` once stored or quarantined. Topics ``owned_elsewhere`` are handled by
+        another connection that receives them too (its own persistent session keeps its copy),
+        so here they are only acknowledged."""
+        channel = len(self._ackers)
+        self._ackers.append(ack)
+        self._acks.append([])
+
+        def on_message(topic: str, payload: bytes, qos: int, mid: int, retain: bool) -> None:
+            if owned_elsewhere is not None and owned_elsewhere(topic):
+                if qos:
+                    self._acks[channel].append(mid)
+                return
+            self.handle(topic, payload, qos, mid, retain, channel)
+
+        return on_message
 
     # -- hot path -----------------------------------------------------------------------------
     def handle(
-        self, topic: str, payload: bytes, qos: int = 0, mid: int = 0, retain: bool = False
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int = 0,
+        mid: int = 0,
+        retain: bool = False,
+        channel: int = -1,
     ) -> None:
         now = self._clock.now_ms()
         self.stats.received += 1
@@ -137,14 +175,19 @@ class Ingest:
             topic, payload, now, future_tolerance_ms=self._future_tolerance_ms
         )
         if isinstance(result, Rejection):
-            self._reject(now, topic, payload, result)
+            if result.reason is RejectReason.UNKNOWN_TOPIC and is_downlink(topic):
+                # The gateway's own downlink (worker apps, device commands, its status), seen
+                # by a connection that subscribes to all of safety/#: counted, not quarantined.
+                self.stats.downlink += 1
+            else:
+                self._reject(now, topic, payload, result)
         elif not result:
             self.stats.empty += 1
         else:
             for reading in result:
                 self._accept(now, topic, payload, reading)
-        if qos:
-            self._acks.append(mid)
+        if qos and channel >= 0:
+            self._acks[channel].append(mid)
         if len(self._batch) >= self._batch_size:
             self._full.set()
 
@@ -186,7 +229,7 @@ class Ingest:
         self._batch.append(_stored(StoredReading, (reading, ctx.grid_id)))
         if self._on_reading is not None:
             # Alarms are evaluated now, not after the time-series batch.
-            self._on_reading(reading, ctx)
+            self._on_reading(reading, ctx, now)
 
     def _first_time(self, site: str, device_id: str, seq: int) -> bool:
         key = f"{site}/{device_id}"
@@ -203,8 +246,7 @@ class Ingest:
 
     # -- batching -----------------------------------------------------------------------------
     async def run(self) -> None:
-        """Flush batches until cancelled; a final flush happens in ``close``."""
-        tune_gc()
+        """Flush batches until cancelled; the owner flushes once more at shutdown."""
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._full.wait(), self._flush_interval)
@@ -217,10 +259,10 @@ class Ingest:
         keeps the messages too.
         """
         self._full.clear()
-        if not self._batch and not self._acks and not self._quarantine.pending:
+        if not self._batch and not any(self._acks) and not self._quarantine.pending:
             return
         batch, acks = self._batch, self._acks
-        self._batch, self._acks = [], []
+        self._batch, self._acks = [], [[] for _ in self._ackers]
         delay = 0.2
         while True:
             try:
@@ -229,7 +271,8 @@ class Ingest:
                 await self._quarantine.flush()
                 break
             except asyncio.CancelledError:
-                self._batch, self._acks = batch + self._batch, acks + self._acks
+                self._batch = batch + self._batch
+                self._acks = [old + new for old, new in zip(acks, self._acks, strict=True)]
                 raise
             except Exception:
                 self.stats.store_failures += 1
@@ -239,5 +282,6 @@ class Ingest:
         self.stats.stored += len(batch)
         self.stats.batches += 1
         self.stats.last_batch_ms = self._clock.now_ms()
-        if self._ack is not None and acks:
-            self._ack(acks)
+        for ack, mids in zip(self._ackers, acks, strict=True):
+            if mids:
+                ack(mids)

@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 MessageHandler = Callable[[str, bytes, int, int, bool], None]  # topic, payload, qos, mid, retain
 
 
+def _unwired(topic: str, payload: bytes, qos: int, mid: int, retain: bool) -> None:
+    raise RuntimeError("MqttSession.on_message was not set before the session ran")
+
+
 PUBLISH = 0x30
 PUBACK = 0x40
 
@@ -149,13 +153,15 @@ class MqttSession:
         self,
         settings: MqttSettings,
         subscriptions: Iterable[str],
-        on_message: MessageHandler,
         *,
+        client_id: str | None = None,
         status_topic: str | None = None,
     ) -> None:
         self._settings = settings
         self._subscriptions = list(subscriptions)
-        self._on_message = on_message
+        self._client_id = client_id or settings.client_id
+        # Set by the owner before run(): where every received PUBLISH goes.
+        self.on_message: MessageHandler = _unwired
         self._status_topic = status_topic
         self._v5 = settings.protocol == "5"
         self.connected = asyncio.Event()
@@ -174,7 +180,7 @@ class MqttSession:
         client = _BufferedClient(
             CallbackAPIVersion.VERSION2,
             on_publish_packet=self._on_publish_packet,
-            client_id=s.client_id,
+            client_id=self._client_id,
             protocol=MQTTProtocolVersion.MQTTv5 if self._v5 else MQTTProtocolVersion.MQTTv311,
             clean_session=None if self._v5 else False,
             manual_ack=True,
@@ -208,6 +214,10 @@ class MqttSession:
         return client
 
     # -- public API ---------------------------------------------------------------------------
+    @property
+    def client_id(self) -> str:
+        return self._client_id
+
     def ack(self, mids: list[int]) -> None:
         """Acknowledge QoS 1 messages, in order, once what they carried is stored or quarantined.
 
@@ -353,9 +363,11 @@ class MqttSession:
             log.warning("MQTT connection lost (%s); reconnecting", rc)
         self._disconnected_event().set()
 
-    def _on_publish_packet(self, topic: str, payload: bytes, qos: int, mid: int, retain: bool) -> None:
+    def _on_publish_packet(
+        self, topic: str, payload: bytes, qos: int, mid: int, retain: bool
+    ) -> None:
         self.stats["received"] += 1
-        self._on_message(topic, payload, qos, mid, retain)
+        self.on_message(topic, payload, qos, mid, retain)
 
     # -- socket plumbing: paho's network loop run by the asyncio loop ---------------------------
     def _on_socket_open(self, client: paho.Client, _u: Any, sock: Any) -> None:

@@ -41,6 +41,9 @@ class MqttSettings(Section):
     # MQTT 5 Receive Maximum: unacknowledged QoS 1 messages the broker may have in flight to us.
     # We acknowledge only after storing, so this bounds memory under backlog.
     receive_maximum: int = Field(20_000, ge=1, le=65_535)
+    # Events (alarms) and vendor formats on a second connection of their own, so an alarm never
+    # waits behind a telemetry backlog.
+    priority_connection: bool = True
     shared_group: str | None = None  # "$share/<group>/" subscriptions for several gateways
     tls: TlsSettings = TlsSettings()
 
