@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import pytest
 
-from simulators import demo_devices, load_scenario, run_scenario, scenario_names
+from simulators import default_devices, demo_devices, load_scenario, run_scenario, scenario_names
 from simulators.clock import wall_ms
 from simulators.hostile import ATTACKS
 from simulators.scenario import Scenario, bind_roles
 from tests.services import Mosquitto
 from tests.simulators.support import Recorder, check_native
 
-RULE_IDS = {
-    "smoke.alarm", "smoke.heat_static", "smoke.heat_rate_of_rise",
-    "smoke.two_detectors_building", "smoke.self_test", "smoke.low_battery", "smoke.offline",
-    "sos.button", "sos.long_press", "sos.fall", "sos.offline", "gate.door_forced",
-    "gate.door_held_open", "gate.access_denied_burst", "charger.over_temp_event",
-    "charger.over_temp_sustained", "charger.over_current", "charger.leakage",
-    "charger.session_too_long", "charger.smoke_in_shed", "household.elderly_no_activity",
-    "building.outage",
-}
+
+def _rule_ids() -> set[str]:
+    """The real rule ids: the built-in rules and flood control's building outage."""
+    from alerting.incidents.flood import OUTAGE_RULE
+    from alerting.rules.loader import load_rules
+
+    return set(load_rules().by_id) | {OUTAGE_RULE}
+
+
+RULE_IDS = _rule_ids()
 REQUIRED = {
     "kitchen-fire", "cooking-false-alarm", "fire-spreads", "sos-button", "fall-detected",
     "elderly-silent-day", "gate-forced-night", "door-held-open", "charger-thermal-runaway",
@@ -67,7 +68,8 @@ async def test_scenario_delivered_in_order(name: str, mosquitto: Mosquitto) -> N
     sc = load_scenario(name)
     recorder = Recorder(mosquitto.port)
     try:
-        run = await run_scenario(name, mosquitto.url, "demo", None, speed=max(1.0, sc.duration_s / 1.5))
+        run = await run_scenario(name, mosquitto.url, "demo", demo_devices("demo"),
+                                 speed=max(1.0, sc.duration_s / 1.5))
         sent = [m for m in run.published if m.via in ("device", "shared") and m.delivered]
         wills = [m for m in run.published if m.via == "will"]
         got = recorder.wait_for(len(sent) + len(wills))
@@ -101,8 +103,9 @@ async def test_scenario_delivered_in_order(name: str, mosquitto: Mosquitto) -> N
 async def test_kitchen_fire_declares_and_delivers_the_fire(mosquitto: Mosquitto) -> None:
     run = await run_scenario("kitchen-fire", mosquitto.url, "demo", speed=200)
     assert {e.rule for e in run.expected_incidents} == {
-        "smoke.alarm", "smoke.heat_static", "smoke.heat_rate_of_rise"}
-    assert all(e.device_id == "SD-B01-0001" for e in run.expected_incidents)
+        "smoke.alarm", "smoke.obscuration", "smoke.heat_static", "smoke.heat_ror"}
+    # by default, a device of the sample community (the registry of `safety-gateway demo`)
+    assert all(e.device_id == "smk-b01-1-101" for e in run.expected_incidents)
     temps = [float(__import__("orjson").loads(m.payload).get("temp_c", 0)) for m in run.published
              if m.kind == "telemetry"]
     assert max(temps) >= 56 and temps == sorted(temps)
@@ -113,7 +116,8 @@ async def test_kitchen_fire_declares_and_delivers_the_fire(mosquitto: Mosquitto)
 async def test_power_loss_fires_last_wills(mosquitto: Mosquitto) -> None:
     recorder = Recorder(mosquitto.port, ("safety/+/+/+/status",))
     try:
-        run = await run_scenario("building-power-loss", mosquitto.url, "demo", speed=2000)
+        run = await run_scenario("building-power-loss", mosquitto.url, "demo", demo_devices("demo"),
+                                 speed=400_000)
         got = recorder.wait_for(3 * len(run.published))
     finally:
         recorder.close()
@@ -127,8 +131,8 @@ async def test_power_loss_fires_last_wills(mosquitto: Mosquitto) -> None:
 
 
 async def test_shared_connection_publishes_offline_itself(mosquitto: Mosquitto) -> None:
-    run = await run_scenario("building-power-loss", mosquitto.url, "demo", speed=2000,
-                             connections="shared")
+    run = await run_scenario("building-power-loss", mosquitto.url, "demo", demo_devices("demo"),
+                             speed=400_000, connections="shared")
     offline = [m for m in run.published if m.kind == "status" and b'"online":false' in m.payload]
     assert offline and all(m.via == "shared" for m in offline)
 
@@ -154,9 +158,41 @@ async def test_hostile_flood_covers_every_attack(mosquitto: Mosquitto) -> None:
 
 
 async def test_compressed_day_reports_simulated_time(mosquitto: Mosquitto) -> None:
-    run = await run_scenario("elderly-silent-day", mosquitto.url, "demo", speed=100_000)
+    run = await run_scenario("elderly-silent-day", mosquitto.url, "demo", demo_devices("demo"),
+                             speed=100_000)
     assert run.real_seconds < 10
     assert run.sim_end_ms - run.sim_start_ms >= 24 * 3600 * 1000
     door = run.roles["door"].device_id
     door_events = [m for m in run.published if m.device_id == door and m.kind == "event"]
     assert [m.at_s for m in door_events] == [0, 9]
+
+
+# -- the sample community (what `safety-gateway demo` registers) ---------------------------
+
+#: Scenarios the sample community has no devices for (see tests/e2e/test_scenarios.py):
+#: no door sensor in an elderly-alone household; sheds are not buildings, no smoke detector.
+NOT_IN_SAMPLE = {"elderly-silent-day", "charger-thermal-runaway"}
+
+
+def test_sample_community_is_read_with_its_ledger_households_and_profiles() -> None:
+    devices = {d.device_id: d for d in default_devices("demo")}
+    assert devices["smk-b01-1-101"].household == "demo.b01.1-101"
+    assert devices["gate-b01-1"].building == "b01"  # from device-ledger.csv
+    assert devices["chg-s1-01"].type == "charger" and devices["chg-s1-01"].ports == 10
+    sos = devices["sos-b02-2-202"]
+    assert sos.native and "elderly_alone" in sos.flags
+    assert devices["sos-b02-1-102"].profile == "aliyun.sos.bt10"
+    assert devices["chg-s3-01"].profile == "huawei.charger.cp12"
+    assert default_devices("elsewhere")[0].device_id.startswith("SD-B01-")  # generated
+
+
+@pytest.mark.parametrize("name", sorted(set(scenario_names()) - NOT_IN_SAMPLE))
+def test_scenario_binds_native_devices_of_the_sample(name: str) -> None:
+    roles, _ = bind_roles(load_scenario(name), default_devices("demo"))
+    assert roles and all(d.native for d in roles.values())
+
+
+@pytest.mark.parametrize("name", sorted(NOT_IN_SAMPLE))
+def test_scenario_the_sample_cannot_play_says_so(name: str) -> None:
+    with pytest.raises(LookupError, match="no building has devices"):
+        bind_roles(load_scenario(name), default_devices("demo"))
