@@ -15,9 +15,10 @@ class HostileMessage:
     """One bad message. ``raw`` ones bypass the client library (it would refuse them);
     ``delivered`` says whether a conforming broker passes it on to subscribers at all.
 
-    ``reason`` is the quarantine reason a gateway subscribed to the uplink topics
-    (``safety/+/+/+/+``) records for it (a ``gateway.envelope.RejectReason`` value); None
-    when it never reaches such a gateway (not delivered, or not of the uplink topic's shape).
+    ``reason`` is the quarantine reason the gateway (subscribed to ``safety/#``) records for
+    it (a ``gateway.envelope.RejectReason`` value); None when it is not quarantined: the
+    broker does not deliver it, or it is on a downlink topic (worker app, device command),
+    which the gateway counts as downlink traffic instead.
     """
 
     attack: str
@@ -122,18 +123,17 @@ def topic_injection(d: DeviceSpec, ts: int) -> list[HostileMessage]:
     forged = orjson.dumps({"id": "forged", "type": "smoke", "severity": "critical",
                            "title": "Fake fire"})
     return [
-        # six topic levels: outside the uplink shape, a gateway's subscriptions never see them
-        # (in production the broker's ACL refuses them)
-        HostileMessage("topic_injection", f"safety/{d.site}/smoke/../{d.device_id}/event", alarm),
-        HostileMessage("topic_injection", _topic(d, "event") + "/extra", alarm),
+        HostileMessage("topic_injection", f"safety/{d.site}/smoke/../{d.device_id}/event", alarm,
+                       reason="unknown_topic"),
+        HostileMessage("topic_injection", _topic(d, "event") + "/extra", alarm,
+                       reason="unknown_topic"),
         HostileMessage("topic_injection", f"safety/{d.site}/smoke//event", alarm,
                        reason="unknown_topic"),
         HostileMessage("topic_injection", f"safety/{d.site}/smoke/{d.device_id}%2Fx/event", alarm,
                        reason="unknown_topic"),
-        HostileMessage("topic_injection", _topic(d, "cmd"), orjson.dumps({"silence": True}),
-                       reason="unknown_topic"),
-        HostileMessage("topic_injection", f"safety/{d.site}/workers/W-0001/incidents", forged,
-                       reason="unknown_topic"),
+        # downlink topics: the broker's ACL must keep devices off them (least privilege)
+        HostileMessage("topic_injection", _topic(d, "cmd"), orjson.dumps({"silence": True})),
+        HostileMessage("topic_injection", f"safety/{d.site}/workers/W-0001/incidents", forged),
         HostileMessage("topic_injection", _topic(d, "event"),
                        orjson.dumps({"ts": ts, "event": "alarm", "device_id": "SD-OTHER",
                                      "site": "elsewhere"}), reason="unknown_field"),

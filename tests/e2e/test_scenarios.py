@@ -245,3 +245,5 @@ async def check_quarantine(gateway: Any, run: ScenarioRun) -> None:
     want = Counter((m.topic if isinstance(m.topic, str) else m.topic.decode(), m.reason)
                    for m in hostile if m.reason is not None)
     assert kept == want
+    # forged downlink (a worker's incident topic, a device command) is counted, not stored
+    assert gateway.ingest.stats.downlink >= 2
