@@ -21,6 +21,8 @@ from gateway.envelope import DeviceContext, Reading
 
 log = logging.getLogger(__name__)
 
+MAX_HOLD_S = 2.0
+
 ContextLookup = Callable[[str, str], DeviceContext | None]
 ChangeListener = Callable[[IncidentChange, AlertTransition, DeviceContext], None]
 
@@ -36,6 +38,7 @@ class AlertPipeline:
         *,
         tick_interval_ms: int = 1000,
         on_change: ChangeListener | None = None,
+        hold_bulk: Callable[[bool], None] | None = None,
     ) -> None:
         self._engine = engine
         self._incidents = incidents
@@ -44,6 +47,8 @@ class AlertPipeline:
         self._context_of = context_of
         self._tick_s = tick_interval_ms / 1000
         self._on_change = on_change
+        # Pauses telemetry reading while an alarm is being turned into pages (see _handle).
+        self._hold_bulk = hold_bulk or (lambda _hold: None)
         self._queue: asyncio.Queue[tuple[list[AlertTransition], DeviceContext | None]] = (
             asyncio.Queue()
         )
@@ -63,7 +68,19 @@ class AlertPipeline:
     async def run_worker(self) -> None:
         while True:
             transitions, ctx = await self._queue.get()
-            await self._handle(transitions, ctx)
+            # Every database round trip of the alarm path waits for a turn of the event loop;
+            # under heavy telemetry each turn is a chunk of ingest. Telemetry reading pauses
+            # (TCP and the broker keep it; nothing is lost) until the pages are out, at most
+            # MAX_HOLD_S at a time so a storm of alerts cannot stop ingest.
+            self._hold_bulk(True)
+            release = asyncio.get_running_loop().call_later(MAX_HOLD_S, self._hold_bulk, False)
+            try:
+                await self._handle(transitions, ctx)
+                while not self._queue.empty():
+                    await self._handle(*self._queue.get_nowait())
+            finally:
+                release.cancel()
+                self._hold_bulk(False)
 
     async def drain(self) -> None:
         """Handle what is queued (used at shutdown)."""
@@ -105,7 +122,7 @@ class AlertPipeline:
                     self._on_change(change, t, target)
         if paged:
             # Page now rather than on the next escalation tick: latency is the point.
-            self._escalation.poke()
+            await self._escalation.due(self._clock.now_ms())
 
     async def _persist(self) -> None:
         try:

@@ -200,6 +200,7 @@ class Gateway:
             self.registry.context,
             tick_interval_ms=s.alerting.tick_interval_ms,
             on_change=self._incident_changed,
+            hold_bulk=self._hold_bulk,
         )
 
     def _notifiers(self) -> dict[ChannelKind, Notifier]:
@@ -223,6 +224,16 @@ class Gateway:
         if reading.site:
             return self.registry.context(reading.site, reading.device_id)
         return self.registry.resolve_vendor(reading.device_id)
+
+    def _hold_bulk(self, hold: bool) -> None:
+        """Pause (or resume) the telemetry connection while alarms are handled; the alarm
+        connection keeps reading."""
+        if len(self.sessions_mqtt) < 2:
+            return
+        if hold:
+            self.mqtt.pause_reading()
+        else:
+            self.mqtt.resume_reading()
 
     def _on_reading(self, reading: Reading, ctx: DeviceContext, now_ms: int) -> None:
         self.status.update(reading, ctx)

@@ -64,7 +64,9 @@ class _BufferedClient(paho.Client):
         if sock is None:
             return False
         try:
-            data = sock.recv(262_144)
+            # Small chunks keep each event-loop turn short (~5 ms of messages), so the alarm
+            # path and its database round trips are not held up behind a telemetry backlog.
+            data = sock.recv(16_384)
         except (BlockingIOError, ssl.SSLWantReadError):
             return False
         except OSError:
@@ -170,6 +172,7 @@ class MqttSession:
         self._misc_task: asyncio.Task[None] | None = None
         self._sock: socket.socket | None = None
         self._loop_thread = 0
+        self._paused = False
         self._confirm: dict[int, asyncio.Future[None]] = {}
         self._client = self._make_client()
         self.stats = {"connects": 0, "disconnects": 0, "received": 0}
@@ -370,10 +373,27 @@ class MqttSession:
         self.on_message(topic, payload, qos, mid, retain)
 
     # -- socket plumbing: paho's network loop run by the asyncio loop ---------------------------
+    def pause_reading(self) -> None:
+        """Stop reading this connection for a while (TCP and the broker hold what comes);
+        used to give alarm handling the event loop while telemetry is heavy."""
+        if not self._paused:
+            self._paused = True
+            if self._loop is not None and self._sock is not None:
+                with contextlib.suppress(ValueError, OSError):
+                    self._loop.remove_reader(self._sock)
+
+    def resume_reading(self) -> None:
+        if self._paused:
+            self._paused = False
+            if self._loop is not None and self._sock is not None:
+                with contextlib.suppress(ValueError, OSError):
+                    self._loop.add_reader(self._sock, self._read)
+
     def _on_socket_open(self, client: paho.Client, _u: Any, sock: Any) -> None:
         assert self._loop is not None
         self._sock = sock
-        self._loop.call_soon_threadsafe(self._loop.add_reader, sock, self._read)
+        if not self._paused:
+            self._loop.call_soon_threadsafe(self._loop.add_reader, sock, self._read)
 
     def _on_socket_close(self, _c: paho.Client, _u: Any, sock: Any) -> None:
         if self._loop is not None:
