@@ -77,7 +77,17 @@ class _BufferedClient(paho.Client):
             self.loop_read()
             return False
         self._rbuf += data
+        # paho's keepalive counts received bytes; we read the socket, so we tell it.
+        with self._msgtime_mutex:
+            self._last_bytes_received = paho.time_func()
         return True
+
+    def reset_buffers(self) -> None:
+        """A new connection starts from a clean stream: leftovers of the old one are dropped
+        (the broker resends whatever was not acknowledged)."""
+        self._rbuf.clear()
+        self._paho_buf.clear()
+        self._eof = False
 
     def pump(self) -> None:
         """Handle every complete packet in the buffer."""
@@ -100,7 +110,14 @@ class _BufferedClient(paho.Client):
             if end > n:
                 break
             if header & 0xF0 == PUBLISH:
-                self._publish(header, data, i, end)
+                try:
+                    self._publish(header, data, i, end)
+                except IndexError:
+                    # A PUBLISH whose fields overrun its own length: the stream is not MQTT.
+                    log.error("malformed PUBLISH packet from the broker; reconnecting")
+                    self.reset_buffers()
+                    self._loop_rc_handle(paho.MQTT_ERR_PROTOCOL)
+                    return
             else:
                 self._paho_buf += data[pos:end]
                 while self._paho_buf and self.loop_read() == paho.MQTT_ERR_SUCCESS:
@@ -392,6 +409,7 @@ class MqttSession:
     def _on_socket_open(self, client: paho.Client, _u: Any, sock: Any) -> None:
         assert self._loop is not None
         self._sock = sock
+        self._client.reset_buffers()
         if not self._paused:
             self._loop.call_soon_threadsafe(self._loop.add_reader, sock, self._read)
 
