@@ -5,7 +5,7 @@ The same payloads the C load generator sends (smoke telemetry, random temperatur
 figure is the Python floor under ``ingest_bench.py``'s "gateway CPU per message" (which adds
 the MQTT parse, PUBACKs, the HTTP write to InfluxDB and the event loop).
 
-    .venv/bin/python benchmarks/hotpath_bench.py [messages] [devices] [--profile]
+    .venv/bin/python benchmarks/hotpath_bench.py [messages] [devices] [--profile] [--memory]
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ import asyncio
 import cProfile
 import pstats
 import random
+import resource
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -85,9 +87,9 @@ def main() -> None:
     board = DeviceStatusBoard(profiles, LiveHub())
     encoder = LineEncoder()
 
-    def on_reading(reading: Reading, ctx: DeviceContext) -> None:  # = Gateway._on_reading
+    def on_reading(reading: Reading, ctx: DeviceContext, now_ms: int) -> None:  # = Gateway._on_reading
         board.update(reading, ctx)
-        if engine.on_reading(reading, ctx, clock.now_ms()):
+        if engine.on_reading(reading, ctx, now_ms):
             raise AssertionError("benchmark readings must not change alerts")
 
     async def build() -> Ingest:
@@ -110,6 +112,11 @@ def main() -> None:
     ingest._batch.clear()
     ingest._acks.clear()
     msgs = msgs[devices * 2 :]
+    tracing = "--memory" in sys.argv
+    if tracing:
+        tracemalloc.start()
+        heap0 = tracemalloc.get_traced_memory()[0]
+        snap0 = tracemalloc.take_snapshot()
     prof = cProfile.Profile() if "--profile" in sys.argv else None
     if prof:
         prof.enable()
@@ -131,6 +138,14 @@ def main() -> None:
         chunks.append((time.process_time() - start) / chunk)
     if prof:
         prof.disable()
+    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if tracing:
+        current, _peak = tracemalloc.get_traced_memory()
+        print(f"python heap after the run: {current / 2**20:.1f} MiB "
+              f"(after warm-up: {heap0 / 2**20:.1f} MiB); top growth:")
+        for stat in tracemalloc.take_snapshot().compare_to(snap0, "lineno")[:8]:
+            print(f"  {stat}")
+    print(f"peak RSS of this process: {rss_mib:.0f} MiB")
     chunks.sort()
     print(f"hot path (CPU): {len(chunks) * chunk} smoke telemetry messages, {devices} devices: "
           f"best {chunks[0] * 1e6:.2f} / median {chunks[len(chunks) // 2] * 1e6:.2f} µs/message "

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import sys
 import logging
+import sys
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -31,7 +31,7 @@ Acker = Callable[[list[int]], None]  # QoS 1 packet ids, in order of receipt
 # Per device, the seqs seen recently. A QoS 1 redelivery arrives within the broker's inflight
 # window, so a short memory per device is enough; the stores dedupe as well (InfluxDB by
 # series + timestamp, the embedded store by a unique key), which covers a gateway restart.
-DEDUPE_WINDOW = 256
+DEDUPE_WINDOW = 64
 MAX_TRACKED_DEVICES = 200_000
 _stored = tuple.__new__  # StoredReading(reading, grid) without the NamedTuple's Python __new__
 
@@ -93,24 +93,20 @@ def is_downlink(topic: str) -> bool:
     return len(parts) == 4 and parts[0] == "safety" and parts[2:] == ["gateway", "status"]
 
 
-class _SeqWindow:
-    __slots__ = ("order", "seen")
+class _SeqWindow(dict[int, int]):
+    """The recent ``seq → ts`` of one device. A QoS 1 redelivery repeats both; a device that
+    rebooted and restarted its counter repeats a seq with a new ts, and is not a duplicate
+    (dropping its alarm as one would be the worst possible mistake)."""
 
-    def __init__(self) -> None:
-        self.seen: set[int] = set()
-        self.order: list[int] = []
+    __slots__ = ()
 
-    def add(self, seq: int) -> bool:
-        """True if new; False if this seq was seen recently."""
-        if seq in self.seen:
+    def add(self, seq: int, ts_ms: int) -> bool:
+        """True if new; False if this (seq, ts) was seen recently."""
+        if self.get(seq) == ts_ms:
             return False
-        self.seen.add(seq)
-        self.order.append(seq)
-        if len(self.order) > DEDUPE_WINDOW:
-            # Drop the older half at once: amortised O(1) per message.
-            old = self.order[: DEDUPE_WINDOW // 2]
-            del self.order[: DEDUPE_WINDOW // 2]
-            self.seen.difference_update(old)
+        self[seq] = ts_ms
+        if len(self) > DEDUPE_WINDOW:
+            del self[next(iter(self))]  # the oldest (dicts keep insertion order)
         return True
 
 
@@ -231,7 +227,9 @@ class Ingest:
         if not reading.site or reading.device_id != ctx.device_id:
             # Vendor formats carry no site (and may carry a vendor identity): take the registry's.
             reading = replace(reading, site=ctx.site, device_id=ctx.device_id)
-        if reading.seq is not None and not self._first_time(ctx.site, ctx.device_id, reading.seq):
+        if reading.seq is not None and not self._first_time(
+            ctx.site, ctx.device_id, reading.seq, reading.ts_ms
+        ):
             self.stats.duplicates += 1
             return
         self._batch.append(_stored(StoredReading, (reading, ctx.grid_id)))
@@ -239,14 +237,14 @@ class Ingest:
             # Alarms are evaluated now, not after the time-series batch.
             self._on_reading(reading, ctx, now)
 
-    def _first_time(self, site: str, device_id: str, seq: int) -> bool:
+    def _first_time(self, site: str, device_id: str, seq: int, ts_ms: int) -> bool:
         key = f"{site}/{device_id}"
         window = self._seqs.get(key)
         if window is None:
             window = self._seqs[key] = _SeqWindow()
             if len(self._seqs) > MAX_TRACKED_DEVICES:
                 self._seqs.popitem(last=False)
-        return window.add(seq)
+        return window.add(seq, ts_ms)
 
     def _reject(self, now: int, topic: str, payload: bytes, rejection: Rejection) -> None:
         self.stats.quarantined += 1
