@@ -114,7 +114,7 @@ class _BufferedClient(paho.Client):
                     self._publish(header, data, i, end)
                 except IndexError:
                     # A PUBLISH whose fields overrun its own length: the stream is not MQTT.
-                    log.error("malformed PUBLISH packet from the broker; reconnecting")
+                    log.exception("malformed PUBLISH packet from the broker; reconnecting")
                     self.reset_buffers()
                     self._loop_rc_handle(paho.MQTT_ERR_PROTOCOL)
                     return
