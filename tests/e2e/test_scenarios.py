@@ -39,7 +39,10 @@ pytestmark = pytest.mark.slow
 SPEED = {
     "batteries-low": 20_000,  # three days
     "building-power-loss": 20_000,  # two days and two hours
-    "elderly-silent-day": 3_600,  # 26 hours; the door heartbeats every 5 min (15 min offline)
+    # 24.5 h. The door heartbeats every 5 min and is offline after 15: 600 simulated s of slack
+    # are 0.3 real s here; at 3600x the gateway opening and paging the elderly incident
+    # sometimes held the door's heartbeats up for longer.
+    "elderly-silent-day": 2_000,
     "charger-thermal-runaway": 60,
     "fall-detected": 1,
     "sos-button": 1,
@@ -50,8 +53,7 @@ DEFAULT_SPEED = 40
 #: Simulated seconds the gateway runs compressed before a long scenario: the silent rest of
 #: the community goes offline (chargers 5 min, gates 15 min, SOS callers 3 h) and those
 #: incidents open and page before the scenario, not in a burst that delays its heartbeats.
-PREROLL_S = {"batteries-low": 4 * 3600, "building-power-loss": 4 * 3600,
-             "elderly-silent-day": 4 * 3600}
+PREROLL_S = {"elderly-silent-day": 4 * 3600}
 
 #: What the sample community lacks for two scenarios (see ``community_for``).
 NEEDS_ADDITIONS = {"elderly-silent-day", "charger-thermal-runaway"}
@@ -209,9 +211,10 @@ async def test_scenario_against_the_gateway(name: str, start_gateway: Any, mosqu
         await asyncio.sleep(0.5)  # the devices' "online" reached the rule engine
         clock.set_speed(speed)
 
-    run = await run_scenario(scenario, mosquitto.url, "demo",
-                             specs, speed, clock=clock,
-                             on_connected=speed_up)
+    # The simulator plays in a thread of its own, like the separate process it is in real
+    # life: the gateway's work (opening and paging incidents) must not hold up the devices.
+    run = await asyncio.to_thread(asyncio.run, run_scenario(
+        scenario, mosquitto.url, "demo", specs, speed, clock=clock, on_connected=speed_up))
     now = clock.now_ms()
     clock.set_speed(1)
 
@@ -225,10 +228,11 @@ async def test_scenario_against_the_gateway(name: str, start_gateway: Any, mosqu
     rows, attached = await incidents_of(gateway)
     rows = [r for r in rows if r.id not in before]  # the silent community's, before the run
     assert all(r.opened_at_ms >= run.sim_start_ms for r in rows), describe(rows)
-    # The outcome is what opened while the scenario played (and one simulated minute after).
-    # At 20 000x, the few hundred real ms between the last step and the clock slowing down are
-    # simulated hours in which the devices fall silent (gates go offline again after 15 min).
-    rows = [r for r in rows if r.opened_at_ms <= run.sim_end_ms + 60_000]
+    # The outcome is what the run's readings caused, or its timers while it played (plus a
+    # simulated minute). At 20 000x, the few hundred real ms between the last step and the
+    # clock slowing down are simulated hours in which the devices fall silent (gates go
+    # offline again 15 min after the power is back).
+    rows = [r for r in rows if (r.reading_ts_ms or r.opened_at_ms) <= run.sim_end_ms + 60_000]
     ours = outcome(run, rows, attached, devices)
     shown = describe(ours)
 
