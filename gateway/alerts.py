@@ -121,8 +121,13 @@ class AlertPipeline:
                 if self._on_change is not None:
                     self._on_change(change, t, target)
         if paged:
-            # Page now rather than on the next escalation tick: latency is the point.
-            await self._escalation.due(self._clock.now_ms())
+            # Page now rather than on the next escalation tick: latency is the point. A failure
+            # here is retried by the escalation loop's own tick.
+            try:
+                await self._escalation.due(self._clock.now_ms())
+            except Exception:
+                self.failures += 1
+                log.exception("paging right away failed; the escalation loop retries")
 
     async def _persist(self) -> None:
         try:
@@ -137,7 +142,13 @@ class AlertPipeline:
         loop = asyncio.get_running_loop()
         while True:
             now = self._clock.now_ms()
-            transitions = self._engine.tick(now)
+            try:
+                transitions = self._engine.tick(now)
+            except Exception:
+                # Timers must keep running for every other device: log, count, go on.
+                self.failures += 1
+                log.exception("evaluating timers failed")
+                transitions = []
             if transitions:
                 self._queue.put_nowait((transitions, None))
             if loop.time() - last_persist >= 1.0:

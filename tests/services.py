@@ -155,7 +155,11 @@ class Influxd:
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
-            self.proc.wait(20)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
         self.proc = None
 
     def query(self, q: str, db: str | None = None) -> dict:  # type: ignore[type-arg]
@@ -170,10 +174,29 @@ class Influxd:
             return json.loads(resp.read())  # type: ignore[no-any-return]
 
     def create_database(self, name: str) -> None:
+        """Create it and wait until it takes writes (right after a restart influxd answers
+        /ping a moment before its meta store accepts new databases)."""
+        import json
+        import urllib.error
         import urllib.parse
 
         data = urllib.parse.urlencode({"q": f'CREATE DATABASE "{name}"'}).encode()
-        urllib.request.urlopen(f"{self.url}/query", data=data, timeout=10).close()
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.url}/query", data=data, timeout=10) as r:
+                    body = json.loads(r.read())
+                if "error" not in body["results"][0]:
+                    probe = urllib.request.Request(
+                        f"{self.url}/write?db={name}&precision=ms", data=b"_probe v=1i 1"
+                    )
+                    urllib.request.urlopen(probe, timeout=10).close()
+                    return
+            except (OSError, urllib.error.HTTPError):
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"influxd did not create database {name!r}")
+            time.sleep(0.2)
 
 
 def pg_admin_url() -> str:

@@ -17,6 +17,7 @@ import logging
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
 from alerting.incidents.lifecycle import IncidentStatus
 from alerting.incidents.silences import active_silence
@@ -64,7 +65,11 @@ class EscalationScheduler:
         (every ``tick_s`` or when poked) until ``stop`` is set."""
         await self._pipeline.deliver_pending()
         while not stop.is_set():
-            await self.due(self._clock.now_ms())
+            try:
+                await self.due(self._clock.now_ms())
+            except Exception:
+                # The ladder must outlive any one failure: log it and try again next tick.
+                log.exception("escalation tick failed; retrying")
             waits = {asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())}
             _, pending = await asyncio.wait(
                 waits, timeout=tick_s, return_when=asyncio.FIRST_COMPLETED
@@ -99,7 +104,13 @@ class EscalationScheduler:
                 break
             planned: list[int] = []
             for incident_id in ids:
-                ran, deliveries = await self._process(incident_id, now_ms)
+                try:
+                    ran, deliveries = await self._process(incident_id, now_ms)
+                except StaleDataError:
+                    # The incident changed while its step ran (acknowledged, folded into an
+                    # outage): the transaction rolled back; the next tick reads it afresh.
+                    log.info("escalation of incident %s changed under us; retried", incident_id)
+                    continue
                 total += ran
                 planned += deliveries
             await self._pipeline.deliver(planned)
