@@ -121,7 +121,8 @@ def community_devices(path: Path, site: str | None = None) -> list[DeviceSpec]:
     simulator drives exactly the devices the registry knows: same ids, same buildings,
     household ids (``{site}.{building}.{unit}-{room}``) with the household's flags, and each
     device's profile (vendor devices keep their profile id; see :attr:`DeviceSpec.native`).
-    A device without a building (a charging pile in a shed) is grouped by its location.
+    A device without a building (a pile a ledger lists by its location only) is grouped by
+    its location.
     """
     from gateway.registry.loader import load_community_yaml  # the registry's own reading
     from gateway.registry.spec import household_id

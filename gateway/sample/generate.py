@@ -4,7 +4,9 @@ this script:  python -m gateway.sample.generate
 
 The community is fictional (names, addresses and phone numbers are made up) and small: twelve
 six-storey buildings of two units — far below the 300–500 households of a real urban grid,
-enough to exercise routing, nesting and the four device types.
+enough to exercise routing, nesting and the four device types. The three e-bike charging
+sheds are buildings of their own (piles and a smoke detector each), and every elder living
+alone has an SOS caller and a door sensor (a gate device of the household).
 """
 
 from __future__ import annotations
@@ -38,6 +40,12 @@ GRID_NAMES = {
     "g3a": "9号楼微网格",
     "g4": "第四网格",
 }
+#: e-bike charging sheds: buildings of their own (code: grid, name, where it stands)
+SHEDS = {
+    "s1": ("g1", "1号非机动车棚", "2号楼北侧"),
+    "s2": ("g2", "2号非机动车棚", "5号楼东侧"),
+    "s3": ("g4", "3号非机动车棚", "11号楼西侧"),
+}
 HOME_SMOKE_BUILDINGS = {"b01", "b02", "b03", "b04"}  # old walk-ups: every flat has a detector
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蒋蔡余杜叶程"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰红梅建国淑珍德福海燕"
@@ -65,11 +73,16 @@ def _bname(code: str) -> str:
 
 
 def buildings() -> list[dict[str, Any]]:
-    return [
+    homes = [
         {"code": b, "name": _bname(b), "grid": g, "address": f"阳光路88弄{int(b[1:])}号"}
         for g, codes in GRIDS.items()
         for b in codes
     ]
+    sheds = [
+        {"code": s, "name": name, "grid": g, "address": f"阳光路88弄 {where}"}
+        for s, (g, name, where) in SHEDS.items()
+    ]
+    return homes + sheds
 
 
 def households(rng: random.Random) -> list[dict[str, Any]]:
@@ -98,8 +111,9 @@ def households(rng: random.Random) -> list[dict[str, Any]]:
 
 
 def yaml_devices(rng: random.Random, elderly: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Smoke detectors (corridors, flats) and SOS buttons; gates and chargers are in the ledger."""
-    out = _corridor_smoke(rng) + _home_smoke(rng, elderly)
+    """Smoke detectors (corridors, flats, sheds), SOS buttons and the elders' door sensors;
+    unit gates and chargers are in the ledger."""
+    out = _corridor_smoke(rng) + _home_smoke(rng, elderly) + _shed_smoke()
     for n, h in enumerate(elderly):
         b, u, r = h["building"], h["unit"], h["room"]
         dev = {
@@ -119,7 +133,40 @@ def yaml_devices(rng: random.Random, elderly: list[dict[str, Any]]) -> list[dict
                 "model": "BT10 一键呼叫器",
             }
         out.append(dev)
+    out += _door_sensors(elderly)
     return out
+
+
+def _door_sensors(elderly: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A door sensor on every elder's front door: the gate device the no-activity rule watches."""
+    return [
+        {
+            "id": f"door-{h['building']}-{h['unit']}-{h['room']}",
+            "type": "gate",
+            "building": h["building"],
+            "unit": h["unit"],
+            "room": h["room"],
+            "location": f"{_bname(h['building'])}{h['unit']}单元{h['room']}室 入户门",
+            "model": "安居宝 AJB-M1 门磁",
+            "installed_at": date(2024, 9, 1) + timedelta(days=n),
+        }
+        for n, h in enumerate(elderly)
+    ]
+
+
+def _shed_smoke() -> list[dict[str, Any]]:
+    """One smoke detector under each charging shed's roof (the piles' fire correlation)."""
+    return [
+        {
+            "id": f"smk-{s}",
+            "type": "smoke",
+            "building": s,
+            "location": f"{name}({where}) 棚顶",
+            "model": "海曼 HM-608PH",
+            "installed_at": date(2024, 5, 20),
+        }
+        for s, (_, name, where) in SHEDS.items()
+    ]
 
 
 def _corridor_smoke(rng: random.Random) -> list[dict[str, Any]]:
@@ -176,13 +223,6 @@ def _home_smoke(rng: random.Random, elderly: list[dict[str, Any]]) -> list[dict[
     return out
 
 
-SHEDS = {
-    "s1": ("g1", "1号非机动车棚(2号楼北侧)"),
-    "s2": ("g2", "2号非机动车棚(5号楼东侧)"),
-    "s3": ("g4", "3号非机动车棚(11号楼西侧)"),
-}
-
-
 def ledger_devices() -> list[dict[str, Any]]:
     """Gates and chargers as the property company's ledger lists them (names, not codes)."""
     rows: list[dict[str, Any]] = []
@@ -215,14 +255,15 @@ def ledger_devices() -> list[dict[str, Any]]:
                 "enabled": True,
             }
         )
-    for shed, (grid, where) in SHEDS.items():
+    for shed, (grid, name, where) in SHEDS.items():
         for n in range(1, 5):
             row = {
                 "id": f"chg-{shed}-{n:02d}",
                 "type": "charger",
-                "name": f"{where.split('(')[0]} {n}号桩",
+                "name": f"{name} {n}号桩",
                 "grid": GRID_NAMES[grid],
-                "location": where,
+                "building": name,
+                "location": f"{name}({where})",
                 "installed_at": date(2024, 5, 20),
                 "model": "万马 WM-10",
                 "ports": 10,

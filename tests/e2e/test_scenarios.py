@@ -12,21 +12,18 @@ own offline alerts (and building outages made only of them) are background, not 
 from __future__ import annotations
 
 import asyncio
-import csv
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from sqlalchemy import select
 
 from alerting.incidents.flood import OUTAGE_RULE
 from alerting.incidents.tables import IncidentDeviceRow, IncidentRow
 from gateway.clock import CompressedClock
 from gateway.quarantine import QuarantinedMessage
-from gateway.sample import demo_community_path, device_ledger_path
+from gateway.sample import demo_community_path
 from simulators import load_scenario, run_scenario, scenario_names
 from simulators.clock import anchored_start_ms
 from simulators.inventory import community_devices
@@ -54,44 +51,6 @@ DEFAULT_SPEED = 40
 #: the community goes offline (chargers 5 min, gates 15 min, SOS callers 3 h) and those
 #: incidents open and page before the scenario, not in a burst that delays its heartbeats.
 PREROLL_S = {"elderly-silent-day": 4 * 3600}
-
-#: What the sample community lacks for two scenarios (see ``community_for``).
-NEEDS_ADDITIONS = {"elderly-silent-day", "charger-thermal-runaway"}
-
-
-def community_for(name: str, tmp_path: Path) -> Path:
-    """The sample community; for two scenarios, a copy with the devices they need added.
-
-    The sample has no door sensor in an elderly-alone household (``household.elderly_no_activity``
-    watches a household's gate device) and its charging piles are in sheds that are not
-    buildings and hold no smoke detector (``charger.fire_correlation`` correlates by building).
-    The copy adds a door sensor to 2-202 of building 2 (native SOS caller, elderly alone), and
-    shed 1 as a building with a smoke detector, its piles assigned to it.
-    """
-    if name not in NEEDS_ADDITIONS:
-        return demo_community_path()
-    data: dict[str, Any] = yaml.safe_load(demo_community_path().read_text(encoding="utf-8"))
-    data["buildings"].append({"code": "s1", "name": "1号非机动车棚", "grid": "g1"})
-    data["devices"] += [
-        {"id": "door-b02-2-202", "type": "gate", "building": "b02", "unit": "2", "room": "202",
-         "location": "2号楼2单元202室 入户门", "model": "门磁 DS-1"},
-        {"id": "smk-s1-01", "type": "smoke", "building": "s1",
-         "location": "1号非机动车棚 棚顶", "model": "海曼 HM-608PH"},
-    ]
-    out = tmp_path / "community"
-    out.mkdir()
-    (out / "demo-community.yaml").write_text(
-        yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    with device_ledger_path().open(encoding="utf-8", newline="") as f:
-        rows = list(csv.reader(f))
-    col = rows[0].index("楼栋")
-    for row in rows[1:]:
-        if row[0].startswith("chg-s1-"):
-            row[col] = "s1"
-    with (out / "device-ledger.csv").open("w", encoding="utf-8", newline="") as f:
-        csv.writer(f).writerows(rows)
-    return out / "demo-community.yaml"
-
 
 Attached = dict[int, set[tuple[str, int]]]
 
@@ -182,11 +141,11 @@ async def settle(gateway: Any, run: ScenarioRun, timeout: float) -> None:
 
 
 @pytest.mark.parametrize("name", scenario_names())
-async def test_scenario_against_the_gateway(name: str, start_gateway: Any, mosquitto: Any,
-                                            tmp_path: Path) -> None:
+async def test_scenario_against_the_gateway(name: str, start_gateway: Any,
+                                            mosquitto: Any) -> None:
     scenario = load_scenario(name)
     speed = SPEED.get(name, DEFAULT_SPEED)
-    community = community_for(name, tmp_path)
+    community = demo_community_path()
     specs = community_devices(community, "demo")
     devices = {d.device_id: d.type for d in specs}
     start = anchored_start_ms(0, 1, time_of_day=scenario.start_at)

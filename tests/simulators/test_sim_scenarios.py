@@ -169,11 +169,6 @@ async def test_compressed_day_reports_simulated_time(mosquitto: Mosquitto) -> No
 
 # -- the sample community (what `safety-gateway demo` registers) ---------------------------
 
-#: Scenarios the sample community has no devices for (see tests/e2e/test_scenarios.py):
-#: no door sensor in an elderly-alone household; sheds are not buildings, no smoke detector.
-NOT_IN_SAMPLE = {"elderly-silent-day", "charger-thermal-runaway"}
-
-
 def test_sample_community_is_read_with_its_ledger_households_and_profiles() -> None:
     devices = {d.device_id: d for d in default_devices("demo")}
     assert devices["smk-b01-1-101"].household == "demo.b01.1-101"
@@ -186,13 +181,33 @@ def test_sample_community_is_read_with_its_ledger_households_and_profiles() -> N
     assert default_devices("elsewhere")[0].device_id.startswith("SD-B01-")  # generated
 
 
-@pytest.mark.parametrize("name", sorted(set(scenario_names()) - NOT_IN_SAMPLE))
+@pytest.mark.parametrize("name", scenario_names())
 def test_scenario_binds_native_devices_of_the_sample(name: str) -> None:
     roles, _ = bind_roles(load_scenario(name), default_devices("demo"))
     assert roles and all(d.native for d in roles.values())
 
 
-@pytest.mark.parametrize("name", sorted(NOT_IN_SAMPLE))
-def test_scenario_the_sample_cannot_play_says_so(name: str) -> None:
+def test_sample_elder_has_a_door_sensor_in_the_household() -> None:
+    roles, buildings = bind_roles(load_scenario("elderly-silent-day"), default_devices("demo"))
+    sos, door = roles["elder_sos"], roles["door"]
+    assert (sos.device_id, door.device_id) == ("sos-b02-2-202", "door-b02-2-202")
+    assert door.type == "gate" and door.household == sos.household == "demo.b02.2-202"
+    assert "elderly_alone" in door.flags and buildings == {"A": "b02"}
+
+
+def test_sample_shed_is_a_building_with_piles_and_a_smoke_detector() -> None:
+    roles, buildings = bind_roles(load_scenario("charger-thermal-runaway"),
+                                  default_devices("demo"))
+    assert buildings == {"shed": "s1"}
+    assert roles["pile"].device_id == "chg-s1-01" and roles["pile"].building == "s1"
+    assert roles["shed_smoke"].device_id == "smk-s1" and roles["shed_smoke"].building == "s1"
+
+
+@pytest.mark.parametrize(("name", "missing"), [
+    ("elderly-silent-day", "door-"),  # no elder's door sensor
+    ("charger-thermal-runaway", "smk-s"),  # no smoke detector in any shed
+])
+def test_scenario_without_its_devices_says_so(name: str, missing: str) -> None:
+    devices = [d for d in default_devices("demo") if not d.device_id.startswith(missing)]
     with pytest.raises(LookupError, match="no building has devices"):
-        bind_roles(load_scenario(name), default_devices("demo"))
+        bind_roles(load_scenario(name), devices)
