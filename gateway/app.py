@@ -107,9 +107,9 @@ class Gateway:
     def _mqtt_sessions(self) -> list[MqttSession]:
         """The broker connections: with ``mqtt.priority_connection``, events (alarms) and the
         vendor formats come in on a connection of their own, so an alarm never queues behind a
-        backlog of telemetry; the bulk connection takes everything under ``safety/`` (events
-        too — a duplicate is recognised by its seq), so malformed topics are still seen and
-        quarantined."""
+        backlog of telemetry; the bulk connection takes everything under ``safety/`` so that
+        malformed topics are still seen and quarantined, and only acknowledges the events
+        (the alarm connection's own persistent session holds its copy)."""
         s = self.settings
         vendor = [t for t in self.profiles.subscriptions() if not t.startswith("safety/")]
         status_topic = f"safety/{s.site}/gateway/status"
