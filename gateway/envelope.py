@@ -1,4 +1,4 @@
-"""Value objects passed along the pipeline: a received message, a decoded reading, a rejection."""
+"""Value objects passed along the pipeline: a decoded reading, a rejection, a device's place."""
 
 from __future__ import annotations
 
@@ -10,17 +10,6 @@ DeviceType = Literal["smoke", "sos", "gate", "charger"]
 DEVICE_TYPES: tuple[DeviceType, ...] = ("smoke", "sos", "gate", "charger")
 ReadingKind = Literal["telemetry", "event", "status"]
 FieldValue = float | int | bool | str
-
-
-@dataclass(frozen=True, slots=True)
-class Envelope:
-    """One MQTT message as it came off the wire, with the gateway's receive time (epoch ms)."""
-
-    topic: str
-    payload: bytes
-    received_ms: int
-    qos: int = 0
-    retain: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +45,6 @@ class RejectReason(StrEnum):
     UNKNOWN_DEVICE = "unknown_device"
     UNKNOWN_TOPIC = "unknown_topic"
     FUTURE_TIMESTAMP = "future_timestamp"
-    STALE_TIMESTAMP = "stale_timestamp"
     TYPE_MISMATCH = "type_mismatch"
 
 

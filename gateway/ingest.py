@@ -14,7 +14,7 @@ import logging
 import sys
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from device_profiles import ProfileRegistry
 from gateway.clock import Clock
@@ -47,7 +47,6 @@ class IngestStats:
     batches: int = 0
     store_failures: int = 0
     last_batch_ms: int = 0
-    by_type: dict[str, int] = field(default_factory=dict)
 
 
 GC_GEN0_THRESHOLD = 50_000

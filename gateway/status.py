@@ -83,12 +83,3 @@ class DeviceStatusBoard:
             return False
         limit = self._offline_after_ms.get(self._types[(site, device_id)], 3_600_000)
         return now_ms - status.last_seen_ms <= limit
-
-    def offline_count(self, site: str, known: list[str], now_ms: int) -> int:
-        """Devices of ``known`` that are offline now (never heard of counts as offline)."""
-        count = 0
-        for device_id in known:
-            status = self._devices.get((site, device_id))
-            if status is None or not self._online(site, device_id, status, now_ms):
-                count += 1
-        return count
