@@ -23,6 +23,8 @@ from alerting.notify.sms import SmsNotifier
 from alerting.notify.stages import DeliveryPipeline, RetryPolicy
 from alerting.notify.webhook import WebhookNotifier, dingtalk_markdown, wecom_markdown
 from alerting.routing.directory import ChannelKind
+from alerting.routing.ladder import default_ladders
+from alerting.routing.router import RoutingPolicy
 from alerting.rules.engine import RuleEngine
 from alerting.rules.loader import RuleSet, load_rules
 from alerting.rules.overrides import apply_overrides, load_overrides
@@ -188,8 +190,12 @@ class Gateway:
             notifiers,
             retry=RetryPolicy(attempts=s.notify.max_attempts),
         )
+        self.policy = routing_policy(s)
         self.incidents = IncidentService(
-            self.sessions, self.clock, actions=ActionRunner(self._publish_command)
+            self.sessions,
+            self.clock,
+            policy=self.policy,
+            actions=ActionRunner(self._publish_command),
         )
         self.escalation = EscalationScheduler(self.sessions, self.clock, directory, pipeline)
         self.alerts = AlertPipeline(
@@ -356,7 +362,7 @@ class Gateway:
             health=self._health_async,
             metrics=self.metrics,
             registry=self.registry,
-            route_tester=partial(route_test, self.directory),
+            route_tester=partial(route_test, self.directory, policy=self.policy),
             device_status=self.status.get,
         )
 
@@ -390,6 +396,16 @@ class Gateway:
                 "failures": self.alerts.failures,
             },
         }
+
+
+def routing_policy(settings: Settings) -> RoutingPolicy:
+    """The default route tree with ladders escalating after the configured deadlines."""
+    esc = settings.alerting.escalation
+    return RoutingPolicy(
+        ladders=default_ladders(
+            esc.critical_ack_s * 1000, esc.major_ack_s * 1000, esc.minor_ack_s * 1000
+        )
+    )
 
 
 class _EmbeddedServer(uvicorn.Server):

@@ -81,10 +81,12 @@ class IngestSettings(Section):
 
 
 class EscalationDefaults(Section):
+    """Acknowledgement deadline per severity: the ladders escalate after it, the statistics
+    measure "handled in time" against it; reminders come at multiples of it."""
+
     critical_ack_s: int = 120
     major_ack_s: int = 600
     minor_ack_s: int = 24 * 3600
-    reminder_s: int = 1800
 
 
 class AlertingSettings(Section):
@@ -95,8 +97,6 @@ class AlertingSettings(Section):
 
 
 class NotifySettings(Section):
-    webhook_urls: list[str] = []
-    webhook_format: Literal["json", "wecom", "dingtalk"] = "json"
     sms_gateway_url: str | None = None
     smtp_host: str | None = None
     smtp_port: int = 25

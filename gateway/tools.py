@@ -41,6 +41,8 @@ async def route_test(settings: Settings, site: str, device_id: str, rule_id: str
             return 2
         directory = RegistryDirectory(registry, sessions, list(ChannelKind))
         now = int(datetime.now(UTC).timestamp() * 1000)
+        from gateway.app import routing_policy
+
         plan = await plan_route(
             directory,
             ctx,
@@ -48,6 +50,7 @@ async def route_test(settings: Settings, site: str, device_id: str, rule_id: str
             now_ms=now,
             rule_id=rule_id,
             category=Category(rule.category),
+            policy=routing_policy(settings),
         )
         print(f"{rule_id} ({rule.severity}) at {device_id}, grid {ctx.grid_id}:")
         for at_ms, paged in plan:

@@ -87,3 +87,23 @@ def test_each_device_may_publish_only_on_its_own_topics() -> None:
     assert not may_write(first.id, "safety/demo/workers/zhang-min/incidents")
     assert may_write("gateway", "safety/demo/workers/zhang-min/incidents")
     assert may_write("gateway", f"safety/demo/charger/{first.id}/cmd")
+
+
+def test_configured_deadlines_drive_the_escalation_ladder() -> None:
+    from alerting.models import Category, Severity
+    from alerting.routing.tree import route_labels
+    from gateway.app import routing_policy
+
+    settings = Settings(mode="development", alerting={"escalation": {"critical_ack_s": 45}})
+    labels = route_labels(
+        severity=Severity.CRITICAL,
+        category=Category.SAFETY,
+        rule_id="smoke.alarm",
+        device_type="smoke",
+        site="demo",
+        grid_id="demo.g1",
+        building_id=None,
+        household_flags=frozenset(),
+    )
+    steps = [at for at, _i, _s in routing_policy(settings).ladder_for(labels).schedule(0, 100_000)]
+    assert steps[:2] == [0, 45_000], "the second step comes one configured deadline after the first"
