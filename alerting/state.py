@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
-from gateway.db import Base
+from gateway.db import Base, WriteTurns
 
 StateKey = tuple[str, str]  # (rule_id, subject)
 
@@ -35,7 +35,8 @@ class AlertStateStore(Protocol):
     """Where the rule engine's state survives restarts."""
 
     async def save(self, changes: Sequence[StateChange]) -> None:
-        """Apply all changes atomically (one transaction)."""
+        """Apply the changes; each is one row on its own, so they may go in several
+        transactions (what a crash leaves unsaved is still marked dirty by the engine)."""
         ...
 
     async def load_all(self) -> dict[StateKey, dict[str, Any]]:
@@ -55,9 +56,16 @@ class AlertStateRow(Base):
 class SqlAlertStateStore:
     """``AlertStateStore`` on the gateway's relational database (SQLite or PostgreSQL)."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, batch: int = 500) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        batch: int = 200,
+        turns: WriteTurns | None = None,
+    ) -> None:
         self._sessions = sessions
         self._batch = batch
+        self._turns = turns or WriteTurns()
 
     async def save(self, changes: Sequence[StateChange]) -> None:
         if not changes:
@@ -73,15 +81,18 @@ class SqlAlertStateStore:
             if c.state is not None
         ]
         deletes = [(c.rule_id, c.subject) for c in changes if c.state is None]
-        async with self._sessions() as session, session.begin():
-            for start in range(0, len(upserts), self._batch):
+        # Small transactions, each a routine turn: an alarm waits for one batch at most.
+        for start in range(0, len(upserts), self._batch):
+            async with self._turns.routine(), self._sessions.begin() as session:
                 await self._upsert(session, upserts[start : start + self._batch])
-            for rule_id, subject in deletes:
-                await session.execute(
-                    delete(AlertStateRow).where(
-                        AlertStateRow.rule_id == rule_id, AlertStateRow.subject == subject
+        for start in range(0, len(deletes), self._batch):
+            async with self._turns.routine(), self._sessions.begin() as session:
+                for rule_id, subject in deletes[start : start + self._batch]:
+                    await session.execute(
+                        delete(AlertStateRow).where(
+                            AlertStateRow.rule_id == rule_id, AlertStateRow.subject == subject
+                        )
                     )
-                )
 
     async def load_all(self) -> dict[StateKey, dict[str, Any]]:
         async with self._sessions() as session:

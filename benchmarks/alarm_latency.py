@@ -104,7 +104,8 @@ def report(name: str, latencies: list[float]) -> None:
         return
     n = len(latencies)
     pct = lambda q: latencies[min(n - 1, int(q * n))]  # noqa: E731
-    print(f"{name}: n={n}  p50 {pct(0.50):.1f} ms  p99 {pct(0.99):.1f} ms  max {latencies[-1]:.1f} ms")
+    print(f"{name}: n={n}  p50 {pct(0.50):.1f} ms  p90 {pct(0.90):.1f} ms  p99 {pct(0.99):.1f} ms  "
+          f"max {latencies[-1]:.1f} ms  (slowest: {', '.join(f'{x:.0f}' for x in latencies[-4:])})")
 
 
 def rule_cost() -> None:

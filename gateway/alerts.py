@@ -2,7 +2,9 @@
 
 ``on_reading`` runs synchronously on the hot path; only readings that change an alert's state
 produce work, which goes on a queue the alert worker drains at once (never behind the
-time-series batch). The worker makes the engine's state durable before anyone acts on it.
+time-series batch). The worker opens the incident and its first page in one transaction and
+sends the page at once; the engine's state is saved after that, off the alarm's critical path
+(a crash in between re-fires the rule on restart, and the open incident counts it as a repeat).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from alerting.incidents.service import IncidentChange, IncidentService
 from alerting.models import AlertState, AlertTransition
 from alerting.rules.engine import RuleEngine
 from gateway.clock import Clock
+from gateway.db import WriteTurns
 from gateway.envelope import DeviceContext, Reading
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,7 @@ class AlertPipeline:
         tick_interval_ms: int = 1000,
         on_change: ChangeListener | None = None,
         hold_bulk: Callable[[bool], None] | None = None,
+        turns: WriteTurns | None = None,
     ) -> None:
         self._engine = engine
         self._incidents = incidents
@@ -49,9 +53,14 @@ class AlertPipeline:
         self._on_change = on_change
         # Pauses telemetry reading while an alarm is being turned into pages (see _handle).
         self._hold_bulk = hold_bulk or (lambda _hold: None)
+        self._turns = turns or WriteTurns()
         self._queue: asyncio.Queue[tuple[list[AlertTransition], DeviceContext | None]] = (
             asyncio.Queue()
         )
+        # Queued and handled counts, so ingest can wait for what its messages set off.
+        self._queued = 0
+        self._handled = 0
+        self._progress = asyncio.Event()
         self._wake = asyncio.Event()
         self.transitions = 0
         self.failures = 0
@@ -59,7 +68,37 @@ class AlertPipeline:
     def on_reading(self, reading: Reading, ctx: DeviceContext, now_ms: int) -> None:
         transitions = self._engine.on_reading(reading, ctx, now_ms)
         if transitions:
-            self._queue.put_nowait((transitions, ctx))
+            self._enqueue(transitions, ctx)
+
+    def _enqueue(self, transitions: list[AlertTransition], ctx: DeviceContext | None) -> None:
+        self._queued += 1
+        self._queue.put_nowait((transitions, ctx))
+
+    async def settled(self, timeout_s: float = 10.0) -> bool:
+        """Wait until everything queued so far has been handled (incidents opened, first pages
+        on their way). Ingest awaits this before acknowledging a batch, so an alarm whose
+        message the broker forgets has already opened its incident. False on timeout (the
+        worker is stuck: acknowledging anyway keeps telemetry flowing; the backlog is on
+        /health)."""
+        target = self._queued
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while self._handled < target:
+            self._progress.clear()
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._progress.wait(), left)
+        return True
+
+    async def _handle_counted(
+        self, transitions: list[AlertTransition], ctx: DeviceContext | None
+    ) -> None:
+        try:
+            await self._handle(transitions, ctx)
+        finally:
+            self._handled += 1
+            self._progress.set()
 
     @property
     def backlog(self) -> int:
@@ -75,9 +114,9 @@ class AlertPipeline:
             self._hold_bulk(True)
             release = asyncio.get_running_loop().call_later(MAX_HOLD_S, self._hold_bulk, False)
             try:
-                await self._handle(transitions, ctx)
+                await self._handle_counted(transitions, ctx)
                 while not self._queue.empty():
-                    await self._handle(*self._queue.get_nowait())
+                    await self._handle_counted(*self._queue.get_nowait())
             finally:
                 release.cancel()
                 self._hold_bulk(False)
@@ -85,11 +124,9 @@ class AlertPipeline:
     async def drain(self) -> None:
         """Handle what is queued (used at shutdown)."""
         while not self._queue.empty():
-            transitions, ctx = self._queue.get_nowait()
-            await self._handle(transitions, ctx)
+            await self._handle_counted(*self._queue.get_nowait())
 
     async def _handle(self, transitions: list[AlertTransition], ctx: DeviceContext | None) -> None:
-        await self._persist()
         paged = False
         for t in transitions:
             self.transitions += 1
@@ -109,7 +146,8 @@ class AlertPipeline:
                 self.failures += 1
                 continue
             try:
-                change = await self._incidents.apply(t, target)
+                async with self._turns.urgent():
+                    change = await self._incidents.apply(t, target)
             except Exception:
                 # Keep going: one broken incident must not stop the others. Safety first:
                 # the failure is visible in the log, the metrics and /health.
@@ -117,9 +155,13 @@ class AlertPipeline:
                 log.exception("opening the incident for %s failed", t.dedupe_key)
                 continue
             if change is not None:
-                paged = paged or change.pages
+                if change.claimed:
+                    self._escalation.send(list(change.claimed))
+                else:
+                    paged = paged or change.pages
                 if self._on_change is not None:
                     self._on_change(change, t, target)
+        await self._persist()
         if paged:
             # Page now rather than on the next escalation tick: latency is the point. A failure
             # here is retried by the escalation loop's own tick.
@@ -150,7 +192,7 @@ class AlertPipeline:
                 log.exception("evaluating timers failed")
                 transitions = []
             if transitions:
-                self._queue.put_nowait((transitions, None))
+                self._enqueue(transitions, None)
             if loop.time() - last_persist >= 1.0:
                 await self._persist()
                 last_persist = loop.time()

@@ -33,7 +33,7 @@ from api.incident_view import publish_incident
 from device_profiles import ProfileRegistry, load_profiles
 from gateway.alerts import AlertPipeline
 from gateway.clock import Clock, SystemClock
-from gateway.db import make_engine, make_sessionmaker
+from gateway.db import WriteTurns, make_engine, make_sessionmaker
 from gateway.directory import RegistryDirectory
 from gateway.envelope import DeviceContext, Reading
 from gateway.ingest import Ingest, is_native_event, tune_gc
@@ -72,6 +72,8 @@ class Gateway:
     ingest: Ingest = field(init=False)
     mqtt: MqttSession = field(init=False)
     live: LiveHub = field(default_factory=LiveHub)
+    # The database's writers take turns, alarms first (see WriteTurns).
+    turns: WriteTurns = field(default_factory=WriteTurns)
     status: DeviceStatusBoard = field(init=False)
     api_port: int = 0
     _background: set[asyncio.Task[None]] = field(default_factory=set)
@@ -90,7 +92,7 @@ class Gateway:
         await self.registry.load()
         self.profiles = load_profiles(s.profiles_dir)
         self._build_storage()
-        self.quarantine = Quarantine(self.sessions, s.ingest.quarantine_keep)
+        self.quarantine = Quarantine(self.sessions, s.ingest.quarantine_keep, turns=self.turns)
         self.status = DeviceStatusBoard(self.profiles, self.live)
         await self._build_alerting()
         self.ingest = Ingest(
@@ -100,6 +102,7 @@ class Gateway:
             self.writer,
             self.clock,
             on_reading=self._on_reading,
+            settled=self.alerts.settled,
             batch_size=s.ingest.batch_size,
             flush_interval_ms=s.ingest.flush_interval_ms,
             future_tolerance_ms=s.ingest.future_tolerance_s * 1000,
@@ -172,7 +175,7 @@ class Gateway:
         self.engine = RuleEngine(
             self.rules,
             grace_ms=s.alerting.startup_grace_s * 1000,
-            store=SqlAlertStateStore(self.sessions),
+            store=SqlAlertStateStore(self.sessions, turns=self.turns),
         )
         await self.engine.load()
         now = self.clock.now_ms()
@@ -189,15 +192,17 @@ class Gateway:
             self.clock,
             notifiers,
             retry=RetryPolicy(attempts=s.notify.max_attempts),
+            turns=self.turns,
         )
         self.policy = routing_policy(s)
+        self.escalation = EscalationScheduler(self.sessions, self.clock, directory, pipeline)
         self.incidents = IncidentService(
             self.sessions,
             self.clock,
             policy=self.policy,
             actions=ActionRunner(self._publish_command),
+            first_step=self.escalation.first_step,
         )
-        self.escalation = EscalationScheduler(self.sessions, self.clock, directory, pipeline)
         self.alerts = AlertPipeline(
             self.engine,
             self.incidents,
@@ -207,6 +212,7 @@ class Gateway:
             tick_interval_ms=s.alerting.tick_interval_ms,
             on_change=self._incident_changed,
             hold_bulk=self._hold_bulk,
+            turns=self.turns,
         )
 
     def _notifiers(self) -> dict[ChannelKind, Notifier]:
@@ -306,6 +312,10 @@ class Gateway:
 
     async def _shutdown(self) -> None:
         """Stop receiving, store what was received, acknowledge it, then close the stores."""
+        with contextlib.suppress(Exception):
+            # Pages on their way out get their broker's acknowledgement before MQTT closes.
+            if left := await self.escalation.finish_sending(3.0):
+                log.warning("%d deliveries still sending at shutdown; resent after restart", left)
         for session in self.sessions_mqtt:
             with contextlib.suppress(Exception):
                 await session.close()

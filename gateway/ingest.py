@@ -13,7 +13,7 @@ import gc
 import logging
 import sys
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 from device_profiles import ProfileRegistry
@@ -121,6 +121,7 @@ class Ingest:
         clock: Clock,
         *,
         on_reading: ReadingSink | None = None,
+        settled: Callable[[], Awaitable[object]] | None = None,
         batch_size: int = 5000,
         flush_interval_ms: int = 200,
         future_tolerance_ms: int = 300_000,
@@ -131,6 +132,8 @@ class Ingest:
         self._writer = writer
         self._clock = clock
         self._on_reading = on_reading
+        # Awaited before acknowledging: the alert path has acted on what the batch set off.
+        self._settled = settled
         # One acknowledgement list per MQTT connection the messages came in on.
         self._ackers: list[Acker] = []
         self._acks: list[list[int]] = []
@@ -287,6 +290,9 @@ class Ingest:
         self.stats.stored += len(batch)
         self.stats.batches += 1
         self.stats.last_batch_ms = self._clock.now_ms()
+        if self._settled is not None:
+            # An alarm's message is forgotten by the broker only once its incident is open.
+            await self._settled()
         for ack, mids in zip(self._ackers, acks, strict=True):
             if mids:
                 ack(mids)

@@ -13,7 +13,10 @@ after another — nobody acknowledged for that long, so climbing the ladder is r
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -23,6 +26,7 @@ from alerting.incidents.lifecycle import IncidentStatus
 from alerting.incidents.silences import active_silence
 from alerting.incidents.store import add_event, stop_timer
 from alerting.incidents.tables import DeliveryRow, EscalationTimerRow, IncidentRow
+from alerting.notify.base import Delivery
 from alerting.notify.stages import DeliveryPipeline, FailedDelivery
 from alerting.routing.directory import Directory, Role
 from alerting.routing.ladder import Ladder
@@ -171,9 +175,39 @@ class EscalationScheduler:
                 return 1, await self._remind(s, timer, incident, now_ms)
             return 1, await self._step(s, timer, incident, now_ms)
 
+    async def first_step(
+        self, s: AsyncSession, incident: IncidentRow, timer: EscalationTimerRow, now_ms: int
+    ) -> list[Delivery]:
+        """Step 0 inside the transaction that opened ``incident``, so the alarm path pages
+        without a round through the loop; its deliveries come back claimed, ready to send."""
+        claimed: list[Delivery] = []
+
+        async def plan(**step: Any) -> list[int]:
+            claimed.extend(await self._pipeline.plan_claimed(s, incident, **step))
+            return []
+
+        await self._step(s, timer, incident, now_ms, plan=plan)
+        return claimed
+
+    def send(self, deliveries: list[Delivery]) -> None:
+        """Send what :meth:`first_step` claimed (each delivery its own task)."""
+        self._pipeline.send_claimed(deliveries)
+
+    async def finish_sending(self, timeout_s: float) -> int:
+        """Let pages already going out finish (shutdown); returns how many did not."""
+        return await self._pipeline.drain(timeout_s)
+
     async def _step(
-        self, s: AsyncSession, timer: EscalationTimerRow, incident: IncidentRow, now_ms: int
+        self,
+        s: AsyncSession,
+        timer: EscalationTimerRow,
+        incident: IncidentRow,
+        now_ms: int,
+        *,
+        plan: Callable[..., Awaitable[list[int]]] | None = None,
     ) -> list[int]:
+        if plan is None:
+            plan = functools.partial(self._pipeline.plan, s, incident)
         ladder = Ladder.from_json(timer.ladder)
         index = timer.next_step
         step = ladder.step(index)
@@ -182,9 +216,7 @@ class EscalationScheduler:
             add_event(s, incident.id, now_ms, "ladder_exhausted")
             return []
         paged = await resolve_roles(self._directory, step.targets, _place(incident), now_ms)
-        ids = await self._pipeline.plan(
-            s,
-            incident,
+        ids = await plan(
             step=step_token(incident.round, str(index)),
             kind="page",
             paged=paged,

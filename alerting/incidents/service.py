@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from sqlalchemy.exc import IntegrityError
@@ -16,13 +17,14 @@ from alerting.incidents.store import (
     SYSTEM,
     active_by_key,
     add_event,
+    new_timer,
     set_status,
-    set_timer,
     stop_timer,
 )
-from alerting.incidents.tables import IncidentRow
+from alerting.incidents.tables import EscalationTimerRow, IncidentRow
 from alerting.incidents.workflow import IncidentDesk
 from alerting.models import AlertState, AlertTransition, Category, Severity
+from alerting.notify.base import Delivery
 from alerting.routing.router import RoutingPolicy
 from alerting.routing.tree import route_labels
 from gateway.clock import Clock
@@ -46,11 +48,18 @@ class IncidentChange:
     severity: Severity
     silenced: bool = False
     actions: tuple[ActionOutcome, ...] = ()
+    # The first step's deliveries, planned and claimed in the opening transaction: send now.
+    claimed: tuple[Delivery, ...] = ()
 
     @property
     def pages(self) -> bool:
         """Whether the escalation loop should run now (a new ladder starts)."""
         return self.kind in (ChangeKind.OPENED, ChangeKind.OUTAGE_OPENED) and not self.silenced
+
+
+# Runs an opened incident's first escalation step inside the opening transaction and returns
+# its deliveries, claimed (EscalationScheduler.first_step).
+FirstStep = Callable[[AsyncSession, IncidentRow, EscalationTimerRow, int], Awaitable[list[Delivery]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,10 +108,13 @@ class IncidentService(IncidentDesk):
         policy: RoutingPolicy | None = None,
         flood: fl.FloodControl | None = None,
         actions: ActionRunner | None = None,
+        first_step: FirstStep | None = None,
     ) -> None:
         super().__init__(sessionmaker, clock, policy=policy)
         self._flood = flood if flood is not None else fl.FloodControl()
         self._actions = actions or ActionRunner()
+        # Without it, the escalation loop pages on its next run (tests drive it by hand).
+        self._first_step = first_step
 
     # ------------------------------------------------------------------ alert transitions
 
@@ -159,6 +171,7 @@ class IncidentService(IncidentDesk):
         kind: str,
         first_page_ms: int,
         what: Opening | None = None,
+        page_now: bool = True,
     ) -> IncidentChange:
         o = what or Opening.of(t, ctx)
         labels = route_labels(
@@ -215,8 +228,9 @@ class IncidentService(IncidentDesk):
             },
         )
         ladder = self._policy.ladder_for(labels)
+        timer = None
         if ladder.steps:
-            await set_timer(s, row.id, kind="step", due_at_ms=first_page_ms, ladder=ladder)
+            timer = new_timer(s, row.id, kind="step", due_at_ms=first_page_ms, ladder=ladder)
         silence = await active_silence(
             s,
             site=row.site,
@@ -234,14 +248,26 @@ class IncidentService(IncidentDesk):
                 note=silence.reason,
                 data={"silence": silence.id, "until": silence.ends_at_ms},
             )
+        claimed: list[Delivery] = []
+        now_ms = self._clock.now_ms()
+        if (
+            page_now
+            and self._first_step is not None
+            and timer is not None
+            and silence is None
+            and first_page_ms <= now_ms
+        ):
+            claimed = await self._first_step(s, row, timer, now_ms)
         kind_out = ChangeKind.OUTAGE_OPENED if kind == "building_outage" else ChangeKind.OPENED
-        return IncidentChange(kind_out, row.id, o.severity, silenced=silence is not None)
+        return IncidentChange(
+            kind_out, row.id, o.severity, silenced=silence is not None, claimed=tuple(claimed)
+        )
 
     async def _record_info(
         self, s: AsyncSession, t: AlertTransition, ctx: DeviceContext
     ) -> IncidentChange:
         """Info (a self-test): an incident resolved on the spot as a device test, no ladder."""
-        change = await self._open(s, t, ctx, kind="alert", first_page_ms=t.at_ms)
+        change = await self._open(s, t, ctx, kind="alert", first_page_ms=t.at_ms, page_now=False)
         row = await s.get(IncidentRow, change.incident_id)
         assert row is not None
         await stop_timer(s, row.id)
@@ -344,6 +370,4 @@ class IncidentService(IncidentDesk):
                 )
 
         await self._tx(record)
-        return IncidentChange(
-            change.kind, change.incident_id, change.severity, change.silenced, outcomes
-        )
+        return replace(change, actions=outcomes)

@@ -58,15 +58,7 @@ async def set_timer(
     if timer is None:
         if ladder is None:
             raise ValueError(f"incident {incident_id} has no ladder snapshot")
-        timer = EscalationTimerRow(
-            incident_id=incident_id,
-            kind=kind,
-            due_at_ms=due_at_ms,
-            next_step=0,
-            reminders_sent=0,
-            ladder=ladder.to_json(),
-        )
-        session.add(timer)
+        timer = new_timer(session, incident_id, kind=kind, due_at_ms=due_at_ms, ladder=ladder)
     timer.kind = kind
     timer.due_at_ms = due_at_ms
     timer.note = note
@@ -74,6 +66,23 @@ async def set_timer(
         timer.ladder = ladder.to_json()
     if next_step is not None:
         timer.next_step = next_step
+    return timer
+
+
+def new_timer(
+    session: AsyncSession, incident_id: int, *, kind: str, due_at_ms: int, ladder: Ladder
+) -> EscalationTimerRow:
+    """The timer of an incident created in this transaction (it cannot have one yet)."""
+    timer = EscalationTimerRow(
+        incident_id=incident_id,
+        kind=kind,
+        due_at_ms=due_at_ms,
+        next_step=0,
+        reminders_sent=0,
+        note="",
+        ladder=ladder.to_json(),
+    )
+    session.add(timer)
     return timer
 
 

@@ -16,6 +16,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -26,6 +27,7 @@ from alerting.notify.base import Delivery, DeliveryError, Notifier
 from alerting.routing.directory import ChannelKind
 from alerting.routing.router import Paged
 from gateway.clock import Clock
+from gateway.db import WriteTurns
 
 log = logging.getLogger(__name__)
 Sleep = Callable[[float], Awaitable[None]]
@@ -67,6 +69,7 @@ class DeliveryPipeline:
         retry: RetryPolicy | None = None,
         sleep: Sleep = asyncio.sleep,
         lease_ms: int = 10 * 60_000,
+        turns: WriteTurns | None = None,
     ) -> None:
         self._sm = sessionmaker
         self._clock = clock
@@ -74,7 +77,9 @@ class DeliveryPipeline:
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
         self._lease_ms = lease_ms
+        self._turns = turns or WriteTurns()
         self.on_final_failure: Callable[[FailedDelivery], Awaitable[None]] | None = None
+        self._sending: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ dedup
 
@@ -90,6 +95,52 @@ class DeliveryPipeline:
         text: str = "",
     ) -> list[int]:
         """Add the rows of one step (inside the caller's transaction); returns unsent row ids."""
+        wanted = self._rows(incident, step, kind, paged, now_ms, text)
+        if not wanted:
+            return []
+        existing = await session.execute(
+            select(DeliveryRow).where(DeliveryRow.idempotency_key.in_(list(wanted)))
+        )
+        rows = {r.idempotency_key: r for r in existing.scalars()}
+        for key, row in wanted.items():
+            if key not in rows:
+                session.add(row)
+                rows[key] = row
+        await session.flush()
+        return [r.id for r in rows.values() if r.status in ("pending", "sending")]
+
+    async def plan_claimed(
+        self,
+        session: AsyncSession,
+        incident: IncidentRow,
+        *,
+        step: str,
+        kind: str,
+        paged: Iterable[Paged],
+        now_ms: int,
+        text: str = "",
+    ) -> list[Delivery]:
+        """The first step of an incident opened in this same transaction: no row of it can
+        exist yet, so none is looked up, and the rows are written already claimed by this
+        process (leased) so they go out the moment the transaction commits."""
+        lease = now_ms + self._lease_ms
+        rows = list(self._rows(incident, step, kind, paged, now_ms, text, lease).values())
+        session.add_all(rows)
+        await session.flush()
+        message = incident_message(incident)
+        return [_delivery(r, message) for r in rows]
+
+    def _rows(
+        self,
+        incident: IncidentRow,
+        step: str,
+        kind: str,
+        paged: Iterable[Paged],
+        now_ms: int,
+        text: str,
+        lease_until_ms: int | None = None,
+    ) -> dict[str, DeliveryRow]:
+        """One row per idempotency key: per person and channel of the step."""
         wanted: dict[str, DeliveryRow] = {}
         for p in paged:
             for ch in p.recipient.channels:
@@ -106,30 +157,36 @@ class DeliveryPipeline:
                         channel=ch.kind.value,
                         address=ch.address,
                         text=text,
-                        status="pending",
+                        status="pending" if lease_until_ms is None else "sending",
+                        lease_until_ms=lease_until_ms,
                         attempts=0,
                         created_at_ms=now_ms,
                         updated_at_ms=now_ms,
                     ),
                 )
-        if not wanted:
-            return []
-        existing = await session.execute(
-            select(DeliveryRow).where(DeliveryRow.idempotency_key.in_(list(wanted)))
-        )
-        rows = {r.idempotency_key: r for r in existing.scalars()}
-        for key, row in wanted.items():
-            if key not in rows:
-                session.add(row)
-                rows[key] = row
-        await session.flush()
-        return [r.id for r in rows.values() if r.status in ("pending", "sending")]
+        return wanted
 
     # ------------------------------------------------------------------ send
 
     async def deliver(self, ids: Iterable[int]) -> None:
         """Send these deliveries concurrently (each with its own retries)."""
         await asyncio.gather(*(self._deliver_one(i) for i in ids))
+
+    def send_claimed(self, deliveries: Iterable[Delivery]) -> None:
+        """Start sending deliveries this process has claimed (see :meth:`plan_claimed`); each
+        runs as its own task, so one person's retries never hold up the next alarm."""
+        for d in deliveries:
+            task = asyncio.get_running_loop().create_task(self._send(d))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+    async def drain(self, timeout_s: float) -> int:
+        """Give the deliveries started by :meth:`send_claimed` up to ``timeout_s`` to finish (at
+        shutdown); returns how many are still going. Those stay claimed in the database and
+        are sent again once their lease ends."""
+        if self._sending:
+            await asyncio.wait(set(self._sending), timeout=timeout_s)
+        return len(self._sending)
 
     async def deliver_pending(self) -> int:
         """Send every unsent delivery, e.g. those left behind by a crash; returns how many."""
@@ -165,24 +222,14 @@ class DeliveryPipeline:
             incident = await s.get(IncidentRow, row.incident_id) if row else None
             if row is None or incident is None:
                 return None
-            return Delivery(
-                row.id,
-                row.idempotency_key,
-                row.incident_id,
-                row.kind,
-                row.step,
-                row.person_id,
-                row.role,
-                ChannelKind(row.channel),
-                row.address,
-                row.text,
-                incident_message(incident),
-            )
+            return _delivery(row, incident_message(incident))
 
     async def _deliver_one(self, delivery_id: int) -> None:
         d = await self._claim(delivery_id)
-        if d is None:
-            return
+        if d is not None:
+            await self._send(d)
+
+    async def _send(self, d: Delivery) -> None:
         notifier = self._notifiers.get(d.channel)
         error = f"no notifier configured for channel {d.channel.value}"
         attempt = 0
@@ -223,7 +270,23 @@ class DeliveryPipeline:
         if status == "sent":
             values["sent_at_ms"] = now
             values["lease_until_ms"] = None
-        async with self._sm.begin() as s:
+        async with self._turns.routine(), self._sm.begin() as s:
             await s.execute(
                 update(DeliveryRow).where(DeliveryRow.id == delivery_id).values(**values)
             )
+
+
+def _delivery(row: DeliveryRow, incident: dict[str, Any]) -> Delivery:
+    return Delivery(
+        row.id,
+        row.idempotency_key,
+        row.incident_id,
+        row.kind,
+        row.step,
+        row.person_id,
+        row.role,
+        ChannelKind(row.channel),
+        row.address,
+        row.text,
+        incident,
+    )
