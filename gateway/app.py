@@ -184,9 +184,7 @@ class Gateway:
         self.engine.start(now)
         self.http = httpx.AsyncClient(timeout=10)
         notifiers = self._notifiers()
-        self.directory = directory = RegistryDirectory(
-            self.registry, self.sessions, notifiers.keys()
-        )
+        self.directory = directory = RegistryDirectory(self.registry, notifiers.keys())
         pipeline = DeliveryPipeline(
             self.sessions,
             self.clock,

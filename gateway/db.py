@@ -1,6 +1,7 @@
 """Relational store: the declarative base every table derives from, engine and session factory.
 
-SQLite (aiosqlite) by default, PostgreSQL (asyncpg) by URL; the schema is created by Alembic
+SQLite by default (run inline on the event loop: :class:`InlineSqlite`), PostgreSQL (asyncpg)
+by URL; the schema is created by Alembic
 migrations (gateway/migrations).
 """
 
@@ -9,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any
 
-from sqlalchemy import MetaData, event
+from sqlalchemy import MetaData, event, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -35,9 +38,17 @@ class Base(DeclarativeBase):
 
 
 def make_engine(url: str) -> AsyncEngine:
-    """Create the async engine; SQLite gets WAL and foreign keys on every connection."""
+    """Create the async engine. SQLite runs inline on the event loop over one connection (see
+    :class:`InlineSqlite`), in WAL mode with foreign keys; PostgreSQL goes through asyncpg."""
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        path = make_url(url).database or ":memory:"
+
+        async def connect() -> InlineSqlite:
+            # timeout=0: SQLite's own lock wait would sleep on the event loop; InlineSqlite
+            # waits for a busy database asynchronously instead.
+            return InlineSqlite(sqlite3.connect(path, timeout=0, check_same_thread=False))
+
+        engine = create_async_engine(url, async_creator=connect)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -49,6 +60,164 @@ def make_engine(url: str) -> AsyncEngine:
 
         return engine
     return create_async_engine(url, pool_pre_ping=True)
+
+
+BUSY_WAIT_S = 30.0  # as long as a writer may keep the database before we give up
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:
+        return "locked" in str(exc) or "busy" in str(exc)
+    return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+async def _when_free(
+    connection: sqlite3.Connection, run: Callable[[], Any], *, starts_tx: bool
+) -> Any:
+    """Run ``run``; while another connection has the database, wait on the loop and retry.
+
+    In WAL mode only a transaction's first write (or a commit) can find the database busy;
+    a first write that failed leaves nothing behind but an empty transaction, which is rolled
+    back so the retry starts from a fresh snapshot.
+    """
+    delay, waited = 0.0005, 0.0
+    while True:
+        try:
+            return run()
+        except sqlite3.OperationalError as exc:
+            if not _busy(exc) or waited >= BUSY_WAIT_S:
+                raise
+        if starts_tx and connection.in_transaction:
+            connection.rollback()
+        await asyncio.sleep(delay)
+        waited += delay
+        delay = min(delay * 2, 0.05)
+
+
+class _InlineCursor:
+    """aiosqlite's cursor interface over a plain ``sqlite3`` cursor, run inline."""
+
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
+        self._cursor = cursor
+        self._conn = cursor.connection
+
+    async def __aenter__(self) -> _InlineCursor:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self._cursor.close()
+
+    async def execute(self, sql: str, parameters: Any = ()) -> _InlineCursor:
+        starts_tx = not self._conn.in_transaction
+        await _when_free(
+            self._conn, lambda: self._cursor.execute(sql, parameters), starts_tx=starts_tx
+        )
+        return self
+
+    async def executemany(self, sql: str, seq: Iterable[Any]) -> _InlineCursor:
+        rows = list(seq)
+        starts_tx = not self._conn.in_transaction
+        await _when_free(
+            self._conn, lambda: self._cursor.executemany(sql, rows), starts_tx=starts_tx
+        )
+        return self
+
+    async def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    async def fetchmany(self, size: int | None = None) -> list[Any]:
+        return self._cursor.fetchmany(size if size is not None else self._cursor.arraysize)
+
+    async def fetchall(self) -> list[Any]:
+        return self._cursor.fetchall()
+
+    async def close(self) -> None:
+        self._cursor.close()
+
+    @property
+    def description(self) -> Any:
+        return self._cursor.description
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    @property
+    def lastrowid(self) -> int | None:
+        return self._cursor.lastrowid
+
+    @property
+    def arraysize(self) -> int:
+        return self._cursor.arraysize
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._cursor.arraysize = value
+
+
+class _InlineQueue:
+    """Stands in for aiosqlite's work queue (SQLAlchemy sets the isolation level through it)."""
+
+    def __init__(self) -> None:
+        pass
+
+    def put_nowait(self, item: tuple[asyncio.Future[Any], Callable[[], Any]]) -> None:
+        future, function = item
+        try:
+            future.set_result(function())
+        except Exception as exc:  # handed to the awaiting caller
+            future.set_exception(exc)
+
+
+class InlineSqlite:
+    """The aiosqlite connection interface, but every call runs at once on the calling thread.
+
+    aiosqlite runs each statement on a helper thread and wakes the event loop for the result:
+    three or four thread hand-offs per statement, forty for an alarm's transaction. On a
+    2-core box busy with telemetry each hand-off waits for a CPU, which put the alarm path at
+    tens of milliseconds (benchmarks/alarm_latency.py). SQLite statements here take micro- to
+    milliseconds, so running them inline is faster. What must not happen inline is SQLite's
+    own wait for a lock another connection holds (it would stop the loop that connection
+    needs to finish): connections open with no busy timeout and wait in :func:`_when_free`.
+    """
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._conn = connection
+        self._connection: sqlite3.Connection | None = connection
+        self._tx = _InlineQueue()
+
+    def cursor(self) -> _InlineCursor:
+        return _InlineCursor(self._conn.cursor())
+
+    async def execute(self, sql: str, parameters: Any = ()) -> _InlineCursor:
+        return await self.cursor().execute(sql, parameters)
+
+    async def commit(self) -> None:
+        await _when_free(self._conn, self._conn.commit, starts_tx=False)
+
+    async def rollback(self) -> None:
+        self._conn.rollback()
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            self._connection = None
+            self._conn.close()
+
+    def stop(self) -> None:
+        self._connection = None
+        self._conn.close()
+
+    async def create_function(self, *args: Any, **kwargs: Any) -> None:
+        self._conn.create_function(*args, **kwargs)
+
+    @property
+    def isolation_level(self) -> str | None:
+        return self._conn.isolation_level
+
+    @isolation_level.setter
+    def isolation_level(self, value: Any) -> None:
+        self._conn.isolation_level = value
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -5,12 +5,8 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from datetime import UTC, datetime
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from alerting.routing.directory import Channel, ChannelKind, GridStaff, Recipient
 from gateway.registry.service import PersonInfo, Registry
-from gateway.registry.tables import Household
 
 
 class RegistryDirectory:
@@ -20,11 +16,9 @@ class RegistryDirectory:
     def __init__(
         self,
         registry: Registry,
-        sessions: async_sessionmaker[AsyncSession],
         channels: Collection[ChannelKind],
     ) -> None:
         self._registry = registry
-        self._sessions = sessions
         self._channels = frozenset(channels)
 
     def recipient(self, p: PersonInfo) -> Recipient:
@@ -62,12 +56,8 @@ class RegistryDirectory:
         return self._many(p for p in self._registry.people(site) if p.role == "secretary")
 
     async def household_contacts(self, household_id: str) -> tuple[Recipient, ...]:
-        async with self._sessions() as s:
-            contacts = await s.scalar(
-                select(Household.contacts).where(Household.id == household_id)
-            )
         found: list[Recipient] = []
-        for i, c in enumerate(contacts or []):
+        for i, c in enumerate(self._registry.household_contacts(household_id)):
             phone = str(c.get("phone", ""))
             if phone and ChannelKind.SMS in self._channels:
                 name = f"{c.get('name', '')}({c.get('relation', '')})"

@@ -39,7 +39,7 @@ async def route_test(settings: Settings, site: str, device_id: str, rule_id: str
         if ctx is None:
             print(f"device {device_id!r} of site {site!r} is not in the registry", file=sys.stderr)
             return 2
-        directory = RegistryDirectory(registry, sessions, list(ChannelKind))
+        directory = RegistryDirectory(registry, list(ChannelKind))
         now = int(datetime.now(UTC).timestamp() * 1000)
         from gateway.app import routing_policy
 

@@ -114,6 +114,7 @@ class _Snapshot:
     leaders: dict[str, tuple[str, ...]] = field(default_factory=dict)
     weekly: dict[str, tuple[_Weekly, ...]] = field(default_factory=dict)
     shifts: dict[str, tuple[_Shift, ...]] = field(default_factory=dict)
+    contacts: dict[str, tuple[dict[str, Any], ...]] = field(default_factory=dict)
 
 
 class Registry:
@@ -188,6 +189,10 @@ class Registry:
     def grids_of(self, person_id: str) -> frozenset[str]:
         """Grids a person answers for, with every grid nested inside them."""
         return self._snap.person_grids.get(person_id, frozenset())
+
+    def household_contacts(self, household_id: str) -> tuple[dict[str, Any], ...]:
+        """The family contacts a household gave (name, relation, phone)."""
+        return self._snap.contacts.get(household_id, ())
 
     def building_leaders(self, building_id: str) -> tuple[PersonInfo, ...]:
         return self._active(self._snap.leaders.get(building_id, ()))
@@ -284,7 +289,10 @@ def _index_grids(snap: _Snapshot) -> None:
 
 
 async def _read_devices(session: AsyncSession, snap: _Snapshot) -> None:
-    flags = {h.id: frozenset(h.flags or ()) for h in await session.scalars(select(Household))}
+    flags: dict[str, frozenset[str]] = {}
+    for h in await session.scalars(select(Household)):
+        flags[h.id] = frozenset(h.flags or ())
+        snap.contacts[h.id] = tuple(dict(c) for c in h.contacts or () if isinstance(c, dict))
     for d in await session.scalars(select(Device).where(Device.enabled.is_(True))):
         ctx = _context(d, flags)
         snap.contexts[(d.site, d.device_id)] = ctx

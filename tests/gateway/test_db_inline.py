@@ -1,0 +1,162 @@
+"""The SQLite driver that runs on the event loop, and the writers' turns.
+
+A write that finds the database held by another transaction must wait without stopping the
+loop (the holder needs the loop to finish), then succeed; alarms take their turn first."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from gateway.db import WriteTurns, make_engine, make_sessionmaker
+
+
+class Ticker:
+    """Counts event-loop turns: a loop blocked by a lock wait would stop counting."""
+
+    def __init__(self) -> None:
+        self.ticks = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(0.005)
+            self.ticks += 1
+
+    def __enter__(self) -> Ticker:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+
+
+async def _table(url: str) -> None:
+    engine = make_engine(url)
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, who TEXT)"))
+    await engine.dispose()
+
+
+async def test_a_second_writer_waits_on_the_loop_for_a_transaction_that_yields(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"
+    await _table(url)
+    engine = make_engine(url)
+    sessions = make_sessionmaker(engine)
+    first_wrote = asyncio.Event()
+
+    async def first() -> None:
+        async with sessions.begin() as s:
+            await s.execute(text("INSERT INTO t (who) VALUES ('first')"))
+            first_wrote.set()
+            await asyncio.sleep(0.3)  # holds the write lock across a turn of the loop
+
+    async def second() -> float:
+        await first_wrote.wait()
+        started = time.monotonic()
+        async with sessions.begin() as s:
+            await s.execute(text("INSERT INTO t (who) VALUES ('second')"))
+        return time.monotonic() - started
+
+    with Ticker() as ticker:
+        _, waited = await asyncio.gather(first(), second())
+    async with sessions() as s:
+        rows = (await s.execute(text("SELECT who FROM t ORDER BY id"))).scalars().all()
+    await engine.dispose()
+    assert rows == ["first", "second"]
+    assert waited >= 0.25  # it did wait for the first to commit …
+    assert ticker.ticks >= 20  # … while the loop kept running (0.3 s / 5 ms ≈ 60 turns)
+
+
+async def test_a_write_waits_for_another_process_holding_the_database(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    await _table(url)
+    engine = make_engine(url)
+    sessions = make_sessionmaker(engine)
+    held = threading.Event()
+
+    def other_process() -> None:
+        con = sqlite3.connect(path)
+        con.execute("BEGIN IMMEDIATE")
+        con.execute("INSERT INTO t (who) VALUES ('other')")
+        held.set()
+        time.sleep(0.4)
+        con.commit()
+        con.close()
+
+    holder = threading.Thread(target=other_process)
+    holder.start()
+    await asyncio.to_thread(held.wait)
+    with Ticker() as ticker:
+        async with sessions.begin() as s:
+            await s.execute(text("INSERT INTO t (who) VALUES ('gateway')"))
+    await asyncio.to_thread(holder.join)
+    async with sessions() as s:
+        rows = (await s.execute(text("SELECT who FROM t ORDER BY id"))).scalars().all()
+    await engine.dispose()
+    assert rows == ["other", "gateway"]
+    assert ticker.ticks >= 20
+
+
+async def test_a_broken_statement_is_an_error_not_a_wait(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"
+    await _table(url)
+    engine = make_engine(url)
+    with pytest.raises(Exception, match="no such table"):
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO missing VALUES (1)"))
+    await engine.dispose()
+
+
+async def test_urgent_writers_go_before_waiting_routine_ones() -> None:
+    turns = WriteTurns()
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def writer(name: str, urgent: bool, hold: asyncio.Event | None = None) -> None:
+        async with turns.urgent() if urgent else turns.routine():
+            order.append(name)
+            if hold is not None:
+                await hold.wait()
+
+    first = asyncio.create_task(writer("routine-1", False, release))
+    await asyncio.sleep(0)
+    waiting = [asyncio.create_task(writer("routine-2", False))]
+    await asyncio.sleep(0)
+    waiting.append(asyncio.create_task(writer("alarm", True)))
+    await asyncio.sleep(0)
+    release.set()
+    await asyncio.gather(first, *waiting)
+    assert order == ["routine-1", "alarm", "routine-2"]
+
+
+async def test_a_cancelled_waiter_does_not_keep_the_turn() -> None:
+    turns = WriteTurns()
+    release = asyncio.Event()
+
+    async def holder() -> None:
+        async with turns.routine():
+            await release.wait()
+
+    held = asyncio.create_task(holder())
+    await asyncio.sleep(0)
+    cancelled = asyncio.create_task(holder())
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    release.set()
+    await held
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    async with asyncio.timeout(1):  # the turn is free again
+        async with turns.urgent():
+            pass
