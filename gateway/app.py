@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +34,7 @@ from api.incident_view import publish_incident
 from device_profiles import ProfileRegistry, load_profiles
 from gateway.alerts import AlertPipeline
 from gateway.clock import Clock, SystemClock
-from gateway.db import WriteTurns, make_engine, make_sessionmaker
+from gateway.db import WriteTurns, make_engine, make_sessionmaker, sqlite_path, wal_checkpoint
 from gateway.directory import RegistryDirectory
 from gateway.envelope import DeviceContext, Reading
 from gateway.ingest import Ingest, is_native_event, tune_gc
@@ -277,10 +278,21 @@ class Gateway:
                 tg.create_task(self.alerts.run_escalation(stop), name="escalation")
                 if self.spool is not None:
                     tg.create_task(self.spool.replay(), name="spool-replay")
+                if (db_file := sqlite_path(self.settings.database.url)) is not None:
+                    tg.create_task(self._checkpoints(db_file), name="db-checkpoint")
                 tg.create_task(self._serve_api(), name="api")
         finally:
             stop.set()
             await self._shutdown()
+
+    async def _checkpoints(self, db_file: str, every_s: float = 5.0) -> None:
+        """Keep the SQLite write-ahead log short, off the event loop."""
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await asyncio.to_thread(wal_checkpoint, db_file)
+            except sqlite3.Error as exc:  # busy or gone for a moment: the next round retries
+                log.warning("SQLite checkpoint failed: %s", exc)
 
     async def _serve_api(self) -> None:
         from api.app import create_app

@@ -56,6 +56,10 @@ def make_engine(url: str) -> AsyncEngine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
+            # Checkpoints copy megabytes and fsync: not on the loop, in the middle of an alarm's
+            # commit. The gateway runs them in a thread (wal_checkpoint); the last connection
+            # to close checkpoints too.
+            cur.execute("PRAGMA wal_autocheckpoint=0")
             cur.close()
 
         return engine
@@ -93,6 +97,26 @@ async def _when_free(
         await asyncio.sleep(delay)
         waited += delay
         delay = min(delay * 2, 0.05)
+
+
+def sqlite_path(url: str) -> str | None:
+    """The database file of a SQLite URL; None for other databases and in-memory ones."""
+    if not url.startswith("sqlite"):
+        return None
+    path = make_url(url).database
+    return path if path and path != ":memory:" else None
+
+
+def wal_checkpoint(path: str) -> tuple[int, int, int]:
+    """Copy the write-ahead log into the database file; PASSIVE never waits for or blocks
+    readers and writers. Blocking: run it in a thread. Returns SQLite's (busy, log pages,
+    pages checkpointed)."""
+    con = sqlite3.connect(path, timeout=1)
+    try:
+        busy, log, done = con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(busy), int(log), int(done)
+    finally:
+        con.close()
 
 
 class _InlineCursor:

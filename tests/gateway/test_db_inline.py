@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from gateway.db import WriteTurns, make_engine, make_sessionmaker
+from gateway.db import WriteTurns, make_engine, make_sessionmaker, sqlite_path, wal_checkpoint
 
 
 class Ticker:
@@ -160,3 +160,23 @@ async def test_a_cancelled_waiter_does_not_keep_the_turn() -> None:
     async with asyncio.timeout(1):  # the turn is free again
         async with turns.urgent():
             pass
+
+
+async def test_the_write_ahead_log_is_checkpointed_off_the_loop(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    await _table(url)
+    engine = make_engine(url)
+    sessions = make_sessionmaker(engine)
+    async with sessions.begin() as s:
+        for i in range(500):
+            await s.execute(text("INSERT INTO t (who) VALUES (:w)"), {"w": "x" * 200 + str(i)})
+    async with sessions() as s:  # commits never checkpoint on the loop …
+        assert (await s.execute(text("PRAGMA wal_autocheckpoint"))).scalar() == 0
+    # … the log waits for a checkpoint in a thread
+    busy, log_pages, done = await asyncio.to_thread(wal_checkpoint, str(path))
+    assert busy == 0 and done == log_pages > 0
+    await engine.dispose()
+    assert sqlite_path(url) == str(path)
+    assert sqlite_path("sqlite+aiosqlite:///:memory:") is None
+    assert sqlite_path("postgresql+asyncpg://u@h/db") is None
