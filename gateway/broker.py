@@ -53,7 +53,7 @@ class EmbeddedBroker:
         conf.write_text(
             f"user {getpass.getuser()}\nlistener {self.port} 127.0.0.1\nallow_anonymous true\n"
             f"persistence true\npersistence_location {self.workdir}/\n"
-            "max_queued_messages 0\nmax_inflight_messages 0\n"
+            "max_queued_messages 0\nmax_inflight_messages 0\nset_tcp_nodelay true\n"
             f"log_dest file {self.workdir}/mosquitto.log\n"
         )
         self._proc = await asyncio.to_thread(subprocess.Popen, [binary, "-c", str(conf)])

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import sys
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -52,9 +51,6 @@ class IngestStats:
 GC_GEN0_THRESHOLD = 50_000
 
 
-SWITCH_INTERVAL_S = 0.0005
-
-
 def tune_gc() -> None:
     """Make the cyclic garbage collector cheap for a process that ingests all day.
 
@@ -72,10 +68,6 @@ def tune_gc() -> None:
     threshold = gc.get_threshold()
     if threshold[0] < GC_GEN0_THRESHOLD:
         gc.set_threshold(GC_GEN0_THRESHOLD, threshold[1], threshold[2])
-    # The database driver (aiosqlite) runs in a thread; while ingest keeps the event loop busy
-    # that thread gets the GIL only at each switch interval (5 ms by default), and an incident
-    # takes dozens of such hand-overs. A shorter interval keeps alarm handling fast under load.
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
 
 
 def is_native_event(topic: str) -> bool:

@@ -267,6 +267,10 @@ class MqttSession:
         info = self._client.publish(topic, payload, qos=qos)
         if info.rc != paho.MQTT_ERR_SUCCESS:
             raise ConnectionError(f"MQTT publish to {topic} failed: {paho.error_string(info.rc)}")
+        # Onto the wire now: paho would wait for the loop's writer callback, which can come
+        # after a chunk of telemetry is handled (a page is worth that chunk's milliseconds).
+        # The PUBACK is read by this same loop later, so the waiter below is in time.
+        self._client.loop_write()
         if qos == 0:
             return
         future = self._confirm[info.mid] = self._loop.create_future()
@@ -409,6 +413,10 @@ class MqttSession:
     def _on_socket_open(self, client: paho.Client, _u: Any, sock: Any) -> None:
         assert self._loop is not None
         self._sock = sock
+        # Pages and acknowledgements are small writes: out at once, not held (Nagle) until
+        # the broker acknowledges the previous segment, which its delayed ACK can hold 40 ms.
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._client.reset_buffers()
         if not self._paused:
             self._loop.call_soon_threadsafe(self._loop.add_reader, sock, self._read)

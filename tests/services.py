@@ -94,6 +94,7 @@ class Mosquitto:
             "max_queued_messages 0\n"
             "max_inflight_messages 0\n"
             "max_packet_size 1048576\n"
+            "set_tcp_nodelay true\n"
             f"log_dest file {workdir}/mosquitto.log\n"
         )
 
