@@ -120,11 +120,11 @@ def run(stack: Stack, loadgen: Path, args: argparse.Namespace, work: Path) -> No
     print(f"sustained (20–80%): {sustained:,.0f} msg/s")
     print(f"gateway CPU:        {(cpu1 - cpu0) / n * 1e6:.1f} µs per message "
           f"({cpu1 - cpu0:.1f} s CPU for {n} messages)")
-    third = max(1, len(rss_samples) // 3)
+    tenth = max(1, len(rss_samples) // 10)
+    deciles = [max(rss_samples[i * tenth:(i + 1) * tenth] or [0]) // 1024 for i in range(10)]
     print(f"gateway RSS:        peak {peak / 1024:.0f} MiB; during the run min "
           f"{min(rss_samples) / 1024:.0f} / max {max(rss_samples) / 1024:.0f} MiB; "
-          f"mean of first third {sum(rss_samples[:third]) / third / 1024:.0f} MiB, "
-          f"last third {sum(rss_samples[-third:]) / third / 1024:.0f} MiB")
+          f"max per tenth of the run (MiB): {' '.join(str(d) for d in deciles)}")
     if profile_raw.exists():
         own, incl = summarise_profile(profile_raw)
         print("where the gateway's time goes (py-spy samples; self time):")

@@ -8,7 +8,9 @@ import contextlib
 import logging
 import signal
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from gateway.settings import Settings, load_settings
 
@@ -19,6 +21,18 @@ def _setup_logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+
+
+def _serve(main: Coroutine[Any, Any, None]) -> None:
+    """Run a long-lived service on uvloop where it is installed: its event loop costs less per
+    turn, measured ~6% of the gateway's CPU per message (benchmarks/ingest_bench.py)."""
+    try:
+        import uvloop
+    except ImportError:  # not on this platform: the standard loop does the same job
+        asyncio.run(main)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main)
 
 
 async def _run_until_signalled(coro_factory: object) -> None:
@@ -43,7 +57,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from gateway.app import Gateway
 
     gateway = Gateway(settings)
-    asyncio.run(_run_until_signalled(gateway.run))
+    _serve(_run_until_signalled(gateway.run))
     return 0
 
 
@@ -51,7 +65,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo
 
     _setup_logging("WARNING" if not args.verbose else "INFO")
-    asyncio.run(
+    _serve(
         _run_until_signalled(
             lambda: run_demo(
                 data_dir=args.data_dir,

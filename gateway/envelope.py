@@ -12,13 +12,17 @@ ReadingKind = Literal["telemetry", "event", "status"]
 FieldValue = float | int | bool | str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Reading:
     """A canonical reading: what every device profile decodes into.
 
     ``fields`` hold telemetry values (numbers, booleans, short enum strings such as a charger's
     ``state``). ``event`` is set for kind ``event``; event details (``credential``, ``port`` …)
     sit in ``fields``. For kind ``status``, ``fields == {"online": bool}``.
+
+    Treat it as immutable (change it with ``dataclasses.replace``). It is not ``frozen``:
+    a frozen dataclass sets each field through ``object.__setattr__``, a measurable part of
+    the per-message cost (benchmarks/hotpath_bench.py).
     """
 
     site: str

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
@@ -91,14 +90,11 @@ class _SeqWindow(dict[int, int]):
 
     __slots__ = ()
 
-    def add(self, seq: int, ts_ms: int) -> bool:
-        """True if new; False if this (seq, ts) was seen recently."""
-        if self.get(seq) == ts_ms:
-            return False
+    def remember(self, seq: int, ts_ms: int) -> None:
+        """Note a new (seq, ts); the caller has checked ``get(seq) != ts_ms``."""
         self[seq] = ts_ms
         if len(self) > DEDUPE_WINDOW:
             del self[next(iter(self))]  # the oldest (dicts keep insertion order)
-        return True
 
 
 class Ingest:
@@ -133,7 +129,7 @@ class Ingest:
         self._flush_interval = flush_interval_ms / 1000
         self._future_tolerance_ms = future_tolerance_ms
         self._batch: list[StoredReading] = []
-        self._seqs: OrderedDict[str, _SeqWindow] = OrderedDict()
+        self._seqs: dict[tuple[str, str], _SeqWindow] = {}
         self._full = asyncio.Event()
         self.stats = IngestStats()
 
@@ -221,24 +217,25 @@ class Ingest:
         if not reading.site or reading.device_id != ctx.device_id:
             # Vendor formats carry no site (and may carry a vendor identity): take the registry's.
             reading = replace(reading, site=ctx.site, device_id=ctx.device_id)
-        if reading.seq is not None and not self._first_time(
-            ctx.site, ctx.device_id, reading.seq, reading.ts_ms
-        ):
-            self.stats.duplicates += 1
-            return
+        seq = reading.seq
+        if seq is not None:
+            window = self._seqs.get((ctx.site, ctx.device_id))
+            if window is None:
+                window = self._window(ctx.site, ctx.device_id)
+            if window.get(seq) == reading.ts_ms:  # seen: a redelivery (see _SeqWindow)
+                self.stats.duplicates += 1
+                return
+            window.remember(seq, reading.ts_ms)
         self._batch.append(_stored(StoredReading, (reading, ctx.grid_id)))
         if self._on_reading is not None:
             # Alarms are evaluated now, not after the time-series batch.
             self._on_reading(reading, ctx, now)
 
-    def _first_time(self, site: str, device_id: str, seq: int, ts_ms: int) -> bool:
-        key = f"{site}/{device_id}"
-        window = self._seqs.get(key)
-        if window is None:
-            window = self._seqs[key] = _SeqWindow()
-            if len(self._seqs) > MAX_TRACKED_DEVICES:
-                self._seqs.popitem(last=False)
-        return window.add(seq, ts_ms)
+    def _window(self, site: str, device_id: str) -> _SeqWindow:
+        window = self._seqs[(site, device_id)] = _SeqWindow()
+        if len(self._seqs) > MAX_TRACKED_DEVICES:
+            del self._seqs[next(iter(self._seqs))]  # the device first seen longest ago
+        return window
 
     def _reject(self, now: int, topic: str, payload: bytes, rejection: Rejection) -> None:
         self.stats.quarantined += 1
