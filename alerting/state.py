@@ -1,8 +1,8 @@
 """Durable alert state: one row per (rule, subject) so a restart resumes every timer and alert.
 
 The rule engine never touches the database. It marks changed keys dirty; the caller takes
-``engine.dirty_snapshot()`` and awaits ``store.save(...)`` — in batches for quiet readings, and
-*before* acting on any transition (see ``alerting/rules/engine.py``).
+``engine.dirty_snapshot()`` and awaits ``store.save(...)`` — once a second for quiet readings,
+and right *after* acting on transitions (see ``alerting/rules/engine.py`` for why after).
 """
 
 from __future__ import annotations

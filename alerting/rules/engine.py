@@ -5,16 +5,15 @@ Persistence contract (the caller owns all I/O):
 1. At start: ``engine.restore(await store.load_all())``, ``register_device(ctx, now)`` for
    every registry device (absence timers start for devices that never speak), then
    ``engine.start(now)`` opens the start-up grace period.
-2. ``on_reading``/``tick`` return transitions and mark changed states dirty. Before handing a
-   non-empty list of transitions to incidents/notifiers, the caller awaits
-   ``store.save(engine.dirty_snapshot())`` (or ``await engine.persist()``): a pending or firing
-   alert is durable before anyone acts on it. Quiet readings only accumulate dirty keys; flush
-   them on a short period (e.g. every second), never per reading.
+2. ``on_reading``/``tick`` return transitions and mark changed states dirty. The caller acts
+   on the transitions (opens the incidents) and then awaits ``engine.persist()``: saving first
+   would let a crash in between forget an alarm (a restored firing alert is never re-emitted),
+   while acting first can at worst repeat a transition after a restart, which the incident
+   service's one-open-incident-per-``dedupe_key`` rule counts as a repeat. Quiet readings only
+   accumulate dirty keys; flush them on a short period (e.g. every second), never per reading.
 3. If ``save`` fails, ``engine.mark_dirty(...)`` puts the keys back (``persist`` does it).
 
-A crash between acting and saving can repeat a transition after restart; the incident
-service's one-open-incident-per-``dedupe_key`` rule absorbs it. Firing alerts restored from the
-store are never re-emitted. Device ids are assumed unique within one gateway.
+Device ids are assumed unique within one gateway.
 """
 
 from __future__ import annotations
