@@ -64,13 +64,21 @@ class EscalationScheduler:
         """Run the loop now instead of at the next tick (e.g. after a change that pages)."""
         self._wake.set()
 
-    async def run(self, stop: asyncio.Event, *, tick_s: float = 1.0) -> None:
+    async def run(
+        self, stop: asyncio.Event, *, tick_s: float = 1.0, leftovers_every_s: float = 15.0
+    ) -> None:
         """The escalation loop the app runs in its TaskGroup: resend leftovers, then tick
-        (every ``tick_s`` or when poked) until ``stop`` is set."""
+        (every ``tick_s`` or when poked) until ``stop`` is set; every ``leftovers_every_s``
+        look again for deliveries whose sender died (their lease ended)."""
         await self._pipeline.deliver_pending()
+        loop = asyncio.get_running_loop()
+        last_look = loop.time()
         while not stop.is_set():
             try:
                 await self.due(self._clock.now_ms())
+                if loop.time() - last_look >= leftovers_every_s:
+                    last_look = loop.time()
+                    await self._pipeline.resume_leftovers()
             except Exception:
                 # The ladder must outlive any one failure: log it and try again next tick.
                 log.exception("escalation tick failed; retrying")

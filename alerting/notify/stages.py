@@ -68,7 +68,7 @@ class DeliveryPipeline:
         *,
         retry: RetryPolicy | None = None,
         sleep: Sleep = asyncio.sleep,
-        lease_ms: int = 10 * 60_000,
+        lease_ms: int = 60_000,
         turns: WriteTurns | None = None,
     ) -> None:
         self._sm = sessionmaker
@@ -190,6 +190,21 @@ class DeliveryPipeline:
 
     async def deliver_pending(self) -> int:
         """Send every unsent delivery, e.g. those left behind by a crash; returns how many."""
+        ids = await self._leftovers()
+        await self.deliver(ids)
+        return len(ids)
+
+    async def resume_leftovers(self) -> int:
+        """Start sending (as tasks) what nobody is sending: rows a crashed process had claimed,
+        once their lease ends; returns how many were found."""
+        ids = await self._leftovers()
+        for delivery_id in ids:
+            task = asyncio.get_running_loop().create_task(self._deliver_one(delivery_id))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+        return len(ids)
+
+    async def _leftovers(self) -> list[int]:
         now = self._clock.now_ms()
         stmt = select(DeliveryRow.id).where(
             or_(
@@ -198,9 +213,7 @@ class DeliveryPipeline:
             )
         )
         async with self._sm() as s:
-            ids = list((await s.execute(stmt)).scalars())
-        await self.deliver(ids)
-        return len(ids)
+            return list((await s.execute(stmt)).scalars())
 
     async def _claim(self, delivery_id: int) -> Delivery | None:
         now = self._clock.now_ms()
@@ -270,6 +283,10 @@ class DeliveryPipeline:
         if status == "sent":
             values["sent_at_ms"] = now
             values["lease_until_ms"] = None
+        elif status == "sending":
+            # Still ours: each attempt renews the lease, so it ends soon after a crash (and
+            # the page is sent again by whoever finds it) but never under a live sender.
+            values["lease_until_ms"] = now + self._lease_ms
         async with self._turns.routine(), self._sm.begin() as s:
             await s.execute(
                 update(DeliveryRow).where(DeliveryRow.id == delivery_id).values(**values)

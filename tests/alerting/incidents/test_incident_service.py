@@ -3,6 +3,7 @@ control, self-tests and device actions."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -288,3 +289,80 @@ async def test_cut_power_action_is_published_and_recorded(db_url: str) -> None:
         events = (await service.get(change.incident_id)).events
         assert events[-1].kind == "action"
         assert events[-1].data["topic"] == topic
+
+
+def paging_stack(sm, clock):  # type: ignore[no-untyped-def]
+    """As the gateway wires it: the first step runs inside the opening transaction."""
+    notifier = RecordingNotifier()
+    pipeline = DeliveryPipeline(sm, clock, {ChannelKind.APP: notifier}, sleep=no_sleep)
+    scheduler = EscalationScheduler(sm, clock, directory(), pipeline)
+    service = IncidentService(sm, clock, first_step=scheduler.first_step)
+    return service, scheduler, pipeline, notifier
+
+
+async def test_an_alarm_opens_with_its_first_page_claimed_and_sent_once(db_url: str) -> None:
+    async with open_db(db_url) as sm:
+        clock = ManualClock(T0)
+        service, scheduler, pipeline, notifier = paging_stack(sm, clock)
+        c = ctx()
+        change = await service.apply(transition("smoke.alarm", c, T0), c)
+        assert change is not None
+        assert change.kind is ChangeKind.OPENED
+        # critical: grid worker, building leader and duty staff at once, ready to send
+        assert sorted(d.person_id for d in change.claimed) == ["bl1", "duty1", "gw1"]
+        assert {d.step for d in change.claimed} == {"0"}
+        assert all(d.incident["id"] == change.incident_id for d in change.claimed)
+        scheduler.send(list(change.claimed))
+        assert await pipeline.drain(5) == 0
+        assert notifier.people() == ["bl1", "duty1", "gw1"]
+        # the escalation loop finds step 0 done: nobody paged twice, leftovers none
+        await scheduler.due(clock.now_ms())
+        assert await pipeline.deliver_pending() == 0
+        assert notifier.people() == ["bl1", "duty1", "gw1"]
+        detail = await service.get(change.incident_id)
+        assert [e.kind for e in detail.events][:2] == ["opened", "notified"]
+        # and the ladder goes on at its deadline: step 1 two minutes later
+        clock.advance(2 * MIN)
+        await scheduler.due(clock.now_ms())
+        assert notifier.people("1") != []
+
+
+async def test_claimed_pages_not_sent_before_a_crash_go_out_after_the_lease(db_url: str) -> None:
+    async with open_db(db_url) as sm:
+        clock = ManualClock(T0)
+        service, _scheduler, _pipeline, _ = paging_stack(sm, clock)
+        c = ctx()
+        change = await service.apply(transition("smoke.alarm", c, T0), c)
+        assert change is not None
+        assert change.claimed  # … and the process dies before sending them
+        _, scheduler, pipeline, notifier = paging_stack(sm, clock)  # the restarted gateway
+        assert await pipeline.resume_leftovers() == 0  # still leased to the dead process
+        stop = asyncio.Event()
+        loop = asyncio.create_task(scheduler.run(stop, tick_s=0.01, leftovers_every_s=0.02))
+        await asyncio.sleep(0.1)
+        assert notifier.sent == []
+        clock.advance(MIN + 1)  # the lease (a minute) ends: the loop's next look sends them
+        async with asyncio.timeout(5):
+            while len(notifier.sent) < 3:
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        stop.set()
+        await loop
+        assert notifier.people("0") == ["bl1", "duty1", "gw1"]  # each once
+
+
+async def test_no_page_at_opening_for_a_self_test_or_a_silenced_device(db_url: str) -> None:
+    async with open_db(db_url) as sm:
+        clock = ManualClock(T0)
+        service, _scheduler, _pipeline, _ = paging_stack(sm, clock)
+        await SilenceService(sm, clock).create(
+            site=SITE, matcher=Matcher.DEVICE, value="SD-9", ends_at_ms=T0 + HOUR, actor="duty1"
+        )
+        c, silenced = ctx("SD-1"), ctx("SD-9")
+        test = transition(
+            "smoke.self_test", c, T0, severity=Severity.INFO, category=Category.MAINTENANCE
+        )
+        recorded = await service.apply(test, c)
+        quiet = await service.apply(transition("smoke.alarm", silenced, T0), silenced)
+        assert recorded is not None and recorded.claimed == ()
+        assert quiet is not None and quiet.silenced and quiet.claimed == ()

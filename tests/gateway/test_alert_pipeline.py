@@ -1,0 +1,56 @@
+"""The alert path as the gateway wires it: an alarm reading opens its incident with the first
+pages on their way, and ingest can wait for that before the broker forgets the message."""
+
+from __future__ import annotations
+
+import asyncio
+
+from alerting.escalation.scheduler import EscalationScheduler
+from alerting.incidents import IncidentService
+from alerting.notify.stages import DeliveryPipeline
+from alerting.routing.directory import ChannelKind
+from alerting.rules import RuleEngine, load_rules
+from gateway.alerts import AlertPipeline
+from gateway.clock import ManualClock
+from gateway.envelope import Reading
+from tests.alerting.incidents.incident_support import (
+    T0,
+    RecordingNotifier,
+    ctx,
+    directory,
+    no_sleep,
+    open_db,
+)
+
+
+async def test_settled_waits_until_the_alarm_has_opened_its_incident(sqlite_url: str) -> None:
+    async with open_db(sqlite_url) as sm:
+        clock = ManualClock(T0)
+        notifier = RecordingNotifier()
+        pipeline = DeliveryPipeline(sm, clock, {ChannelKind.APP: notifier}, sleep=no_sleep)
+        scheduler = EscalationScheduler(sm, clock, directory(), pipeline)
+        incidents = IncidentService(sm, clock, first_step=scheduler.first_step)
+        engine = RuleEngine(load_rules(), grace_ms=0)
+        detector = ctx("SD-0001")
+        engine.register_device(detector, T0)
+        engine.start(T0)
+        held: list[bool] = []
+        alerts = AlertPipeline(
+            engine, incidents, scheduler, clock, lambda _s, _d: detector, hold_bulk=held.append
+        )
+        alarm = Reading("demo", "smoke", "SD-0001", "event", T0, 41, {}, "alarm")
+        alerts.on_reading(alarm, detector, T0)
+        assert alerts.backlog == 1
+        # No worker yet: an acknowledgement now could lose the alarm, so settled says no.
+        assert await alerts.settled(timeout_s=0.1) is False
+        worker = asyncio.create_task(alerts.run_worker())
+        try:
+            assert await alerts.settled(timeout_s=5) is True
+            assert alerts.backlog == 0
+            assert await pipeline.drain(5) == 0
+            assert notifier.people("0") == ["bl1", "duty1", "gw1"]
+            assert held == [True, False]  # telemetry paused while paging, then resumed
+            # nothing new queued: settled answers at once
+            assert await alerts.settled(timeout_s=0.01) is True
+        finally:
+            worker.cancel()
