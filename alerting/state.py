@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
-from gateway.db import Base, WriteTurns
+from gateway.db import Base
 
 StateKey = tuple[str, str]  # (rule_id, subject)
 
@@ -56,16 +56,9 @@ class AlertStateRow(Base):
 class SqlAlertStateStore:
     """``AlertStateStore`` on the gateway's relational database (SQLite or PostgreSQL)."""
 
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        *,
-        batch: int = 200,
-        turns: WriteTurns | None = None,
-    ) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, batch: int = 200) -> None:
         self._sessions = sessions
         self._batch = batch
-        self._turns = turns or WriteTurns()
 
     async def save(self, changes: Sequence[StateChange]) -> None:
         if not changes:
@@ -81,12 +74,12 @@ class SqlAlertStateStore:
             if c.state is not None
         ]
         deletes = [(c.rule_id, c.subject) for c in changes if c.state is None]
-        # Small transactions, each a routine turn: an alarm waits for one batch at most.
+        # Small transactions: the loop (and an alarm) waits for one batch at most.
         for start in range(0, len(upserts), self._batch):
-            async with self._turns.routine(), self._sessions.begin() as session:
+            async with self._sessions.begin() as session:
                 await self._upsert(session, upserts[start : start + self._batch])
         for start in range(0, len(deletes), self._batch):
-            async with self._turns.routine(), self._sessions.begin() as session:
+            async with self._sessions.begin() as session:
                 for rule_id, subject in deletes[start : start + self._batch]:
                     await session.execute(
                         delete(AlertStateRow).where(

@@ -19,7 +19,6 @@ from alerting.incidents.service import IncidentChange, IncidentService
 from alerting.models import AlertState, AlertTransition
 from alerting.rules.engine import RuleEngine
 from gateway.clock import Clock
-from gateway.db import WriteTurns
 from gateway.envelope import DeviceContext, Reading
 
 log = logging.getLogger(__name__)
@@ -42,7 +41,6 @@ class AlertPipeline:
         tick_interval_ms: int = 1000,
         on_change: ChangeListener | None = None,
         hold_bulk: Callable[[bool], None] | None = None,
-        turns: WriteTurns | None = None,
     ) -> None:
         self._engine = engine
         self._incidents = incidents
@@ -53,7 +51,6 @@ class AlertPipeline:
         self._on_change = on_change
         # Pauses telemetry reading while an alarm is being turned into pages (see _handle).
         self._hold_bulk = hold_bulk or (lambda _hold: None)
-        self._turns = turns or WriteTurns()
         self._queue: asyncio.Queue[tuple[list[AlertTransition], DeviceContext | None]] = (
             asyncio.Queue()
         )
@@ -146,8 +143,7 @@ class AlertPipeline:
                 self.failures += 1
                 continue
             try:
-                async with self._turns.urgent():
-                    change = await self._incidents.apply(t, target)
+                change = await self._incidents.apply(t, target)
             except Exception:
                 # Keep going: one broken incident must not stop the others. Safety first:
                 # the failure is visible in the log, the metrics and /health.

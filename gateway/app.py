@@ -35,7 +35,7 @@ from api.incident_view import publish_incident
 from device_profiles import ProfileRegistry, load_profiles
 from gateway.alerts import AlertPipeline
 from gateway.clock import Clock, SystemClock
-from gateway.db import WriteTurns, make_engine, make_sessionmaker, sqlite_path, wal_checkpoint
+from gateway.db import make_engine, make_sessionmaker, sqlite_path, wal_checkpoint
 from gateway.directory import RegistryDirectory
 from gateway.envelope import DeviceContext, Reading
 from gateway.ingest import Ingest, is_native_event, tune_gc
@@ -74,8 +74,6 @@ class Gateway:
     ingest: Ingest = field(init=False)
     mqtt: MqttSession = field(init=False)
     live: LiveHub = field(default_factory=LiveHub)
-    # The database's writers take turns, alarms first (see WriteTurns).
-    turns: WriteTurns = field(default_factory=WriteTurns)
     status: DeviceStatusBoard = field(init=False)
     api_port: int = 0
     _background: set[asyncio.Task[None]] = field(default_factory=set)
@@ -94,7 +92,7 @@ class Gateway:
         await self.registry.load()
         self.profiles = load_profiles(s.profiles_dir)
         self._build_storage()
-        self.quarantine = Quarantine(self.sessions, s.ingest.quarantine_keep, turns=self.turns)
+        self.quarantine = Quarantine(self.sessions, s.ingest.quarantine_keep)
         self.status = DeviceStatusBoard(self.profiles, self.live)
         await self._build_alerting()
         self.ingest = Ingest(
@@ -177,7 +175,7 @@ class Gateway:
         self.engine = RuleEngine(
             self.rules,
             grace_ms=s.alerting.startup_grace_s * 1000,
-            store=SqlAlertStateStore(self.sessions, turns=self.turns),
+            store=SqlAlertStateStore(self.sessions),
         )
         await self.engine.load()
         now = self.clock.now_ms()
@@ -192,7 +190,6 @@ class Gateway:
             self.clock,
             notifiers,
             retry=RetryPolicy(attempts=s.notify.max_attempts),
-            turns=self.turns,
         )
         self.policy = routing_policy(s)
         self.escalation = EscalationScheduler(self.sessions, self.clock, directory, pipeline)
@@ -212,7 +209,6 @@ class Gateway:
             tick_interval_ms=s.alerting.tick_interval_ms,
             on_change=self._incident_changed,
             hold_bulk=self._hold_bulk,
-            turns=self.turns,
         )
 
     def _notifiers(self) -> dict[ChannelKind, Notifier]:

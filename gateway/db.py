@@ -8,10 +8,8 @@ migrations (gateway/migrations).
 from __future__ import annotations
 
 import asyncio
-import collections
-import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import MetaData, event, make_url
@@ -70,10 +68,7 @@ BUSY_WAIT_S = 30.0  # as long as a writer may keep the database before we give u
 
 
 def _busy(exc: sqlite3.OperationalError) -> bool:
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code is None:
-        return "locked" in str(exc) or "busy" in str(exc)
-    return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 async def _when_free(
@@ -183,9 +178,6 @@ class _InlineCursor:
 class _InlineQueue:
     """Stands in for aiosqlite's work queue (SQLAlchemy sets the isolation level through it)."""
 
-    def __init__(self) -> None:
-        pass
-
     def put_nowait(self, item: tuple[asyncio.Future[Any], Callable[[], Any]]) -> None:
         future, function = item
         try:
@@ -213,9 +205,6 @@ class InlineSqlite:
 
     def cursor(self) -> _InlineCursor:
         return _InlineCursor(self._conn.cursor())
-
-    async def execute(self, sql: str, parameters: Any = ()) -> _InlineCursor:
-        return await self.cursor().execute(sql, parameters)
 
     async def commit(self) -> None:
         await _when_free(self._conn, self._conn.commit, starts_tx=False)
@@ -246,62 +235,3 @@ class InlineSqlite:
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
-
-
-class WriteTurns:
-    """Turns at the database for the writers of one process, alarms first.
-
-    SQLite has one writer at a time; a second connection that finds the lock taken sleeps and
-    retries (1, 2, 5, 10 … ms), which put tens of milliseconds on an alarm that met a routine
-    write. Writers that take turns here never meet inside SQLite, and an alarm waits at most for
-    the routine write already under way (those are kept small). Harmless on PostgreSQL.
-    """
-
-    def __init__(self) -> None:
-        self._busy = False
-        self._urgent: collections.deque[asyncio.Future[None]] = collections.deque()
-        self._routine: collections.deque[asyncio.Future[None]] = collections.deque()
-
-    @contextlib.asynccontextmanager
-    async def urgent(self) -> AsyncIterator[None]:
-        """An alarm's writes: go before any routine writer that is still waiting."""
-        await self._take(self._urgent)
-        try:
-            yield
-        finally:
-            self._hand_on()
-
-    @contextlib.asynccontextmanager
-    async def routine(self) -> AsyncIterator[None]:
-        """Bookkeeping writes (rule state, delivery outcomes, quarantine): after alarms."""
-        await self._take(self._routine)
-        try:
-            yield
-        finally:
-            self._hand_on()
-
-    async def _take(self, queue: collections.deque[asyncio.Future[None]]) -> None:
-        ahead = self._urgent if queue is self._urgent else (self._urgent or self._routine)
-        if not self._busy and not ahead:
-            self._busy = True
-            return
-        turn = asyncio.get_running_loop().create_future()
-        queue.append(turn)
-        try:
-            await turn
-        except asyncio.CancelledError:
-            if turn.done() and not turn.cancelled():
-                self._hand_on()  # the turn came with the cancellation: pass it on
-            else:
-                queue.remove(turn)
-            raise
-
-    def _hand_on(self) -> None:
-        """Give the turn to the next waiter (alarms first) or free it; never blocks."""
-        for queue in (self._urgent, self._routine):
-            while queue:
-                turn = queue.popleft()
-                if not turn.done():
-                    turn.set_result(None)
-                    return
-        self._busy = False

@@ -10,7 +10,7 @@ from sqlalchemy import BigInteger, Integer, LargeBinary, String, Text, delete, f
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
-from gateway.db import Base, WriteTurns
+from gateway.db import Base
 from gateway.envelope import Rejection
 
 log = logging.getLogger(__name__)
@@ -44,15 +44,8 @@ class QuarantineEntry:
 class Quarantine:
     """Collects rejections on the hot path (cheap) and writes them in batches."""
 
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        keep_rows: int = 10_000,
-        *,
-        turns: WriteTurns | None = None,
-    ) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], keep_rows: int = 10_000) -> None:
         self._sessions = sessions
-        self._turns = turns or WriteTurns()
         self._keep_rows = keep_rows
         self._pending: list[QuarantineEntry] = []
         self.counts: Counter[str] = Counter()
@@ -84,7 +77,7 @@ class Quarantine:
             for e in entries
         ]
         try:
-            async with self._turns.routine(), self._sessions.begin() as session:
+            async with self._sessions.begin() as session:
                 await session.execute(insert(QuarantinedMessage), rows)
                 self._since_trim += len(rows)
                 if self._since_trim >= max(self._keep_rows // 10, 100):

@@ -13,10 +13,7 @@ after another — nobody acknowledged for that long, so climbing the ladder is r
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -114,7 +111,7 @@ class EscalationScheduler:
                 )
             if not ids:
                 break
-            planned: list[int] = []
+            planned: list[DeliveryRow] = []
             for incident_id in ids:
                 try:
                     ran, deliveries = await self._process(incident_id, now_ms)
@@ -125,10 +122,10 @@ class EscalationScheduler:
                     continue
                 total += ran
                 planned += deliveries
-            await self._pipeline.deliver(planned)
+            await self._pipeline.deliver([row.id for row in planned])
         return total
 
-    async def _process(self, incident_id: int, now_ms: int) -> tuple[int, list[int]]:
+    async def _process(self, incident_id: int, now_ms: int) -> tuple[int, list[DeliveryRow]]:
         async with self._sm.begin() as s:
             timer = (
                 await s.execute(
@@ -188,14 +185,8 @@ class EscalationScheduler:
     ) -> list[Delivery]:
         """Step 0 inside the transaction that opened ``incident``, so the alarm path pages
         without a round through the loop; its deliveries come back claimed, ready to send."""
-        claimed: list[Delivery] = []
-
-        async def plan(**step: Any) -> list[int]:
-            claimed.extend(await self._pipeline.plan_claimed(s, incident, **step))
-            return []
-
-        await self._step(s, timer, incident, now_ms, plan=plan)
-        return claimed
+        rows = await self._step(s, timer, incident, now_ms, claim=True)
+        return self._pipeline.deliveries(rows, incident)
 
     def send(self, deliveries: list[Delivery]) -> None:
         """Send what :meth:`first_step` claimed (each delivery its own task)."""
@@ -212,10 +203,8 @@ class EscalationScheduler:
         incident: IncidentRow,
         now_ms: int,
         *,
-        plan: Callable[..., Awaitable[list[int]]] | None = None,
-    ) -> list[int]:
-        if plan is None:
-            plan = functools.partial(self._pipeline.plan, s, incident)
+        claim: bool = False,
+    ) -> list[DeliveryRow]:
         ladder = Ladder.from_json(timer.ladder)
         index = timer.next_step
         step = ladder.step(index)
@@ -224,12 +213,15 @@ class EscalationScheduler:
             add_event(s, incident.id, now_ms, "ladder_exhausted")
             return []
         paged = await resolve_roles(self._directory, step.targets, _place(incident), now_ms)
-        ids = await plan(
+        rows = await self._pipeline.plan(
+            s,
+            incident,
             step=step_token(incident.round, str(index)),
             kind="page",
             paged=paged,
             now_ms=now_ms,
             text=timer.note if timer.note != "silenced" else "",
+            claim=claim,
         )
         add_event(
             s,
@@ -255,11 +247,11 @@ class EscalationScheduler:
                 timer.due_at_ms = now_ms + following.wait_ms
         else:
             await stop_timer(s, incident.id)
-        return ids
+        return rows
 
     async def _remind(
         self, s: AsyncSession, timer: EscalationTimerRow, incident: IncidentRow, now_ms: int
-    ) -> list[int]:
+    ) -> list[DeliveryRow]:
         ladder = Ladder.from_json(timer.ladder)
         people = {p for p in (incident.acknowledged_by, incident.assignee) if p}
         paged = [
@@ -268,7 +260,7 @@ class EscalationScheduler:
             if (r := await self._directory.person(pid)) is not None
         ]
         n = timer.reminders_sent + 1
-        ids = await self._pipeline.plan(
+        rows = await self._pipeline.plan(
             s,
             incident,
             step=step_token(incident.round, f"remind{n}"),
@@ -282,14 +274,14 @@ class EscalationScheduler:
             timer.due_at_ms += ladder.remind_ms
         else:
             await stop_timer(s, incident.id)
-        return ids
+        return rows
 
     async def _outcome(
         self, s: AsyncSession, timer: EscalationTimerRow, incident: IncidentRow, now_ms: int
-    ) -> list[int]:
+    ) -> list[DeliveryRow]:
         """Tell the household how their incident ended (结果反馈)."""
         paged = await resolve_roles(self._directory, (Role.FAMILY,), _place(incident), now_ms)
-        ids = await self._pipeline.plan(
+        rows = await self._pipeline.plan(
             s,
             incident,
             step=step_token(incident.round, "outcome"),
@@ -300,7 +292,7 @@ class EscalationScheduler:
         )
         add_event(s, incident.id, now_ms, "household_informed", note=_who(paged))
         await stop_timer(s, incident.id)
-        return ids
+        return rows
 
     async def delivery_failed(self, failed: FailedDelivery) -> None:
         """A page that finally failed: if the person is unreachable on every channel, page the

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +27,6 @@ from alerting.notify.base import Delivery, DeliveryError, Notifier
 from alerting.routing.directory import ChannelKind
 from alerting.routing.router import Paged
 from gateway.clock import Clock
-from gateway.db import WriteTurns
 
 log = logging.getLogger(__name__)
 Sleep = Callable[[float], Awaitable[None]]
@@ -69,7 +68,6 @@ class DeliveryPipeline:
         retry: RetryPolicy | None = None,
         sleep: Sleep = asyncio.sleep,
         lease_ms: int = 60_000,
-        turns: WriteTurns | None = None,
     ) -> None:
         self._sm = sessionmaker
         self._clock = clock
@@ -77,7 +75,6 @@ class DeliveryPipeline:
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
         self._lease_ms = lease_ms
-        self._turns = turns or WriteTurns()
         self.on_final_failure: Callable[[FailedDelivery], Awaitable[None]] | None = None
         self._sending: set[asyncio.Task[None]] = set()
 
@@ -93,11 +90,20 @@ class DeliveryPipeline:
         paged: Iterable[Paged],
         now_ms: int,
         text: str = "",
-    ) -> list[int]:
-        """Add the rows of one step (inside the caller's transaction); returns unsent row ids."""
-        wanted = self._rows(incident, step, kind, paged, now_ms, text)
-        if not wanted:
-            return []
+        claim: bool = False,
+    ) -> list[DeliveryRow]:
+        """Add the rows of one step (inside the caller's transaction); returns its unsent rows.
+
+        With ``claim`` — the first step of an incident opened in this same transaction — no
+        row of the step can exist yet, so none is looked up, and the rows are written already
+        claimed by this process (leased), to go out the moment the transaction commits.
+        """
+        lease = now_ms + self._lease_ms if claim else None
+        wanted = self._rows(incident, step, kind, paged, now_ms, text, lease)
+        if claim or not wanted:
+            session.add_all(wanted.values())
+            await session.flush()
+            return list(wanted.values())
         existing = await session.execute(
             select(DeliveryRow).where(DeliveryRow.idempotency_key.in_(list(wanted)))
         )
@@ -107,26 +113,11 @@ class DeliveryPipeline:
                 session.add(row)
                 rows[key] = row
         await session.flush()
-        return [r.id for r in rows.values() if r.status in ("pending", "sending")]
+        return [r for r in rows.values() if r.status in ("pending", "sending")]
 
-    async def plan_claimed(
-        self,
-        session: AsyncSession,
-        incident: IncidentRow,
-        *,
-        step: str,
-        kind: str,
-        paged: Iterable[Paged],
-        now_ms: int,
-        text: str = "",
-    ) -> list[Delivery]:
-        """The first step of an incident opened in this same transaction: no row of it can
-        exist yet, so none is looked up, and the rows are written already claimed by this
-        process (leased) so they go out the moment the transaction commits."""
-        lease = now_ms + self._lease_ms
-        rows = list(self._rows(incident, step, kind, paged, now_ms, text, lease).values())
-        session.add_all(rows)
-        await session.flush()
+    @staticmethod
+    def deliveries(rows: Iterable[DeliveryRow], incident: IncidentRow) -> list[Delivery]:
+        """What a notifier gets for each of these rows of ``incident``."""
         message = incident_message(incident)
         return [_delivery(r, message) for r in rows]
 
@@ -138,7 +129,7 @@ class DeliveryPipeline:
         paged: Iterable[Paged],
         now_ms: int,
         text: str,
-        lease_until_ms: int | None = None,
+        lease_until_ms: int | None,
     ) -> dict[str, DeliveryRow]:
         """One row per idempotency key: per person and channel of the step."""
         wanted: dict[str, DeliveryRow] = {}
@@ -173,12 +164,10 @@ class DeliveryPipeline:
         await asyncio.gather(*(self._deliver_one(i) for i in ids))
 
     def send_claimed(self, deliveries: Iterable[Delivery]) -> None:
-        """Start sending deliveries this process has claimed (see :meth:`plan_claimed`); each
+        """Start sending deliveries this process has claimed (``plan(claim=True)``); each
         runs as its own task, so one person's retries never hold up the next alarm."""
         for d in deliveries:
-            task = asyncio.get_running_loop().create_task(self._send(d))
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
+            self._start(self._send(d))
 
     async def drain(self, timeout_s: float) -> int:
         """Give the deliveries started by :meth:`send_claimed` up to ``timeout_s`` to finish (at
@@ -199,10 +188,13 @@ class DeliveryPipeline:
         once their lease ends; returns how many were found."""
         ids = await self._leftovers()
         for delivery_id in ids:
-            task = asyncio.get_running_loop().create_task(self._deliver_one(delivery_id))
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
+            self._start(self._deliver_one(delivery_id))
         return len(ids)
+
+    def _start(self, sending: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(sending)
+        self._sending.add(task)  # kept until done: drain() waits for these at shutdown
+        task.add_done_callback(self._sending.discard)
 
     async def _leftovers(self) -> list[int]:
         now = self._clock.now_ms()
@@ -287,7 +279,7 @@ class DeliveryPipeline:
             # Still ours: each attempt renews the lease, so it ends soon after a crash (and
             # the page is sent again by whoever finds it) but never under a live sender.
             values["lease_until_ms"] = now + self._lease_ms
-        async with self._turns.routine(), self._sm.begin() as s:
+        async with self._sm.begin() as s:
             await s.execute(
                 update(DeliveryRow).where(DeliveryRow.id == delivery_id).values(**values)
             )
