@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import httpx
@@ -89,9 +89,13 @@ class InfluxWriter:
         if self._gzip:
             body = await asyncio.to_thread(gzip.compress, body, 1)  # zlib lets go of the GIL
             headers["Content-Encoding"] = "gzip"
+        headers["Content-Length"] = str(len(body))
         try:
             resp = await self._http().post(
-                self._write_path, params=self._write_params, content=body, headers=headers
+                self._write_path,
+                params=self._write_params,
+                content=_sent_once(body),
+                headers=headers,
             )
         except httpx.HTTPError as exc:
             raise StorageUnavailable(f"InfluxDB write failed: {exc!r}") from exc
@@ -195,6 +199,14 @@ class InfluxWriter:
                         RangeBucket(int(t), int(c), None, None, None, last) for t, c, last in rows
                     ]
         return []
+
+
+async def _sent_once(body: bytes) -> AsyncIterator[bytes]:
+    """The request body as a one-shot stream. httpx's request and response refer to each other,
+    so a ``content=bytes`` body lives until the cyclic garbage collector runs; under a backlog
+    that held dozens of ~1 MB bodies (RSS rising by 70+ MiB, measured with heaptrack). A spent
+    generator lets go of its body as soon as it has been sent."""
+    yield body
 
 
 def _rows(results: list[dict[str, Any]], index: int) -> list[list[Any]]:
