@@ -60,6 +60,7 @@ class Stack:
         self.api_port = free_port()
         self.devices = devices
         self.gateway: subprocess.Popen[bytes] | None = None
+        self.config = workdir / "gateway.yaml"
 
     def start(self, **gateway_overrides: object) -> None:
         self.mosquitto.start()
@@ -78,11 +79,15 @@ class Stack:
             "log_level": "WARNING",
         }
         config.update(gateway_overrides)
-        cfg = self.workdir / "gateway.yaml"
-        cfg.write_text(yaml.safe_dump(config), encoding="utf-8")
+        self.config = self.workdir / "gateway.yaml"
+        self.config.write_text(yaml.safe_dump(config), encoding="utf-8")
+        self.start_gateway()
+
+    def start_gateway(self) -> None:
+        """Start the gateway and wait until its MQTT session is up (it may be busy at once)."""
         log = (self.workdir / "gateway.log").open("ab")
         self.gateway = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "run", "--config", str(cfg)],
+            [sys.executable, "-m", "gateway", "run", "--config", str(self.config)],
             stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
         )
         deadline = time.monotonic() + 90
@@ -93,6 +98,15 @@ class Stack:
             except OSError:
                 time.sleep(0.2)
         raise RuntimeError("the gateway did not start; see gateway.log")
+
+    def stop_gateway(self) -> None:
+        """Ctrl-C the gateway; its persistent session stays with the broker."""
+        if self.gateway is not None and self.gateway.poll() is None:
+            self.gateway.terminate()
+            try:
+                self.gateway.wait(30)
+            except subprocess.TimeoutExpired:
+                self.gateway.kill()
 
     def health(self) -> dict:  # type: ignore[type-arg]
         try:
@@ -117,12 +131,7 @@ class Stack:
         return int(values["VmRSS"].split()[0]), int(values["VmHWM"].split()[0])
 
     def stop(self) -> None:
-        if self.gateway is not None and self.gateway.poll() is None:
-            self.gateway.terminate()
-            try:
-                self.gateway.wait(30)
-            except subprocess.TimeoutExpired:
-                self.gateway.kill()
+        self.stop_gateway()
         self.influxd.stop()
         self.mosquitto.stop()
 

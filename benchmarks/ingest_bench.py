@@ -2,6 +2,11 @@
 message, peak RSS under backlog, and (with --profile) where the gateway's time goes.
 
     .venv/bin/python benchmarks/ingest_bench.py --messages 600000 --devices 1000 --profile
+    .venv/bin/python benchmarks/ingest_bench.py --messages 1000000 --backlog
+
+With ``--backlog`` the gateway is stopped first and every message waits in its persistent
+session at the broker; the gateway then starts into that backlog (a site coming back after an
+outage or an upgrade), and the figures are for draining it.
 
 Mosquitto, influxd, the gateway (a separate process) and the C load generator share the
 machine, as they would on a small site's box.
@@ -44,6 +49,8 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=600_000)
     ap.add_argument("--devices", type=int, default=1000)
     ap.add_argument("--profile", action="store_true", help="sample the gateway with py-spy")
+    ap.add_argument("--backlog", action="store_true",
+                    help="publish everything while the gateway is down, then start it")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="ingest-bench-") as tmp:
@@ -59,12 +66,22 @@ def main() -> None:
 
 def run(stack: Stack, loadgen: Path, args: argparse.Namespace, work: Path) -> None:
     n = args.messages
-    cpu0, t0 = stack.cpu_seconds(), time.monotonic()
-    gen = subprocess.Popen(
-        [str(loadgen), "-p", str(stack.mosquitto.port), "-n", str(n), "-m", str(args.devices),
-         "-q", "1", "-s", "demo"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
+    command = [str(loadgen), "-p", str(stack.mosquitto.port), "-n", str(n), "-m",
+               str(args.devices), "-q", "1", "-s", "demo"]
+    backlog_at_start = 0
+    if args.backlog:
+        stack.stop_gateway()
+        queued = subprocess.run(command, capture_output=True, text=True, check=True)
+        print(f"backlog:            {queued.stdout.strip().splitlines()[-1]} (gateway down)")
+        gen = subprocess.Popen(["true"], stdout=subprocess.PIPE, text=True)
+        t0 = time.monotonic()
+        stack.start_gateway()
+        ingest = stack.health()["components"]["ingest"]
+        backlog_at_start = ingest["stored"] + ingest["duplicates"]
+        cpu0 = stack.cpu_seconds()
+    else:
+        cpu0, t0 = stack.cpu_seconds(), time.monotonic()
+        gen = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     profile_raw = work / "profile.txt"
     spy: threading.Thread | None = None
     if args.profile and (py_spy := have_py_spy()):
@@ -113,13 +130,17 @@ def run(stack: Stack, loadgen: Path, args: argparse.Namespace, work: Path) -> No
     _rss, peak = stack.rss_kib()
     (ta, sa), (tb, sb) = marks.get("0.2", (t0, 0)), marks.get("0.8", (t1, stored))
     sustained = (sb - sa) / (tb - ta) if tb > ta else float("nan")
-    print(f"load generator:     {gen_out.splitlines()[-1] if gen_out else '(no output)'}")
+    if not args.backlog:
+        print(f"load generator:     {gen_out.splitlines()[-1] if gen_out else '(no output)'}")
     print(f"messages:           {n} published at QoS 1, {stored} accounted by the gateway, "
           f"{in_influx} points in InfluxDB ({'no loss' if in_influx == n else f'{n - in_influx} MISSING'})")
-    print(f"end to end:         {n / (t1 - t0):,.0f} msg/s over {t1 - t0:.1f} s (broker → InfluxDB)")
+    print(f"end to end:         {n / (t1 - t0):,.0f} msg/s over {t1 - t0:.1f} s (broker → InfluxDB"
+          f"{', from starting the gateway' if args.backlog else ''})")
     print(f"sustained (20–80%): {sustained:,.0f} msg/s")
-    print(f"gateway CPU:        {(cpu1 - cpu0) / n * 1e6:.1f} µs per message "
-          f"({cpu1 - cpu0:.1f} s CPU for {n} messages)")
+    # In backlog mode the messages handled while the gateway was starting are left out.
+    handled = n - backlog_at_start
+    print(f"gateway CPU:        {(cpu1 - cpu0) / handled * 1e6:.1f} µs per message "
+          f"({cpu1 - cpu0:.1f} s CPU for {handled} messages)")
     tenth = max(1, len(rss_samples) // 10)
     deciles = [max(rss_samples[i * tenth:(i + 1) * tenth] or [0]) // 1024 for i in range(10)]
     print(f"gateway RSS:        peak {peak / 1024:.0f} MiB; during the run min "
