@@ -73,6 +73,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 broker_port=args.broker_port,
                 rate=args.rate,
                 fleet=not args.no_fleet,
+                embedded_broker=args.embedded_broker,
             )
         )
     )
@@ -115,6 +116,12 @@ def main(argv: list[str] | None = None) -> int:
         "--rate", type=float, default=1.0, help="fleet time multiplier: 1 = real-life traffic, 60 = an hour a minute"
     )
     demo.add_argument("--no-fleet", action="store_true", help="do not start the simulated fleet")
+    demo.add_argument(
+        "--embedded-broker",
+        choices=("auto", "mosquitto", "amqtt"),
+        default="auto",
+        help="auto: Mosquitto when installed, else amqtt (pure Python, MQTT 3.1.1)",
+    )
     demo.add_argument("-v", "--verbose", action="store_true")
     demo.set_defaults(func=cmd_demo)
 

@@ -26,11 +26,18 @@ def free_port(preferred: int | None = None) -> int:
 
 
 class EmbeddedBroker:
-    """Start a broker for the demo; ``kind`` says which one ran ("mosquitto" or "amqtt")."""
+    """Start a broker for the demo; ``kind`` says which one ran ("mosquitto" or "amqtt").
 
-    def __init__(self, workdir: Path, port: int) -> None:
+    ``prefer="auto"`` takes Mosquitto when installed (faster, MQTT 5) and amqtt otherwise (a
+    fresh machine with only Python); "mosquitto" or "amqtt" insists on one.
+    """
+
+    def __init__(self, workdir: Path, port: int, prefer: str = "auto") -> None:
+        if prefer not in ("auto", "mosquitto", "amqtt"):
+            raise ValueError(f"embedded broker {prefer!r}: expected auto, mosquitto or amqtt")
         self.workdir = workdir
         self.port = port
+        self.prefer = prefer
         self.kind = ""
         self._proc: subprocess.Popen[bytes] | None = None
         self._amqtt: Any = None
@@ -42,10 +49,12 @@ class EmbeddedBroker:
     async def start(self) -> None:
         # Debian installs it in /usr/sbin, which is not on every user's PATH.
         binary = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin")
-        if binary:
+        if self.prefer == "amqtt" or (self.prefer == "auto" and not binary):
+            await self._start_amqtt()
+        elif binary:
             await self._start_mosquitto(binary)
         else:
-            await self._start_amqtt()
+            raise RuntimeError("Mosquitto was asked for but is not installed (apt install mosquitto)")
 
     async def _start_mosquitto(self, binary: str) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -70,9 +79,8 @@ class EmbeddedBroker:
             },
         }
         self._amqtt = Broker(config)
-        await self._amqtt.start()
+        await self._amqtt.start()  # returns once it listens: no probe (amqtt logs one as an error)
         self.kind = "amqtt"
-        await self._wait()
 
     async def _wait(self) -> None:
         for _ in range(200):

@@ -69,10 +69,16 @@ def banner(broker: EmbeddedBroker, gateway: Gateway) -> str:
 
 
 async def run_demo(
-    *, data_dir: Path, api_port: int, broker_port: int, rate: float, fleet: bool
+    *,
+    data_dir: Path,
+    api_port: int,
+    broker_port: int,
+    rate: float,
+    fleet: bool,
+    embedded_broker: str = "auto",
 ) -> None:
     await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
-    broker = EmbeddedBroker(data_dir / "broker", free_port(broker_port))
+    broker = EmbeddedBroker(data_dir / "broker", free_port(broker_port), embedded_broker)
     await broker.start()
     # amqtt speaks MQTT 3.1.1 only; Mosquitto gets MQTT 5.
     protocol = "5" if broker.kind == "mosquitto" else "3.1.1"
