@@ -1,4 +1,4 @@
-"""InfluxDB writers (1.x and 2.x/3.x) over httpx, and their InfluxQL queries.
+"""InfluxDB writers (1.x over httpx, 2.x/3.x through influxdb-client) and their InfluxQL queries.
 
 Both versions are queried with InfluxQL: 1.x natively, 2.x through its v1-compatible ``/query``
 endpoint (needs a DBRP mapping; 2.2+ maps a bucket to ``db=<bucket>`` virtually) and 3.x, which
@@ -9,12 +9,18 @@ has no Flux at all, through the same endpoint. One query path, tested against a 
 from __future__ import annotations
 
 import asyncio
+import functools
 import gzip
 import logging
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
+import urllib3
+from influxdb_client.client.influxdb_client import InfluxDBClient
+from influxdb_client.client.write_api import SYNCHRONOUS, WriteApi
+from influxdb_client.domain.write_precision import WritePrecision
+from influxdb_client.rest import ApiException
 
 from gateway.envelope import DEVICE_TYPES, FieldValue
 from gateway.storage import RangeBucket, StorageRejected, StorageUnavailable, StoredReading
@@ -83,8 +89,11 @@ class InfluxWriter:
             if part := self._encoder.encode(batch[start : start + ENCODE_CHUNK]):
                 parts.append(part)
         body = b"\n".join(parts)
-        if not body:
-            return
+        if body:
+            await self._send(body)
+
+    async def _send(self, body: bytes) -> None:
+        """POST one batch of line protocol (1.x ``/write``)."""
         headers = {"Content-Type": "text/plain; charset=utf-8"}
         if self._gzip:
             body = await asyncio.to_thread(gzip.compress, body, 1)  # zlib lets go of the GIL
@@ -99,12 +108,14 @@ class InfluxWriter:
             )
         except httpx.HTTPError as exc:
             raise StorageUnavailable(f"InfluxDB write failed: {exc!r}") from exc
-        if resp.status_code < 300:
-            return
-        detail = f"InfluxDB answered {resp.status_code}: {resp.text[:500]}"
+        if resp.status_code >= 300:
+            self._refused(resp.status_code, resp.text)
+
+    def _refused(self, status: int, text: str) -> NoReturn:
+        detail = f"InfluxDB answered {status}: {text[:500]}"
         # 400/422: the data itself is refused (field type conflict, bad line). 1.x has written
         # the valid points of the batch ("partial write"); retrying would fail forever.
-        if resp.status_code in (400, 422):
+        if status in (400, 422):
             self.rejected_batches += 1
             raise StorageRejected(detail)
         # 401/403/404 (no such db) and 5xx/429: fixable outside — keep the data, retry later.
@@ -249,17 +260,67 @@ class Influx1Writer(InfluxWriter):
 
 
 class Influx2Writer(InfluxWriter):
-    """InfluxDB 2.x/3.x: ``POST /api/v2/write?org=&bucket=&precision=ms`` with a token."""
+    """InfluxDB 2.x/3.x: writes through influxdb-client (``/api/v2/write`` with org, bucket and
+    token), its synchronous API in a worker thread so the event loop never waits on the socket;
+    queries go to the v1-compatible ``/query`` (see the module docstring)."""
+
+    def __init__(
+        self, url: str, *, token: str, org: str, bucket: str, timeout_s: float, gzip_body: bool
+    ) -> None:
+        super().__init__(
+            url,
+            write_path="/api/v2/write",
+            write_params={"org": org, "bucket": bucket},
+            query_params={"db": bucket},
+            headers={"Authorization": f"Token {token}"},
+            timeout_s=timeout_s,
+            gzip_body=gzip_body,
+        )
+        self._token, self._org, self._bucket = token, org, bucket
+        self._influx: InfluxDBClient | None = None
+        self._write_api: WriteApi | None = None
 
     @classmethod
     def from_settings(cls, s: TimeSeriesSettings) -> Influx2Writer:
-        token = s.token.get_secret_value() if s.token else ""
         return cls(
             s.url,
-            write_path="/api/v2/write",
-            write_params={"org": s.org, "bucket": s.bucket},
-            query_params={"db": s.bucket},
-            headers={"Authorization": f"Token {token}"},
+            token=s.token.get_secret_value() if s.token else "",
+            org=s.org,
+            bucket=s.bucket,
             timeout_s=s.write_timeout_s,
             gzip_body=s.gzip,
         )
+
+    async def _send(self, body: bytes) -> None:
+        if self._write_api is None:
+            # No retries inside the client: a failed batch goes to the disk spool, which
+            # replays in order; the client's own retries would reorder and hold the loop's data.
+            self._influx = InfluxDBClient(
+                url=self._url,
+                token=self._token,
+                org=self._org,
+                timeout=int(self._timeout_s * 1000),
+                enable_gzip=self._gzip,
+                retries=False,
+            )
+            self._write_api = self._influx.write_api(write_options=SYNCHRONOUS)
+        write = functools.partial(
+            self._write_api.write,
+            bucket=self._bucket,
+            org=self._org,
+            record=body,
+            # annotated as the class, whose constants are plain str
+            write_precision=WritePrecision.MS,  # type: ignore[arg-type]
+        )
+        try:
+            await asyncio.to_thread(write)
+        except ApiException as exc:
+            self._refused(exc.status or 0, str(exc.body or exc.reason))
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise StorageUnavailable(f"InfluxDB write failed: {exc!r}") from exc
+
+    async def close(self) -> None:
+        await super().close()
+        if self._influx is not None:
+            self._influx.close()  # type: ignore[no-untyped-call]
+            self._influx = self._write_api = None
