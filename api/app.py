@@ -8,6 +8,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from prometheus_client import Counter, Histogram
 
 from api import errors
@@ -32,13 +33,16 @@ BOARD_DIR = Path(__file__).with_name("board")
 
 def create_app(services: ApiServices) -> FastAPI:
     """One application over ``services``; several may coexist (tests), none is global."""
-    app = FastAPI(
+    # The docs page loads Swagger UI from the gateway itself, not a CDN: a community's box
+    # often has no Internet, and the page would stay blank.
+    app = FastAPIOffline(
         title="Community safety gateway",
         version="1",
         description="Operator API: registry, rules, incidents, devices, reports, live events.",
         openapi_url=f"{PREFIX}/openapi.json",
         docs_url=f"{PREFIX}/docs",
         redoc_url=None,
+        static_url=f"{PREFIX}/docs-assets",
     )
     app.state.services = services
     errors.install(app)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import re
 
 import pytest
 
@@ -155,7 +156,14 @@ async def test_openapi_and_docs(client):
         "/health",
     ):
         assert p in paths
-    assert (await client.get(f"{V1}/docs")).status_code == 200
+    docs = await client.get(f"{V1}/docs")
+    assert docs.status_code == 200
+    # Everything the page loads comes from the gateway (offline sites have no CDN).
+    assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", docs.text)
+    assert any(a.endswith("swagger-ui-bundle.js") for a in assets), docs.text
+    for asset in assets:
+        assert asset.startswith("/"), f"the docs page loads {asset} from elsewhere"
+        assert (await client.get(asset)).status_code == 200, asset
 
 
 async def _stream(client, headers, env, publish) -> str:
