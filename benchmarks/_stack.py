@@ -4,6 +4,7 @@ as a separate process (so its CPU time and memory are its own), and the C load g
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -116,12 +117,15 @@ class Stack:
             return json.loads(exc.read())  # type: ignore[no-any-return]
 
     def cpu_seconds(self) -> float:
+        """User + system CPU of the gateway process (all its threads), in seconds."""
+        return sum(self.cpu_split())
+
+    def cpu_split(self) -> tuple[float, float]:
+        """(user, system) CPU seconds of the gateway process."""
         assert self.gateway is not None
         fields = Path(f"/proc/{self.gateway.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        import os
-
         tick = os.sysconf("SC_CLK_TCK")
-        return (int(fields[11]) + int(fields[12])) / tick
+        return int(fields[11]) / tick, int(fields[12]) / tick
 
     def rss_kib(self) -> tuple[int, int]:
         """(current RSS, peak RSS) of the gateway process in KiB."""

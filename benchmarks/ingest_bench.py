@@ -78,9 +78,9 @@ def run(stack: Stack, loadgen: Path, args: argparse.Namespace, work: Path) -> No
         stack.start_gateway()
         ingest = stack.health()["components"]["ingest"]
         backlog_at_start = ingest["stored"] + ingest["duplicates"]
-        cpu0 = stack.cpu_seconds()
+        cpu0 = stack.cpu_split()
     else:
-        cpu0, t0 = stack.cpu_seconds(), time.monotonic()
+        cpu0, t0 = stack.cpu_split(), time.monotonic()
         gen = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     profile_raw = work / "profile.txt"
     spy: threading.Thread | None = None
@@ -113,7 +113,7 @@ def run(stack: Stack, loadgen: Path, args: argparse.Namespace, work: Path) -> No
         if stored >= n:
             break
         time.sleep(0.25)
-    t1, cpu1 = time.monotonic(), stack.cpu_seconds()
+    t1, cpu1 = time.monotonic(), stack.cpu_split()
     gen_out = gen.communicate(timeout=60)[0].strip()
     if spy:
         spy.join()
@@ -139,8 +139,10 @@ def run(stack: Stack, loadgen: Path, args: argparse.Namespace, work: Path) -> No
     print(f"sustained (20–80%): {sustained:,.0f} msg/s")
     # In backlog mode the messages handled while the gateway was starting are left out.
     handled = n - backlog_at_start
-    print(f"gateway CPU:        {(cpu1 - cpu0) / handled * 1e6:.1f} µs per message "
-          f"({cpu1 - cpu0:.1f} s CPU for {handled} messages)")
+    user, system = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
+    print(f"gateway CPU:        {(user + system) / handled * 1e6:.1f} µs per message "
+          f"(user {user / handled * 1e6:.1f} + system {system / handled * 1e6:.1f}; "
+          f"{user + system:.1f} s CPU for {handled} messages)")
     tenth = max(1, len(rss_samples) // 10)
     deciles = [max(rss_samples[i * tenth:(i + 1) * tenth] or [0]) // 1024 for i in range(10)]
     print(f"gateway RSS:        peak {peak / 1024:.0f} MiB; during the run min "
