@@ -3,10 +3,13 @@ message, peak RSS under backlog, and (with --profile) where the gateway's time g
 
     .venv/bin/python benchmarks/ingest_bench.py --messages 600000 --devices 1000 --profile
     .venv/bin/python benchmarks/ingest_bench.py --messages 1000000 --backlog
+    .venv/bin/python benchmarks/ingest_bench.py --messages 1000000 --outage 20
 
 With ``--backlog`` the gateway is stopped first and every message waits in its persistent
 session at the broker; the gateway then starts into that backlog (a site coming back after an
-outage or an upgrade), and the figures are for draining it.
+outage or an upgrade), and the figures are for draining it. With ``--outage S`` influxd is
+stopped for S seconds once 30% of the messages are in: the gateway spools to disk, then
+replays; the run ends when the spool is empty and every point is in InfluxDB.
 
 Mosquitto, influxd, the gateway (a separate process) and the C load generator share the
 machine, as they would on a small site's box.
@@ -51,6 +54,8 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true", help="sample the gateway with py-spy")
     ap.add_argument("--backlog", action="store_true",
                     help="publish everything while the gateway is down, then start it")
+    ap.add_argument("--outage", type=float, default=0.0, metavar="S",
+                    help="stop influxd for S seconds once 30%% of the messages are in")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="ingest-bench-") as tmp:
@@ -96,15 +101,31 @@ def run(stack: Stack, loadgen: Path, args: argparse.Namespace, work: Path) -> No
     marks: dict[str, tuple[float, int]] = {}
     rss_samples: list[int] = []
     stored = 0
+    outage: list[float] = []  # when influxd was stopped, when it came back
+    spool_peak = 0
+
+    def outage_step(now: float) -> None:
+        if not args.outage:
+            return
+        if not outage and stored >= 0.3 * n:
+            stack.influxd.stop()
+            outage.append(now)
+        elif len(outage) == 1 and now - outage[0] >= args.outage:
+            stack.influxd.start()
+            outage.append(now)
+
     deadline = time.monotonic() + max(120, n / 2000)
     while time.monotonic() < deadline:
         try:
-            ingest = stack.health()["components"]["ingest"]
+            components = stack.health()["components"]
         except OSError:
             print("  (health did not answer in 5 s: the gateway's loop is saturated)")
             continue
+        ingest = components["ingest"]
+        spool_peak = max(spool_peak, (components["timeseries"].get("spool") or {}).get("readings", 0))
         stored = ingest["stored"] + ingest["duplicates"]
         now = time.monotonic()
+        outage_step(now)
         for frac in (0.2, 0.8):
             key = f"{frac}"
             if key not in marks and stored >= frac * n:
@@ -119,11 +140,17 @@ def run(stack: Stack, loadgen: Path, args: argparse.Namespace, work: Path) -> No
         spy.join()
 
     # What the gateway stored may still sit in its disk spool: wait for it to drain.
-    for _ in range(120):
+    drain_deadline = time.monotonic() + 60 + 2 * args.outage + (n / 5000 if args.outage else 0)
+    while time.monotonic() < drain_deadline:
+        outage_step(time.monotonic())
         ts = stack.health()["components"]["timeseries"]
-        if not ts.get("spool") or ts["spool"]["readings"] == 0:
+        readings = (ts.get("spool") or {}).get("readings", 0)
+        spool_peak = max(spool_peak, readings)
+        rss_samples.append(stack.rss_kib()[0])
+        if readings == 0 and len(outage) != 1:
             break
         time.sleep(0.5)
+    t_drained, cpu_drained = time.monotonic(), stack.cpu_split()
     count = stack.influxd.query('SELECT count("seq") FROM "smoke"', "bench")
     series = count["results"][0].get("series")
     in_influx = int(series[0]["values"][0][1]) if series else 0
@@ -134,7 +161,15 @@ def run(stack: Stack, loadgen: Path, args: argparse.Namespace, work: Path) -> No
         print(f"load generator:     {gen_out.splitlines()[-1] if gen_out else '(no output)'}")
     print(f"messages:           {n} published at QoS 1, {stored} accounted by the gateway, "
           f"{in_influx} points in InfluxDB ({'no loss' if in_influx == n else f'{n - in_influx} MISSING'})")
-    print(f"end to end:         {n / (t1 - t0):,.0f} msg/s over {t1 - t0:.1f} s (broker → InfluxDB"
+    if outage:
+        back = f"back after {outage[1] - outage[0]:.0f} s" if len(outage) == 2 else "NOT restarted"
+        print(f"InfluxDB outage:    stopped at {outage[0] - t0:.1f} s, {back}; the disk spool "
+              f"peaked at {spool_peak:,} readings and was empty {t_drained - t0:.1f} s after the start")
+        replay = sum(cpu_drained) - sum(cpu1)
+        print(f"                    replaying after the last message came in: {replay:.1f} s CPU "
+              f"({replay / max(spool_peak, 1) * 1e6:.1f} µs per spooled reading, at most)")
+    into = "InfluxDB or its disk spool" if outage else "InfluxDB"
+    print(f"end to end:         {n / (t1 - t0):,.0f} msg/s over {t1 - t0:.1f} s (broker → {into}"
           f"{', from starting the gateway' if args.backlog else ''})")
     print(f"sustained (20–80%): {sustained:,.0f} msg/s")
     # In backlog mode the messages handled while the gateway was starting are left out.
