@@ -20,6 +20,7 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from api.app import create_app
 from gateway.clock import ManualClock
 from gateway.ingest import tune_gc
 from tests.api.support import DEMO_PASSWORD, SITE, build_env, prepare_db
+from tests.conftest import pg_admin_url
 
 CST = timezone(timedelta(hours=8))
 MONTH_START = datetime(2025, 11, 1, tzinfo=CST)
@@ -74,14 +76,42 @@ async def fill(env, count: int) -> None:  # type: ignore[no-untyped-def]
         await env.services.incidents.resolve(incident_id, "zhang-min", categories[i % 4], "已处理")
 
 
+async def fresh_postgres() -> str:
+    import asyncpg
+
+    name = f"sg_stall_{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(pg_admin_url())
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    base = pg_admin_url().rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    return f"{base}/{name}"
+
+
+async def drop_postgres(name: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(pg_admin_url())
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--incidents", type=int, default=3000)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--postgres", action="store_true",
+                    help="a fresh database on the PostgreSQL at SAFETY_TEST_PG_URL instead of SQLite")
     ap.add_argument("--profile", metavar="PATH", help="cProfile this endpoint (e.g. /api/v1/reports/ledger?month=2025-11)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="api-stall-") as tmp:
         url = f"sqlite+aiosqlite:///{tmp}/gateway.db"
+        if args.postgres:
+            url = await fresh_postgres()
+        print(f"database: {url.split(':', 1)[0]}")
         await prepare_db(url)
         clock = ManualClock(int(MONTH_START.timestamp() * 1000))
         env = await build_env(url, Path(tmp), clock)
@@ -138,6 +168,8 @@ async def main() -> None:
                 print(f"{name:38} {statistics.median(times) * 1000:17.1f} "
                       f"{statistics.median(stalls) * 1000:19.1f} / {max(stalls) * 1000:6.1f}")
         await env.close()
+        if args.postgres:
+            await drop_postgres(url.rsplit("/", 1)[1])
 
 
 if __name__ == "__main__":

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from alerting.incidents.tables import IncidentRow
@@ -22,6 +22,7 @@ from api.figures import (
     resolve_seconds,
     within_deadline,
 )
+from api.paged import in_turns, incidents_opened
 from api.schemas import LedgerPublic, LedgerRow, TrendPoint
 from api.services import ApiServices
 from gateway.registry.tables import Site
@@ -42,10 +43,7 @@ async def _site(session: AsyncSession, principal: Principal, site: str | None) -
 
 
 async def _rows(session: AsyncSession, site: str, start: int, end: int) -> list[IncidentRow]:
-    q = select(IncidentRow).where(
-        IncidentRow.site == site, IncidentRow.opened_at_ms >= start, IncidentRow.opened_at_ms < end
-    )
-    return list(await session.scalars(q.order_by(IncidentRow.opened_at_ms, IncidentRow.id)))
+    return await incidents_opened(session, start, end, IncidentRow.site == site)
 
 
 async def _ledger(
@@ -60,11 +58,9 @@ async def _ledger(
     start, end = month_bounds(month, row.timezone)
     incidents = await _rows(session, row.code, start, end)
     deadlines = services.config.ack_deadline_s
-    return LedgerPublic(
-        site=row.code,
-        month=month,
-        totals=grid_stats("*", incidents, deadlines),
-        rows=[
+    rows: list[LedgerRow] = []
+    async for part in in_turns(incidents):
+        rows.extend(
             LedgerRow(
                 id=i.id,
                 opened_at=local_time(i.opened_at_ms, row.timezone),
@@ -82,9 +78,12 @@ async def _ledger(
                 resolution=i.resolution,
                 within_deadline=within_deadline(i, deadlines),
             )
-            for i in incidents
-        ],
-    )
+            for i in part
+        )
+    totals = grid_stats("*", incidents, deadlines)
+    await asyncio.sleep(0)
+    # The rows are validated models already; validating the list again is one more long stretch.
+    return LedgerPublic.model_construct(site=row.code, month=month, totals=totals, rows=rows)
 
 
 @router.get("/ledger", response_model=LedgerPublic)
@@ -94,9 +93,12 @@ async def ledger(
     session: SessionDep,
     site: SiteQ = None,
     month: Month = None,
-) -> LedgerPublic:
+) -> Response:
     """What happened where, who handled it, how fast and how it was resolved, for one month."""
-    return await _ledger(services, session, principal, site, month)
+    report = await _ledger(services, session, principal, site, month)
+    # Already a validated model: dumped once here rather than re-validated against the
+    # response model in one long stretch (thousands of rows; see api/paged.py).
+    return Response(report.model_dump_json(), media_type="application/json")
 
 
 @router.get("/ledger.csv", response_class=Response)
@@ -111,8 +113,9 @@ async def ledger_csv(
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=list(LedgerRow.model_fields), lineterminator="\n")
     writer.writeheader()
-    for r in report.rows:
-        writer.writerow({k: "" if v is None else v for k, v in r.model_dump().items()})
+    async for part in in_turns(report.rows):
+        for r in part:
+            writer.writerow({k: "" if v is None else v for k, v in r.model_dump().items()})
     name = f"ledger-{report.site}-{report.month}.csv"
     # A BOM so that spreadsheet programs read the Chinese text as UTF-8.
     return Response(

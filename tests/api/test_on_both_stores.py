@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from api.audit import AuditRow
+from api.paged import PAGE
 from gateway.clock import ManualClock
 from tests.api.support import G1_DEVICE, G2_DEVICE, Env, build_env, prepare_db
 
@@ -57,3 +58,40 @@ async def test_registry_writes_and_ledger(client, login):
     assert (await client.delete(f"{V1}/grids/demo.g1", headers=h)).status_code == 409
     csv_text = (await client.get(f"{V1}/devices/ledger.csv", headers=h)).text
     assert G1_DEVICE in csv_text
+
+
+async def test_reports_over_many_pages_keep_every_incident_once(client, login, env, clock):
+    # More incidents than a few pages of api/paged.py, many opened in the same millisecond:
+    # the ledger, the stats and the trend must each count every incident exactly once.
+    opened: list[int] = []
+    start = clock.now_ms()
+    for rule in ("smoke.alarm", "smoke.low_battery"):
+        for i, ctx in enumerate(env.registry.devices("demo")):
+            if i % 7 == 0:
+                clock.advance(1_000)
+            opened.append(await env.open_incident(ctx.device_id, rule_id=rule))
+    assert len(opened) > 2 * PAGE
+    h = await login("secretary")
+    ledger = (await client.get(f"{V1}/reports/ledger", params={"month": "2025-11"}, headers=h))
+    assert ledger.status_code == 200
+    rows = ledger.json()["rows"]
+    assert sorted(r["id"] for r in rows) == sorted(opened)
+    assert rows == sorted(rows, key=lambda r: (r["opened_at"], r["id"]))
+    assert ledger.json()["totals"]["incidents"] == len(opened)
+    csv_text = (
+        await client.get(f"{V1}/reports/ledger.csv", params={"month": "2025-11"}, headers=h)
+    ).text
+    assert len(csv_text.strip().splitlines()) == len(opened) + 1  # and the header
+    stats = (
+        await client.get(
+            f"{V1}/stats",
+            params={"start_ms": start, "end_ms": clock.now_ms() + 1},
+            headers=await login("duty"),
+        )
+    ).json()
+    assert stats["total"]["incidents"] == len(opened)
+    assert sum(g["incidents"] for g in stats["grids"]) == len(opened)
+    trend = (
+        await client.get(f"{V1}/reports/trend", params={"month": "2025-11", "months": 1}, headers=h)
+    ).json()
+    assert trend[0]["stats"]["incidents"] == len(opened)
