@@ -31,8 +31,13 @@ def within_deadline(row: IncidentRow, deadlines_s: Mapping[str, int]) -> bool | 
     deadline = deadlines_s.get(row.severity, 0)
     if deadline <= 0:
         return None
-    handled = [t for t in (ack_seconds(row), resolve_seconds(row)) if t is not None]
-    return bool(handled) and min(handled) <= deadline
+    return _handled_within(ack_seconds(row), resolve_seconds(row), deadline)
+
+
+def _handled_within(ack_s: float | None, resolve_s: float | None, deadline_s: int) -> bool:
+    """The first of acknowledgement and resolution came within the deadline."""
+    handled = [t for t in (ack_s, resolve_s) if t is not None]
+    return bool(handled) and min(handled) <= deadline_s
 
 
 def grid_stats(
@@ -58,9 +63,8 @@ def grid_stats(
         if fix is not None:
             fixes.append(fix)
         deadline = deadlines_s.get(severity, 0)
-        if deadline > 0:  # as within_deadline(): the first of ack and resolve counts
-            handled = [t for t in (ack, fix) if t is not None]
-            timed.append(bool(handled) and min(handled) <= deadline)
+        if deadline > 0:
+            timed.append(_handled_within(ack, fix, deadline))
         if r.status in DONE:
             done += 1
         by_type[r.device_type] += 1
