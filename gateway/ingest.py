@@ -83,6 +83,15 @@ def is_downlink(topic: str) -> bool:
     return len(parts) == 4 and parts[0] == "safety" and parts[2:] == ["gateway", "status"]
 
 
+def _no_device_time(payload: bytes) -> int:
+    """What stands in for the device's time when it sent none (the reading then carries the
+    receive time, which differs on redelivery): the message itself, as a negative number that
+    no device time can equal. Byte-identical with the same seq is the same message, or one
+    that says nothing new. Alarm events never take this path: without a device time a repeat
+    is stored and evaluated again, and the incident it belongs to absorbs it."""
+    return -1 - (hash(payload) & 0x7FFF_FFFF_FFFF_FFFF)
+
+
 class _SeqWindow(dict[int, int]):
     """The recent ``seq → ts`` of one device. A QoS 1 redelivery repeats both; a device that
     rebooted and restarted its counter repeats a seq with a new ts, and is not a duplicate
@@ -222,10 +231,13 @@ class Ingest:
             window = self._seqs.get((ctx.site, ctx.device_id))
             if window is None:
                 window = self._window(ctx.site, ctx.device_id)
-            if window.get(seq) == reading.ts_ms:  # seen: a redelivery (see _SeqWindow)
+            mark = reading.ts_ms
+            if mark == now and reading.kind != "event":
+                mark = _no_device_time(payload)
+            if window.get(seq) == mark:  # seen: a redelivery (see _SeqWindow)
                 self.stats.duplicates += 1
                 return
-            window.remember(seq, reading.ts_ms)
+            window.remember(seq, mark)
         self._batch.append(_stored(StoredReading, (reading, ctx.grid_id)))
         if self._on_reading is not None:
             # Alarms are evaluated now, not after the time-series batch.
