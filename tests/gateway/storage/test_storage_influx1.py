@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import gc
 import time
-import tracemalloc
 
 import pytest
 
@@ -13,7 +11,7 @@ from gateway.storage import RangeBucket, StorageUnavailable, StoredReading
 from gateway.storage.config import TimeSeriesSettings
 from gateway.storage.influx import Influx1Writer
 from gateway.storage.lineprotocol import LineEncoder
-from tests.gateway.storage.storage_helpers import T0, alarm, smoke
+from tests.gateway.storage.storage_helpers import T0, alarm, bytes_kept_by_writes, smoke
 from tests.services import Influxd
 
 
@@ -123,21 +121,8 @@ async def test_a_written_batch_is_freed_without_waiting_for_the_garbage_collecto
     # Under a backlog the cyclic collector seldom runs (the gateway makes it rare on purpose):
     # each request body must be freed by reference counting alone, or RSS climbs by a
     # megabyte per batch (seen in benchmarks/ingest_bench.py before this was fixed).
-    w = writer(influxd, influx_db)
     batch = [smoke(device=f"SD-{i}", seq=i) for i in range(5000)]
-    await w.write(batch)  # the connection and the encoder's cache of series exist from here on
-    gc.collect()
-    gc.disable()
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        for _ in range(5):
-            await w.write(batch)
-        kept = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
-        gc.enable()
-        await w.close()
+    kept = await bytes_kept_by_writes(writer(influxd, influx_db), batch, 5)
     body = len(LineEncoder().encode(batch))  # the size of one request body
     assert body > 300_000
     assert kept < body, f"{kept} bytes still held after 5 writes of {body} bytes each"

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import gzip
 import socket
-import tracemalloc
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -14,7 +12,7 @@ import pytest
 from gateway.storage import StorageRejected, StorageUnavailable, build_store
 from gateway.storage.config import TimeSeriesSettings
 from gateway.storage.influx import Influx2Writer
-from tests.gateway.storage.storage_helpers import T0, alarm, smoke
+from tests.gateway.storage.storage_helpers import T0, alarm, bytes_kept_by_writes, smoke
 
 
 def settings(url: str, **kw: object) -> TimeSeriesSettings:
@@ -88,21 +86,8 @@ async def test_a_written_batch_is_freed_without_waiting_for_the_garbage_collecto
 ):
     # As for 1.x (test_storage_influx1.py): the cyclic collector is rare under load, so the
     # client must not keep request bodies alive in reference cycles.
-    w = build_store(settings(recording_http_server.url))
     batch = [smoke(device=f"SD-{i}", seq=i) for i in range(5000)]
-    await w.write(batch)
-    gc.collect()
-    gc.disable()
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        for _ in range(5):
-            await w.write(batch)
-        kept = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
-        gc.enable()
-        await w.close()
+    kept = await bytes_kept_by_writes(build_store(settings(recording_http_server.url)), batch, 5)
     assert len(recording_http_server.requests) == 6
     body = len(recording_http_server.requests[-1].body)
     assert body > 300_000
