@@ -44,14 +44,13 @@ def _literal(value: str) -> str:
 
 
 class InfluxWriter:
-    """Batches go out as one gzip-optional line-protocol POST; queries go to ``/query``."""
+    """Batches are encoded to line protocol here and sent by each version's ``_send``;
+    queries go to ``/query``."""
 
     def __init__(
         self,
         url: str,
         *,
-        write_path: str,
-        write_params: dict[str, str],
         query_params: dict[str, str],
         headers: dict[str, str],
         from_prefix: str = "",
@@ -59,8 +58,6 @@ class InfluxWriter:
         gzip_body: bool = False,
     ) -> None:
         self._url = url.rstrip("/")
-        self._write_path = write_path
-        self._write_params = {**write_params, "precision": "ms"}
         self._query_params = {**query_params, "epoch": "ms"}
         self._headers = headers
         self._from_prefix = from_prefix
@@ -94,23 +91,8 @@ class InfluxWriter:
             await self._send(body)
 
     async def _send(self, body: bytes) -> None:
-        """POST one batch of line protocol (1.x ``/write``)."""
-        headers = {"Content-Type": "text/plain; charset=utf-8"}
-        if self._gzip:
-            body = await asyncio.to_thread(gzip.compress, body, 1)  # zlib lets go of the GIL
-            headers["Content-Encoding"] = "gzip"
-        headers["Content-Length"] = str(len(body))
-        try:
-            resp = await self._http().post(
-                self._write_path,
-                params=self._write_params,
-                content=_sent_once(body),
-                headers=headers,
-            )
-        except httpx.HTTPError as exc:
-            raise StorageUnavailable(f"InfluxDB write failed: {exc!r}") from exc
-        if resp.status_code >= 300:
-            self._refused(resp.status_code, resp.text)
+        """Store one batch of line protocol; raises StorageUnavailable / StorageRejected."""
+        raise NotImplementedError
 
     def _refused(self, status: int, text: str) -> NoReturn:
         detail = f"InfluxDB answered {status}: {text[:500]}"
@@ -238,6 +220,45 @@ def _bool_bucket(ts: int, count: int, trues: int, last: FieldValue | None) -> Ra
 class Influx1Writer(InfluxWriter):
     """InfluxDB 1.x: ``POST /write?db=&rp=&precision=ms``, optional user/password."""
 
+    def __init__(
+        self,
+        url: str,
+        *,
+        write_params: dict[str, str],
+        query_params: dict[str, str],
+        from_prefix: str,
+        timeout_s: float,
+        gzip_body: bool,
+    ) -> None:
+        super().__init__(
+            url,
+            query_params=query_params,
+            headers={},
+            from_prefix=from_prefix,
+            timeout_s=timeout_s,
+            gzip_body=gzip_body,
+        )
+        self._write_params = {**write_params, "precision": "ms"}
+
+    async def _send(self, body: bytes) -> None:
+        """POST one batch of line protocol (1.x ``/write``)."""
+        headers = {"Content-Type": "text/plain; charset=utf-8"}
+        if self._gzip:
+            body = await asyncio.to_thread(gzip.compress, body, 1)  # zlib lets go of the GIL
+            headers["Content-Encoding"] = "gzip"
+        headers["Content-Length"] = str(len(body))
+        try:
+            resp = await self._http().post(
+                "/write",
+                params=self._write_params,
+                content=_sent_once(body),
+                headers=headers,
+            )
+        except httpx.HTTPError as exc:
+            raise StorageUnavailable(f"InfluxDB write failed: {exc!r}") from exc
+        if resp.status_code >= 300:
+            self._refused(resp.status_code, resp.text)
+
     @classmethod
     def from_settings(cls, s: TimeSeriesSettings) -> Influx1Writer:
         params = {"db": s.database}
@@ -250,10 +271,8 @@ class Influx1Writer(InfluxWriter):
         prefix = f"{_ident(s.database)}.{_ident(s.retention_policy)}." if s.retention_policy else ""
         return cls(
             s.url,
-            write_path="/write",
             write_params=params,
             query_params=query,
-            headers={},
             from_prefix=prefix,
             timeout_s=s.write_timeout_s,
             gzip_body=s.gzip,
@@ -270,8 +289,6 @@ class Influx2Writer(InfluxWriter):
     ) -> None:
         super().__init__(
             url,
-            write_path="/api/v2/write",
-            write_params={"org": org, "bucket": bucket},
             query_params={"db": bucket},
             headers={"Authorization": f"Token {token}"},
             timeout_s=timeout_s,
