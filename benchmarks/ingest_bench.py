@@ -74,11 +74,11 @@ def run(stack: Stack, loadgen: Path, args: argparse.Namespace, work: Path) -> No
     command = [str(loadgen), "-p", str(stack.mosquitto.port), "-n", str(n), "-m",
                str(args.devices), "-q", "1", "-s", "demo"]
     backlog_at_start = 0
+    gen: subprocess.Popen[str] | None = None
     if args.backlog:
         stack.stop_gateway()
         queued = subprocess.run(command, capture_output=True, text=True, check=True)
         print(f"backlog:            {queued.stdout.strip().splitlines()[-1]} (gateway down)")
-        gen = subprocess.Popen(["true"], stdout=subprocess.PIPE, text=True)
         t0 = time.monotonic()
         stack.start_gateway()
         ingest = stack.health()["components"]["ingest"]
@@ -135,7 +135,7 @@ def run(stack: Stack, loadgen: Path, args: argparse.Namespace, work: Path) -> No
             break
         time.sleep(0.25)
     t1, cpu1 = time.monotonic(), stack.cpu_split()
-    gen_out = gen.communicate(timeout=60)[0].strip()
+    gen_out = gen.communicate(timeout=60)[0].strip() if gen is not None else ""
     if spy:
         spy.join()
 
@@ -157,7 +157,7 @@ def run(stack: Stack, loadgen: Path, args: argparse.Namespace, work: Path) -> No
     _rss, peak = stack.rss_kib()
     (ta, sa), (tb, sb) = marks.get("0.2", (t0, 0)), marks.get("0.8", (t1, stored))
     sustained = (sb - sa) / (tb - ta) if tb > ta else float("nan")
-    if not args.backlog:
+    if gen is not None:
         print(f"load generator:     {gen_out.splitlines()[-1] if gen_out else '(no output)'}")
     print(f"messages:           {n} published at QoS 1, {stored} accounted by the gateway, "
           f"{in_influx} points in InfluxDB ({'no loss' if in_influx == n else f'{n - in_influx} MISSING'})")
