@@ -1,4 +1,5 @@
-"""How long the operator API's heaviest reads hold the gateway's event loop on SQLite.
+"""How long the operator API's heaviest reads hold the gateway's event loop (SQLite, or
+PostgreSQL with ``--postgres``).
 
 With SQLite the gateway runs its database work inline on the event loop (gateway/db.py), so a
 report query is time the alarm path cannot run. This fills a database with a month of
@@ -6,7 +7,7 @@ incidents (opened, acknowledged, resolved, as the pipeline and the workers do), 
 the board's and reports' endpoints in-process and records, for each, its time and the longest
 stretch the loop did not get a turn (a 1 ms heartbeat task measures it).
 
-    .venv/bin/python benchmarks/api_stall_bench.py [--incidents 3000]
+    .venv/bin/python benchmarks/api_stall_bench.py [--incidents 3000] [--repeat 7] [--postgres]
 """
 
 from __future__ import annotations
