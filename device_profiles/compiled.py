@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, cast
@@ -12,6 +11,16 @@ from gateway.envelope import DeviceType, FieldValue, RejectReason
 if TYPE_CHECKING:
     from device_profiles.schema import DeviceProfile, FieldSpec
     from device_profiles.topics import TopicPattern
+
+
+# What every store can hold (SQLite INTEGER, PostgreSQL BIGINT, InfluxDB integer and its
+# nanosecond timestamps): a value outside is rejected at decode, never handed to a store that
+# would choke on it (a seq of 2**63 once made the embedded store raise on every flush).
+MAX_INT64 = 2**63 - 1
+MIN_INT64 = -(2**63)
+MAX_FLOAT = 1.7976931348623157e308
+# InfluxDB keeps nanoseconds in an int64: the last representable millisecond (April 2262).
+MAX_TS_MS = MAX_INT64 // 1_000_000
 
 
 class DecodeError(Exception):
@@ -36,8 +45,11 @@ class FieldCheck:
     def __init__(self, name: str, spec: FieldSpec) -> None:
         self.name = name
         self.type = spec.type
-        self.lo = -math.inf if spec.min is None else spec.min
-        self.hi = math.inf if spec.max is None else spec.max
+        # Unbounded in the profile still means bounded by what the stores hold; a scaled
+        # float that overflows to infinity falls outside too.
+        floor, ceiling = (MIN_INT64, MAX_INT64) if spec.type == "int" else (-MAX_FLOAT, MAX_FLOAT)
+        self.lo = floor if spec.min is None else max(spec.min, floor)
+        self.hi = ceiling if spec.max is None else min(spec.max, ceiling)
         self.scale = spec.scale
         self.values = frozenset(spec.values or ())
         self.value_map = dict(spec.value_map or {})
@@ -123,9 +135,15 @@ def parse_ts(raw: object, now_ms: int) -> int:
         if not raw.is_integer():
             raise DecodeError(RejectReason.WRONG_TYPE, f"ts {raw!r} is not whole milliseconds")
         raw = int(raw)
-    value: int = raw
+    return check_ts(raw)
+
+
+def check_ts(value: int) -> int:
+    """One rule for every form of ``ts``: from 1970 to what InfluxDB's timestamps hold."""
     if value < 0:
-        raise DecodeError(RejectReason.OUT_OF_RANGE, f"ts {value} is negative")
+        raise DecodeError(RejectReason.OUT_OF_RANGE, f"ts {_short(value)} is before 1970")
+    if value > MAX_TS_MS:
+        raise DecodeError(RejectReason.OUT_OF_RANGE, f"ts {_short(value)} is after 2262")
     return value
 
 
@@ -140,17 +158,17 @@ def _parse_rfc3339(text: str) -> int:
         raise bad from None
     if parsed.tzinfo is None:
         raise DecodeError(RejectReason.WRONG_TYPE, f"ts {_short(text)} has no UTC offset")
-    return int(parsed.timestamp() * 1000)
+    return check_ts(int(parsed.timestamp() * 1000))
 
 
 def parse_seq(raw: object) -> int | None:
-    """A non-negative int counter, or None when absent."""
+    """A counter in ``[0, 2**63)``, or None when absent."""
     if raw is None:
         return None
     if isinstance(raw, bool) or not isinstance(raw, int):
         raise DecodeError(RejectReason.WRONG_TYPE, f"seq must be an integer, got {_short(raw)}")
-    if raw < 0:
-        raise DecodeError(RejectReason.OUT_OF_RANGE, f"seq {raw} is negative")
+    if raw < 0 or raw > MAX_INT64:
+        raise DecodeError(RejectReason.OUT_OF_RANGE, f"seq {_short(raw)} outside [0, 2**63)")
     return raw
 
 

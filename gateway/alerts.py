@@ -146,9 +146,12 @@ class AlertPipeline:
                 change = await self._incidents.apply(t, target)
             except Exception:
                 # Keep going: one broken incident must not stop the others. Safety first:
-                # the failure is visible in the log, the metrics and /health.
+                # the failure is visible in the log, the metrics and /health, and the alert
+                # goes back to ok so the device's next alarm opens an incident afresh.
                 self.failures += 1
                 log.exception("opening the incident for %s failed", t.dedupe_key)
+                if t.state is AlertState.FIRING:
+                    self._engine.forget(t.rule_id, t.subject, self._clock.now_ms())
                 continue
             if change is not None:
                 if change.claimed:

@@ -91,8 +91,8 @@ class Gateway:
         self.registry = Registry(self.sessions)
         await self.registry.load()
         self.profiles = load_profiles(s.profiles_dir)
-        self._build_storage()
         self.quarantine = Quarantine(self.sessions, s.ingest.quarantine_keep)
+        self._build_storage()
         self.status = DeviceStatusBoard(self.profiles, self.live)
         await self._build_alerting()
         self.ingest = Ingest(
@@ -158,6 +158,9 @@ class Gateway:
                 max_age_s=ts.spool_max_age_s,
                 clock=self.clock,
                 write_timeout_s=ts.write_timeout_s,
+                refused=lambda reading, why: self.quarantine.refuse(
+                    self.clock.now_ms(), reading, why
+                ),
             )
             self.writer = self.spool
 
@@ -324,7 +327,26 @@ class Gateway:
                 await asyncio.wait_for(asyncio.shield(serve), 10)
 
     async def _shutdown(self) -> None:
-        """Stop receiving, store what was received, acknowledge it, then close the stores."""
+        """Stop receiving, store what was received, acknowledge it, then close the stores.
+
+        Bounded by ``shutdown_timeout_s``: past it, what is not stored stays unacknowledged
+        at the broker, which delivers it again to the next run."""
+        try:
+            async with asyncio.timeout(self.settings.shutdown_timeout_s):
+                await self._finish_work()
+        except TimeoutError:
+            log.error(  # noqa: TRY400 - the timeout is the news, its traceback is not
+                "shutdown: not everything was stored within %.0f s; the broker keeps the "
+                "unacknowledged messages for the next run",
+                self.settings.shutdown_timeout_s,
+            )
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.writer.close(), 5)
+        with contextlib.suppress(Exception):
+            await self.http.aclose()
+        await self.db.dispose()
+
+    async def _finish_work(self) -> None:
         with contextlib.suppress(Exception):
             # Pages on their way out get their broker's acknowledgement before MQTT closes.
             if left := await self.escalation.finish_sending(3.0):
@@ -340,11 +362,6 @@ class Gateway:
             log.exception("final flush failed; the broker keeps the unacknowledged messages")
         with contextlib.suppress(Exception):
             await self.engine.persist()
-        with contextlib.suppress(Exception):
-            await self.writer.close()
-        with contextlib.suppress(Exception):
-            await self.http.aclose()
-        await self.db.dispose()
 
     def api_services(self) -> Any:
         from functools import partial

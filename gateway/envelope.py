@@ -50,6 +50,9 @@ class RejectReason(StrEnum):
     UNKNOWN_TOPIC = "unknown_topic"
     FUTURE_TIMESTAMP = "future_timestamp"
     TYPE_MISMATCH = "type_mismatch"
+    # Decoded, but the time-series store refused to hold it (kept here rather than retried
+    # forever, which would stop every later reading from being stored).
+    UNSTORABLE = "unstorable"
 
 
 @dataclass(frozen=True, slots=True)

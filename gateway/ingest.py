@@ -18,7 +18,7 @@ from device_profiles import ProfileRegistry
 from gateway.clock import Clock
 from gateway.envelope import DeviceContext, Reading, Rejection, RejectReason
 from gateway.quarantine import Quarantine
-from gateway.storage import StoredReading, TimeSeriesWriter
+from gateway.storage import StoredReading, TimeSeriesWriter, write_isolating
 
 log = logging.getLogger(__name__)
 
@@ -273,10 +273,14 @@ class Ingest:
         batch, acks = self._batch, self._acks
         self._batch, self._acks = [], [[] for _ in self._ackers]
         delay = 0.2
+        stored = 0
         while True:
             try:
                 if batch:
-                    await self._writer.write(batch)
+                    refused = await write_isolating(self._writer, batch)
+                    for reading, why in refused:
+                        self._quarantine.refuse(self._clock.now_ms(), reading.reading, why)
+                    stored, batch = len(batch) - len(refused), []
                 await self._quarantine.flush()
                 break
             except asyncio.CancelledError:
@@ -284,11 +288,13 @@ class Ingest:
                 self._acks = [old + new for old, new in zip(acks, self._acks, strict=True)]
                 raise
             except Exception:
+                # Only an unavailable store or database gets here (a refused reading was
+                # quarantined above): keep everything and retry; the broker keeps it too.
                 self.stats.store_failures += 1
                 log.exception("storing a batch of %d readings failed; retrying", len(batch))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-        self.stats.stored += len(batch)
+        self.stats.stored += stored
         self.stats.batches += 1
         self.stats.last_batch_ms = self._clock.now_ms()
         if self._settled is not None:

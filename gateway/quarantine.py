@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.db import Base
-from gateway.envelope import Rejection
+from gateway.envelope import Reading, Rejection, RejectReason
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,18 @@ class Quarantine:
         self.counts[rejection.reason.value] += 1
         self._pending.append(QuarantineEntry(received_ms, topic, rejection, payload))
 
+    def refuse(self, received_ms: int, reading: Reading, why: str) -> None:
+        """Keep a decoded reading the time-series store refused, in the native wire shape."""
+        r = reading
+        topic = f"safety/{r.site}/{r.device_type}/{r.device_id}/{r.kind}"
+        body: dict[str, object] = {"ts": r.ts_ms, "seq": r.seq, **r.fields}
+        if r.event is not None:
+            body["event"] = r.event
+        # stdlib json, not orjson: the value the store refused may be one orjson refuses too
+        payload = json.dumps(body, default=repr, ensure_ascii=False)
+        rejection = Rejection(RejectReason.UNSTORABLE, why, topic, r.device_id)
+        self.add(received_ms, topic, payload.encode("utf-8", "backslashreplace"), rejection)
+
     @property
     def pending(self) -> int:
         return len(self._pending)
@@ -67,10 +80,12 @@ class Quarantine:
         rows = [
             {
                 "received_ms": e.received_ms,
-                "topic": e.topic[:1024],
+                "topic": _text(e.topic, 1024),
                 "reason": e.rejection.reason.value,
-                "detail": e.rejection.detail[:1024],
-                "device_id": e.rejection.device_id,
+                "detail": _text(e.rejection.detail, 1024),
+                "device_id": None if e.rejection.device_id is None else _text(
+                    e.rejection.device_id, 128
+                ),
                 "payload": e.payload[:KEEP_PAYLOAD_BYTES],
                 "payload_size": len(e.payload),
             }
@@ -102,3 +117,12 @@ class Quarantine:
             if reason:
                 q = q.where(QuarantinedMessage.reason == reason)
             return list((await session.scalars(q.limit(limit).offset(offset))).all())
+
+
+def _text(value: str, limit: int) -> str:
+    """What every database's text column takes: no NUL (PostgreSQL refuses it), no lone
+    surrogate, at most ``limit`` characters. A hostile topic must not stop the quarantine."""
+    value = value[:limit]
+    if value.isascii() and "\x00" not in value:
+        return value
+    return value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")

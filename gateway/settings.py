@@ -125,6 +125,9 @@ class Settings(BaseSettings):
     profiles_dir: Path | None = None  # None = the shipped device profiles
     community_file: Path | None = None  # YAML loaded into the registry at start
     log_level: str = "INFO"
+    # SIGTERM to exit, at most: what could not be stored by then stays with the broker
+    # (unacknowledged), so a stuck store never keeps the process from stopping.
+    shutdown_timeout_s: float = Field(15.0, gt=0)
     mqtt: MqttSettings = MqttSettings()
     timeseries: TimeSeriesSettings = TimeSeriesSettings()
     database: DatabaseSettings = DatabaseSettings()

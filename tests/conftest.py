@@ -225,6 +225,17 @@ async def start_gateway(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[o
         await asyncio.wait_for(gateway.mqtt.connected.wait(), 20)
         return gateway
 
+    async def stop(gateway: Gateway) -> None:
+        """Stop one gateway as SIGTERM would (its persistent MQTT session stays)."""
+        for entry in running:
+            if entry[0] is gateway:
+                running.remove(entry)
+                entry[1].cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await entry[1]
+                return
+
+    start.stop = stop  # type: ignore[attr-defined]
     yield start
     for _gateway, task in reversed(running):
         task.cancel()

@@ -174,6 +174,11 @@ class Influxd:
         with urllib.request.urlopen(url, timeout=10) as resp:
             return json.loads(resp.read())  # type: ignore[no-any-return]
 
+    def write_lines(self, db: str, lines: str) -> None:
+        """Write line protocol (nanosecond timestamps) as another tool would."""
+        request = urllib.request.Request(f"{self.url}/write?db={db}", data=lines.encode())
+        urllib.request.urlopen(request, timeout=10).close()
+
     def create_database(self, name: str) -> None:
         """Create it and wait until it takes writes (right after a restart influxd answers
         /ping a moment before its meta store accepts new databases)."""

@@ -204,6 +204,16 @@ class RuleEngine:
             raise
         return len(changes)
 
+    def forget(self, rule_id: str, subject: str, now_ms: int) -> None:
+        """Back to ok for one alert, so the next reading that crosses the rule fires again.
+
+        For when acting on a firing transition failed: the alert must not stay "firing" with
+        no incident behind it, which would swallow the device's next alarm as a repeat.
+        """
+        key = (rule_id, subject)
+        if self._states.pop(key, None) is not None:
+            self._dirty[key] = now_ms
+
     def state(self, rule_id: str, subject: str) -> RuleState:
         return self._states.get((rule_id, subject), EMPTY)
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from device_profiles.compiled import CompiledProfile, DecodeError, parse_seq, parse_ts
+from device_profiles.compiled import (
+    MAX_INT64,
+    MAX_TS_MS,
+    CompiledProfile,
+    DecodeError,
+    parse_seq,
+    parse_ts,
+)
 from gateway.envelope import FieldValue, Reading, ReadingKind, Rejection, RejectReason
 
 REQUIRED_VARS = frozenset({"site", "device_id", "kind"})
@@ -20,12 +27,12 @@ def decode(
     device_id = variables["device_id"]
     try:
         kind = _KINDS[variables["kind"]]
-        # Plain non-negative ints are the usual ts and seq: skip the parsers' checks for them.
+        # Plain ints in range are the usual ts and seq: skip the parsers' checks for them.
         ts = obj.get("ts")
-        if ts.__class__ is not int or ts < 0:
+        if ts.__class__ is not int or not 0 <= ts <= MAX_TS_MS:
             ts = parse_ts(ts, now_ms)
         seq = obj.get("seq")
-        if seq.__class__ is not int or seq < 0:
+        if seq.__class__ is not int or not 0 <= seq <= MAX_INT64:
             seq = parse_seq(seq)
         event: str | None = None
         if kind == "telemetry":

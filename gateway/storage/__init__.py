@@ -7,6 +7,7 @@ reports can be cut per grid). A ``NamedTuple`` keeps the per-reading cost at one
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
@@ -14,6 +15,8 @@ from gateway.envelope import FieldValue, Reading
 
 if TYPE_CHECKING:
     from gateway.storage.config import TimeSeriesSettings
+
+log = logging.getLogger(__name__)
 
 
 class StoredReading(NamedTuple):
@@ -70,6 +73,37 @@ class TimeSeriesStore(TimeSeriesWriter, TimeSeriesQuery, Protocol):
     """A backend that both writes and answers queries."""
 
 
+async def write_isolating(
+    writer: TimeSeriesWriter, batch: Sequence[StoredReading]
+) -> list[tuple[StoredReading, str]]:
+    """Write ``batch``; if the store refuses it for what it holds, write all but the readings
+    at fault and return those with the store's reason.
+
+    The refused readings are found by halving (a poison reading costs about 2·log2(n) extra
+    writes; both stores keep a rewritten reading once). ``StorageUnavailable`` propagates: the
+    whole batch is then the caller's to retry. Any other error is taken as a refusal too: a
+    writer bug that one reading's data sets off must not stop every later reading.
+    """
+    try:
+        await writer.write(batch)
+    except StorageUnavailable:
+        raise
+    except StorageRejected as exc:
+        reason = str(exc)
+    except Exception as exc:
+        log.exception("time-series writer failed on a batch of %d readings", len(batch))
+        reason = f"writer error: {exc!r}"
+    else:
+        return []
+    if len(batch) == 1:
+        return [(batch[0], reason[:500])]
+    half = len(batch) // 2
+    return [
+        *await write_isolating(writer, batch[:half]),
+        *await write_isolating(writer, batch[half:]),
+    ]
+
+
 def build_store(settings: TimeSeriesSettings) -> TimeSeriesStore:
     """The backend chosen by ``settings.backend`` (not yet wrapped in a spool or batcher)."""
     if settings.backend == "embedded":
@@ -92,4 +126,5 @@ __all__ = [
     "TimeSeriesStore",
     "TimeSeriesWriter",
     "build_store",
+    "write_isolating",
 ]

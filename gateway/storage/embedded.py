@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import orjson
 
 from gateway.envelope import FieldValue
-from gateway.storage import RangeBucket, StorageUnavailable, StoredReading
+from gateway.storage import RangeBucket, StorageRejected, StorageUnavailable, StoredReading
 
 T = TypeVar("T")
 
@@ -116,8 +116,12 @@ class EmbeddedStore:
             return
         try:
             await self._run(self._writer, self.write_sync, batch)
-        except sqlite3.Error as exc:
+        except sqlite3.OperationalError as exc:  # locked, disk full, I/O error, cannot open
             raise StorageUnavailable(f"embedded store {self._path}: {exc}") from exc
+        except (sqlite3.Error, OverflowError, TypeError, ValueError) as exc:
+            # The data itself cannot be bound or stored (a value past 64 bits, a string with
+            # a lone surrogate): retrying cannot help; the caller finds the reading at fault.
+            raise StorageRejected(f"embedded store refused the batch: {exc!r}"[:300]) from exc
 
     def write_sync(self, con: sqlite3.Connection, batch: Sequence[StoredReading]) -> None:
         rows = []

@@ -84,7 +84,11 @@ class InfluxWriter:
         for start in range(0, len(batch), ENCODE_CHUNK):
             if start:
                 await asyncio.sleep(0)
-            if part := self._encoder.encode(batch[start : start + ENCODE_CHUNK]):
+            try:
+                part = self._encoder.encode(batch[start : start + ENCODE_CHUNK])
+            except (OverflowError, TypeError, ValueError) as exc:  # the data, not the store
+                raise StorageRejected(f"cannot write as line protocol: {exc!r}"[:300]) from exc
+            if part:
                 parts.append(part)
         body = b"\n".join(parts)
         if body:

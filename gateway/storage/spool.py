@@ -18,7 +18,7 @@ import os
 import struct
 import zlib
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, NamedTuple
 
@@ -26,7 +26,13 @@ import orjson
 
 from gateway.clock import Clock
 from gateway.envelope import Reading
-from gateway.storage import StorageRejected, StorageUnavailable, StoredReading, TimeSeriesWriter
+from gateway.storage import (
+    StorageRejected,
+    StorageUnavailable,
+    StoredReading,
+    TimeSeriesWriter,
+    write_isolating,
+)
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +112,7 @@ class SpoolingWriter:
         retry_initial_s: float = 0.5,
         retry_max_s: float = 30.0,
         segment_max_bytes: int = 16 << 20,
+        refused: Callable[[Reading, str], None] | None = None,
     ) -> None:
         self._inner = inner
         self._dir = spool_dir
@@ -115,6 +122,9 @@ class SpoolingWriter:
         self._timeout_s = write_timeout_s
         self._retry = (retry_initial_s, retry_max_s)
         self._segment_max = segment_max_bytes
+        # Where a spooled reading the store refuses on replay goes (the quarantine): the
+        # rest of its batch is stored, and it is kept and visible rather than retried forever.
+        self._refused = refused or _log_refused
         self._records: deque[_Record] = deque()
         self._bytes = 0
         self._readings = 0
@@ -141,9 +151,8 @@ class SpoolingWriter:
                 try:
                     async with asyncio.timeout(self._timeout_s):
                         await self._inner.write(batch)
-                except StorageRejected as exc:
-                    self._reject(len(batch), exc)
-                    return
+                except StorageRejected:
+                    raise  # the caller finds the readings at fault (write_isolating)
                 except (StorageUnavailable, TimeoutError) as exc:
                     log.warning("time-series store unavailable, spooling to disk: %s", exc)
                 except Exception:
@@ -182,12 +191,6 @@ class SpoolingWriter:
         os.fsync(fh.fileno())
         return segment, offset
 
-    def _reject(self, readings: int, exc: Exception) -> None:
-        # The store refused the data itself (e.g. a field type conflict); 1.x keeps the valid
-        # points of the batch. Retrying cannot succeed, so count it and say so loudly.
-        self._rejected += readings
-        log.error("time-series store rejected a batch of %d readings: %s", readings, exc)
-
     # -- replay --------------------------------------------------------------------------
 
     async def replay(self) -> None:
@@ -209,14 +212,17 @@ class SpoolingWriter:
             batch = decode_batch(payload)
             try:
                 async with asyncio.timeout(self._timeout_s):
-                    await self._inner.write(batch)
-            except StorageRejected as exc:
-                self._reject(len(batch), exc)
+                    refused = await write_isolating(self._inner, batch)
             except (StorageUnavailable, TimeoutError) as exc:
                 log.info("replay waits %.1fs, store still unavailable: %s", delay, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._retry[1])
                 continue
+            if refused:
+                self._rejected += len(refused)
+                log.error("time-series store refused %d spooled readings", len(refused))
+                for stored, why in refused:
+                    self._refused(stored.reading, why)
             await self._consumed(record)
             delay = self._retry[0]
 
@@ -329,3 +335,8 @@ def _fsync_dir(path: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _log_refused(reading: Reading, why: str) -> None:
+    log.error("refused reading of %s (%s %s) dropped: %s", reading.device_id, reading.kind,
+              reading.ts_ms, why)

@@ -98,6 +98,18 @@ REJECTIONS = [
     ),
     ("iotda no service_id", IOTDA, {"services": [{"properties": {}}]}, RejectReason.MISSING_FIELD),
     ("iotda services missing", IOTDA, {"data": []}, RejectReason.MISSING_FIELD),
+    # What no store can hold is refused here, not by the store (a seq of 2**63 used to pass
+    # and then stop every later flush of the embedded store).
+    ("seq 2**63", EVENT, {"seq": 2**63, "event": "alarm"}, RejectReason.OUT_OF_RANGE),
+    ("seq 2**64-1", SMOKE, {"seq": 2**64 - 1, "temp_c": 1.0}, RejectReason.OUT_OF_RANGE),
+    ("ts past 2262", EVENT, {"ts": 9_223_372_036_855, "event": "alarm"}, RejectReason.OUT_OF_RANGE),
+    # One rule for every form of ts: before 1970 is out of range as a number and as text.
+    (
+        "ts before 1970 as RFC 3339",
+        SMOKE,
+        {"ts": "1969-12-31T23:59:59Z", "temp_c": 1.0},
+        RejectReason.OUT_OF_RANGE,
+    ),
 ]
 
 UNKNOWN_TOPICS = [
@@ -254,3 +266,26 @@ def test_heartbeats(device_type: str, interval: timedelta, offline_after: timede
 def test_profile_for_unknown_type() -> None:
     with pytest.raises(KeyError):
         REGISTRY.profile_for("toaster")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("field_type", "raw", "scale"),
+    [
+        ("int", 2**63, 1.0),
+        ("int", -(2**63) - 1, 1.0),
+        ("int", 1e19, 1.0),  # a whole float past 64 bits
+        ("int", 2**62, 4.0),  # in range until scaled
+        ("float", 1e308, 10.0),  # scales to infinity
+    ],
+)
+def test_a_field_the_profile_leaves_unbounded_is_still_bounded_by_the_stores(
+    field_type: str, raw: float, scale: float
+) -> None:
+    from device_profiles.compiled import DecodeError, FieldCheck
+    from device_profiles.schema import FieldSpec
+
+    check = FieldCheck("counter", FieldSpec(type=field_type, scale=scale))  # type: ignore[arg-type]
+    with pytest.raises(DecodeError) as err:
+        check.check(raw)
+    assert err.value.reason is RejectReason.OUT_OF_RANGE
+    assert check.check(2**63 - 1 if field_type == "int" and scale == 1.0 else 7) is not None

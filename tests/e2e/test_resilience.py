@@ -12,6 +12,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as paho
 import pytest
@@ -182,3 +183,54 @@ async def test_sigkill_under_qos1_traffic_then_restart_loses_nothing(
             proc.wait(20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.mark.slow
+async def test_sigterm_stops_the_gateway_within_its_deadline_while_the_store_is_failing(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    api_port = free_port()
+    broken = tmp_path / "not-a-database"
+    broken.mkdir()  # SQLite cannot open a directory: every write fails as "unavailable"
+    config = {
+        "mode": "development",
+        "data_dir": str(tmp_path / "gw"),
+        "community_file": str(E2E_COMMUNITY),
+        "mqtt": {"url": mosquitto.url, "client_id": "gateway-stuck-store"},
+        "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}"},
+        "timeseries": {"backend": "embedded", "embedded_path": str(broken)},
+        "ingest": {"flush_interval_ms": 50},
+        "api": {"port": api_port},
+        "shutdown_timeout_s": 3,
+        "log_level": "CRITICAL",
+    }
+    path = tmp_path / "gateway.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    log = tmp_path / "gateway.log"
+    proc = await asyncio.to_thread(start_process, path, api_port, log)
+    try:
+        pub = Publisher(mosquitto.port, 50, rate=500)
+        pub.start()
+        await asyncio.to_thread(pub.join, 30)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # the flush is now retrying against the dead store
+            if (await asyncio.to_thread(_health, api_port))["ingest"]["store_failures"] > 0:
+                break
+            await asyncio.sleep(0.2)
+        else:
+            raise AssertionError("the store never failed; the test proves nothing")
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(proc.wait, 20)
+        took = time.monotonic() - started
+        assert code == 0
+        assert took < 3 + 5 + 2, f"SIGTERM took {took:.1f} s with a 3 s shutdown deadline"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def _health(api_port: int) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/health", timeout=2) as r:
+        return json.loads(r.read())["components"]  # type: ignore[no-any-return]
