@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
-from gateway.db import Base
+from core.db import Base
 
 StateKey = tuple[str, str]  # (rule_id, subject)
 

@@ -8,7 +8,7 @@ from sqlalchemy import JSON, BigInteger, Integer, String, Text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from gateway.db import Base
+from core.db import Base
 
 AUDIT_TABLE = "api_audit"
 IdType = BigInteger().with_variant(Integer(), "sqlite")

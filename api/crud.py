@@ -25,7 +25,7 @@ from api.deps import (
 )
 from api.errors import FieldError
 from api.services import ApiServices
-from gateway.db import Base
+from core.db import Base
 
 
 @dataclass(frozen=True)

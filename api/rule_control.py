@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from alerting.rules import RuleLoadError, RuleSet
 from alerting.rules.loader import build_rule_set, parse_rules
 from alerting.rules.overrides import RuleOverrideRow
-from gateway.clock import Clock
+from core.clock import Clock
 
 
 class RuleSetControl:

@@ -14,8 +14,8 @@ from alerting.incidents.workflow import IncidentDesk
 from alerting.models import Category, Severity
 from alerting.routing.router import Paged
 from alerting.rules import RuleSet
-from gateway.clock import Clock
-from gateway.envelope import DeviceContext
+from core.clock import Clock
+from core.readings import DeviceContext
 from gateway.live import LiveHub
 from gateway.quarantine import Quarantine
 from gateway.registry.service import Registry

@@ -1,7 +1,7 @@
 """How long the operator API's heaviest reads hold the gateway's event loop (SQLite, or
 PostgreSQL with ``--postgres``).
 
-With SQLite the gateway runs its database work inline on the event loop (gateway/db.py), so a
+With SQLite the gateway runs its database work inline on the event loop (core/db.py), so a
 report query is time the alarm path cannot run. This fills a database with a month of
 incidents (opened, acknowledged, resolved, as the pipeline and the workers do), then calls
 the board's and reports' endpoints in-process and records, for each, its time and the longest
@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from alerting.incidents.lifecycle import Resolution
 from api.app import create_app
-from gateway.clock import ManualClock
+from core.clock import ManualClock
 from gateway.ingest import tune_gc
 from tests.api.support import DEMO_PASSWORD, SITE, build_env, prepare_db
 from tests.conftest import pg_admin_url

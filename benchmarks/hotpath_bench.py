@@ -24,8 +24,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from alerting.rules import RuleEngine, load_rules
+from core.readings import DeviceContext, Reading
 from device_profiles import load_profiles
-from gateway.envelope import DeviceContext, Reading
 from gateway.ingest import Ingest
 from gateway.live import LiveHub
 from gateway.status import DeviceStatusBoard

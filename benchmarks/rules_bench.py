@@ -9,7 +9,7 @@ import sys
 import time
 
 from alerting.rules import RuleEngine, load_rules
-from gateway.envelope import DEVICE_TYPES, DeviceContext, Reading
+from core.readings import DEVICE_TYPES, DeviceContext, Reading
 
 T0 = 1_764_043_200_000
 FIELDS = {

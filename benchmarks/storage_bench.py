@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from gateway.envelope import Reading
+from core.readings import Reading
 from gateway.storage import StoredReading
 from gateway.storage.embedded import EmbeddedStore
 from gateway.storage.lineprotocol import LineEncoder

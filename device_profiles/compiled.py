@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, cast
 
-from gateway.envelope import DeviceType, FieldValue, RejectReason
+from core.readings import DeviceType, FieldValue, RejectReason
 
 if TYPE_CHECKING:
     from device_profiles.schema import DeviceProfile, FieldSpec

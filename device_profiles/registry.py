@@ -8,12 +8,12 @@ from typing import Any
 
 import orjson
 
+from core.readings import DeviceType, Reading, Rejection, RejectReason
 from device_profiles.codecs import DecodeFn, get_codec
 from device_profiles.compiled import CompiledProfile, compile_profile
 from device_profiles.loader import ProfileLoadError, load_profile_file
 from device_profiles.schema import DeviceProfile, Example
 from device_profiles.topics import TopicPattern, filter_covers
-from gateway.envelope import DeviceType, Reading, Rejection, RejectReason
 
 DEFAULT_PROFILES_DIR = Path(__file__).parent / "profiles"
 FUTURE_TOLERANCE_MS = 300_000

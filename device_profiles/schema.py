@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from gateway.envelope import DeviceType, ReadingKind, RejectReason
+from core.readings import DeviceType, ReadingKind, RejectReason
 
 FieldType = Literal["float", "int", "bool", "enum"]
 

@@ -18,8 +18,8 @@ from alerting.escalation.scheduler import EscalationScheduler
 from alerting.incidents.service import IncidentChange, IncidentService
 from alerting.models import AlertState, AlertTransition
 from alerting.rules.engine import RuleEngine
-from gateway.clock import Clock
-from gateway.envelope import DeviceContext, Reading
+from core.clock import Clock
+from core.readings import DeviceContext, Reading
 
 log = logging.getLogger(__name__)
 

@@ -32,13 +32,14 @@ from alerting.rules.loader import RuleSet, load_rules
 from alerting.rules.overrides import apply_overrides, load_overrides
 from alerting.state import SqlAlertStateStore
 from api.incident_view import publish_incident
+from core import topics
+from core.clock import Clock, SystemClock
+from core.db import make_engine, make_sessionmaker, sqlite_path, wal_checkpoint
+from core.readings import DeviceContext, Reading
 from device_profiles import ProfileRegistry, load_profiles
 from gateway.alerts import AlertPipeline
-from gateway.clock import Clock, SystemClock
-from gateway.db import make_engine, make_sessionmaker, sqlite_path, wal_checkpoint
 from gateway.directory import RegistryDirectory
-from gateway.envelope import DeviceContext, Reading
-from gateway.ingest import Ingest, is_native_event, tune_gc
+from gateway.ingest import Ingest, tune_gc
 from gateway.live import LiveHub
 from gateway.mqtt import MqttSession
 from gateway.quarantine import Quarantine
@@ -116,20 +117,20 @@ class Gateway:
         malformed topics are still seen and quarantined, and only acknowledges the events
         (the alarm connection's own persistent session holds its copy)."""
         s = self.settings
-        vendor = [t for t in self.profiles.subscriptions() if not t.startswith("safety/")]
-        status_topic = f"safety/{s.site}/gateway/status"
+        vendor = [t for t in self.profiles.subscriptions() if not t.startswith(topics.ROOT + "/")]
+        status_topic = topics.gateway_status(s.site)
         if s.mqtt.priority_connection:
             plan = [
-                (s.mqtt.client_id, ["safety/#"], status_topic),
-                (f"{s.mqtt.client_id}-alarms", ["safety/+/+/+/event", *vendor], None),
+                (s.mqtt.client_id, [topics.ALL], status_topic),
+                (f"{s.mqtt.client_id}-alarms", [topics.ALL_EVENTS, *vendor], None),
             ]
         else:
-            plan = [(s.mqtt.client_id, ["safety/#", *vendor], status_topic)]
+            plan = [(s.mqtt.client_id, [topics.ALL, *vendor], status_topic)]
         sessions = []
-        for i, (client_id, topics, status) in enumerate(plan):
-            session = MqttSession(s.mqtt, topics, client_id=client_id, status_topic=status)
+        for i, (client_id, filters, status) in enumerate(plan):
+            session = MqttSession(s.mqtt, filters, client_id=client_id, status_topic=status)
             # With two connections, native events are the alarm connection's to handle.
-            elsewhere = is_native_event if len(plan) == 2 and i == 0 else None
+            elsewhere = topics.is_native_event if len(plan) == 2 and i == 0 else None
             session.on_message = self.ingest.connection(session.ack, owned_elsewhere=elsewhere)
             sessions.append(session)
         self.mqtt = sessions[0]

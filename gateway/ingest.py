@@ -14,9 +14,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
+from core import topics
+from core.clock import Clock
+from core.readings import DeviceContext, Reading, Rejection, RejectReason
 from device_profiles import ProfileRegistry
-from gateway.clock import Clock
-from gateway.envelope import DeviceContext, Reading, Rejection, RejectReason
 from gateway.quarantine import Quarantine
 from gateway.storage import StoredReading, TimeSeriesWriter, write_isolating
 
@@ -67,20 +68,6 @@ def tune_gc() -> None:
     threshold = gc.get_threshold()
     if threshold[0] < GC_GEN0_THRESHOLD:
         gc.set_threshold(GC_GEN0_THRESHOLD, threshold[1], threshold[2])
-
-
-def is_native_event(topic: str) -> bool:
-    """``safety/{site}/{type}/{id}/event`` (what the priority connection subscribes to)."""
-    return topic.endswith("/event") and topic.startswith("safety/") and topic.count("/") == 4
-
-
-def is_downlink(topic: str) -> bool:
-    """``safety/{site}/workers/{id}/incidents``, ``safety/{site}/{type}/{id}/cmd`` and
-    ``safety/{site}/gateway/status``: what the gateway publishes, not device uplink."""
-    parts = topic.split("/")
-    if len(parts) == 5 and parts[0] == "safety":
-        return (parts[2] == "workers" and parts[4] == "incidents") or parts[4] == "cmd"
-    return len(parts) == 4 and parts[0] == "safety" and parts[2:] == ["gateway", "status"]
 
 
 def _no_device_time(payload: bytes) -> int:
@@ -178,7 +165,7 @@ class Ingest:
             topic, payload, now, future_tolerance_ms=self._future_tolerance_ms
         )
         if isinstance(result, Rejection):
-            if result.reason is RejectReason.UNKNOWN_TOPIC and is_downlink(topic):
+            if result.reason is RejectReason.UNKNOWN_TOPIC and topics.is_downlink(topic):
                 # The gateway's own downlink (worker apps, device commands, its status), seen
                 # by a connection that subscribes to all of safety/#: counted, not quarantined.
                 self.stats.downlink += 1

@@ -11,8 +11,9 @@ from sqlalchemy import BigInteger, Integer, LargeBinary, String, Text, delete, f
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
-from gateway.db import Base
-from gateway.envelope import Reading, Rejection, RejectReason
+from core import topics
+from core.db import Base
+from core.readings import Reading, Rejection, RejectReason
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ class Quarantine:
     def refuse(self, received_ms: int, reading: Reading, why: str) -> None:
         """Keep a decoded reading the time-series store refused, in the native wire shape."""
         r = reading
-        topic = f"safety/{r.site}/{r.device_type}/{r.device_id}/{r.kind}"
+        topic = topics.uplink(r.site, r.device_type, r.device_id, r.kind)
         body: dict[str, object] = {"ts": r.ts_ms, "seq": r.seq, **r.fields}
         if r.event is not None:
             body["event"] = r.event

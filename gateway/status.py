@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.readings import DeviceContext, Reading
 from device_profiles import ProfileRegistry
-from gateway.envelope import DeviceContext, Reading
 from gateway.live import LiveHub
 
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import orjson
 
+from core import topics
 from simulators.inventory import DeviceSpec
 
 Format = Literal["native", "alink", "iotda"]
@@ -171,7 +172,7 @@ def vendor_mappings() -> dict[tuple[str, str], VendorMapping]:
 
 def native_topic(device: DeviceSpec, kind: str) -> str:
     """``safety/{site}/{type}/{device_id}/{kind}``."""
-    return f"safety/{device.site}/{device.type}/{device.device_id}/{kind}"
+    return topics.uplink(device.site, device.type, device.device_id, kind)
 
 
 def encode(fmt: Format, device: DeviceSpec, kind: str, payload: dict[str, Any]) -> list[Encoded]:

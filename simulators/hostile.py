@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from core import topics
 from simulators.inventory import DeviceSpec
 
 
@@ -16,7 +17,7 @@ class HostileMessage:
     ``delivered`` says whether a conforming broker passes it on to subscribers at all.
 
     ``reason`` is the quarantine reason the gateway (subscribed to ``safety/#``) records for
-    it (a ``gateway.envelope.RejectReason`` value); None when it is not quarantined: the
+    it (a ``core.readings.RejectReason`` value); None when it is not quarantined: the
     broker does not deliver it, or it is on a downlink topic (worker app, device command),
     which the gateway counts as downlink traffic instead.
     """
@@ -30,7 +31,7 @@ class HostileMessage:
 
 
 def _topic(d: DeviceSpec, kind: str, device_id: str | None = None) -> str:
-    return f"safety/{d.site}/{d.type}/{device_id or d.device_id}/{kind}"
+    return topics.uplink(d.site, d.type, device_id or d.device_id, kind)
 
 
 def bad_json(d: DeviceSpec, ts: int) -> list[HostileMessage]:

@@ -28,7 +28,7 @@ from alerting.notify.stages import DeliveryPipeline, FailedDelivery
 from alerting.routing.directory import Directory, Role
 from alerting.routing.ladder import Ladder
 from alerting.routing.router import Paged, RoutePlace, resolve_roles
-from gateway.clock import Clock
+from core.clock import Clock
 
 log = logging.getLogger(__name__)
 

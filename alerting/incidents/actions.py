@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alerting.models import AlertTransition
+from core import topics
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def command_for(
     port = transition.labels.get("port")
     if port is not None:
         payload["port"] = int(port) if port.isdigit() else port
-    return f"safety/{transition.site}/{device_type}/{transition.device_id}/cmd", payload
+    return topics.command(transition.site, device_type, transition.device_id), payload
 
 
 class ActionRunner:

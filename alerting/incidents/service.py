@@ -27,8 +27,8 @@ from alerting.models import AlertState, AlertTransition, Category, Severity
 from alerting.notify.base import Delivery
 from alerting.routing.router import RoutingPolicy
 from alerting.routing.tree import route_labels
-from gateway.clock import Clock
-from gateway.envelope import DeviceContext
+from core.clock import Clock
+from core.readings import DeviceContext
 
 
 class ChangeKind(StrEnum):

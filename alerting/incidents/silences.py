@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from alerting.incidents.tables import SilenceRow
 from alerting.incidents.views import SilenceView
-from gateway.clock import Clock
+from core.clock import Clock
 
 
 class Matcher(StrEnum):

@@ -22,7 +22,7 @@ from alerting.incidents.tables import (
 from alerting.incidents.views import IncidentDetail, IncidentView
 from alerting.routing.ladder import Ladder
 from alerting.routing.router import RoutingPolicy
-from gateway.clock import Clock
+from core.clock import Clock
 
 T = TypeVar("T")
 

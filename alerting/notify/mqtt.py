@@ -10,6 +10,7 @@ from types import TracebackType
 import aiomqtt
 
 from alerting.notify.base import Delivery, DeliveryError
+from core import topics
 
 # (topic, payload, qos) -> returns once the broker accepted it (PUBACK for QoS 1).
 Publisher = Callable[[str, bytes, int], Awaitable[None]]
@@ -21,7 +22,7 @@ def worker_topic(site: str, worker_id: str) -> str:
         raise DeliveryError(
             f"not a valid worker topic part: {site!r}/{worker_id!r}", permanent=True
         )
-    return f"safety/{site}/workers/{worker_id}/incidents"
+    return topics.worker_pages(site, worker_id)
 
 
 class MqttNotifier:

@@ -26,7 +26,7 @@ from alerting.incidents.views import incident_message
 from alerting.notify.base import Delivery, DeliveryError, Notifier
 from alerting.routing.directory import ChannelKind
 from alerting.routing.router import Paged
-from gateway.clock import Clock
+from core.clock import Clock
 
 log = logging.getLogger(__name__)
 Sleep = Callable[[float], Awaitable[None]]

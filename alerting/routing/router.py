@@ -9,7 +9,7 @@ from alerting.models import Category, Severity
 from alerting.routing.directory import Directory, Recipient, Role
 from alerting.routing.ladder import HOUR_MS, Ladder, default_ladders
 from alerting.routing.tree import Route, default_tree, route_labels, select
-from gateway.envelope import DeviceContext
+from core.readings import DeviceContext
 
 
 @dataclass(frozen=True, slots=True)

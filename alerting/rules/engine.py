@@ -34,7 +34,7 @@ from alerting.rules.evaluators import (
 from alerting.rules.loader import RuleSet
 from alerting.rules.schema import AbsenceRule, CorrelationRule, DeviceRule, RequireAlive
 from alerting.state import AlertStateStore, StateChange, StateKey
-from gateway.envelope import DeviceContext, Reading
+from core.readings import DeviceContext, Reading
 
 log = logging.getLogger(__name__)
 _Step = tuple[

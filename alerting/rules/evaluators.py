@@ -22,7 +22,7 @@ from alerting.rules.schema import (
     RuleSpec,
     ThresholdRule,
 )
-from gateway.envelope import DeviceContext, FieldValue, Reading
+from core.readings import DeviceContext, FieldValue, Reading
 
 Result = tuple[RuleState, list[AlertTransition]]
 _MAX_SAMPLES = 256

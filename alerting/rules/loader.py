@@ -18,7 +18,7 @@ from alerting.rules.schema import (
     RuleSpec,
     parse_rule,
 )
-from gateway.envelope import ReadingKind
+from core.readings import ReadingKind
 
 BUILTIN_DIR = Path(__file__).with_name("builtin")
 _FILE_KEYS = frozenset({"rules"})

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from alerting.rules.loader import RuleSet
-from gateway.db import Base
+from core.db import Base
 
 
 class RuleOverrideRow(Base):

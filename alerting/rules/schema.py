@@ -17,7 +17,7 @@ from pydantic import (
 
 from alerting.models import Category, Severity
 from alerting.rules.schedule import Schedule
-from gateway.envelope import DeviceContext, DeviceType
+from core.readings import DeviceContext, DeviceType
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _UNITS_MS = (86_400_000, 3_600_000, 60_000, 1_000)

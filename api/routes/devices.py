@@ -32,7 +32,7 @@ from api.schemas import (
     TelemetryPublic,
 )
 from api.services import ApiServices
-from gateway.envelope import FieldValue
+from core.readings import FieldValue
 from gateway.registry import (
     LedgerError,
     apply_ledger,

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from api.deps import ServicesDep, SessionDep, SiteWideReader
 from api.schemas import QuarantinedPublic
-from gateway.envelope import RejectReason
+from core.readings import RejectReason
 from gateway.quarantine import QuarantinedMessage
 
 router = APIRouter(prefix="/quarantine", tags=["quarantine"])

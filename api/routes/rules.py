@@ -11,7 +11,7 @@ from api import audit
 from api.deps import CurrentPerson, Dispatcher, RuleWriter, ServicesDep, SessionDep
 from api.errors import FieldError
 from api.schemas import RouteTest, RulesValidate, RuleToggle, ValidationReport
-from gateway.envelope import DeviceContext
+from core.readings import DeviceContext
 from gateway.registry.tables import Device
 
 router = APIRouter(prefix="/rules", tags=["rules"])

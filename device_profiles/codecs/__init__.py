@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from core.readings import Reading, Rejection
 from device_profiles.codecs import alink, iotda, native
 from device_profiles.compiled import CompiledProfile
-from gateway.envelope import Reading, Rejection
 
 
 class DecodeFn(Protocol):

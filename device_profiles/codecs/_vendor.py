@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.readings import DeviceType, FieldValue, Reading, RejectReason
 from device_profiles.compiled import CompiledProfile, DecodeError
-from gateway.envelope import DeviceType, FieldValue, Reading, RejectReason
 
 _NO_MAPPING = object()
 

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from core.readings import FieldValue, Reading, Rejection, RejectReason
 from device_profiles.codecs._vendor import (
     apply_property,
     event_details,
@@ -22,7 +23,6 @@ from device_profiles.codecs._vendor import (
     require_dict,
 )
 from device_profiles.compiled import CompiledProfile, DecodeError, parse_ts
-from gateway.envelope import FieldValue, Reading, Rejection, RejectReason
 
 REQUIRED_VARS = frozenset({"product_key", "device_name", "identifier"})
 _SEQ_STRIDE = 1000

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from core.readings import FieldValue, Reading, Rejection, RejectReason
 from device_profiles.codecs._vendor import (
     apply_property,
     event_details,
@@ -20,7 +21,6 @@ from device_profiles.codecs._vendor import (
 )
 from device_profiles.compiled import CompiledProfile, DecodeError, parse_ts
 from device_profiles.topics import VARIABLES
-from gateway.envelope import FieldValue, Reading, Rejection, RejectReason
 
 REQUIRED_VARS = frozenset({"vendor_device_id"})
 _MAX_SERVICES = 100

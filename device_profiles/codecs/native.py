@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from core.readings import FieldValue, Reading, ReadingKind, Rejection, RejectReason
 from device_profiles.compiled import (
     MAX_INT64,
     MAX_TS_MS,
@@ -13,7 +14,6 @@ from device_profiles.compiled import (
     parse_seq,
     parse_ts,
 )
-from gateway.envelope import FieldValue, Reading, ReadingKind, Rejection, RejectReason
 
 REQUIRED_VARS = frozenset({"site", "device_id", "kind"})
 _KINDS: dict[str, ReadingKind] = {"telemetry": "telemetry", "event": "event", "status": "status"}

@@ -17,9 +17,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from gateway.db import Base
+from core.db import Base
 
-# Every module that declares tables on gateway.db.Base; later revisions add theirs here so that
+# Every module that declares tables on core.db.Base; later revisions add theirs here so that
 # autogenerate sees the whole schema.
 TABLE_MODULES = (
     "gateway.registry.tables",

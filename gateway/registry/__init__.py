@@ -1,6 +1,6 @@
 """Registry: the community (sites, grids, buildings, households, devices, people, roster).
 
-- :mod:`gateway.registry.tables` — ORM tables (on :class:`gateway.db.Base`)
+- :mod:`gateway.registry.tables` — ORM tables (on :class:`core.db.Base`)
 - :mod:`gateway.registry.loader` — community YAML, CSV device ledgers, upsert into the store
 - :mod:`gateway.registry.service` — :class:`Registry`, the cached queries the pipeline makes
 - :mod:`gateway.registry.migrate` — ``await upgrade(url)`` runs the Alembic migrations

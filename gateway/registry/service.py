@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gateway.envelope import DeviceContext, DeviceType
+from core.readings import DeviceContext, DeviceType
 from gateway.registry.tables import (
     BuildingLeader,
     Device,

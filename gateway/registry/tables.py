@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column
 
-from gateway.db import Base
+from core.db import Base
 
 DEVICE_TYPES = ("smoke", "sos", "gate", "charger")
 ROLES = ("grid_worker", "building_leader", "duty_staff", "secretary", "admin")

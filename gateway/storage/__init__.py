@@ -11,7 +11,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
-from gateway.envelope import FieldValue, Reading
+from core.readings import FieldValue, Reading
 
 if TYPE_CHECKING:
     from gateway.storage.config import TimeSeriesSettings

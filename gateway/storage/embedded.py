@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from gateway.envelope import FieldValue
+from core.readings import FieldValue
 from gateway.storage import RangeBucket, StorageRejected, StorageUnavailable, StoredReading
 
 T = TypeVar("T")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import httpx
 
-from gateway.envelope import DEVICE_TYPES, FieldValue
+from core.readings import DEVICE_TYPES, FieldValue
 from gateway.storage import RangeBucket, StorageRejected, StorageUnavailable, StoredReading
 from gateway.storage.config import TimeSeriesSettings
 from gateway.storage.lineprotocol import LineEncoder

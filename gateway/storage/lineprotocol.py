@@ -14,7 +14,7 @@ import math
 import re
 from collections.abc import Sequence
 
-from gateway.envelope import Reading
+from core.readings import Reading
 from gateway.storage import StoredReading
 
 _TAG_SPECIAL = re.compile(r"[,= \\\n\r\t]")

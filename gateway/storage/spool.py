@@ -24,8 +24,8 @@ from typing import IO, NamedTuple
 
 import orjson
 
-from gateway.clock import Clock
-from gateway.envelope import Reading
+from core.clock import Clock
+from core.readings import Reading
 from gateway.storage import (
     StorageRejected,
     StorageUnavailable,

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from api.app import create_app
-from gateway.clock import ManualClock
+from core.clock import ManualClock
 from tests.api.support import DEMO_PASSWORD, USERS, Env, build_env, prepare_db
 
 Login = Callable[[str], Awaitable[dict[str, str]]]

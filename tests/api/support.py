@@ -19,8 +19,8 @@ from alerting.routing.router import route_test
 from alerting.rules import load_rules
 from api.rule_control import RuleSetControl
 from api.services import ApiConfig, ApiServices
-from gateway.clock import Clock
-from gateway.db import Base, make_engine, make_sessionmaker
+from core.clock import Clock
+from core.db import Base, make_engine, make_sessionmaker
 from gateway.live import LiveHub
 from gateway.quarantine import Quarantine
 from gateway.registry import Registry, apply, load_community_yaml, upgrade

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.envelope import Reading
+from core.readings import Reading
 from gateway.storage import StoredReading
 from tests.api.support import G1_DEVICE, G2_DEVICE
 

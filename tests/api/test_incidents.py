@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from alerting.models import Severity
 from api.audit import AuditRow
-from gateway.envelope import Reading
+from core.readings import Reading
 from gateway.storage import StoredReading
 from tests.api.support import DEMO_PASSWORD, G1_DEVICE, G2_DEVICE, SERVICE_TOKEN
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from api.audit import AuditRow
 from api.paged import PAGE
-from gateway.clock import ManualClock
+from core.clock import ManualClock
 from tests.api.support import G1_DEVICE, G2_DEVICE, Env, build_env, prepare_db
 
 V1 = "/api/v1"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.envelope import Rejection, RejectReason
+from core.readings import Rejection, RejectReason
 from tests.api.support import G1_DEVICE
 
 V1 = "/api/v1"

@@ -10,7 +10,7 @@ import re
 import pytest
 
 from alerting.models import Severity
-from gateway.envelope import Reading
+from core.readings import Reading
 from gateway.storage import StoredReading
 from tests.api.support import G1_DEVICE, G2_DEVICE, Env
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from core.readings import Reading, Rejection
 from device_profiles import ExpectReading, ExpectRejection, ProfileExample, load_profiles
-from gateway.envelope import Reading, Rejection
 
 REGISTRY = load_profiles()
 EXAMPLES = REGISTRY.examples()

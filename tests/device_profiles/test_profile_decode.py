@@ -7,8 +7,8 @@ from datetime import timedelta
 import orjson
 import pytest
 
+from core.readings import Reading, Rejection, RejectReason
 from device_profiles import load_profiles
-from gateway.envelope import Reading, Rejection, RejectReason
 
 NOW = 1_732_250_060_000
 REGISTRY = load_profiles()

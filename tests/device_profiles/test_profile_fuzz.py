@@ -6,8 +6,8 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.readings import Reading, Rejection, RejectReason
 from device_profiles import load_profiles
-from gateway.envelope import Reading, Rejection, RejectReason
 
 REGISTRY = load_profiles()
 NOW = 1_732_250_060_000

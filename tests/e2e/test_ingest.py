@@ -9,9 +9,9 @@ from collections import Counter
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from core.readings import Rejection
+from core.topics import is_downlink
 from device_profiles import load_profiles
-from gateway.envelope import Rejection
-from gateway.ingest import is_downlink
 from tests.services import Influxd, Mosquitto
 
 

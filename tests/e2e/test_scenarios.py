@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from alerting.incidents.flood import OUTAGE_RULE
 from alerting.incidents.tables import IncidentDeviceRow, IncidentRow
-from gateway.clock import CompressedClock
+from core.clock import CompressedClock
 from gateway.quarantine import QuarantinedMessage
 from gateway.sample import demo_community_path
 from simulators import load_scenario, run_scenario, scenario_names

@@ -14,9 +14,9 @@ from alerting.incidents.tables import IncidentRow
 from alerting.notify.stages import DeliveryPipeline
 from alerting.routing.directory import ChannelKind
 from alerting.rules import RuleEngine, load_rules
+from core.clock import ManualClock
+from core.readings import Reading
 from gateway.alerts import AlertPipeline
-from gateway.clock import ManualClock
-from gateway.envelope import Reading
 from tests.alerting.incidents.incident_support import (
     T0,
     RecordingNotifier,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from gateway.db import make_engine, make_sessionmaker, sqlite_path, wal_checkpoint
+from core.db import make_engine, make_sessionmaker, sqlite_path, wal_checkpoint
 
 
 class Ticker:

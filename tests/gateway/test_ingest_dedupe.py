@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from core.clock import ManualClock
+from core.db import Base, make_engine, make_sessionmaker
+from core.readings import DeviceContext, Reading
 from device_profiles import load_profiles
-from gateway.clock import ManualClock
-from gateway.db import Base, make_engine, make_sessionmaker
-from gateway.envelope import DeviceContext, Reading
 from gateway.ingest import Ingest
 from gateway.quarantine import Quarantine
 from gateway.storage.embedded import EmbeddedStore

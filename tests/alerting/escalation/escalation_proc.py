@@ -13,8 +13,8 @@ from alerting.incidents import IncidentService
 from alerting.notify.stages import DeliveryPipeline
 from alerting.notify.webhook import WebhookNotifier
 from alerting.routing import ChannelKind, RoutingPolicy, Shift, default_ladders
-from gateway.clock import SystemClock
-from gateway.db import Base, make_engine, make_sessionmaker
+from core.clock import SystemClock
+from core.db import Base, make_engine, make_sessionmaker
 from tests.alerting.incidents.incident_support import ctx, directory, transition
 
 

@@ -11,7 +11,7 @@ from alerting.incidents.tables import DeliveryRow
 from alerting.models import Severity
 from alerting.notify.stages import DeliveryPipeline, RetryPolicy
 from alerting.routing.directory import ChannelKind
-from gateway.clock import ManualClock
+from core.clock import ManualClock
 from tests.alerting.incidents.incident_support import (
     MIN,
     T0,

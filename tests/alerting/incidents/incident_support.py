@@ -20,8 +20,8 @@ from alerting.routing.directory import (
     Recipient,
     Shift,
 )
-from gateway.db import Base, make_engine, make_sessionmaker
-from gateway.envelope import DeviceContext, DeviceType
+from core.db import Base, make_engine, make_sessionmaker
+from core.readings import DeviceContext, DeviceType
 
 T0 = 1_764_000_000_000
 MIN = 60_000

@@ -25,7 +25,7 @@ from alerting.incidents.tables import AppendOnlyError, EscalationTimerRow, Incid
 from alerting.models import AlertState, Category, Severity
 from alerting.notify.stages import DeliveryPipeline
 from alerting.routing.directory import ChannelKind
-from gateway.clock import ManualClock
+from core.clock import ManualClock
 from tests.alerting.incidents.incident_support import (
     HOUR,
     MIN,

@@ -20,7 +20,7 @@ from alerting.notify.sms import SmsNotifier
 from alerting.notify.stages import DeliveryPipeline
 from alerting.notify.webhook import WebhookNotifier, dingtalk, wecom
 from alerting.routing.directory import ChannelKind
-from gateway.clock import ManualClock
+from core.clock import ManualClock
 from tests.alerting.incidents.incident_support import (
     SITE,
     T0,

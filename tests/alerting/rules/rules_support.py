@@ -7,7 +7,7 @@ from typing import Any
 
 from alerting.models import AlertTransition
 from alerting.rules import RuleEngine, RuleSet, parse_rule
-from gateway.envelope import DeviceContext, Reading
+from core.readings import DeviceContext, Reading
 
 # 2025-11-25 12:00 in Asia/Shanghai (04:00 UTC): a weekday noon, so schedules are "day".
 T0 = 1_764_043_200_000

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from alerting.models import AlertState
 from alerting.rules import RuleEngine, load_rules
 from alerting.state import SqlAlertStateStore, StateChange
-from gateway.db import Base, make_engine, make_sessionmaker
+from core.db import Base, make_engine, make_sessionmaker
 
 RULES = load_rules()
 S = 1000

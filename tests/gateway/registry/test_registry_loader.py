@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from gateway.db import make_engine, make_sessionmaker
+from core.db import make_engine, make_sessionmaker
 from gateway.registry import (
     CommunityError,
     LedgerError,

@@ -13,7 +13,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gateway.db import Base, make_engine, make_sessionmaker
+from core.db import Base, make_engine, make_sessionmaker
 from gateway.registry import (
     Registry,
     apply,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import tracemalloc
 
-from gateway.envelope import FieldValue, Reading
+from core.readings import FieldValue, Reading
 from gateway.storage import StoredReading, TimeSeriesWriter
 
 T0 = 1_764_000_000_000

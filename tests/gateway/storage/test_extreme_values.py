@@ -20,10 +20,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from alerting.state import SqlAlertStateStore, StateChange
+from core.db import Base, make_engine, make_sessionmaker
+from core.readings import Reading, Rejection
 from device_profiles import load_profiles
 from device_profiles.compiled import DecodeError, FieldCheck
-from gateway.db import Base, make_engine, make_sessionmaker
-from gateway.envelope import Reading, Rejection
 from gateway.quarantine import Quarantine
 from gateway.storage import StoredReading, TimeSeriesWriter
 from gateway.storage.config import TimeSeriesSettings

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from core.clock import ManualClock
+from core.db import Base, make_engine, make_sessionmaker
+from core.readings import DeviceContext, Reading
 from device_profiles import load_profiles
-from gateway.clock import ManualClock
-from gateway.db import Base, make_engine, make_sessionmaker
-from gateway.envelope import DeviceContext, Reading
 from gateway.ingest import Ingest
 from gateway.quarantine import Quarantine, QuarantinedMessage
 from gateway.storage import StoredReading, write_isolating

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from gateway.envelope import Reading
+from core.readings import Reading
 from gateway.storage import RangeBucket, StorageUnavailable, StoredReading
 from gateway.storage.config import TimeSeriesSettings
 from gateway.storage.influx import Influx1Writer

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.clock import ManualClock
+from core.clock import ManualClock
 from gateway.storage.config import TimeSeriesSettings
 from gateway.storage.influx import Influx1Writer
 from gateway.storage.spool import SpoolingWriter
