@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
@@ -11,7 +13,9 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from prometheus_client import Counter, Histogram
 
+from alerting.incidents.service import IncidentChange
 from api import errors
+from api.incident_view import publish_incident
 from api.routes import (
     auth,
     devices,
@@ -45,6 +49,8 @@ def create_app(services: ApiServices) -> FastAPI:
         static_url=f"{PREFIX}/docs-assets",
     )
     app.state.services = services
+    if services.listen_incidents is not None:
+        services.listen_incidents(_board_follows(services))
     errors.install(app)
     _instrument(app, services)
     for module in (
@@ -68,6 +74,21 @@ def create_app(services: ApiServices) -> FastAPI:
         return RedirectResponse("/board/")
 
     return app
+
+
+def _board_follows(services: ApiServices) -> Callable[[IncidentChange], None]:
+    """The live board gets each incident the alert path changes, as the API shows it (read
+    back after the change committed)."""
+    pending: set[asyncio.Task[None]] = set()
+
+    def changed(change: IncidentChange) -> None:
+        task = asyncio.create_task(
+            publish_incident(services.sessions, services.live, change.incident_id)
+        )
+        pending.add(task)  # held until done, or the loop may drop it
+        task.add_done_callback(pending.discard)
+
+    return changed
 
 
 def _instrument(app: FastAPI, services: ApiServices) -> None:

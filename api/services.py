@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from alerting.incidents.service import IncidentChange
 from alerting.incidents.silences import SilenceService
 from alerting.incidents.workflow import IncidentDesk
 from alerting.models import Category, Severity
@@ -93,3 +94,6 @@ class ApiServices:
     # (site, device_id, now_ms) -> {"online", "last_seen_ms", "battery_pct"}; None = use the
     # time-series store's latest values only.
     device_status: Callable[[str, str, int], Mapping[str, Any]] | None = None
+    # Registers a listener for every incident change the alert path makes (the live board);
+    # None when nothing but the API changes incidents (tests).
+    listen_incidents: Callable[[Callable[[IncidentChange], None]], None] | None = None

@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import MetaData, event, make_url
+from sqlalchemy import BigInteger, Integer, MetaData, event, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -33,6 +33,10 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
+IdType = BigInteger().with_variant(Integer(), "sqlite")
 
 
 def make_engine(url: str) -> AsyncEngine:

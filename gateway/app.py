@@ -8,12 +8,10 @@ import contextlib
 import gc
 import logging
 import sqlite3
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import uvicorn
 
 from alerting.escalation.scheduler import EscalationScheduler
 from alerting.incidents.actions import ActionRunner
@@ -24,6 +22,7 @@ from alerting.notify.mqtt import MqttNotifier
 from alerting.notify.sms import SmsNotifier
 from alerting.notify.stages import DeliveryPipeline, RetryPolicy
 from alerting.notify.webhook import WebhookNotifier, dingtalk_markdown, wecom_markdown
+from alerting.pipeline import AlertPipeline
 from alerting.routing.directory import ChannelKind
 from alerting.routing.ladder import default_ladders
 from alerting.routing.router import RoutingPolicy
@@ -31,14 +30,13 @@ from alerting.rules.engine import RuleEngine
 from alerting.rules.loader import RuleSet, load_rules
 from alerting.rules.overrides import apply_overrides, load_overrides
 from alerting.state import SqlAlertStateStore
-from api.incident_view import publish_incident
 from core import topics
 from core.clock import Clock, SystemClock
 from core.db import make_engine, make_sessionmaker, sqlite_path, wal_checkpoint
 from core.readings import DeviceContext, Reading
 from device_profiles import ProfileRegistry, load_profiles
-from gateway.alerts import AlertPipeline
 from gateway.directory import RegistryDirectory
+from gateway.health import HealthReport
 from gateway.ingest import Ingest, tune_gc
 from gateway.live import LiveHub
 from gateway.mqtt import MqttSession
@@ -77,7 +75,6 @@ class Gateway:
     live: LiveHub = field(default_factory=LiveHub)
     status: DeviceStatusBoard = field(init=False)
     api_port: int = 0
-    _background: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def start(self) -> None:
         s = self.settings
@@ -109,6 +106,14 @@ class Gateway:
             future_tolerance_ms=s.ingest.future_tolerance_s * 1000,
         )
         self.sessions_mqtt = self._mqtt_sessions()
+        self.health = HealthReport(
+            self.sessions_mqtt,
+            self.ingest,
+            self.quarantine,
+            self.alerts,
+            self.spool,
+            s.timeseries.backend,
+        )
 
     def _mqtt_sessions(self) -> list[MqttSession]:
         """The broker connections: with ``mqtt.priority_connection``, events (alarms) and the
@@ -202,16 +207,15 @@ class Gateway:
             self.clock,
             policy=self.policy,
             actions=ActionRunner(self._publish_command),
-            first_step=self.escalation.first_step,
         )
         self.alerts = AlertPipeline(
+            self.sessions,
             self.engine,
             self.incidents,
             self.escalation,
             self.clock,
             self.registry.context,
             tick_interval_ms=s.alerting.tick_interval_ms,
-            on_change=self._incident_changed,
             hold_bulk=self._hold_bulk,
         )
 
@@ -257,12 +261,6 @@ class Gateway:
         self.status.update(reading, ctx)
         self.alerts.on_reading(reading, ctx, now_ms)
 
-    def _incident_changed(self, change: Any, _t: Any, _ctx: DeviceContext) -> None:
-        # The board gets the incident as the API shows it, read back after the change.
-        task = asyncio.create_task(publish_incident(self.sessions, self.live, change.incident_id))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
     async def _publish_confirmed(self, topic: str, payload: bytes, qos: int) -> None:
         await self.mqtt_out.publish_confirmed(topic, payload, qos)
 
@@ -303,29 +301,14 @@ class Gateway:
 
     async def _serve_api(self) -> None:
         from api.app import create_app
+        from api.server import serve
+
+        def started(port: int) -> None:
+            self.api_port = port
+            self.ready.set()
 
         app = create_app(self.api_services())
-        a = self.settings.api
-        config = uvicorn.Config(
-            app, host=a.host, port=a.port, log_level="warning", lifespan="on", access_log=False
-        )
-        server = _EmbeddedServer(config)
-        serve = asyncio.create_task(server.serve())
-        while not server.started:
-            if serve.done():
-                await serve
-                return
-            await asyncio.sleep(0.05)
-        self.api_port = server.servers[0].sockets[0].getsockname()[1] if server.servers else a.port
-        self.ready.set()
-        try:
-            # Shielded: a cancelled gateway asks uvicorn to finish (lifespan shutdown included)
-            # instead of cancelling it mid-request.
-            await asyncio.shield(serve)
-        finally:
-            server.should_exit = True
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(serve), 10)
+        await serve(app, self.settings.api.host, self.settings.api.port, started)
 
     async def _shutdown(self) -> None:
         """Stop receiving, store what was received, acknowledge it, then close the stores.
@@ -367,8 +350,6 @@ class Gateway:
     def api_services(self) -> Any:
         from functools import partial
 
-        from prometheus_client import CollectorRegistry
-
         from alerting.incidents.silences import SilenceService
         from alerting.routing.router import route_test
         from api.rule_control import PersistentRuleControl
@@ -376,8 +357,6 @@ class Gateway:
 
         a = self.settings.api
         esc = self.settings.alerting.escalation
-        self.metrics = CollectorRegistry()
-        register_metrics(self.metrics, self)
         return ApiServices(
             sessions=self.sessions,
             incidents=self.incidents,
@@ -400,43 +379,13 @@ class Gateway:
                     "info": 0,
                 },
             ),
-            health=self._health_async,
-            metrics=self.metrics,
+            health=self.health.components_async,
+            metrics=self.health.metrics(),
+            listen_incidents=self.alerts.listen,
             registry=self.registry,
             route_tester=partial(route_test, self.directory, policy=self.policy),
             device_status=self.status.get,
         )
-
-    async def _health_async(self) -> dict[str, dict[str, Any]]:
-        return self.health()
-
-    def health(self) -> dict[str, Any]:
-        """Per-component status: ``ok`` | ``degraded`` (working, but look) | ``down``."""
-        spool = self.spool.stats() if self.spool is not None else None
-        ts_status = "ok"
-        if spool is not None and spool.readings:
-            ts_status = "degraded"  # the store is away; readings wait on local disk
-        return {
-            "mqtt": {
-                "status": "ok" if all(m.connected.is_set() for m in self.sessions_mqtt) else "down",
-                "connections": {m.client_id: m.stats for m in self.sessions_mqtt},
-            },
-            "ingest": {
-                "status": "degraded" if self.ingest.stats.store_failures else "ok",
-                **vars(self.ingest.stats),
-                "quarantine_counts": dict(self.quarantine.counts),
-            },
-            "timeseries": {
-                "status": ts_status,
-                "backend": self.settings.timeseries.backend,
-                "spool": spool._asdict() if spool is not None else None,
-            },
-            "alerting": {
-                "status": "degraded" if self.alerts.failures else "ok",
-                "backlog": self.alerts.backlog,
-                "failures": self.alerts.failures,
-            },
-        }
 
 
 def routing_policy(settings: Settings) -> RoutingPolicy:
@@ -447,53 +396,3 @@ def routing_policy(settings: Settings) -> RoutingPolicy:
             esc.critical_ack_s * 1000, esc.major_ack_s * 1000, esc.minor_ack_s * 1000
         )
     )
-
-
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn inside the gateway: the gateway owns the signals and the shutdown order."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-def register_metrics(registry: Any, gateway: Gateway) -> None:
-    """Prometheus figures read from the running stages at scrape time."""
-    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
-    class _Collector:
-        def collect(self) -> Any:
-            s = gateway.ingest.stats
-            for name, value, doc in (
-                ("received", s.received, "MQTT messages received"),
-                ("stored", s.stored, "readings stored in the time-series store"),
-                ("quarantined", s.quarantined, "messages quarantined"),
-                ("duplicates", s.duplicates, "duplicate readings dropped (same device and seq)"),
-            ):
-                yield CounterMetricFamily(f"safety_ingest_{name}", doc, value=value)
-            q = CounterMetricFamily(
-                "safety_quarantine", "quarantined messages by reason", labels=["reason"]
-            )
-            for reason, count in gateway.quarantine.counts.items():
-                q.add_metric([reason], count)
-            yield q
-            yield GaugeMetricFamily(
-                "safety_mqtt_connected",
-                "1 when connected to the broker",
-                value=1 if gateway.mqtt.connected.is_set() else 0,
-            )
-            yield GaugeMetricFamily(
-                "safety_alert_backlog", "alert transitions waiting", value=gateway.alerts.backlog
-            )
-            if gateway.spool is not None:
-                st = gateway.spool.stats()
-                yield GaugeMetricFamily(
-                    "safety_spool_readings", "readings buffered on disk", value=st.readings
-                )
-                yield GaugeMetricFamily(
-                    "safety_spool_oldest_age_seconds",
-                    "age of the oldest buffered reading",
-                    value=st.oldest_age_s or 0,
-                )
-
-    registry.register(_Collector())

@@ -14,17 +14,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
+from alerting.escalation.timers import EscalationTimerRow, TimerKind, stop_timer
 from alerting.incidents.lifecycle import IncidentStatus
 from alerting.incidents.silences import active_silence
-from alerting.incidents.store import add_event, stop_timer
-from alerting.incidents.tables import DeliveryRow, EscalationTimerRow, IncidentRow
+from alerting.incidents.store import add_event
+from alerting.incidents.tables import IncidentRow
 from alerting.notify.base import Delivery
 from alerting.notify.stages import DeliveryPipeline, FailedDelivery
+from alerting.notify.tables import DeliveryKind, DeliveryRow, DeliveryStatus
 from alerting.routing.directory import Directory, Role
 from alerting.routing.ladder import Ladder
 from alerting.routing.router import Paged, RoutePlace, resolve_roles
@@ -55,7 +59,8 @@ class EscalationScheduler:
         self._batch = batch
         self._lock = asyncio.Lock()  # one due() at a time per process (SQLite has no SKIP LOCKED)
         self._wake = asyncio.Event()
-        pipeline.on_final_failure = self.delivery_failed
+        # Pages going out as tasks of their own; finish_sending() waits for them at shutdown.
+        self._sending: set[asyncio.Task[None]] = set()
 
     def poke(self) -> None:
         """Run the loop now instead of at the next tick (e.g. after a change that pages)."""
@@ -67,7 +72,7 @@ class EscalationScheduler:
         """The escalation loop the app runs in its TaskGroup: resend leftovers, then tick
         (every ``tick_s`` or when poked) until ``stop`` is set; every ``leftovers_every_s``
         look again for deliveries whose sender died (their lease ended)."""
-        await self._pipeline.deliver_pending()
+        await self.deliver_pending()
         loop = asyncio.get_running_loop()
         last_look = loop.time()
         while not stop.is_set():
@@ -75,7 +80,7 @@ class EscalationScheduler:
                 await self.due(self._clock.now_ms())
                 if loop.time() - last_look >= leftovers_every_s:
                     last_look = loop.time()
-                    await self._pipeline.resume_leftovers()
+                    await self.resume_leftovers()
             except Exception:
                 # The ladder must outlive any one failure: log it and try again next tick.
                 log.exception("escalation tick failed; retrying")
@@ -122,7 +127,7 @@ class EscalationScheduler:
                     continue
                 total += ran
                 planned += deliveries
-            await self._pipeline.deliver([row.id for row in planned])
+            await self._deliver([row.id for row in planned])
         return total
 
     async def _process(self, incident_id: int, now_ms: int) -> tuple[int, list[DeliveryRow]]:
@@ -140,7 +145,7 @@ class EscalationScheduler:
             incident = await s.get(IncidentRow, incident_id) if timer else None
             if timer is None or incident is None:
                 return 0, []
-            if timer.kind == "outcome":
+            if timer.kind == TimerKind.OUTCOME:
                 return 1, await self._outcome(s, timer, incident, now_ms)
             status = IncidentStatus(incident.status)
             if status in (IncidentStatus.RESOLVED, IncidentStatus.CLOSED):
@@ -176,7 +181,7 @@ class EscalationScheduler:
                 )
                 await stop_timer(s, incident_id)
                 return 0, []
-            if timer.kind == "reminder":
+            if timer.kind == TimerKind.REMINDER:
                 return 1, await self._remind(s, timer, incident, now_ms)
             return 1, await self._step(s, timer, incident, now_ms)
 
@@ -189,12 +194,47 @@ class EscalationScheduler:
         return self._pipeline.deliveries(rows, incident)
 
     def send(self, deliveries: list[Delivery]) -> None:
-        """Send what :meth:`first_step` claimed (each delivery its own task)."""
-        self._pipeline.send_claimed(deliveries)
+        """Send what :meth:`first_step` claimed, each delivery as its own task, so one
+        person's retries never hold up the next alarm."""
+        for d in deliveries:
+            self._start(self._pipeline.send(d))
+
+    async def deliver_pending(self) -> int:
+        """Send every unsent delivery (those a crash left behind) and wait; returns how many."""
+        ids = await self._pipeline.leftovers()
+        await self._deliver(ids)
+        return len(ids)
+
+    async def resume_leftovers(self) -> int:
+        """Start sending (as tasks) what nobody is sending: rows a crashed process had claimed,
+        once their lease ends; returns how many were found."""
+        ids = await self._pipeline.leftovers()
+        for delivery_id in ids:
+            self._start(self._pipeline.deliver_one(delivery_id))
+        return len(ids)
 
     async def finish_sending(self, timeout_s: float) -> int:
-        """Let pages already going out finish (shutdown); returns how many did not."""
-        return await self._pipeline.drain(timeout_s)
+        """Give the pages going out up to ``timeout_s`` to finish (shutdown); returns how many
+        are still going. Those stay claimed and are sent again once their lease ends."""
+        if self._sending:
+            await asyncio.wait(set(self._sending), timeout=timeout_s)
+        return len(self._sending)
+
+    async def _deliver(self, ids: list[int]) -> None:
+        """Send these deliveries concurrently (each with its own retries) and act on failures."""
+        for failed in await asyncio.gather(*(self._pipeline.deliver_one(i) for i in ids)):
+            if failed is not None:
+                await self.delivery_failed(failed)
+
+    def _start(self, sending: Coroutine[Any, Any, FailedDelivery | None]) -> None:
+        task = asyncio.get_running_loop().create_task(self._follow(sending))
+        self._sending.add(task)  # kept until done: finish_sending() waits for these
+        task.add_done_callback(self._sending.discard)
+
+    async def _follow(self, sending: Coroutine[Any, Any, FailedDelivery | None]) -> None:
+        failed = await sending
+        if failed is not None:
+            await self.delivery_failed(failed)
 
     async def _step(
         self,
@@ -217,7 +257,7 @@ class EscalationScheduler:
             s,
             incident,
             step=step_token(incident.round, str(index)),
-            kind="page",
+            kind=DeliveryKind.PAGE,
             paged=paged,
             now_ms=now_ms,
             text=timer.note if timer.note != "silenced" else "",
@@ -239,7 +279,7 @@ class EscalationScheduler:
         timer.next_step, timer.note = index + 1, ""
         following = ladder.step(index + 1)
         if incident.status == IncidentStatus.ACKNOWLEDGED.value and ladder.remind_ms:
-            timer.kind, timer.due_at_ms = "reminder", now_ms + ladder.remind_ms
+            timer.kind, timer.due_at_ms = TimerKind.REMINDER, now_ms + ladder.remind_ms
         elif incident.status == IncidentStatus.OPEN.value and following is not None:
             timer.due_at_ms = scheduled + following.wait_ms
             if index + 1 >= len(ladder.steps) and timer.due_at_ms <= now_ms:
@@ -264,7 +304,7 @@ class EscalationScheduler:
             s,
             incident,
             step=step_token(incident.round, f"remind{n}"),
-            kind="reminder",
+            kind=DeliveryKind.REMINDER,
             paged=paged,
             now_ms=now_ms,
         )
@@ -285,7 +325,7 @@ class EscalationScheduler:
             s,
             incident,
             step=step_token(incident.round, "outcome"),
-            kind="outcome",
+            kind=DeliveryKind.OUTCOME,
             paged=paged,
             now_ms=now_ms,
             text=timer.note,
@@ -306,7 +346,7 @@ class EscalationScheduler:
                     DeliveryRow.person_id == failed.person_id,
                 )
             )
-            reached = any(st != "failed" for st in others.scalars())
+            reached = any(st != DeliveryStatus.FAILED for st in others.scalars())
             add_event(
                 s,
                 failed.incident_id,
@@ -315,11 +355,11 @@ class EscalationScheduler:
                 note=failed.error,
                 data={"step": failed.step, "person": failed.person_id, "channel": failed.channel},
             )
-            if reached or failed.kind != "page":
+            if reached or failed.kind != DeliveryKind.PAGE:
                 return
             incident = await s.get(IncidentRow, failed.incident_id)
             timer = await s.get(EscalationTimerRow, failed.incident_id, with_for_update=True)
-            if incident is None or timer is None or timer.kind != "step":
+            if incident is None or timer is None or timer.kind != TimerKind.STEP:
                 return
             if incident.status == IncidentStatus.OPEN.value and timer.due_at_ms > now:
                 timer.due_at_ms = now

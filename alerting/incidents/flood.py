@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from alerting.escalation.timers import stop_timer
 from alerting.incidents.lifecycle import IncidentStatus, Resolution
-from alerting.incidents.store import add_event, set_status, stop_timer
+from alerting.incidents.store import add_event, set_status
 from alerting.incidents.tables import IncidentDeviceRow, IncidentRow
 from alerting.models import AlertTransition, Severity
 

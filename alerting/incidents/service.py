@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from alerting.escalation.timers import EscalationTimerRow, TimerKind, new_timer, stop_timer
 from alerting.incidents import flood as fl
 from alerting.incidents.actions import ActionOutcome, ActionRunner
 from alerting.incidents.lifecycle import IncidentStatus, Resolution, auto_resolution
 from alerting.incidents.silences import active_silence
-from alerting.incidents.store import (
-    SYSTEM,
-    active_by_key,
-    add_event,
-    new_timer,
-    set_status,
-    stop_timer,
-)
-from alerting.incidents.tables import EscalationTimerRow, IncidentRow
+from alerting.incidents.store import SYSTEM, active_by_key, add_event, set_status
+from alerting.incidents.tables import IncidentRow
 from alerting.incidents.workflow import IncidentDesk
 from alerting.models import AlertState, AlertTransition, Category, Severity
 from alerting.notify.base import Delivery
@@ -50,16 +43,14 @@ class IncidentChange:
     actions: tuple[ActionOutcome, ...] = ()
     # The first step's deliveries, planned and claimed in the opening transaction: send now.
     claimed: tuple[Delivery, ...] = ()
+    # Opened with its first page due now: the incident and its timer, for the escalation to
+    # run step 0 inside the same transaction (see AlertPipeline.apply).
+    first_page: tuple[IncidentRow, EscalationTimerRow] | None = field(default=None, compare=False)
 
     @property
     def pages(self) -> bool:
         """Whether the escalation loop should run now (a new ladder starts)."""
         return self.kind in (ChangeKind.OPENED, ChangeKind.OUTAGE_OPENED) and not self.silenced
-
-
-# Runs an opened incident's first escalation step inside the opening transaction and returns
-# its deliveries, claimed (EscalationScheduler.first_step).
-FirstStep = Callable[[AsyncSession, IncidentRow, EscalationTimerRow, int], Awaitable[list[Delivery]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,29 +99,34 @@ class IncidentService(IncidentDesk):
         policy: RoutingPolicy | None = None,
         flood: fl.FloodControl | None = None,
         actions: ActionRunner | None = None,
-        first_step: FirstStep | None = None,
     ) -> None:
         super().__init__(sessionmaker, clock, policy=policy)
         self._flood = flood if flood is not None else fl.FloodControl()
         self._actions = actions or ActionRunner()
-        # Without it, the escalation loop pages on its next run (tests drive it by hand).
-        self._first_step = first_step
 
     # ------------------------------------------------------------------ alert transitions
 
     async def apply(self, t: AlertTransition, ctx: DeviceContext) -> IncidentChange | None:
-        """Fold one alert transition into the incidents; ``None`` if it changes nothing."""
-        if t.state not in (AlertState.FIRING, AlertState.RESOLVED):
-            return None
-        handler = self._firing if t.state is AlertState.FIRING else self._cleared
+        """Fold one alert transition into the incidents in a transaction of its own; the
+        first page then goes out on the escalation loop's next run. (The alarm path pages in
+        the opening transaction instead: :meth:`AlertPipeline.apply`.)"""
         try:
-            change = await self._tx(lambda s: handler(s, t, ctx))
+            change = await self._tx(lambda s: self.fold(s, t, ctx))
         except IntegrityError:
             # Another gateway instance opened the same key at the same moment: now a repeat.
-            change = await self._tx(lambda s: handler(s, t, ctx))
-        if change is not None and t.actions and t.state is AlertState.FIRING:
-            change = await self._run_actions(change, t, ctx)
-        return change
+            change = await self._tx(lambda s: self.fold(s, t, ctx))
+        return await self.run_actions(change, t, ctx)
+
+    async def fold(
+        self, s: AsyncSession, t: AlertTransition, ctx: DeviceContext
+    ) -> IncidentChange | None:
+        """Fold one alert transition into the incidents inside the caller's transaction;
+        ``None`` if it changes nothing."""
+        if t.state is AlertState.FIRING:
+            return await self._firing(s, t, ctx)
+        if t.state is AlertState.RESOLVED:
+            return await self._cleared(s, t, ctx)
+        return None
 
     async def _firing(
         self, s: AsyncSession, t: AlertTransition, ctx: DeviceContext
@@ -230,7 +226,7 @@ class IncidentService(IncidentDesk):
         ladder = self._policy.ladder_for(labels)
         timer = None
         if ladder.steps:
-            timer = new_timer(s, row.id, kind="step", due_at_ms=first_page_ms, ladder=ladder)
+            timer = new_timer(s, row.id, kind=TimerKind.STEP, due_at_ms=first_page_ms, ladder=ladder)
         silence = await active_silence(
             s,
             site=row.site,
@@ -248,19 +244,12 @@ class IncidentService(IncidentDesk):
                 note=silence.reason,
                 data={"silence": silence.id, "until": silence.ends_at_ms},
             )
-        claimed: list[Delivery] = []
-        now_ms = self._clock.now_ms()
-        if (
-            page_now
-            and self._first_step is not None
-            and timer is not None
-            and silence is None
-            and first_page_ms <= now_ms
-        ):
-            claimed = await self._first_step(s, row, timer, now_ms)
+        first_page = None
+        if page_now and timer is not None and silence is None:
+            first_page = (row, timer) if first_page_ms <= self._clock.now_ms() else None
         kind_out = ChangeKind.OUTAGE_OPENED if kind == "building_outage" else ChangeKind.OPENED
         return IncidentChange(
-            kind_out, row.id, o.severity, silenced=silence is not None, claimed=tuple(claimed)
+            kind_out, row.id, o.severity, silenced=silence is not None, first_page=first_page
         )
 
     async def _record_info(
@@ -351,9 +340,12 @@ class IncidentService(IncidentDesk):
             s, row.id, now_ms, "auto_resolved", note="the alert cleared and its rule allows it"
         )
 
-    async def _run_actions(
-        self, change: IncidentChange, t: AlertTransition, ctx: DeviceContext
-    ) -> IncidentChange:
+    async def run_actions(
+        self, change: IncidentChange | None, t: AlertTransition, ctx: DeviceContext
+    ) -> IncidentChange | None:
+        """Run a firing rule's device actions (e.g. cut a charger's power) and record them."""
+        if change is None or not t.actions or t.state is not AlertState.FIRING:
+            return change
         outcomes = tuple(
             [await self._actions.run(a, t, ctx.device_type, change.incident_id) for a in t.actions]
         )

@@ -1,5 +1,6 @@
 """Relational tables of the incident store: incidents, their append-only events, silences,
-deliveries, escalation timers, referrals and the devices folded into an outage incident."""
+referrals and the devices folded into an outage incident. (Deliveries live with notify,
+escalation timers with escalation.)"""
 
 from __future__ import annotations
 
@@ -19,10 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Mapper, mapped_column
 
-from core.db import Base
-
-# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
-IdType = BigInteger().with_variant(Integer(), "sqlite")
+from core.db import Base, IdType
 
 
 class IncidentRow(Base):
@@ -122,44 +120,6 @@ class SilenceRow(Base):
     created_by: Mapped[str] = mapped_column(String(64))
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
     reason: Mapped[str] = mapped_column(Text, default="")
-
-
-class DeliveryRow(Base):
-    """One notification to one person on one channel; the idempotency key makes it happen once."""
-
-    __tablename__ = "delivery"
-
-    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
-    idempotency_key: Mapped[str] = mapped_column(String(300), unique=True)
-    incident_id: Mapped[int] = mapped_column(ForeignKey("incident.id"), index=True)
-    step: Mapped[str] = mapped_column(String(32))
-    kind: Mapped[str] = mapped_column(String(16))  # page | reminder | outcome
-    person_id: Mapped[str] = mapped_column(String(64))
-    role: Mapped[str] = mapped_column(String(32))
-    channel: Mapped[str] = mapped_column(String(16))
-    address: Mapped[str] = mapped_column(String(300))
-    text: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[str] = mapped_column(String(16), index=True)  # pending|sending|sent|failed
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    last_error: Mapped[str | None] = mapped_column(Text)
-    created_at_ms: Mapped[int] = mapped_column(BigInteger)
-    updated_at_ms: Mapped[int] = mapped_column(BigInteger)
-    lease_until_ms: Mapped[int | None] = mapped_column(BigInteger)
-    sent_at_ms: Mapped[int | None] = mapped_column(BigInteger)
-
-
-class EscalationTimerRow(Base):
-    """The next escalation of one active incident: durable, so a restart resumes it."""
-
-    __tablename__ = "escalation_timer"
-
-    incident_id: Mapped[int] = mapped_column(ForeignKey("incident.id"), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16))  # step | reminder | outcome
-    due_at_ms: Mapped[int] = mapped_column(BigInteger, index=True)
-    next_step: Mapped[int] = mapped_column(Integer, default=0)
-    reminders_sent: Mapped[int] = mapped_column(Integer, default=0)
-    ladder: Mapped[dict[str, Any]] = mapped_column(JSON)  # snapshot taken when it opened
-    note: Mapped[str] = mapped_column(Text, default="")
 
 
 class ReferralRow(Base):

@@ -7,7 +7,6 @@ from typing import Any
 
 from alerting.incidents.lifecycle import IncidentStatus, Resolution
 from alerting.incidents.tables import (
-    DeliveryRow,
     IncidentDeviceRow,
     IncidentEventRow,
     IncidentRow,
@@ -15,6 +14,7 @@ from alerting.incidents.tables import (
     SilenceRow,
 )
 from alerting.models import Category, Severity
+from alerting.notify.tables import DeliveryRow
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,17 +9,17 @@ from typing import TypeVar
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from alerting.escalation.timers import EscalationTimerRow, TimerKind, set_timer, stop_timer
 from alerting.incidents.lifecycle import Action, Department, IncidentStatus, Resolution, next_status
-from alerting.incidents.store import add_event, set_status, set_timer, stop_timer
+from alerting.incidents.store import add_event, set_status
 from alerting.incidents.tables import (
-    DeliveryRow,
-    EscalationTimerRow,
     IncidentDeviceRow,
     IncidentEventRow,
     IncidentRow,
     ReferralRow,
 )
 from alerting.incidents.views import IncidentDetail, IncidentView
+from alerting.notify.tables import DeliveryRow
 from alerting.routing.ladder import Ladder
 from alerting.routing.router import RoutingPolicy
 from core.clock import Clock
@@ -97,7 +97,7 @@ class IncidentDesk:
                 return
             remind = Ladder.from_json(timer.ladder).remind_ms
             if remind:
-                await set_timer(s, row.id, kind="reminder", due_at_ms=now + remind)
+                await set_timer(s, row.id, kind=TimerKind.REMINDER, due_at_ms=now + remind)
             else:
                 await stop_timer(s, row.id)
 
@@ -122,7 +122,7 @@ class IncidentDesk:
         async def then(s: AsyncSession, row: IncidentRow, now: int) -> None:
             timer = await s.get(EscalationTimerRow, row.id)
             ladder = None if timer else self._ladder(row)
-            await set_timer(s, row.id, kind="step", due_at_ms=now, ladder=ladder, note=note)
+            await set_timer(s, row.id, kind=TimerKind.STEP, due_at_ms=now, ladder=ladder, note=note)
 
         return await self._act(incident_id, Action.ESCALATE, actor, note, then)
 
@@ -168,7 +168,7 @@ class IncidentDesk:
                 await set_timer(
                     s,
                     row.id,
-                    kind="outcome",
+                    kind=TimerKind.OUTCOME,
                     due_at_ms=now,
                     note=note,
                     ladder=Ladder("outcome", ()),
@@ -209,7 +209,9 @@ class IncidentDesk:
             await s.flush()
             ladder = self._ladder(row)
             if ladder.steps:
-                await set_timer(s, row.id, kind="step", due_at_ms=now, ladder=ladder, next_step=0)
+                await set_timer(
+                    s, row.id, kind=TimerKind.STEP, due_at_ms=now, ladder=ladder, next_step=0
+                )
 
         return await self._act(incident_id, Action.REOPEN, actor, note, then)
 

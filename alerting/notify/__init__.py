@@ -1,15 +1,8 @@
-"""Notifiers (MQTT app, webhook/WeCom/DingTalk, SMS gateway, email) and the delivery stages."""
+"""Notify: the delivery log and the stages that put a page in front of a person.
 
-from alerting.notify.base import Delivery, DeliveryError, Notifier, render_text
-from alerting.notify.stages import DeliveryPipeline, FailedDelivery, RetryPolicy, idempotency_key
-
-__all__ = [
-    "Delivery",
-    "DeliveryError",
-    "DeliveryPipeline",
-    "FailedDelivery",
-    "Notifier",
-    "RetryPolicy",
-    "idempotency_key",
-    "render_text",
-]
+- :mod:`alerting.notify.tables` — ``DeliveryRow`` with ``DeliveryStatus`` / ``DeliveryKind``
+- :mod:`alerting.notify.stages` — plan (dedup by idempotency key) → claim → send with retry →
+  record; returns what finally failed to its caller, the escalation scheduler
+- :mod:`alerting.notify.base` and one module per channel: MQTT app, webhook/WeCom/DingTalk,
+  SMS gateway, email (the ``Notifier`` protocol)
+"""

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Protocol
 
+from alerting.notify.tables import DeliveryKind
 from alerting.routing.directory import ChannelKind
 
 CST = timezone(timedelta(hours=8), "CST")
@@ -19,7 +20,7 @@ class Delivery:
     id: int
     idempotency_key: str
     incident_id: int
-    kind: str  # page | reminder | outcome
+    kind: DeliveryKind
     step: str
     person_id: str
     role: str
@@ -65,7 +66,7 @@ def local_time(ms: int | None) -> str:
 
 def title(d: Delivery) -> str:
     sev = SEVERITY_ZH.get(str(d.incident.get("severity")), "")
-    prefix = {"reminder": "【提醒】", "outcome": "【处理结果】"}.get(d.kind, "")
+    prefix = {DeliveryKind.REMINDER: "【提醒】", DeliveryKind.OUTCOME: "【处理结果】"}.get(d.kind, "")
     return f"{prefix}【{sev}】{d.incident.get('title', '')}"
 
 
@@ -73,7 +74,7 @@ def render_text(d: Delivery) -> str:
     """Plain text for SMS, email and robots; Chinese first, as the people reading it are."""
     i = d.incident
     lines = [title(d)]
-    if d.kind == "outcome":
+    if d.kind == DeliveryKind.OUTCOME:
         lines.append(d.text or "事件已处理完毕。")
     else:
         lines += [
@@ -81,7 +82,7 @@ def render_text(d: Delivery) -> str:
             f"设备: {i.get('device') or '-'} ({i.get('device_type', '')})",
             f"时间: {local_time(i.get('opened_at'))}",
         ]
-        if d.kind == "reminder":
+        if d.kind == DeliveryKind.REMINDER:
             lines.append("事件已确认但尚未处理完毕，请尽快处置。")
         if d.text:
             lines.append(d.text)

@@ -6,24 +6,26 @@
 * **claim**: a row is sent by whoever moves it ``pending → sending`` (with a lease, so a
   crashed sender's rows are picked up again once the lease ends); a sent row is never resent.
 * **retry**: exponential backoff with an injectable sleep; every attempt is recorded.
-* **record / escalate**: the outcome is stored; a delivery that finally fails calls
-  ``on_final_failure`` (the escalation scheduler), so it escalates instead of vanishing.
+* **record**: every attempt and the outcome are stored; a delivery that finally fails is
+  returned to the caller (the escalation scheduler, which sends), so it escalates instead of
+  vanishing. The pipeline knows nothing of ladders.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from alerting.incidents.tables import DeliveryRow, IncidentRow
+from alerting.incidents.tables import IncidentRow
 from alerting.incidents.views import incident_message
 from alerting.notify.base import Delivery, DeliveryError, Notifier
+from alerting.notify.tables import UNSENT, DeliveryKind, DeliveryRow, DeliveryStatus
 from alerting.routing.directory import ChannelKind
 from alerting.routing.router import Paged
 from core.clock import Clock
@@ -75,8 +77,6 @@ class DeliveryPipeline:
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
         self._lease_ms = lease_ms
-        self.on_final_failure: Callable[[FailedDelivery], Awaitable[None]] | None = None
-        self._sending: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ dedup
 
@@ -86,7 +86,7 @@ class DeliveryPipeline:
         incident: IncidentRow,
         *,
         step: str,
-        kind: str,
+        kind: DeliveryKind,
         paged: Iterable[Paged],
         now_ms: int,
         text: str = "",
@@ -113,7 +113,7 @@ class DeliveryPipeline:
                 session.add(row)
                 rows[key] = row
         await session.flush()
-        return [r for r in rows.values() if r.status in ("pending", "sending")]
+        return [r for r in rows.values() if r.status in UNSENT]
 
     @staticmethod
     def deliveries(rows: Iterable[DeliveryRow], incident: IncidentRow) -> list[Delivery]:
@@ -125,7 +125,7 @@ class DeliveryPipeline:
         self,
         incident: IncidentRow,
         step: str,
-        kind: str,
+        kind: DeliveryKind,
         paged: Iterable[Paged],
         now_ms: int,
         text: str,
@@ -148,7 +148,7 @@ class DeliveryPipeline:
                         channel=ch.kind.value,
                         address=ch.address,
                         text=text,
-                        status="pending" if lease_until_ms is None else "sending",
+                        status=DeliveryStatus.PENDING if lease_until_ms is None else DeliveryStatus.SENDING,
                         lease_until_ms=lease_until_ms,
                         attempts=0,
                         created_at_ms=now_ms,
@@ -159,49 +159,22 @@ class DeliveryPipeline:
 
     # ------------------------------------------------------------------ send
 
-    async def deliver(self, ids: Iterable[int]) -> None:
-        """Send these deliveries concurrently (each with its own retries)."""
-        await asyncio.gather(*(self._deliver_one(i) for i in ids))
+    async def leftovers(self) -> list[int]:
+        """Deliveries nobody is sending: pending ones, and those whose sender's lease ended."""
+        return await self._leftovers()
 
-    def send_claimed(self, deliveries: Iterable[Delivery]) -> None:
-        """Start sending deliveries this process has claimed (``plan(claim=True)``); each
-        runs as its own task, so one person's retries never hold up the next alarm."""
-        for d in deliveries:
-            self._start(self._send(d))
-
-    async def drain(self, timeout_s: float) -> int:
-        """Give the deliveries started by :meth:`send_claimed` up to ``timeout_s`` to finish (at
-        shutdown); returns how many are still going. Those stay claimed in the database and
-        are sent again once their lease ends."""
-        if self._sending:
-            await asyncio.wait(set(self._sending), timeout=timeout_s)
-        return len(self._sending)
-
-    async def deliver_pending(self) -> int:
-        """Send every unsent delivery, e.g. those left behind by a crash; returns how many."""
-        ids = await self._leftovers()
-        await self.deliver(ids)
-        return len(ids)
-
-    async def resume_leftovers(self) -> int:
-        """Start sending (as tasks) what nobody is sending: rows a crashed process had claimed,
-        once their lease ends; returns how many were found."""
-        ids = await self._leftovers()
-        for delivery_id in ids:
-            self._start(self._deliver_one(delivery_id))
-        return len(ids)
-
-    def _start(self, sending: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(sending)
-        self._sending.add(task)  # kept until done: drain() waits for these at shutdown
-        task.add_done_callback(self._sending.discard)
+    async def deliver_one(self, delivery_id: int) -> FailedDelivery | None:
+        """Claim one delivery and send it; ``None`` unless it finally failed (or someone else
+        has it, then ``None`` too: that sender reports its outcome)."""
+        d = await self._claim(delivery_id)
+        return None if d is None else await self.send(d)
 
     async def _leftovers(self) -> list[int]:
         now = self._clock.now_ms()
         stmt = select(DeliveryRow.id).where(
             or_(
-                DeliveryRow.status == "pending",
-                (DeliveryRow.status == "sending") & (DeliveryRow.lease_until_ms < now),
+                DeliveryRow.status == DeliveryStatus.PENDING,
+                (DeliveryRow.status == DeliveryStatus.SENDING) & (DeliveryRow.lease_until_ms < now),
             )
         )
         async with self._sm() as s:
@@ -215,11 +188,16 @@ class DeliveryPipeline:
                 .where(
                     DeliveryRow.id == delivery_id,
                     or_(
-                        DeliveryRow.status == "pending",
-                        (DeliveryRow.status == "sending") & (DeliveryRow.lease_until_ms < now),
+                        DeliveryRow.status == DeliveryStatus.PENDING,
+                        (DeliveryRow.status == DeliveryStatus.SENDING)
+                        & (DeliveryRow.lease_until_ms < now),
                     ),
                 )
-                .values(status="sending", lease_until_ms=now + self._lease_ms, updated_at_ms=now)
+                .values(
+                    status=DeliveryStatus.SENDING,
+                    lease_until_ms=now + self._lease_ms,
+                    updated_at_ms=now,
+                )
             )
             if claimed.rowcount != 1:  # type: ignore[attr-defined]
                 return None
@@ -229,12 +207,9 @@ class DeliveryPipeline:
                 return None
             return _delivery(row, incident_message(incident))
 
-    async def _deliver_one(self, delivery_id: int) -> None:
-        d = await self._claim(delivery_id)
-        if d is not None:
-            await self._send(d)
-
-    async def _send(self, d: Delivery) -> None:
+    async def send(self, d: Delivery) -> FailedDelivery | None:
+        """Send one claimed delivery with retries and record every attempt; returns what
+        failed for good (for the escalation to act on), ``None`` once the provider took it."""
         notifier = self._notifiers.get(d.channel)
         error = f"no notifier configured for channel {d.channel.value}"
         attempt = 0
@@ -248,23 +223,20 @@ class DeliveryPipeline:
                 error, permanent = f"{type(exc).__name__}: {exc}", False
                 log.warning("notifier %s raised for %s: %s", d.channel, d.idempotency_key, error)
             else:
-                await self._record(d.id, "sent", attempt_error=None)
-                return
-            await self._record(d.id, "sending", attempt_error=error)
+                await self._record(d.id, DeliveryStatus.SENT, attempt_error=None)
+                return None
+            await self._record(d.id, DeliveryStatus.SENDING, attempt_error=error)
             if permanent or attempt >= self._retry.attempts:
                 break
             await self._sleep(self._retry.backoff_s(attempt))
-        await self._record(d.id, "failed", attempt_error=error, count=False)
+        await self._record(d.id, DeliveryStatus.FAILED, attempt_error=error, count=False)
         log.warning("delivery %s failed for good: %s", d.idempotency_key, error)
-        if self.on_final_failure is not None:
-            await self.on_final_failure(
-                FailedDelivery(d.incident_id, d.step, d.kind, d.person_id, d.channel.value, error)
-            )
+        return FailedDelivery(d.incident_id, d.step, d.kind, d.person_id, d.channel.value, error)
 
     # ------------------------------------------------------------------ record
 
     async def _record(
-        self, delivery_id: int, status: str, *, attempt_error: str | None, count: bool = True
+        self, delivery_id: int, status: DeliveryStatus, *, attempt_error: str | None, count: bool = True
     ) -> None:
         now = self._clock.now_ms()
         values: dict[str, object] = {"status": status, "updated_at_ms": now}
@@ -272,10 +244,10 @@ class DeliveryPipeline:
             values["attempts"] = DeliveryRow.attempts + 1
         if attempt_error is not None:
             values["last_error"] = attempt_error[:2000]
-        if status == "sent":
+        if status is DeliveryStatus.SENT:
             values["sent_at_ms"] = now
             values["lease_until_ms"] = None
-        elif status == "sending":
+        elif status is DeliveryStatus.SENDING:
             # Still ours: each attempt renews the lease, so it ends soon after a crash (and
             # the page is sent again by whoever finds it) but never under a live sender.
             values["lease_until_ms"] = now + self._lease_ms
@@ -290,7 +262,7 @@ def _delivery(row: DeliveryRow, incident: dict[str, Any]) -> Delivery:
         row.id,
         row.idempotency_key,
         row.incident_id,
-        row.kind,
+        DeliveryKind(row.kind),
         row.step,
         row.person_id,
         row.role,

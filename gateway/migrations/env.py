@@ -26,6 +26,8 @@ TABLE_MODULES = (
     "gateway.quarantine",
     "alerting.state",
     "alerting.incidents.tables",
+    "alerting.notify.tables",
+    "alerting.escalation.timers",
     "api.audit",
     "alerting.rules.overrides",
 )

@@ -70,7 +70,7 @@ async def test_wrong_password_is_reported_and_the_gateway_keeps_trying(
         await asyncio.wait_for(gateway.ready.wait(), 60)
         await asyncio.sleep(2)
         assert not task.done(), "a refused login must not stop the gateway"
-        assert gateway.health()["mqtt"]["status"] == "down"
+        assert gateway.health.components()["mqtt"]["status"] == "down"
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task

@@ -71,7 +71,7 @@ async def test_an_alarm_with_a_seq_past_64_bits_is_quarantined_and_the_next_alar
     assert [(i.device_id, i.rule_id, i.reading_seq) for i in incidents] == [
         ("SD-0001", "smoke.alarm", 12)
     ]
-    health = gateway.health()
+    health = gateway.health.components()
     assert health["ingest"]["status"] == "ok", health
 
 

@@ -7,9 +7,9 @@ from sqlalchemy import select
 
 from alerting.escalation.scheduler import EscalationScheduler
 from alerting.incidents import IncidentService, Resolution
-from alerting.incidents.tables import DeliveryRow
 from alerting.models import Severity
 from alerting.notify.stages import DeliveryPipeline, RetryPolicy
+from alerting.notify.tables import DeliveryRow
 from alerting.routing.directory import ChannelKind
 from core.clock import ManualClock
 from tests.alerting.incidents.incident_support import (
@@ -118,8 +118,8 @@ async def test_crash_after_planning_sends_leftovers_once(db_url: str) -> None:
     async with open_db(db_url) as sm:
         clock = ManualClock(T0 + 30_000)
         _, scheduler, notifier = stack(sm, clock)
-        assert await scheduler._pipeline.deliver_pending() == 3
-        await scheduler._pipeline.deliver_pending()
+        assert await scheduler.deliver_pending() == 3
+        await scheduler.deliver_pending()
         await scheduler.due(clock.now_ms())
         assert notifier.people() == ["bl1", "duty1", "gw1"]
 

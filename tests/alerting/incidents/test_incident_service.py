@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from alerting.escalation.scheduler import EscalationScheduler
+from alerting.escalation.timers import EscalationTimerRow
 from alerting.incidents import (
     ActionRunner,
     ChangeKind,
@@ -21,10 +22,12 @@ from alerting.incidents import (
     SilenceService,
     TransitionError,
 )
-from alerting.incidents.tables import AppendOnlyError, EscalationTimerRow, IncidentEventRow
+from alerting.incidents.tables import AppendOnlyError, IncidentEventRow
 from alerting.models import AlertState, Category, Severity
 from alerting.notify.stages import DeliveryPipeline
+from alerting.pipeline import AlertPipeline
 from alerting.routing.directory import ChannelKind
+from alerting.rules import RuleEngine, load_rules
 from core.clock import ManualClock
 from tests.alerting.incidents.incident_support import (
     HOUR,
@@ -296,16 +299,18 @@ def paging_stack(sm, clock):  # type: ignore[no-untyped-def]
     notifier = RecordingNotifier()
     pipeline = DeliveryPipeline(sm, clock, {ChannelKind.APP: notifier}, sleep=no_sleep)
     scheduler = EscalationScheduler(sm, clock, directory(), pipeline)
-    service = IncidentService(sm, clock, first_step=scheduler.first_step)
-    return service, scheduler, pipeline, notifier
+    service = IncidentService(sm, clock)
+    engine = RuleEngine(load_rules(), grace_ms=0)
+    alerts = AlertPipeline(sm, engine, service, scheduler, clock, lambda *_: None)
+    return alerts, scheduler, service, notifier
 
 
 async def test_an_alarm_opens_with_its_first_page_claimed_and_sent_once(db_url: str) -> None:
     async with open_db(db_url) as sm:
         clock = ManualClock(T0)
-        service, scheduler, pipeline, notifier = paging_stack(sm, clock)
+        alerts, scheduler, service, notifier = paging_stack(sm, clock)
         c = ctx()
-        change = await service.apply(transition("smoke.alarm", c, T0), c)
+        change = await alerts.apply(transition("smoke.alarm", c, T0), c)
         assert change is not None
         assert change.kind is ChangeKind.OPENED
         # critical: grid worker, building leader and duty staff at once, ready to send
@@ -313,11 +318,11 @@ async def test_an_alarm_opens_with_its_first_page_claimed_and_sent_once(db_url: 
         assert {d.step for d in change.claimed} == {"0"}
         assert all(d.incident["id"] == change.incident_id for d in change.claimed)
         scheduler.send(list(change.claimed))
-        assert await pipeline.drain(5) == 0
+        assert await scheduler.finish_sending(5) == 0
         assert notifier.people() == ["bl1", "duty1", "gw1"]
         # the escalation loop finds step 0 done: nobody paged twice, leftovers none
         await scheduler.due(clock.now_ms())
-        assert await pipeline.deliver_pending() == 0
+        assert await scheduler.deliver_pending() == 0
         assert notifier.people() == ["bl1", "duty1", "gw1"]
         detail = await service.get(change.incident_id)
         assert [e.kind for e in detail.events][:2] == ["opened", "notified"]
@@ -330,13 +335,13 @@ async def test_an_alarm_opens_with_its_first_page_claimed_and_sent_once(db_url: 
 async def test_claimed_pages_not_sent_before_a_crash_go_out_after_the_lease(db_url: str) -> None:
     async with open_db(db_url) as sm:
         clock = ManualClock(T0)
-        service, _scheduler, _pipeline, _ = paging_stack(sm, clock)
+        alerts, _scheduler, _service, _ = paging_stack(sm, clock)
         c = ctx()
-        change = await service.apply(transition("smoke.alarm", c, T0), c)
+        change = await alerts.apply(transition("smoke.alarm", c, T0), c)
         assert change is not None
         assert change.claimed  # … and the process dies before sending them
-        _, scheduler, pipeline, notifier = paging_stack(sm, clock)  # the restarted gateway
-        assert await pipeline.resume_leftovers() == 0  # still leased to the dead process
+        _, scheduler, _service, notifier = paging_stack(sm, clock)  # the restarted gateway
+        assert await scheduler.resume_leftovers() == 0  # still leased to the dead process
         stop = asyncio.Event()
         loop = asyncio.create_task(scheduler.run(stop, tick_s=0.01, leftovers_every_s=0.02))
         await asyncio.sleep(0.1)
@@ -354,7 +359,7 @@ async def test_claimed_pages_not_sent_before_a_crash_go_out_after_the_lease(db_u
 async def test_no_page_at_opening_for_a_self_test_or_a_silenced_device(db_url: str) -> None:
     async with open_db(db_url) as sm:
         clock = ManualClock(T0)
-        service, _scheduler, _pipeline, _ = paging_stack(sm, clock)
+        alerts, _scheduler, _service, _ = paging_stack(sm, clock)
         await SilenceService(sm, clock).create(
             site=SITE, matcher=Matcher.DEVICE, value="SD-9", ends_at_ms=T0 + HOUR, actor="duty1"
         )
@@ -362,7 +367,7 @@ async def test_no_page_at_opening_for_a_self_test_or_a_silenced_device(db_url: s
         test = transition(
             "smoke.self_test", c, T0, severity=Severity.INFO, category=Category.MAINTENANCE
         )
-        recorded = await service.apply(test, c)
-        quiet = await service.apply(transition("smoke.alarm", silenced, T0), silenced)
+        recorded = await alerts.apply(test, c)
+        quiet = await alerts.apply(transition("smoke.alarm", silenced, T0), silenced)
         assert recorded is not None and recorded.claimed == ()
         assert quiet is not None and quiet.silenced and quiet.claimed == ()

@@ -12,11 +12,11 @@ from alerting.escalation.scheduler import EscalationScheduler
 from alerting.incidents import IncidentService
 from alerting.incidents.tables import IncidentRow
 from alerting.notify.stages import DeliveryPipeline
+from alerting.pipeline import AlertPipeline
 from alerting.routing.directory import ChannelKind
 from alerting.rules import RuleEngine, load_rules
 from core.clock import ManualClock
 from core.readings import Reading
-from gateway.alerts import AlertPipeline
 from tests.alerting.incidents.incident_support import (
     T0,
     RecordingNotifier,
@@ -33,14 +33,14 @@ async def test_settled_waits_until_the_alarm_has_opened_its_incident(sqlite_url:
         notifier = RecordingNotifier()
         pipeline = DeliveryPipeline(sm, clock, {ChannelKind.APP: notifier}, sleep=no_sleep)
         scheduler = EscalationScheduler(sm, clock, directory(), pipeline)
-        incidents = IncidentService(sm, clock, first_step=scheduler.first_step)
+        incidents = IncidentService(sm, clock)
         engine = RuleEngine(load_rules(), grace_ms=0)
         detector = ctx("SD-0001")
         engine.register_device(detector, T0)
         engine.start(T0)
         held: list[bool] = []
         alerts = AlertPipeline(
-            engine, incidents, scheduler, clock, lambda _s, _d: detector, hold_bulk=held.append
+            sm, engine, incidents, scheduler, clock, lambda _s, _d: detector, hold_bulk=held.append
         )
         alarm = Reading("demo", "smoke", "SD-0001", "event", T0, 41, {}, "alarm")
         alerts.on_reading(alarm, detector, T0)
@@ -51,7 +51,7 @@ async def test_settled_waits_until_the_alarm_has_opened_its_incident(sqlite_url:
         try:
             assert await alerts.settled(timeout_s=5) is True
             assert alerts.backlog == 0
-            assert await pipeline.drain(5) == 0
+            assert await scheduler.finish_sending(5) == 0
             assert notifier.people("0") == ["bl1", "duty1", "gw1"]
             assert held == [True, False]  # telemetry paused while paging, then resumed
             # nothing new queued: settled answers at once
@@ -66,12 +66,12 @@ async def test_a_failed_incident_does_not_silence_the_detectors_next_alarm(sqlit
         clock = ManualClock(T0)
         pipeline = DeliveryPipeline(sm, clock, {ChannelKind.APP: RecordingNotifier()}, sleep=no_sleep)
         scheduler = EscalationScheduler(sm, clock, directory(), pipeline)
-        incidents = IncidentService(sm, clock, first_step=scheduler.first_step)
+        incidents = IncidentService(sm, clock)
         engine = RuleEngine(load_rules(), grace_ms=0)
         detector = ctx("SD-0001")
         engine.register_device(detector, T0)
         engine.start(T0)
-        alerts = AlertPipeline(engine, incidents, scheduler, clock, lambda _s, _d: detector)
+        alerts = AlertPipeline(sm, engine, incidents, scheduler, clock, lambda _s, _d: detector)
         worker = asyncio.create_task(alerts.run_worker())
         try:
             # The database loses the incident table for a moment (a bad migration, a DBA):

@@ -1,10 +1,11 @@
-"""The alert path: readings → rule engine → incidents → escalation, apart from storage batching.
+"""The alert path end to end: readings → rule engine → incidents → escalation → notify.
 
-``on_reading`` runs synchronously on the hot path; only readings that change an alert's state
-produce work, which goes on a queue the alert worker drains at once (never behind the
-time-series batch). The worker opens the incident and its first page in one transaction and
-sends the page at once; the engine's state is saved after that, off the alarm's critical path
-(a crash in between re-fires the rule on restart, and the open incident counts it as a repeat).
+``on_reading`` runs synchronously on ingest's hot path; only readings that change an alert's
+state produce work, which goes on a queue the alert worker drains at once (never behind the
+time-series batch). :meth:`AlertPipeline.apply` opens the incident and plans its first page in
+one transaction and sends the page at once; the engine's state is saved after that, off the
+alarm's critical path (a crash in between re-fires the rule on restart, and the open incident
+counts it as a repeat). Whoever shows incidents (the API's live board) registers a listener.
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import replace
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from alerting.escalation.scheduler import EscalationScheduler
 from alerting.incidents.service import IncidentChange, IncidentService
@@ -26,12 +31,14 @@ log = logging.getLogger(__name__)
 MAX_HOLD_S = 2.0
 
 ContextLookup = Callable[[str, str], DeviceContext | None]
-ChangeListener = Callable[[IncidentChange, AlertTransition, DeviceContext], None]
+#: Told of every incident change the alert path makes (after its transaction committed).
+ChangeListener = Callable[[IncidentChange], None]
 
 
 class AlertPipeline:
     def __init__(
         self,
+        sessions: async_sessionmaker[AsyncSession],
         engine: RuleEngine,
         incidents: IncidentService,
         escalation: EscalationScheduler,
@@ -39,16 +46,16 @@ class AlertPipeline:
         context_of: ContextLookup,
         *,
         tick_interval_ms: int = 1000,
-        on_change: ChangeListener | None = None,
         hold_bulk: Callable[[bool], None] | None = None,
     ) -> None:
+        self._sessions = sessions
         self._engine = engine
         self._incidents = incidents
         self._escalation = escalation
         self._clock = clock
         self._context_of = context_of
         self._tick_s = tick_interval_ms / 1000
-        self._on_change = on_change
+        self._listeners: list[ChangeListener] = []
         # Pauses telemetry reading while an alarm is being turned into pages (see _handle).
         self._hold_bulk = hold_bulk or (lambda _hold: None)
         self._queue: asyncio.Queue[tuple[list[AlertTransition], DeviceContext | None]] = (
@@ -61,6 +68,29 @@ class AlertPipeline:
         self._wake = asyncio.Event()
         self.transitions = 0
         self.failures = 0
+
+    def listen(self, listener: ChangeListener) -> None:
+        """Be told of every incident change the alert path makes (e.g. the live board)."""
+        self._listeners.append(listener)
+
+    async def apply(self, t: AlertTransition, ctx: DeviceContext) -> IncidentChange | None:
+        """Fold one transition into the incidents; a newly opened incident's first step is
+        planned in the same transaction and comes back claimed, to be sent at once."""
+        try:
+            change = await self._fold(t, ctx)
+        except IntegrityError:
+            # Another gateway instance opened the same key at the same moment: now a repeat.
+            change = await self._fold(t, ctx)
+        return await self._incidents.run_actions(change, t, ctx)
+
+    async def _fold(self, t: AlertTransition, ctx: DeviceContext) -> IncidentChange | None:
+        async with self._sessions.begin() as s:
+            change = await self._incidents.fold(s, t, ctx)
+            if change is None or change.first_page is None:
+                return change
+            row, timer = change.first_page
+            claimed = await self._escalation.first_step(s, row, timer, self._clock.now_ms())
+            return replace(change, claimed=tuple(claimed), first_page=None)
 
     def on_reading(self, reading: Reading, ctx: DeviceContext, now_ms: int) -> None:
         transitions = self._engine.on_reading(reading, ctx, now_ms)
@@ -143,7 +173,7 @@ class AlertPipeline:
                 self.failures += 1
                 continue
             try:
-                change = await self._incidents.apply(t, target)
+                change = await self.apply(t, target)
             except Exception:
                 # Keep going: one broken incident must not stop the others. Safety first:
                 # the failure is visible in the log, the metrics and /health, and the alert
@@ -158,8 +188,8 @@ class AlertPipeline:
                     self._escalation.send(list(change.claimed))
                 else:
                     paged = paged or change.pages
-                if self._on_change is not None:
-                    self._on_change(change, t, target)
+                for listener in self._listeners:
+                    listener(change)
         await self._persist()
         if paged:
             # Page now rather than on the next escalation tick: latency is the point. A failure

@@ -1,0 +1,57 @@
+"""The delivery log: one row per page to one person on one channel (notify owns it)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.db import Base, IdType
+
+
+class DeliveryStatus(StrEnum):
+    """``pending`` → ``sending`` (claimed, with a lease) → ``sent`` (the provider accepted it)
+    or ``failed`` (every attempt failed; the ladder moves on)."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class DeliveryKind(StrEnum):
+    """Why a person is paged: a ladder step, a reminder after acknowledging, or the outcome
+    told to the household (结果反馈)."""
+
+    PAGE = "page"
+    REMINDER = "reminder"
+    OUTCOME = "outcome"
+
+
+#: Deliveries nobody has finished yet: sent again after a restart once their lease ends.
+UNSENT = (DeliveryStatus.PENDING, DeliveryStatus.SENDING)
+
+
+class DeliveryRow(Base):
+    """One notification to one person on one channel; the idempotency key makes it happen once."""
+
+    __tablename__ = "delivery"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    idempotency_key: Mapped[str] = mapped_column(String(300), unique=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incident.id"), index=True)
+    step: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(16))  # a DeliveryKind
+    person_id: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(16))
+    address: Mapped[str] = mapped_column(String(300))
+    text: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), index=True)  # a DeliveryStatus
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    updated_at_ms: Mapped[int] = mapped_column(BigInteger)
+    lease_until_ms: Mapped[int | None] = mapped_column(BigInteger)
+    sent_at_ms: Mapped[int | None] = mapped_column(BigInteger)
