@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from alerting.incidents.lifecycle import Resolution
 from api.app import create_app
 from core.clock import ManualClock
-from gateway.ingest import tune_gc
+from gateway.runtime import tune_gc
 from tests.api.support import DEMO_PASSWORD, SITE, build_env, prepare_db
 from tests.conftest import pg_admin_url
 

@@ -37,13 +37,14 @@ from core.readings import DeviceContext, Reading
 from device_profiles import ProfileRegistry, load_profiles
 from gateway.directory import RegistryDirectory
 from gateway.health import HealthReport
-from gateway.ingest import Ingest, tune_gc
+from gateway.ingest import Ingest
 from gateway.live import LiveHub
+from gateway.migrations import runner as migrate
 from gateway.mqtt import MqttSession
 from gateway.quarantine import Quarantine
-from gateway.registry import migrate
 from gateway.registry.loader import apply, load_community_yaml
 from gateway.registry.service import Registry
+from gateway.runtime import tune_gc
 from gateway.settings import Settings
 from gateway.status import DeviceStatusBoard
 from gateway.storage import TimeSeriesStore, TimeSeriesWriter, build_store

@@ -16,7 +16,7 @@ from core import topics
 from core.db import make_engine, make_sessionmaker
 from core.readings import DEVICE_TYPES
 from gateway.directory import RegistryDirectory
-from gateway.registry import migrate
+from gateway.migrations import runner as migrate
 from gateway.registry.service import Registry
 from gateway.settings import Settings
 

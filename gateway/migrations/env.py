@@ -2,7 +2,7 @@
 
 The database URL comes from the caller, first match wins:
 ``config.attributes["connection"]`` (a sync connection handed over by
-:func:`gateway.registry.migrate.upgrade`), ``config.attributes["url"]``, ``-x url=…`` on the
+:func:`gateway.migrations.runner.upgrade`), ``config.attributes["url"]``, ``-x url=…`` on the
 command line, the ``SAFETY_DB_URL`` environment variable, ``sqlalchemy.url`` in alembic.ini.
 """
 

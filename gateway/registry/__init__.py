@@ -1,9 +1,9 @@
 """Registry: the community (sites, grids, buildings, households, devices, people, roster).
+(The schema itself is migrated by :mod:`gateway.migrations.runner`.)
 
 - :mod:`gateway.registry.tables` — ORM tables (on :class:`core.db.Base`)
 - :mod:`gateway.registry.loader` — community YAML, CSV device ledgers, upsert into the store
 - :mod:`gateway.registry.service` — :class:`Registry`, the cached queries the pipeline makes
-- :mod:`gateway.registry.migrate` — ``await upgrade(url)`` runs the Alembic migrations
 """
 
 from gateway.registry.ledger import Ledger, LedgerError, RowError
@@ -15,7 +15,6 @@ from gateway.registry.loader import (
     import_device_ledger_csv,
     load_community_yaml,
 )
-from gateway.registry.migrate import upgrade
 from gateway.registry.passwords import hash_password, verify_password
 from gateway.registry.service import GridInfo, PersonInfo, Registry, Responders, SiteInfo
 from gateway.registry.spec import CommunitySpec
@@ -37,6 +36,5 @@ __all__ = [
     "hash_password",
     "import_device_ledger_csv",
     "load_community_yaml",
-    "upgrade",
     "verify_password",
 ]

@@ -22,8 +22,9 @@ from api.services import ApiConfig, ApiServices
 from core.clock import Clock
 from core.db import Base, make_engine, make_sessionmaker
 from gateway.live import LiveHub
+from gateway.migrations.runner import upgrade
 from gateway.quarantine import Quarantine
-from gateway.registry import Registry, apply, load_community_yaml, upgrade
+from gateway.registry import Registry, apply, load_community_yaml
 from gateway.sample import demo_community_path
 from gateway.storage.embedded import EmbeddedStore
 

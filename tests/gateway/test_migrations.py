@@ -9,7 +9,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from core.db import Base
-from gateway.registry import migrate
+from gateway.migrations import runner as migrate
 
 
 async def test_migrations_match_the_declared_tables(db_url: str) -> None:

@@ -15,7 +15,7 @@ from alerting.incidents import ActionRunner, IncidentService
 from alerting.incidents.views import DeliveryView
 from alerting.models import Severity
 from alerting.notify.base import Notifier
-from alerting.notify.mqtt import AiomqttPublisher, MqttNotifier
+from alerting.notify.mqtt import MqttNotifier
 from alerting.notify.sms import SmsNotifier
 from alerting.notify.stages import DeliveryPipeline
 from alerting.notify.webhook import WebhookNotifier, dingtalk, wecom
@@ -29,6 +29,7 @@ from tests.alerting.incidents.incident_support import (
     open_db,
     transition,
 )
+from tests.alerting.notify.publisher import AiomqttPublisher
 from tests.conftest import RecordingServer
 
 

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from core.db import make_engine, make_sessionmaker
+from gateway.migrations.runner import upgrade
 from gateway.registry import (
     CommunityError,
     LedgerError,
@@ -18,7 +19,6 @@ from gateway.registry import (
     import_device_ledger_csv,
     load_community_yaml,
 )
-from gateway.registry.migrate import upgrade
 from gateway.registry.tables import Device, Household
 
 SMALL = """\
@@ -241,6 +241,6 @@ def test_alembic_command_line(tmp_path: Path) -> None:
     out = subprocess.run(
         [*alembic, "current"], check=True, capture_output=True, text=True, cwd=tmp_path
     )
-    from gateway.registry.migrate import head_revision
+    from gateway.migrations.runner import head_revision
 
     assert f"{head_revision()} (head)" in out.stdout

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db import Base, make_engine, make_sessionmaker
+from gateway.migrations.runner import current_revision, downgrade, head_revision, upgrade
 from gateway.registry import (
     Registry,
     apply,
@@ -22,7 +23,6 @@ from gateway.registry import (
     load_community_yaml,
     verify_password,
 )
-from gateway.registry.migrate import current_revision, downgrade, head_revision, upgrade
 from gateway.registry.tables import Device, Household, Person, PersonGrid, RosterWeekly
 from gateway.sample import demo_community_path, demo_logins_path
 
