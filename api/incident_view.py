@@ -10,9 +10,8 @@ from fastapi import HTTPException
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from alerting.incidents.lifecycle import IncidentStatus, allowed_actions
 from alerting.incidents.tables import IncidentEventRow, IncidentRow
-from api.deps import DISPATCHERS, Principal, Scope, not_found
+from api.deps import Scope, not_found
 from api.schemas import IncidentPublic, ReadingBucket
 from gateway.live import LiveHub
 from gateway.registry.tables import Person, PersonGrid
@@ -21,7 +20,6 @@ from gateway.storage import TimeSeriesQuery
 log = logging.getLogger(__name__)
 AROUND_MS = 15 * 60_000
 BUCKET_MS = 60_000
-DISPATCH_ONLY = frozenset({"assign"})
 
 
 async def scoped_incident(session: AsyncSession, scope: Scope, incident_id: int) -> IncidentRow:
@@ -35,13 +33,6 @@ async def scoped_incident(session: AsyncSession, scope: Scope, incident_id: int)
 async def timeline(session: AsyncSession, incident_id: int) -> Sequence[IncidentEventRow]:
     q = select(IncidentEventRow).where(IncidentEventRow.incident_id == incident_id)
     return (await session.scalars(q.order_by(IncidentEventRow.at_ms, IncidentEventRow.id))).all()
-
-
-def actions_for(principal: Principal, row: IncidentRow) -> list[str]:
-    out = [a.value for a in allowed_actions(IncidentStatus(row.status))]
-    if principal.role not in DISPATCHERS:
-        out = [a for a in out if a not in DISPATCH_ONLY]
-    return out
 
 
 async def readings_around(ts: TimeSeriesQuery, row: IncidentRow) -> list[ReadingBucket]:

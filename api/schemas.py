@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from alerting.incidents.lifecycle import Department, Resolution
+from alerting.incidents.views import IncidentView
 
 SiteCode = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,32}$")]
 Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,48}$")]
@@ -270,34 +271,9 @@ class ImportResult(BaseModel):
 # --- incidents ----------------------------------------------------------------------------
 
 
-class IncidentPublic(Output):
-    id: int
-    site: str
-    kind: str
-    rule_id: str
-    subject: str
-    device_id: str | None
-    device_type: str
-    grid_id: str
-    building_id: str | None
-    household_id: str | None
-    location: str
-    severity: str
-    category: str
-    title: str
-    status: str
-    alert_firing: bool
-    opened_at_ms: int
-    updated_at_ms: int
-    acknowledged_at_ms: int | None
-    acknowledged_by: str | None
-    assignee: str | None
-    resolved_at_ms: int | None
-    resolved_by: str | None
-    resolution: str | None
-    repeat_count: int
-    reading_ts_ms: int | None
-    reading_seq: int | None
+class IncidentPublic(IncidentView):
+    """An incident as the API, the live board and the worker view show it (the one read
+    model, :class:`alerting.incidents.views.IncidentView`)."""
 
 
 class IncidentsPublic(BaseModel):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from alerting.incidents.lifecycle import IncidentStatus, Resolution
 from alerting.incidents.tables import (
     IncidentDeviceRow,
@@ -30,13 +32,18 @@ class EventView:
         return cls(row.at_ms, row.actor, row.kind, row.note, dict(row.data or {}))
 
 
-@dataclass(frozen=True, slots=True)
-class IncidentView:
+class IncidentView(BaseModel):
+    """The one read model of an incident: what the API returns, the live board receives and a
+    worker's page is made from (:func:`incident_message`)."""
+
+    model_config = ConfigDict(from_attributes=True, frozen=True)
+
     id: int
     site: str
     kind: str
     dedupe_key: str
     rule_id: str
+    subject: str
     device_id: str | None
     device_type: str
     grid_id: str
@@ -49,42 +56,20 @@ class IncidentView:
     status: IncidentStatus
     alert_firing: bool
     opened_at_ms: int
-    repeat_count: int
+    updated_at_ms: int
+    acknowledged_at_ms: int | None
     acknowledged_by: str | None
     assignee: str | None
-    resolution: Resolution | None
+    resolved_at_ms: int | None
     resolved_by: str | None
+    resolution: Resolution | None
+    repeat_count: int
     reading_ts_ms: int | None
     reading_seq: int | None
 
     @classmethod
-    def of(cls, r: IncidentRow) -> IncidentView:
-        return cls(
-            r.id,
-            r.site,
-            r.kind,
-            r.dedupe_key,
-            r.rule_id,
-            r.device_id,
-            r.device_type,
-            r.grid_id,
-            r.building_id,
-            r.household_id,
-            r.location,
-            Severity(r.severity),
-            Category(r.category),
-            r.title,
-            IncidentStatus(r.status),
-            r.alert_firing,
-            r.opened_at_ms,
-            r.repeat_count,
-            r.acknowledged_by,
-            r.assignee,
-            Resolution(r.resolution) if r.resolution else None,
-            r.resolved_by,
-            r.reading_ts_ms,
-            r.reading_seq,
-        )
+    def of(cls, row: IncidentRow) -> IncidentView:
+        return cls.model_validate(row)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,22 +143,22 @@ class SilenceView:
         )
 
 
-def incident_message(r: IncidentRow) -> dict[str, Any]:
+def incident_message(v: IncidentView) -> dict[str, Any]:
     """The JSON incident of the downlink contract (one per MQTT message / webhook call)."""
     return {
-        "id": r.id,
-        "site": r.site,
-        "device": r.device_id,
-        "device_type": r.device_type,
-        "location": r.location,
-        "building": r.building_id,
-        "grid": r.grid_id,
-        "type": r.rule_id,
-        "severity": r.severity,
-        "category": r.category,
-        "title": r.title,
-        "status": r.status,
-        "opened_at": r.opened_at_ms,
-        "ts": r.reading_ts_ms,
-        "seq": r.reading_seq,
+        "id": v.id,
+        "site": v.site,
+        "device": v.device_id,
+        "device_type": v.device_type,
+        "location": v.location,
+        "building": v.building_id,
+        "grid": v.grid_id,
+        "type": v.rule_id,
+        "severity": v.severity.value,
+        "category": v.category.value,
+        "title": v.title,
+        "status": v.status.value,
+        "opened_at": v.opened_at_ms,
+        "ts": v.reading_ts_ms,
+        "seq": v.reading_seq,
     }

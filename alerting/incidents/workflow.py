@@ -57,9 +57,15 @@ class IncidentDesk:
         self._clock = clock
         self._policy = policy or RoutingPolicy()
 
-    async def _tx(self, fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        async with self._sm.begin() as session:
+    async def _tx(
+        self, fn: Callable[[AsyncSession], Awaitable[T]], session: AsyncSession | None = None
+    ) -> T:
+        """Run ``fn`` in a transaction of its own, or in the caller's ``session`` — then the
+        caller commits, with whatever it adds (the API's audit row goes in the same commit)."""
+        if session is not None:
             return await fn(session)
+        async with self._sm.begin() as own:
+            return await fn(own)
 
     async def _act(
         self,
@@ -69,6 +75,7 @@ class IncidentDesk:
         note: str,
         then: Callable[[AsyncSession, IncidentRow, int], Awaitable[None]] | None = None,
         data: dict[str, object] | None = None,
+        session: AsyncSession | None = None,
     ) -> IncidentView:
         async def run(s: AsyncSession) -> IncidentView:
             row = await s.get(IncidentRow, incident_id, with_for_update=True)
@@ -84,9 +91,11 @@ class IncidentDesk:
             )
             return IncidentView.of(row)
 
-        return await self._tx(run)
+        return await self._tx(run, session)
 
-    async def acknowledge(self, incident_id: int, actor: str, note: str = "") -> IncidentView:
+    async def acknowledge(
+        self, incident_id: int, actor: str, note: str = "", *, session: AsyncSession | None = None
+    ) -> IncidentView:
         """Stop the ladder; reminders follow after the ladder's reminder deadline."""
 
         async def then(s: AsyncSession, row: IncidentRow, now: int) -> None:
@@ -101,22 +110,32 @@ class IncidentDesk:
             else:
                 await stop_timer(s, row.id)
 
-        return await self._act(incident_id, Action.ACKNOWLEDGE, actor, note, then)
+        return await self._act(incident_id, Action.ACKNOWLEDGE, actor, note, then, session=session)
 
-    async def comment(self, incident_id: int, actor: str, note: str) -> IncidentView:
-        return await self._act(incident_id, Action.COMMENT, actor, note)
+    async def comment(
+        self, incident_id: int, actor: str, note: str, *, session: AsyncSession | None = None
+    ) -> IncidentView:
+        return await self._act(incident_id, Action.COMMENT, actor, note, session=session)
 
     async def assign(
-        self, incident_id: int, actor: str, assignee: str, note: str = ""
+        self,
+        incident_id: int,
+        actor: str,
+        assignee: str,
+        note: str = "",
+        *,
+        session: AsyncSession | None = None,
     ) -> IncidentView:
         async def then(_s: AsyncSession, row: IncidentRow, _now: int) -> None:
             row.assignee = assignee
 
         return await self._act(
-            incident_id, Action.ASSIGN, actor, note, then, {"assignee": assignee}
+            incident_id, Action.ASSIGN, actor, note, then, {"assignee": assignee}, session=session
         )
 
-    async def escalate(self, incident_id: int, actor: str, note: str = "") -> IncidentView:
+    async def escalate(
+        self, incident_id: int, actor: str, note: str = "", *, session: AsyncSession | None = None
+    ) -> IncidentView:
         """Page the next ladder step now instead of at its deadline (大事不出社区)."""
 
         async def then(s: AsyncSession, row: IncidentRow, now: int) -> None:
@@ -124,10 +143,16 @@ class IncidentDesk:
             ladder = None if timer else self._ladder(row)
             await set_timer(s, row.id, kind=TimerKind.STEP, due_at_ms=now, ladder=ladder, note=note)
 
-        return await self._act(incident_id, Action.ESCALATE, actor, note, then)
+        return await self._act(incident_id, Action.ESCALATE, actor, note, then, session=session)
 
     async def refer(
-        self, incident_id: int, department: Department, actor: str, note: str = ""
+        self,
+        incident_id: int,
+        department: Department,
+        actor: str,
+        note: str = "",
+        *,
+        session: AsyncSession | None = None,
     ) -> IncidentView:
         """Record that the incident was handed to a department (部门联动)."""
         department = Department(department)
@@ -144,7 +169,13 @@ class IncidentDesk:
             )
 
         return await self._act(
-            incident_id, Action.REFER, actor, note, then, {"department": department.value}
+            incident_id,
+            Action.REFER,
+            actor,
+            note,
+            then,
+            {"department": department.value},
+            session=session,
         )
 
     async def resolve(
@@ -155,6 +186,7 @@ class IncidentDesk:
         note: str = "",
         *,
         inform_household: bool = False,
+        session: AsyncSession | None = None,
     ) -> IncidentView:
         """Resolve with a category (required); optionally tell the household the outcome."""
         if category is None:
@@ -181,6 +213,7 @@ class IncidentDesk:
             note,
             then,
             {"category": category.value, "inform_household": inform_household},
+            session=session,
         )
 
     async def close(
@@ -197,7 +230,9 @@ class IncidentDesk:
 
         return await self._act(incident_id, Action.CLOSE, actor, note, then)
 
-    async def reopen(self, incident_id: int, actor: str, note: str = "") -> IncidentView:
+    async def reopen(
+        self, incident_id: int, actor: str, note: str = "", *, session: AsyncSession | None = None
+    ) -> IncidentView:
         """Back to open; the ladder starts again from its first step (a new round)."""
 
         async def then(s: AsyncSession, row: IncidentRow, now: int) -> None:
@@ -213,7 +248,7 @@ class IncidentDesk:
                     s, row.id, kind=TimerKind.STEP, due_at_ms=now, ladder=ladder, next_step=0
                 )
 
-        return await self._act(incident_id, Action.REOPEN, actor, note, then)
+        return await self._act(incident_id, Action.REOPEN, actor, note, then, session=session)
 
     def _ladder(self, row: IncidentRow) -> Ladder:
         return self._policy.ladder_for({k: str(v) for k, v in (row.labels or {}).items()})

@@ -23,7 +23,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from alerting.incidents.tables import IncidentRow
-from alerting.incidents.views import incident_message
+from alerting.incidents.views import IncidentView, incident_message
 from alerting.notify.base import Delivery, DeliveryError, Notifier
 from alerting.notify.tables import UNSENT, DeliveryKind, DeliveryRow, DeliveryStatus
 from alerting.routing.directory import ChannelKind
@@ -118,7 +118,7 @@ class DeliveryPipeline:
     @staticmethod
     def deliveries(rows: Iterable[DeliveryRow], incident: IncidentRow) -> list[Delivery]:
         """What a notifier gets for each of these rows of ``incident``."""
-        message = incident_message(incident)
+        message = incident_message(IncidentView.of(incident))
         return [_delivery(r, message) for r in rows]
 
     def _rows(
@@ -205,7 +205,7 @@ class DeliveryPipeline:
             incident = await s.get(IncidentRow, row.incident_id) if row else None
             if row is None or incident is None:
                 return None
-            return _delivery(row, incident_message(incident))
+            return _delivery(row, incident_message(IncidentView.of(incident)))
 
     async def send(self, d: Delivery) -> FailedDelivery | None:
         """Send one claimed delivery with retries and record every attempt; returns what

@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Body, HTTPException, Query, status
+from pydantic import BaseModel
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from alerting.incidents.lifecycle import Action, allowed_actions
+from alerting.incidents.lifecycle import IncidentStatus as Status
 from alerting.incidents.tables import IncidentRow
+from alerting.incidents.workflow import IncidentDesk
 from api import audit
-from api.deps import CurrentPerson, GridScope, Principal, ServicesDep, SessionDep
+from api.deps import (
+    DISPATCHERS,
+    CurrentPerson,
+    GridScope,
+    Principal,
+    Scope,
+    ServicesDep,
+    SessionDep,
+)
 from api.incident_view import (
-    actions_for,
     check_assignee,
     count,
     publish,
@@ -99,25 +113,116 @@ async def get_incident(
     )
 
 
-Call = Callable[[ApiServices, int, str], Awaitable[Any]]
+# -- actions ------------------------------------------------------------------------------------
+# Every action a person takes on an incident is one row of ACTIONS: its path, the lifecycle
+# transition it makes (which statuses allow it: alerting.incidents.lifecycle), who may take it,
+# its request body and the desk call. One endpoint per row is generated below; each runs the
+# change and its audit row in one transaction and publishes the incident to the live board.
+
+Run = Callable[[IncidentDesk, int, str, Any, AsyncSession], Awaitable[object]]
 
 
-async def _act(
-    action: str,
+@dataclass(frozen=True)
+class IncidentAction:
+    name: str  # the path segment and the audit action ``incident.<name>``
+    transition: Action  # the lifecycle action it is (allowed only in the statuses it fits)
+    body: type[BaseModel]  # the request body; optional when every field has a default
+    run: Run
+    summary: str
+    roles: frozenset[str] | None = None  # None: anyone whose scope covers the incident
+    audit: Callable[[Any], dict[str, Any]] = lambda body: body.model_dump(mode="json")
+
+
+def _arrived(body: IncidentNote) -> str:
+    return f"{ARRIVED} {body.note}".strip()
+
+
+ACTIONS = (
+    IncidentAction(
+        "acknowledge",
+        Action.ACKNOWLEDGE,
+        IncidentNote,
+        lambda d, i, who, b, s: d.acknowledge(i, who, b.note, session=s),
+        "Acknowledge: stop the ladder (reminders follow)",
+    ),
+    IncidentAction(
+        "comment",
+        Action.COMMENT,
+        IncidentComment,
+        lambda d, i, who, b, s: d.comment(i, who, b.note, session=s),
+        "Add a note to the timeline",
+    ),
+    IncidentAction(
+        "assign",
+        Action.ASSIGN,
+        IncidentAssign,
+        lambda d, i, who, b, s: d.assign(i, who, b.assignee, b.note, session=s),
+        "Hand the incident to a person who answers for its grid",
+        roles=DISPATCHERS,
+    ),
+    IncidentAction(
+        "arrive",
+        Action.COMMENT,
+        IncidentNote,
+        lambda d, i, who, b, s: d.comment(i, who, _arrived(b), session=s),
+        "On site (到场): recorded on the timeline as a note marked [到场]",
+        audit=lambda b: {"note": _arrived(b), "arrived": True},
+    ),
+    IncidentAction(
+        "escalate",
+        Action.ESCALATE,
+        IncidentNote,
+        lambda d, i, who, b, s: d.escalate(i, who, b.note, session=s),
+        "Page the next ladder step now (大事不出社区)",
+    ),
+    IncidentAction(
+        "resolve",
+        Action.RESOLVE,
+        IncidentResolve,
+        lambda d, i, who, b, s: d.resolve(i, who, b.category, b.note, session=s),
+        "Resolve with a category",
+    ),
+    IncidentAction(
+        "reopen",
+        Action.REOPEN,
+        IncidentNote,
+        lambda d, i, who, b, s: d.reopen(i, who, b.note, session=s),
+        "Back to open: the ladder starts again",
+    ),
+    IncidentAction(
+        "refer",
+        Action.REFER,
+        IncidentRefer,
+        lambda d, i, who, b, s: d.refer(i, b.department, who, b.note, session=s),
+        "Hand to a department (部门联动)",
+    ),
+)
+
+
+def actions_for(principal: Principal, row: IncidentRow) -> list[str]:
+    """The lifecycle actions this person may take on this incident now."""
+    denied = {a.transition for a in ACTIONS if a.roles is not None and principal.role not in a.roles}
+    return [a.value for a in allowed_actions(Status(row.status)) if a not in denied]
+
+
+async def _take(
+    action: IncidentAction,
     incident_id: int,
-    call: Call,
+    body: BaseModel,
     principal: Principal,
-    scope: GridScope,
+    scope: Scope,
     services: ApiServices,
-    session: SessionDep,
-    detail: dict[str, Any],
+    session: AsyncSession,
 ) -> IncidentPublic:
     row = await scoped_incident(session, scope, incident_id)
-    if action not in actions_for(principal, row):
-        code = status.HTTP_403_FORBIDDEN if action == "assign" else status.HTTP_409_CONFLICT
-        raise HTTPException(code, f"cannot {action} an incident that is {row.status}")
+    if action.transition.value not in actions_for(principal, row):
+        forbidden = action.roles is not None and principal.role not in action.roles
+        code = status.HTTP_403_FORBIDDEN if forbidden else status.HTTP_409_CONFLICT
+        raise HTTPException(code, f"cannot {action.name} an incident that is {row.status}")
+    if isinstance(body, IncidentAssign):
+        await check_assignee(session, row, body.assignee)
     try:
-        await call(services, incident_id, principal.actor)
+        await action.run(services.incidents, incident_id, principal.actor, body, session)
     except LookupError as exc:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, f"incident '{incident_id}' not found"
@@ -129,186 +234,58 @@ async def _act(
         at_ms=services.clock.now_ms(),
         actor=principal.actor,
         role=principal.role,
-        action=f"incident.{action}",
+        action=f"incident.{action.name}",
         target=str(incident_id),
         site=row.site,
-        detail=detail,
+        detail=action.audit(body),
     )
-    await session.commit()
+    await session.commit()  # the change and its audit row together
     row = await scoped_incident(session, scope, incident_id)
     publish(services.live, row)
     return IncidentPublic.model_validate(row)
 
 
-@router.post("/{incident_id}/acknowledge", response_model=IncidentPublic)
-async def acknowledge(
-    incident_id: int,
-    principal: CurrentPerson,
-    scope: GridScope,
-    services: ServicesDep,
-    session: SessionDep,
-    body: IncidentNote | None = None,
-) -> IncidentPublic:
-    note = body.note if body else ""
-    return await _act(
-        "acknowledge",
-        incident_id,
-        lambda s, i, a: s.incidents.acknowledge(i, a, note),
-        principal,
-        scope,
-        services,
-        session,
-        {"note": note},
+def _endpoint(action: IncidentAction) -> Callable[..., Awaitable[IncidentPublic]]:
+    async def endpoint(
+        incident_id: int,
+        principal: Principal,
+        scope: Scope,
+        services: ApiServices,
+        session: AsyncSession,
+        body: BaseModel | None = None,
+    ) -> IncidentPublic:
+        taken = body if body is not None else action.body()
+        return await _take(action, incident_id, taken, principal, scope, services, session)
+
+    # FastAPI reads the parameters' types from the signature: give each endpoint its own body.
+    required = any(f.is_required() for f in action.body.model_fields.values())
+    body_type: Any = action.body if required else Annotated[action.body | None, Body()]
+    endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            _param("incident_id", int),
+            _param("principal", CurrentPerson),
+            _param("scope", GridScope),
+            _param("services", ServicesDep),
+            _param("session", SessionDep),
+            _param("body", body_type, default=inspect.Parameter.empty if required else None),
+        ],
+        return_annotation=IncidentPublic,
     )
+    endpoint.__name__ = action.name
+    return endpoint
 
 
-@router.post("/{incident_id}/comment", response_model=IncidentPublic)
-async def comment(
-    incident_id: int,
-    body: IncidentComment,
-    principal: CurrentPerson,
-    scope: GridScope,
-    services: ServicesDep,
-    session: SessionDep,
-) -> IncidentPublic:
-    return await _act(
-        "comment",
-        incident_id,
-        lambda s, i, a: s.incidents.comment(i, a, body.note),
-        principal,
-        scope,
-        services,
-        session,
-        {"note": body.note},
-    )
+def _param(name: str, annotation: Any, default: Any = inspect.Parameter.empty) -> inspect.Parameter:
+    kind = inspect.Parameter.KEYWORD_ONLY
+    return inspect.Parameter(name, kind, annotation=annotation, default=default)
 
 
-@router.post("/{incident_id}/assign", response_model=IncidentPublic)
-async def assign(
-    incident_id: int,
-    body: IncidentAssign,
-    principal: CurrentPerson,
-    scope: GridScope,
-    services: ServicesDep,
-    session: SessionDep,
-) -> IncidentPublic:
-    await check_assignee(session, await scoped_incident(session, scope, incident_id), body.assignee)
-    return await _act(
-        "assign",
-        incident_id,
-        lambda s, i, a: s.incidents.assign(i, a, body.assignee, body.note),
-        principal,
-        scope,
-        services,
-        session,
-        body.model_dump(),
-    )
-
-
-@router.post("/{incident_id}/arrive", response_model=IncidentPublic)
-async def arrive(
-    incident_id: int,
-    principal: CurrentPerson,
-    scope: GridScope,
-    services: ServicesDep,
-    session: SessionDep,
-    body: IncidentNote | None = None,
-) -> IncidentPublic:
-    """The worker is on site (到场): recorded on the timeline as a comment marked ``[到场]``."""
-    note = f"{ARRIVED} {body.note}".strip() if body else ARRIVED
-    return await _act(
-        "comment",
-        incident_id,
-        lambda s, i, a: s.incidents.comment(i, a, note),
-        principal,
-        scope,
-        services,
-        session,
-        {"note": note, "arrived": True},
-    )
-
-
-@router.post("/{incident_id}/escalate", response_model=IncidentPublic)
-async def escalate(
-    incident_id: int,
-    principal: CurrentPerson,
-    scope: GridScope,
-    services: ServicesDep,
-    session: SessionDep,
-    body: IncidentNote | None = None,
-) -> IncidentPublic:
-    note = body.note if body else ""
-    return await _act(
-        "escalate",
-        incident_id,
-        lambda s, i, a: s.incidents.escalate(i, a, note),
-        principal,
-        scope,
-        services,
-        session,
-        {"note": note},
-    )
-
-
-@router.post("/{incident_id}/resolve", response_model=IncidentPublic)
-async def resolve(
-    incident_id: int,
-    body: IncidentResolve,
-    principal: CurrentPerson,
-    scope: GridScope,
-    services: ServicesDep,
-    session: SessionDep,
-) -> IncidentPublic:
-    return await _act(
-        "resolve",
-        incident_id,
-        lambda s, i, a: s.incidents.resolve(i, a, body.category, body.note),
-        principal,
-        scope,
-        services,
-        session,
-        body.model_dump(mode="json"),
-    )
-
-
-@router.post("/{incident_id}/reopen", response_model=IncidentPublic)
-async def reopen(
-    incident_id: int,
-    principal: CurrentPerson,
-    scope: GridScope,
-    services: ServicesDep,
-    session: SessionDep,
-    body: IncidentNote | None = None,
-) -> IncidentPublic:
-    note = body.note if body else ""
-    return await _act(
-        "reopen",
-        incident_id,
-        lambda s, i, a: s.incidents.reopen(i, a, note),
-        principal,
-        scope,
-        services,
-        session,
-        {"note": note},
-    )
-
-
-@router.post("/{incident_id}/refer", response_model=IncidentPublic)
-async def refer(
-    incident_id: int,
-    body: IncidentRefer,
-    principal: CurrentPerson,
-    scope: GridScope,
-    services: ServicesDep,
-    session: SessionDep,
-) -> IncidentPublic:
-    return await _act(
-        "refer",
-        incident_id,
-        lambda s, i, a: s.incidents.refer(i, body.department, a, body.note),
-        principal,
-        scope,
-        services,
-        session,
-        body.model_dump(mode="json"),
+for _action in ACTIONS:
+    router.add_api_route(
+        f"/{{incident_id}}/{_action.name}",
+        _endpoint(_action),
+        methods=["POST"],
+        response_model=IncidentPublic,
+        summary=_action.summary,
+        name=f"incident_{_action.name}",
     )

@@ -224,3 +224,42 @@ async def test_service_token_can_acknowledge_and_is_audited(client, env):
     r = await client.post(f"{BASE}/{incident_id}/acknowledge", headers=h)
     assert r.status_code == 200
     assert r.json()["acknowledged_by"] == "service:integration"
+
+
+async def test_every_action_is_a_route_of_the_api(client):
+    from api.routes.incidents import ACTIONS
+
+    paths = (await client.get("/api/v1/openapi.json")).json()["paths"]
+    for action in ACTIONS:
+        assert "post" in paths[f"{BASE}/{{incident_id}}/{action.name}"], action.name
+    resolve = paths[f"{BASE}/{{incident_id}}/resolve"]["post"]
+    assert resolve["requestBody"]["required"] is True  # a category is required
+    ack = paths[f"{BASE}/{{incident_id}}/acknowledge"]["post"]
+    assert not ack.get("requestBody", {}).get("required", False)  # a note is optional
+
+
+@pytest.mark.allow_logged_exceptions
+async def test_an_action_and_its_audit_row_commit_together(client, login, env):
+    from sqlalchemy import text
+
+    incident = await env.open_incident(G1_DEVICE)
+    h = await login("worker_g1")
+    # The audit table is gone for a moment (a failed migration): the acknowledgement cannot
+    # be audited, so it must not happen at all — no change without its audit row.
+    async with env.services.sessions() as s:
+        await s.execute(text("ALTER TABLE api_audit RENAME TO api_audit_away"))
+        await s.commit()
+    r = await client.post(f"{BASE}/{incident}/acknowledge", headers=h, json={"note": "on my way"})
+    assert r.status_code == 500
+    async with env.services.sessions() as s:
+        await s.execute(text("ALTER TABLE api_audit_away RENAME TO api_audit"))
+        await s.commit()
+    detail = (await client.get(f"{BASE}/{incident}", headers=h)).json()
+    assert detail["incident"]["status"] == "open"
+    assert "acknowledged" not in [e["kind"] for e in detail["timeline"]]
+    # and once the table is back the same action goes through, audited
+    r = await client.post(f"{BASE}/{incident}/acknowledge", headers=h, json={"note": "on my way"})
+    assert r.status_code == 200 and r.json()["status"] == "acknowledged"
+    async with env.services.sessions() as s:
+        actions = (await s.scalars(select(AuditRow.action))).all()
+    assert actions.count("incident.acknowledge") == 1
