@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import JSON, BigInteger, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, String, Text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.db import Base
+from core.db import Base, IdType
 
 AUDIT_TABLE = "api_audit"
-IdType = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class AuditRow(Base):
@@ -54,3 +53,35 @@ def record(
     )
     session.add(row)
     return row
+
+
+class Actor(Protocol):
+    """Who made a change (the API's Principal: a person or a service token)."""
+
+    @property
+    def actor(self) -> str: ...
+    @property
+    def role(self) -> str: ...
+
+
+def record_by(
+    session: AsyncSession,
+    who: Actor,
+    at_ms: int,
+    action: str,
+    *,
+    target: str = "",
+    site: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> AuditRow:
+    """:func:`record` a change made by ``who`` (an API caller)."""
+    return record(
+        session,
+        at_ms=at_ms,
+        actor=who.actor,
+        role=who.role,
+        action=action,
+        target=target,
+        site=site,
+        detail=detail,
+    )

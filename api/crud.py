@@ -152,12 +152,11 @@ def build_router(res: Resource) -> APIRouter:
         row = res.model(**(values | ({res.order_by: key} if key is not None else {})))
         session.add(row)
         await session.flush()
-        audit.record(
+        audit.record_by(
             session,
-            at_ms=services.clock.now_ms(),
-            actor=principal.actor,
-            role=principal.role,
-            action=f"{res.label}.create",
+            principal,
+            services.clock.now_ms(),
+            f"{res.label}.create",
             target=str(getattr(row, res.order_by)),
             site=site,
             detail=data.model_dump(mode="json"),
@@ -182,12 +181,11 @@ def build_router(res: Resource) -> APIRouter:
         await check_refs(session, res.refs, changes, site)
         for name, value in changes.items():
             setattr(row, name, value)
-        audit.record(
+        audit.record_by(
             session,
-            at_ms=services.clock.now_ms(),
-            actor=principal.actor,
-            role=principal.role,
-            action=f"{res.label}.update",
+            principal,
+            services.clock.now_ms(),
+            f"{res.label}.update",
             target=str(key),
             site=site,
             detail=data.model_dump(mode="json", exclude_unset=True),
@@ -208,12 +206,11 @@ def build_router(res: Resource) -> APIRouter:
         site = getattr(row, res.site_attr)
         check_site(principal, site)
         await session.delete(row)
-        audit.record(
+        audit.record_by(
             session,
-            at_ms=services.clock.now_ms(),
-            actor=principal.actor,
-            role=principal.role,
-            action=f"{res.label}.delete",
+            principal,
+            services.clock.now_ms(),
+            f"{res.label}.delete",
             target=str(key),
             site=site,
         )

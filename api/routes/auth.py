@@ -90,12 +90,11 @@ async def change_password(
     if not security.verify_password(body.current_password or "", person.password_hash):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "current_password: does not match")
     person.password_hash = security.hash_password(body.new_password)
-    audit.record(
+    audit.record_by(
         session,
-        at_ms=services.clock.now_ms(),
-        actor=principal.actor,
-        role=principal.role,
-        action="auth.password",
+        principal,
+        services.clock.now_ms(),
+        "auth.password",
         target=person.id,
         site=person.site,
     )

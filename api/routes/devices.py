@@ -143,12 +143,11 @@ async def import_ledger(
         await session.rollback()
         raise LedgerRowsError(errors)
     created, updated = len(set(ids) - existing), len(existing)
-    audit.record(
+    audit.record_by(
         session,
-        at_ms=services.clock.now_ms(),
-        actor=principal.actor,
-        role=principal.role,
-        action="device.import",
+        principal,
+        services.clock.now_ms(),
+        "device.import",
         target=file.filename or "",
         site=code,
         detail={"created": created, "updated": updated},
@@ -167,12 +166,11 @@ async def create_device(
         raise HTTPException(status.HTTP_409_CONFLICT, f"device '{body.device_id}' already exists")
     row = Device(**body.model_dump())
     session.add(row)
-    audit.record(
+    audit.record_by(
         session,
-        at_ms=services.clock.now_ms(),
-        actor=principal.actor,
-        role=principal.role,
-        action="device.create",
+        principal,
+        services.clock.now_ms(),
+        "device.create",
         target=body.device_id,
         site=body.site,
         detail=body.model_dump(mode="json"),
@@ -202,12 +200,11 @@ async def update_device(
     await check_refs(session, REFS, changes, row.site)
     for name, value in changes.items():
         setattr(row, name, value)
-    audit.record(
+    audit.record_by(
         session,
-        at_ms=services.clock.now_ms(),
-        actor=principal.actor,
-        role=principal.role,
-        action="device.update",
+        principal,
+        services.clock.now_ms(),
+        "device.update",
         target=device_id,
         site=row.site,
         detail=body.model_dump(mode="json", exclude_unset=True),
@@ -228,12 +225,11 @@ async def delete_device(
     row = await _device(session, scope, site, device_id)
     check_site(principal, row.site)
     await session.delete(row)
-    audit.record(
+    audit.record_by(
         session,
-        at_ms=services.clock.now_ms(),
-        actor=principal.actor,
-        role=principal.role,
-        action="device.delete",
+        principal,
+        services.clock.now_ms(),
+        "device.delete",
         target=device_id,
         site=row.site,
     )

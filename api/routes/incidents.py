@@ -229,12 +229,11 @@ async def _take(
         ) from exc
     except ValueError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-    audit.record(
+    audit.record_by(
         session,
-        at_ms=services.clock.now_ms(),
-        actor=principal.actor,
-        role=principal.role,
-        action=f"incident.{action.name}",
+        principal,
+        services.clock.now_ms(),
+        f"incident.{action.name}",
         target=str(incident_id),
         site=row.site,
         detail=action.audit(body),

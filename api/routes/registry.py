@@ -216,12 +216,11 @@ async def create_person(
     session.add(person)
     await session.flush()
     await _set_duties(session, person, body.grids, body.buildings)
-    audit.record(
+    audit.record_by(
         session,
-        at_ms=services.clock.now_ms(),
-        actor=principal.actor,
-        role=principal.role,
-        action="person.create",
+        principal,
+        services.clock.now_ms(),
+        "person.create",
         target=person.id,
         site=person.site,
         detail=body.model_dump(mode="json", exclude={"password"}),
@@ -245,12 +244,11 @@ async def update_person(
     for name, value in changes.items():
         setattr(person, name, value)
     await _set_duties(session, person, body.grids, body.buildings)
-    audit.record(
+    audit.record_by(
         session,
-        at_ms=services.clock.now_ms(),
-        actor=principal.actor,
-        role=principal.role,
-        action="person.update",
+        principal,
+        services.clock.now_ms(),
+        "person.update",
         target=person.id,
         site=person.site,
         detail=body.model_dump(mode="json", exclude_unset=True),
@@ -273,12 +271,11 @@ async def reset_password(
             status.HTTP_403_FORBIDDEN, "only an admin may reset an admin's password"
         )
     person.password_hash = security.hash_password(body.new_password)
-    audit.record(
+    audit.record_by(
         session,
-        at_ms=services.clock.now_ms(),
-        actor=principal.actor,
-        role=principal.role,
-        action="person.password_reset",
+        principal,
+        services.clock.now_ms(),
+        "person.password_reset",
         target=person.id,
         site=person.site,
     )
@@ -295,12 +292,11 @@ async def delete_person(
     await session.execute(delete(PersonGrid).where(PersonGrid.person_id == person.id))
     await session.execute(delete(BuildingLeader).where(BuildingLeader.person_id == person.id))
     await session.delete(person)
-    audit.record(
+    audit.record_by(
         session,
-        at_ms=services.clock.now_ms(),
-        actor=principal.actor,
-        role=principal.role,
-        action="person.delete",
+        principal,
+        services.clock.now_ms(),
+        "person.delete",
         target=person_id,
         site=person.site,
     )

@@ -57,12 +57,11 @@ async def set_enabled(
         rules = await services.rules.set_enabled(rule_id, body.enabled, principal.actor)
     except LookupError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"rule '{rule_id}' not found") from exc
-    audit.record(
+    audit.record_by(
         session,
-        at_ms=services.clock.now_ms(),
-        actor=principal.actor,
-        role=principal.role,
-        action="rule.enable" if body.enabled else "rule.disable",
+        principal,
+        services.clock.now_ms(),
+        "rule.enable" if body.enabled else "rule.disable",
         target=rule_id,
     )
     await session.commit()

@@ -103,12 +103,11 @@ async def expire_silence(
     if row is None or (principal.site is not None and row.site != principal.site):
         raise not_found("silence", silence_id)
     await services.silences.expire(silence_id)
-    audit.record(
+    audit.record_by(
         session,
-        at_ms=services.clock.now_ms(),
-        actor=principal.actor,
-        role=principal.role,
-        action="silence.expire",
+        principal,
+        services.clock.now_ms(),
+        "silence.expire",
         target=str(silence_id),
         site=row.site,
     )
