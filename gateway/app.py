@@ -200,6 +200,7 @@ class Gateway:
             self.clock,
             notifiers,
             retry=RetryPolicy(attempts=s.notify.max_attempts),
+            instance=s.mqtt.client_id,
         )
         self.policy = routing_policy(s)
         self.escalation = EscalationScheduler(self.sessions, self.clock, directory, pipeline)

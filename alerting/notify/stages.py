@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from alerting.incidents.tables import IncidentRow
@@ -70,6 +70,7 @@ class DeliveryPipeline:
         retry: RetryPolicy | None = None,
         sleep: Sleep = asyncio.sleep,
         lease_ms: int = 60_000,
+        instance: str = "",
     ) -> None:
         self._sm = sessionmaker
         self._clock = clock
@@ -77,6 +78,11 @@ class DeliveryPipeline:
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
         self._lease_ms = lease_ms
+        # Who claims rows here (the gateway's MQTT client id, stable across restarts) and
+        # since when: a row this instance claimed before it started was its previous run's,
+        # cut short by a crash — sent again at once, not after its lease ends.
+        self._instance = instance
+        self._started_ms = clock.now_ms()
 
     # ------------------------------------------------------------------ dedup
 
@@ -150,6 +156,7 @@ class DeliveryPipeline:
                         text=text,
                         status=DeliveryStatus.PENDING if lease_until_ms is None else DeliveryStatus.SENDING,
                         lease_until_ms=lease_until_ms,
+                        claimed_by=self._instance if lease_until_ms is not None else None,
                         attempts=0,
                         created_at_ms=now_ms,
                         updated_at_ms=now_ms,
@@ -169,14 +176,20 @@ class DeliveryPipeline:
         d = await self._claim(delivery_id)
         return None if d is None else await self.send(d)
 
-    async def _leftovers(self) -> list[int]:
-        now = self._clock.now_ms()
-        stmt = select(DeliveryRow.id).where(
-            or_(
-                DeliveryRow.status == DeliveryStatus.PENDING,
-                (DeliveryRow.status == DeliveryStatus.SENDING) & (DeliveryRow.lease_until_ms < now),
-            )
+    def _unsent(self, now: int) -> ColumnElement[bool]:
+        """Rows to (re)send: pending; or being sent by someone whose lease ended; or claimed
+        by this instance's previous run, which died (no lease wait for those)."""
+        sending = DeliveryRow.status == DeliveryStatus.SENDING
+        return or_(
+            DeliveryRow.status == DeliveryStatus.PENDING,
+            sending & (DeliveryRow.lease_until_ms < now),
+            sending
+            & (DeliveryRow.claimed_by == self._instance)
+            & (DeliveryRow.updated_at_ms < self._started_ms),
         )
+
+    async def _leftovers(self) -> list[int]:
+        stmt = select(DeliveryRow.id).where(self._unsent(self._clock.now_ms()))
         async with self._sm() as s:
             return list((await s.execute(stmt)).scalars())
 
@@ -185,17 +198,11 @@ class DeliveryPipeline:
         async with self._sm.begin() as s:
             claimed = await s.execute(
                 update(DeliveryRow)
-                .where(
-                    DeliveryRow.id == delivery_id,
-                    or_(
-                        DeliveryRow.status == DeliveryStatus.PENDING,
-                        (DeliveryRow.status == DeliveryStatus.SENDING)
-                        & (DeliveryRow.lease_until_ms < now),
-                    ),
-                )
+                .where(DeliveryRow.id == delivery_id, self._unsent(now))
                 .values(
                     status=DeliveryStatus.SENDING,
                     lease_until_ms=now + self._lease_ms,
+                    claimed_by=self._instance,
                     updated_at_ms=now,
                 )
             )

@@ -54,4 +54,7 @@ class DeliveryRow(Base):
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
     updated_at_ms: Mapped[int] = mapped_column(BigInteger)
     lease_until_ms: Mapped[int | None] = mapped_column(BigInteger)
+    # The gateway instance that claimed it (its MQTT client id): after a crash the same
+    # instance sends its own claimed rows again at once instead of waiting out the lease.
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
     sent_at_ms: Mapped[int | None] = mapped_column(BigInteger)

@@ -294,10 +294,12 @@ async def test_cut_power_action_is_published_and_recorded(db_url: str) -> None:
         assert events[-1].data["topic"] == topic
 
 
-def paging_stack(sm, clock):  # type: ignore[no-untyped-def]
+def paging_stack(sm, clock, instance: str = "gw-a"):  # type: ignore[no-untyped-def]
     """As the gateway wires it: the first step runs inside the opening transaction."""
     notifier = RecordingNotifier()
-    pipeline = DeliveryPipeline(sm, clock, {ChannelKind.APP: notifier}, sleep=no_sleep)
+    pipeline = DeliveryPipeline(
+        sm, clock, {ChannelKind.APP: notifier}, sleep=no_sleep, instance=instance
+    )
     scheduler = EscalationScheduler(sm, clock, directory(), pipeline)
     service = IncidentService(sm, clock)
     engine = RuleEngine(load_rules(), grace_ms=0)
@@ -340,7 +342,8 @@ async def test_claimed_pages_not_sent_before_a_crash_go_out_after_the_lease(db_u
         change = await alerts.apply(transition("smoke.alarm", c, T0), c)
         assert change is not None
         assert change.claimed  # … and the process dies before sending them
-        _, scheduler, _service, notifier = paging_stack(sm, clock)  # the restarted gateway
+        # Another gateway instance sharing the database: the rows are leased to the dead one.
+        _, scheduler, _service, notifier = paging_stack(sm, clock, instance="gw-b")
         assert await scheduler.resume_leftovers() == 0  # still leased to the dead process
         stop = asyncio.Event()
         loop = asyncio.create_task(scheduler.run(stop, tick_s=0.01, leftovers_every_s=0.02))
@@ -354,6 +357,23 @@ async def test_claimed_pages_not_sent_before_a_crash_go_out_after_the_lease(db_u
         stop.set()
         await loop
         assert notifier.people("0") == ["bl1", "duty1", "gw1"]  # each once
+
+
+async def test_a_restarted_gateway_sends_the_pages_its_crashed_run_claimed_at_once(
+    db_url: str,
+) -> None:
+    async with open_db(db_url) as sm:
+        clock = ManualClock(T0)
+        alerts, _scheduler, _service, _ = paging_stack(sm, clock, instance="gw-a")
+        c = ctx()
+        change = await alerts.apply(transition("smoke.alarm", c, T0), c)
+        assert change is not None and len(change.claimed) == 3
+        # … the process dies before sending; it is back five seconds later, same instance.
+        clock.advance(5_000)
+        _, scheduler, _service, notifier = paging_stack(sm, clock, instance="gw-a")
+        assert await scheduler.deliver_pending() == 3  # at once, not after the minute's lease
+        assert notifier.people("0") == ["bl1", "duty1", "gw1"]
+        assert await scheduler.deliver_pending() == 0  # and each once
 
 
 async def test_no_page_at_opening_for_a_self_test_or_a_silenced_device(db_url: str) -> None:

@@ -1,0 +1,28 @@
+"""delivery.claimed_by: which gateway instance claimed a delivery
+
+Revision ID: 0004_delivery_claimed_by
+Revises: 0003_rule_override
+Create Date: 2026-12-02 07:30:00
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0004_delivery_claimed_by"
+down_revision: str | Sequence[str] | None = "0003_rule_override"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("delivery") as batch:
+        batch.add_column(sa.Column("claimed_by", sa.String(length=128), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("delivery") as batch:
+        batch.drop_column("claimed_by")
