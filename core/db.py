@@ -8,6 +8,7 @@ migrations (gateway/migrations).
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -20,6 +21,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
+
+log = logging.getLogger(__name__)
 
 # Stable constraint names so migrations diff the same on SQLite and PostgreSQL.
 NAMING = {
@@ -116,6 +119,17 @@ def wal_checkpoint(path: str) -> tuple[int, int, int]:
         return int(busy), int(log), int(done)
     finally:
         con.close()
+
+
+async def keep_wal_short(path: str, every_s: float = 5.0) -> None:
+    """Checkpoint the SQLite write-ahead log every ``every_s``, off the event loop, until
+    cancelled (automatic checkpoints are off: they would run inline, mid-alarm)."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await asyncio.to_thread(wal_checkpoint, path)
+        except sqlite3.Error as exc:  # busy or gone for a moment: the next round retries
+            log.warning("SQLite checkpoint failed: %s", exc)
 
 
 class _InlineCursor:

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +31,7 @@ from alerting.rules.overrides import apply_overrides, load_overrides
 from alerting.state import SqlAlertStateStore
 from core import topics
 from core.clock import Clock, SystemClock
-from core.db import make_engine, make_sessionmaker, sqlite_path, wal_checkpoint
+from core.db import keep_wal_short, make_engine, make_sessionmaker, sqlite_path
 from core.readings import DeviceContext, Reading
 from device_profiles import ProfileRegistry, load_profiles
 from gateway.directory import RegistryDirectory
@@ -286,20 +285,11 @@ class Gateway:
                 if self.spool is not None:
                     tg.create_task(self.spool.replay(), name="spool-replay")
                 if (db_file := sqlite_path(self.settings.database.url)) is not None:
-                    tg.create_task(self._checkpoints(db_file), name="db-checkpoint")
+                    tg.create_task(keep_wal_short(db_file), name="db-checkpoint")
                 tg.create_task(self._serve_api(), name="api")
         finally:
             stop.set()
             await self._shutdown()
-
-    async def _checkpoints(self, db_file: str, every_s: float = 5.0) -> None:
-        """Keep the SQLite write-ahead log short, off the event loop."""
-        while True:
-            await asyncio.sleep(every_s)
-            try:
-                await asyncio.to_thread(wal_checkpoint, db_file)
-            except sqlite3.Error as exc:  # busy or gone for a moment: the next round retries
-                log.warning("SQLite checkpoint failed: %s", exc)
 
     async def _serve_api(self) -> None:
         from api.app import create_app
