@@ -26,6 +26,7 @@ from alerting.incidents.lifecycle import IncidentStatus
 from alerting.incidents.silences import active_silence
 from alerting.incidents.store import add_event
 from alerting.incidents.tables import IncidentRow
+from alerting.incidents.views import IncidentView, incident_message
 from alerting.notify.base import Delivery
 from alerting.notify.stages import DeliveryPipeline, FailedDelivery
 from alerting.notify.tables import DeliveryKind, DeliveryRow, DeliveryStatus
@@ -191,7 +192,7 @@ class EscalationScheduler:
         """Step 0 inside the transaction that opened ``incident``, so the alarm path pages
         without a round through the loop; its deliveries come back claimed, ready to send."""
         rows = await self._step(s, timer, incident, now_ms, claim=True)
-        return self._pipeline.deliveries(rows, incident)
+        return self._pipeline.deliveries(rows)
 
     def send(self, deliveries: list[Delivery]) -> None:
         """Send what :meth:`first_step` claimed, each delivery as its own task, so one
@@ -255,7 +256,8 @@ class EscalationScheduler:
         paged = await resolve_roles(self._directory, step.targets, _place(incident), now_ms)
         rows = await self._pipeline.plan(
             s,
-            incident,
+            incident.id,
+            _message(incident),
             step=step_token(incident.round, str(index)),
             kind=DeliveryKind.PAGE,
             paged=paged,
@@ -302,7 +304,8 @@ class EscalationScheduler:
         n = timer.reminders_sent + 1
         rows = await self._pipeline.plan(
             s,
-            incident,
+            incident.id,
+            _message(incident),
             step=step_token(incident.round, f"remind{n}"),
             kind=DeliveryKind.REMINDER,
             paged=paged,
@@ -323,7 +326,8 @@ class EscalationScheduler:
         paged = await resolve_roles(self._directory, (Role.FAMILY,), _place(incident), now_ms)
         rows = await self._pipeline.plan(
             s,
-            incident,
+            incident.id,
+            _message(incident),
             step=step_token(incident.round, "outcome"),
             kind=DeliveryKind.OUTCOME,
             paged=paged,
@@ -370,6 +374,10 @@ class EscalationScheduler:
                     "escalating",
                     note=f"{failed.person_id} unreachable; next step now",
                 )
+
+
+def _message(incident: IncidentRow) -> dict[str, Any]:
+    return incident_message(IncidentView.of(incident))
 
 
 def _place(incident: IncidentRow) -> RoutePlace:

@@ -22,8 +22,6 @@ from typing import Any
 from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from alerting.incidents.tables import IncidentRow
-from alerting.incidents.views import IncidentView, incident_message
 from alerting.notify.base import Delivery, DeliveryError, Notifier
 from alerting.notify.tables import UNSENT, DeliveryKind, DeliveryRow, DeliveryStatus
 from alerting.routing.directory import ChannelKind
@@ -89,7 +87,8 @@ class DeliveryPipeline:
     async def plan(
         self,
         session: AsyncSession,
-        incident: IncidentRow,
+        incident_id: int,
+        message: dict[str, Any],
         *,
         step: str,
         kind: DeliveryKind,
@@ -99,13 +98,15 @@ class DeliveryPipeline:
         claim: bool = False,
     ) -> list[DeliveryRow]:
         """Add the rows of one step (inside the caller's transaction); returns its unsent rows.
+        ``message`` is the incident as the downlink contract has it, kept with each row: a page
+        sent again after a restart carries what was planned, and notify never reads incidents.
 
         With ``claim`` — the first step of an incident opened in this same transaction — no
         row of the step can exist yet, so none is looked up, and the rows are written already
         claimed by this process (leased), to go out the moment the transaction commits.
         """
         lease = now_ms + self._lease_ms if claim else None
-        wanted = self._rows(incident, step, kind, paged, now_ms, text, lease)
+        wanted = self._rows(incident_id, message, step, kind, paged, now_ms, text, lease)
         if claim or not wanted:
             session.add_all(wanted.values())
             await session.flush()
@@ -122,14 +123,14 @@ class DeliveryPipeline:
         return [r for r in rows.values() if r.status in UNSENT]
 
     @staticmethod
-    def deliveries(rows: Iterable[DeliveryRow], incident: IncidentRow) -> list[Delivery]:
-        """What a notifier gets for each of these rows of ``incident``."""
-        message = incident_message(IncidentView.of(incident))
-        return [_delivery(r, message) for r in rows]
+    def deliveries(rows: Iterable[DeliveryRow]) -> list[Delivery]:
+        """What a notifier gets for each of these rows."""
+        return [_delivery(r) for r in rows]
 
     def _rows(
         self,
-        incident: IncidentRow,
+        incident_id: int,
+        message: dict[str, Any],
         step: str,
         kind: DeliveryKind,
         paged: Iterable[Paged],
@@ -141,12 +142,13 @@ class DeliveryPipeline:
         wanted: dict[str, DeliveryRow] = {}
         for p in paged:
             for ch in p.recipient.channels:
-                key = idempotency_key(incident.id, step, p.recipient.person_id, ch.kind.value)
+                key = idempotency_key(incident_id, step, p.recipient.person_id, ch.kind.value)
                 wanted.setdefault(
                     key,
                     DeliveryRow(
                         idempotency_key=key,
-                        incident_id=incident.id,
+                        incident_id=incident_id,
+                        message=message,
                         step=step,
                         kind=kind,
                         person_id=p.recipient.person_id,
@@ -209,10 +211,7 @@ class DeliveryPipeline:
             if claimed.rowcount != 1:  # type: ignore[attr-defined]
                 return None
             row = await s.get(DeliveryRow, delivery_id)
-            incident = await s.get(IncidentRow, row.incident_id) if row else None
-            if row is None or incident is None:
-                return None
-            return _delivery(row, incident_message(IncidentView.of(incident)))
+            return None if row is None else _delivery(row)
 
     async def send(self, d: Delivery) -> FailedDelivery | None:
         """Send one claimed delivery with retries and record every attempt; returns what
@@ -264,7 +263,7 @@ class DeliveryPipeline:
             )
 
 
-def _delivery(row: DeliveryRow, incident: dict[str, Any]) -> Delivery:
+def _delivery(row: DeliveryRow) -> Delivery:
     return Delivery(
         row.id,
         row.idempotency_key,
@@ -276,5 +275,6 @@ def _delivery(row: DeliveryRow, incident: dict[str, Any]) -> Delivery:
         ChannelKind(row.channel),
         row.address,
         row.text,
-        incident,
+        # Planned before the snapshot was kept (an upgrade mid-page): at least the id.
+        dict(row.message) if row.message else {"id": row.incident_id},
     )

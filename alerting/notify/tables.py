@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, IdType
@@ -57,4 +58,6 @@ class DeliveryRow(Base):
     # The gateway instance that claimed it (its MQTT client id): after a crash the same
     # instance sends its own claimed rows again at once instead of waiting out the lease.
     claimed_by: Mapped[str | None] = mapped_column(String(128))
+    # The incident as the page carries it (downlink contract), as it was when planned.
+    message: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     sent_at_ms: Mapped[int | None] = mapped_column(BigInteger)

@@ -3,6 +3,7 @@ continues on schedule and nobody is paged twice (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -48,6 +49,24 @@ def steps(rec: RecordingServer) -> list[tuple[str, str]]:
     return sorted(out)
 
 
+def sent_rows(db_url: str) -> int:
+    from sqlalchemy import func, select
+
+    from alerting.notify.tables import DeliveryRow, DeliveryStatus
+    from core.db import make_engine
+
+    async def count() -> int:
+        engine = make_engine(db_url)
+        try:
+            async with engine.connect() as conn:
+                stmt = select(func.count()).where(DeliveryRow.status == DeliveryStatus.SENT)
+                return int((await conn.execute(stmt)).scalar_one())
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(count())
+
+
 def wait_for(pred: Any, timeout: float) -> float:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -67,6 +86,10 @@ def test_sigkill_then_restart_keeps_escalating_on_schedule(
         wait_for(lambda: len(steps(rec)) == 3, 10)
         opened_ms = int(rec.answered_ok()[0].json()["opened_at"])  # type: ignore[index]
         assert steps(rec) == [("0", "bl1"), ("0", "duty1"), ("0", "gw1")]
+        # Killed once the pages are recorded as sent. (Killed between the far end accepting a
+        # page and that record, the restarted process sends it again at once: a duplicate,
+        # which the app drops by notification.key, rather than a page that might be lost.)
+        wait_for(lambda: sent_rows(db_url) == 3, 10)
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(5)

@@ -1,6 +1,7 @@
-"""delivery.claimed_by: which gateway instance claimed a delivery
+"""delivery.claimed_by (which gateway instance claimed it) and delivery.message (the page's
+incident as planned, so notify never reads incidents)
 
-Revision ID: 0004_delivery_claimed_by
+Revision ID: 0004_delivery_claim
 Revises: 0003_rule_override
 Create Date: 2026-12-02 07:30:00
 """
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004_delivery_claimed_by"
+revision: str = "0004_delivery_claim"
 down_revision: str | Sequence[str] | None = "0003_rule_override"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -21,8 +22,10 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("delivery") as batch:
         batch.add_column(sa.Column("claimed_by", sa.String(length=128), nullable=True))
+        batch.add_column(sa.Column("message", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("delivery") as batch:
+        batch.drop_column("message")
         batch.drop_column("claimed_by")
