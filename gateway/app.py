@@ -121,7 +121,7 @@ class Gateway:
         if s.mqtt.priority_connection:
             plan = [
                 (s.mqtt.client_id, ["safety/#"], status_topic),
-                (f"{s.mqtt.client_id}-alarms", ["safety/+/+/+/event", *vendor], None),
+                (s.mqtt.alarm_client_id, ["safety/+/+/+/event", *vendor], None),
             ]
         else:
             plan = [(s.mqtt.client_id, ["safety/#", *vendor], status_topic)]

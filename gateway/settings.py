@@ -67,6 +67,19 @@ class MqttSettings(Section):
     def use_tls(self) -> bool:
         return urlsplit(self.url).scheme in ("mqtts", "ssl") or self.tls.ca_file is not None
 
+    @property
+    def alarm_client_id(self) -> str:
+        """The client id of the priority (alarm) connection."""
+        return f"{self.client_id}-alarms"
+
+    @property
+    def client_ids(self) -> tuple[str, ...]:
+        """Every client id the gateway connects with: each is a persistent session of its own,
+        which no other broker account may take (see deploy/mosquitto)."""
+        if self.priority_connection:
+            return (self.client_id, self.alarm_client_id)
+        return (self.client_id,)
+
 
 class DatabaseSettings(Section):
     url: str = "sqlite+aiosqlite:///var/gateway.db"
