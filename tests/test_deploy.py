@@ -131,6 +131,20 @@ def test_the_acl_refuses_an_account_that_could_pass_for_another(
         acl_lines(devices, workers, gateway_client_ids=GATEWAY_CLIENT_IDS)
 
 
+async def test_the_acl_command_guards_the_gateways_client_ids(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gateway.tools import write_acl
+
+    settings = Settings(mode="development", mqtt={"client_id": "safety-gateway-1"})
+    assert settings.mqtt.client_ids == GATEWAY_CLIENT_IDS
+    # A gateway configured with a device's name as its client id: that device would hold it.
+    clash = Settings(mode="development", mqtt={"client_id": "smk-s1"})
+    assert await write_acl(clash, demo_community_path(), tmp_path / "acl") == 2
+    assert "'smk-s1' is a client id of the gateway" in capsys.readouterr().err
+    assert not (tmp_path / "acl").exists()
+
+
 async def test_the_acl_from_the_registry_is_the_acl_from_the_community_file(
     tmp_path: Path,
 ) -> None:
