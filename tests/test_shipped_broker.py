@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -89,19 +90,22 @@ class ShippedBroker:
         shutil.copy(key, root / "certs" / "server.key")
 
         self.ports: dict[int, int] = {}
+        self.conf = root / "mosquitto.conf"
+        self.log = root / "mosquitto.log"
+
+    def _write_conf(self) -> None:
+        """The shipped file with container paths under ``root`` and fresh local ports."""
 
         def local_listener(m: re.Match[str]) -> str:
             self.ports[int(m[1])] = free_port()
             return f"listener {self.ports[int(m[1])]} 127.0.0.1"
 
         text = (SHIPPED / "mosquitto.conf").read_text(encoding="utf-8")
-        text = text.replace("/mosquitto/", f"{root}/")
+        text = text.replace("/mosquitto/", f"{self.root}/")
         text = re.sub(r"(?m)^listener\s+(\d+)(?:\s+\S+)?\s*$", local_listener, text)
-        self.conf = root / "mosquitto.conf"
         # Started as root, Mosquitto would drop to user "mosquitto" and lose these files.
         self.conf.write_text(
-            f"user {getpass.getuser()}\nlog_dest file {root}/mosquitto.log\n{text}",
-            encoding="utf-8",
+            f"user {getpass.getuser()}\nlog_dest file {self.log}\n{text}", encoding="utf-8"
         )
 
     def port(self, shipped_port: int) -> int:
@@ -113,17 +117,32 @@ class ShippedBroker:
 
     def start(self) -> None:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        self.proc = subprocess.Popen([binary, "-c", str(self.conf)], stderr=subprocess.PIPE)
-        try:
-            for port in self.ports.values():
-                wait_port(port, timeout=10)
-        except TimeoutError:
+        # A free port can be taken by another process before Mosquitto binds it (other test
+        # runs share this machine): then it exits, and it is started again on fresh ports.
+        for _attempt in range(3):
+            self._write_conf()
+            self.proc = subprocess.Popen([binary, "-c", str(self.conf)], stderr=subprocess.PIPE)
+            if self._listening(timeout=10):
+                return
             self.proc.kill()
-            _, err = self.proc.communicate(timeout=10)
-            log = (self.root / "mosquitto.log").read_text(errors="replace")
-            raise AssertionError(
-                f"the shipped mosquitto.conf did not start: {err!r}\n{log}"
-            ) from None
+            self.proc.wait(10)
+        _, err = self.proc.communicate(timeout=10)
+        log = self.log.read_text(errors="replace") if self.log.exists() else ""
+        raise AssertionError(f"the shipped mosquitto.conf did not start: {err!r}\n{log}")
+
+    def _listening(self, timeout: float) -> bool:
+        assert self.proc is not None
+        pending = set(self.ports.values())
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            try:
+                wait_port(min(pending), timeout=0.1)
+                pending.discard(min(pending))
+            except TimeoutError:
+                pass
+        return not pending and self.proc.poll() is None
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
