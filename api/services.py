@@ -20,9 +20,8 @@ from core.readings import DeviceContext
 from gateway.live import LiveHub
 from gateway.quarantine import Quarantine
 from gateway.registry.service import Registry
+from gateway.settings import MIN_SECRET_BYTES
 from gateway.storage import TimeSeriesQuery
-
-MIN_SECRET_BYTES = 32
 
 
 @dataclass(frozen=True)
@@ -46,7 +45,7 @@ class ApiConfig:
                 f"api secret_key must be at least {MIN_SECRET_BYTES} bytes and not a default"
             )
         for name, token in self.service_tokens.items():
-            if len(token) < MIN_SECRET_BYTES:
+            if len(token.encode()) < MIN_SECRET_BYTES:
                 raise ValueError(f"service token {name!r} is shorter than {MIN_SECRET_BYTES}")
 
 

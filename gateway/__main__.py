@@ -132,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     rt.add_argument("rule")
     rt.set_defaults(func=cmd_route_test)
 
-    acl = sub.add_parser("acl", help="write the Mosquitto ACL for every registered device")
+    acl = sub.add_parser(
+        "acl", help="write the Mosquitto ACL for every registered device and worker app"
+    )
     acl.add_argument("--config", type=Path)
     acl.add_argument("--community", type=Path, help="community YAML (default: the registry)")
     acl.add_argument("--out", type=Path, default=Path("-"))

@@ -127,7 +127,7 @@ class Gateway:
         if s.mqtt.priority_connection:
             plan = [
                 (s.mqtt.client_id, [topics.ALL], status_topic),
-                (f"{s.mqtt.client_id}-alarms", [topics.ALL_EVENTS, *vendor], None),
+                (s.mqtt.alarm_client_id, [topics.ALL_EVENTS, *vendor], None),
             ]
         else:
             plan = [(s.mqtt.client_id, [topics.ALL, *vendor], status_topic)]

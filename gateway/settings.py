@@ -67,6 +67,19 @@ class MqttSettings(Section):
     def use_tls(self) -> bool:
         return urlsplit(self.url).scheme in ("mqtts", "ssl") or self.tls.ca_file is not None
 
+    @property
+    def alarm_client_id(self) -> str:
+        """The client id of the priority (alarm) connection."""
+        return f"{self.client_id}-alarms"
+
+    @property
+    def client_ids(self) -> tuple[str, ...]:
+        """Every client id the gateway connects with: each is a persistent session of its own,
+        which no other broker account may take (see deploy/mosquitto)."""
+        if self.priority_connection:
+            return (self.client_id, self.alarm_client_id)
+        return (self.client_id,)
+
 
 class DatabaseSettings(Section):
     url: str = "sqlite+aiosqlite:///var/gateway.db"
@@ -104,10 +117,14 @@ class NotifySettings(Section):
     max_attempts: int = Field(4, ge=1)
 
 
+DEFAULT_SECRET_KEY = "change-me"  # noqa: S105 - the placeholder production refuses
+MIN_SECRET_BYTES = 32
+
+
 class ApiSettings(Section):
     host: str = "127.0.0.1"
     port: int = 8080
-    secret_key: SecretStr = SecretStr("change-me")
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
     token_ttl_s: int = 12 * 3600
     service_tokens: dict[str, SecretStr] = {}
 
@@ -116,7 +133,13 @@ class Settings(BaseSettings):
     """Everything the gateway is configured with."""
 
     model_config = SettingsConfigDict(
-        env_prefix="SAFETY_", env_nested_delimiter="__", extra="forbid", validate_default=True
+        env_prefix="SAFETY_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+        # An error about the whole configuration would otherwise print all of it, passwords
+        # and tokens included; the message names the key instead.
+        hide_input_in_errors=True,
     )
 
     mode: Literal["production", "development", "demo"] = "production"
@@ -137,17 +160,36 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
 
     @model_validator(mode="after")
-    def _refuse_default_secret(self) -> Settings:
-        if self.api.secret_key.get_secret_value() != "change-me":
-            return self
-        if self.mode == "production":
+    def _refuse_weak_secrets(self) -> Settings:
+        api = self.api
+        if api.secret_key.get_secret_value() == DEFAULT_SECRET_KEY:
+            if self.mode == "production":
+                raise ValueError(
+                    f"api.secret_key is the default {DEFAULT_SECRET_KEY!r}: set "
+                    "SAFETY_API__SECRET_KEY (or api.secret_key in the config file, "
+                    f"{MIN_SECRET_BYTES} bytes or more) before running in production"
+                )
+            # Development and demo: a random key per process (logins do not survive a restart).
+            api.secret_key = SecretStr(secrets.token_urlsafe(MIN_SECRET_BYTES))
+        if self.mode == "demo":
+            return self  # the sample community on one machine: nothing to protect
+        # Login tokens are signed with the secret key and integrations present their token as
+        # is: a short one can be guessed offline or online.
+        secrets_by_key = {
+            "api.secret_key": api.secret_key,
+            **{f"api.service_tokens.{name}": t for name, t in api.service_tokens.items()},
+        }
+        weak = [
+            f"{key} ({size} byte{'' if size == 1 else 's'})"
+            for key, value in secrets_by_key.items()
+            if (size := len(value.get_secret_value().encode())) < MIN_SECRET_BYTES
+        ]
+        if weak:
             raise ValueError(
-                "api.secret_key is the default 'change-me': set SAFETY_API__SECRET_KEY "
-                "(or api.secret_key in the config file, 32 bytes or more) before running in "
-                "production"
+                f"too short: {', '.join(weak)}; secrets must be {MIN_SECRET_BYTES} bytes or "
+                f"more in {self.mode} mode (for example the output of "
+                "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
             )
-        # Development and demo: a random key per process (logins do not survive a restart).
-        self.api.secret_key = SecretStr(secrets.token_urlsafe(32))
         return self
 
     @classmethod

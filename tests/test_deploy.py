@@ -14,7 +14,7 @@ from paho.mqtt.client import topic_matches_sub
 from gateway.registry.loader import load_community_yaml
 from gateway.sample import demo_community_path
 from gateway.settings import Settings, load_settings
-from gateway.tools import acl_lines
+from gateway.tools import AclDevice, AclWorker, acl_lines, community_accounts
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
@@ -63,9 +63,8 @@ def _acl(text: str) -> dict[str, list[tuple[str, str]]]:
 
 
 def test_committed_acl_is_generated_from_the_sample_community() -> None:
-    spec = load_community_yaml(demo_community_path())
-    devices = [(spec.site.code, d.type, d.id, d.profile, d.vendor_identity) for d in spec.devices]
-    generated = "\n".join(acl_lines(devices)) + "\n"
+    devices, workers = community_accounts(load_community_yaml(demo_community_path()))
+    generated = "\n".join(acl_lines(devices, workers)) + "\n"
     assert (ROOT / "deploy" / "mosquitto" / "acl").read_text(encoding="utf-8") == generated
 
 
@@ -87,6 +86,86 @@ def test_each_device_may_publish_only_on_its_own_topics() -> None:
     assert not may_write(first.id, "safety/demo/workers/zhang-min/incidents")
     assert may_write("gateway", "safety/demo/workers/zhang-min/incidents")
     assert may_write("gateway", f"safety/demo/charger/{first.id}/cmd")
+
+
+def test_each_person_paged_in_the_app_reads_only_their_own_pages() -> None:
+    spec = load_community_yaml(demo_community_path())
+    rules = _acl((ROOT / "deploy" / "mosquitto" / "acl").read_text(encoding="utf-8"))
+    paged = [p for p in spec.people if p.active and p.channels.mqtt]
+    assert len(paged) > 1
+    for person in paged:
+        assert rules[person.id] == [("read", f"safety/demo/workers/{person.id}/incidents")]
+    assert all(p.id not in rules for p in spec.people if not p.channels.mqtt)
+
+
+NATIVE = ("demo", "smoke", "smk-1", "native", None)
+GATEWAY_CLIENT_IDS = ("safety-gateway-1", "safety-gateway-1-alarms")
+
+
+@pytest.mark.parametrize(
+    ("devices", "workers", "named"),
+    [
+        (
+            [NATIVE, ("demo", "sos", "zhang-min", "native", None)],
+            [("demo", "zhang-min")],
+            "would share the broker username 'zhang-min'",
+        ),  # a device and a person
+        (
+            [NATIVE, ("north", "smoke", "smk-1", "native", None)],
+            [],
+            "would share the broker username 'smk-1'",
+        ),  # one device id on two sites
+        ([NATIVE], [("demo", "gateway")], "would share the broker username 'gateway'"),
+        (
+            [("demo", "smoke", "safety-gateway-1-alarms", "native", None)],
+            [],
+            "is a client id of the gateway",
+        ),
+        ([NATIVE], [("demo", "+")], "cannot be a broker username"),
+    ],
+)
+def test_the_acl_refuses_an_account_that_could_pass_for_another(
+    devices: list[AclDevice], workers: list[AclWorker], named: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(named)):
+        acl_lines(devices, workers, gateway_client_ids=GATEWAY_CLIENT_IDS)
+
+
+async def test_the_acl_command_guards_the_gateways_client_ids(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gateway.tools import write_acl
+
+    settings = Settings(mode="development", mqtt={"client_id": "safety-gateway-1"})
+    assert settings.mqtt.client_ids == GATEWAY_CLIENT_IDS
+    # A gateway configured with a device's name as its client id: that device would hold it.
+    clash = Settings(mode="development", mqtt={"client_id": "smk-s1"})
+    assert await write_acl(clash, demo_community_path(), tmp_path / "acl") == 2
+    assert "'smk-s1' is a client id of the gateway" in capsys.readouterr().err
+    assert not (tmp_path / "acl").exists()
+
+
+async def test_the_acl_from_the_registry_is_the_acl_from_the_community_file(
+    tmp_path: Path,
+) -> None:
+    from core.db import make_engine, make_sessionmaker
+    from gateway.migrations import runner as migrate
+    from gateway.registry.loader import apply
+    from gateway.tools import write_acl
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
+    await migrate.upgrade(url)
+    engine = make_engine(url)
+    async with make_sessionmaker(engine)() as session:
+        await apply(session, load_community_yaml(demo_community_path()))
+        await session.commit()
+    await engine.dispose()
+    settings = Settings(mode="development", database={"url": url})
+    assert await write_acl(settings, None, tmp_path / "from-registry") == 0
+    assert await write_acl(settings, demo_community_path(), tmp_path / "from-file") == 0
+    from_registry = (tmp_path / "from-registry").read_text(encoding="utf-8")
+    assert from_registry == (tmp_path / "from-file").read_text(encoding="utf-8")
+    assert "user zhang-min\ntopic read safety/demo/workers/zhang-min/incidents\n" in from_registry
 
 
 def test_configured_deadlines_drive_the_escalation_ladder() -> None:
