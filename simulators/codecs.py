@@ -43,7 +43,7 @@ class FieldMap:
 
     @classmethod
     def inverse(cls, name: str, spec: FieldSpec) -> FieldMap:
-        """The inverse of a resolved profile field's mapping (``source``, ``scale``, ``value_map``)."""
+        """The inverse of a resolved field's ``source``, ``scale`` and ``value_map``."""
         codes: dict[str, str] = {}
         for code, canonical in (spec.value_map or {}).items():
             codes.setdefault(canonical, code)  # several codes for one value: send the first
