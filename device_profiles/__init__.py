@@ -6,6 +6,7 @@ Public API::
     registry.decode(topic, payload, now_ms)         # -> list[Reading] | Rejection
     registry.subscriptions()                        # MQTT filters to subscribe to
     registry.profile_for("smoke").heartbeat         # native profile of a device type
+    registry.get("huawei.smoke.ws2").telemetry      # a vendor model, resolved onto native fields
     registry.examples()                             # every profile's examples
 """
 
@@ -25,9 +26,12 @@ from device_profiles.schema import (
     Example,
     ExpectReading,
     ExpectRejection,
+    FieldMapping,
     FieldSpec,
     Heartbeat,
     Identity,
+    VendorEventsSpec,
+    VendorProfile,
 )
 
 __all__ = [
@@ -41,12 +45,15 @@ __all__ = [
     "Example",
     "ExpectReading",
     "ExpectRejection",
+    "FieldMapping",
     "FieldSpec",
     "Heartbeat",
     "Identity",
     "ProfileExample",
     "ProfileLoadError",
     "ProfileRegistry",
+    "VendorEventsSpec",
+    "VendorProfile",
     "codec_names",
     "get_codec",
     "load_profile_file",

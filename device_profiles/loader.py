@@ -1,4 +1,8 @@
-"""Read profile YAML into validated DeviceProfile models; errors name file, key path, reason."""
+"""Read profile YAML into validated models; errors name file, key path, reason.
+
+A native file becomes a DeviceProfile; a vendor file a VendorProfile, which the registry
+resolves against the native profile of its device type.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from device_profiles.schema import DeviceProfile
+from device_profiles.schema import DeviceProfile, VendorProfile
 
 
 class ProfileLoadError(Exception):
@@ -55,8 +59,8 @@ def _is_union_branch(item: int | str) -> bool:
     return isinstance(item, str) and (item[:1].isupper() or "[" in item)
 
 
-def load_profile_file(path: Path) -> DeviceProfile:
-    """Load and validate one profile file.
+def load_profile_file(path: Path) -> DeviceProfile | VendorProfile:
+    """Load and validate one profile file (``codec: native`` or absent: DeviceProfile).
 
     Raises:
         ProfileLoadError: the YAML does not parse or does not match the schema.
@@ -67,8 +71,10 @@ def load_profile_file(path: Path) -> DeviceProfile:
         raise ProfileLoadError([f"{path}: (file): {exc}"]) from exc
     if not isinstance(data, dict):
         raise ProfileLoadError([f"{path}: (top level): expected a mapping"])
+    # A file without a codec is read as native, so the error says `codec: Field required`.
+    model = VendorProfile if data.get("codec", "native") != "native" else DeviceProfile
     try:
-        return DeviceProfile.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():

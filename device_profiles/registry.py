@@ -1,18 +1,29 @@
-"""All loaded profiles: topic lookup, decode, subscriptions, examples; checks at load."""
+"""All loaded profiles: topic lookup, decode, subscriptions, examples; checks at load.
+
+At load, each vendor model's fields are resolved onto the native profile of its device type:
+the vendor file maps keys, scales and value maps; type, unit and range are the native ones.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import orjson
+from pydantic import ValidationError
 
 from core.readings import DeviceType, Reading, Rejection, RejectReason
 from device_profiles.codecs import DecodeFn, get_codec
 from device_profiles.compiled import CompiledProfile, compile_profile
 from device_profiles.loader import ProfileLoadError, load_profile_file
-from device_profiles.schema import DeviceProfile, Example
+from device_profiles.schema import (
+    DeviceProfile,
+    EventsSpec,
+    Example,
+    FieldMapping,
+    FieldSpec,
+    VendorProfile,
+)
 from device_profiles.topics import TopicPattern, filter_covers
 
 DEFAULT_PROFILES_DIR = Path(__file__).parent / "profiles"
@@ -221,35 +232,144 @@ def _cross_checks(loaded: list[tuple[Path, CompiledProfile]]) -> list[str]:
                         problems.append(
                             f"{path_b}: topics: {pb.text!r} overlaps {pa.text!r} of {path_a}"
                         )
-    natives = {p.device_type: p.spec for _, p in loaded if p.codec == "native"}
-    for path, profile in loaded:
-        native = natives.get(profile.device_type)
-        if profile.codec != "native" and native is not None:
-            problems += _against_native(path, profile.spec, native)
     return problems
 
 
-def _against_native(path: Path, spec: DeviceProfile, native: DeviceProfile) -> list[str]:
-    """A vendor model may only produce what the native contract of its device type allows."""
+def _natives(
+    parsed: list[tuple[Path, DeviceProfile | VendorProfile]],
+) -> tuple[dict[DeviceType, tuple[Path, DeviceProfile]], list[str]]:
+    """The native profile of each device type: the one definition its vendor models map onto."""
+    natives: dict[DeviceType, tuple[Path, DeviceProfile]] = {}
     problems: list[str] = []
-    sections: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+    for path, spec in parsed:
+        if not isinstance(spec, DeviceProfile):
+            continue
+        first = natives.setdefault(spec.device_type, (path, spec))
+        if first[1] is not spec:
+            problems.append(
+                f"{path}: device_type: {first[1].id} in {first[0]} already defines "
+                f"{spec.device_type!r}; a device type has one native profile"
+            )
+    return natives, problems
+
+
+def _resolve(
+    path: Path, spec: VendorProfile, native: DeviceProfile
+) -> tuple[DeviceProfile, list[str]]:
+    """The vendor model with each field merged onto the native field of the same name.
+
+    A vendor model may only produce what the native contract of its device type allows, with
+    the native type, unit, values and range (a narrower range allowed). Fields with a problem
+    are left out of the result, so the rest of the file is still checked; the load fails anyway.
+    """
+    problems: list[str] = []
+    resolved: dict[str, dict[str, FieldSpec]] = {}
+    sections = (
         ("telemetry", spec.telemetry, native.telemetry),
         ("events.fields", spec.events.fields, native.events.fields),
-    ]
+    )
     for section, mine, theirs in sections:
-        for name, field in mine.items():
-            if name not in theirs:
-                problems.append(f"{path}: {section}.{name}: not a field of {native.id}")
-            elif field.type != theirs[name].type:
-                expected = theirs[name].type
-                problems.append(f"{path}: {section}.{name}.type: {native.id} says {expected}")
-    for name in set(spec.events.names) - set(native.events.names):
+        resolved[section] = {}
+        for name, mapping in mine.items():
+            where = f"{path}: {section}.{name}"
+            definition = theirs.get(name)
+            if definition is None:
+                problems.append(f"{where}: not a field of {native.id}")
+                continue
+            found = _restated(where, mapping, definition, native.id)
+            found += _narrowing(where, mapping, definition, native.id)
+            if not found:
+                merged = _merge(where, mapping, definition)
+                if isinstance(merged, FieldSpec):
+                    resolved[section][name] = merged
+                else:
+                    found = merged
+            problems += found
+    for name in sorted(set(spec.events.names) - set(native.events.names)):
         problems.append(f"{path}: events.names: {name!r} is not an event of {native.id}")
+    events = EventsSpec(
+        names=spec.events.names,
+        fields=resolved["events.fields"],
+        codes=spec.events.codes,
+        from_properties=spec.events.from_properties,
+    )
+    return spec.complete(resolved["telemetry"], events), problems
+
+
+def _restated(
+    where: str, mapping: FieldMapping, definition: FieldSpec, native_id: str
+) -> list[str]:
+    # Refused even when they agree: a second copy is what drifts (one place defines a field).
+    problems = []
+    for key in ("type", "unit", "values"):
+        given = getattr(mapping, key)
+        if given is None:
+            continue
+        theirs = getattr(definition, key)
+        verdict = "repeats" if given == theirs else "conflicts with"
+        problems.append(
+            f"{where}.{key}: {verdict} {native_id} ({_show(key, theirs)}); type, unit and "
+            "values come from the native profile, leave it out"
+        )
     return problems
+
+
+def _narrowing(
+    where: str, mapping: FieldMapping, definition: FieldSpec, native_id: str
+) -> list[str]:
+    lo, hi = mapping.min, mapping.max
+    if lo is None and hi is None:
+        return []
+    if definition.type not in ("int", "float"):
+        key = "min" if lo is not None else "max"
+        return [
+            f"{where}.{key}: {definition.type} in {native_id}; only int and float fields have "
+            "a range"
+        ]
+    # Equal is refused too: a copied bound would stay behind if the native one moved.
+    wider = []
+    if lo is not None and definition.min is not None and lo <= definition.min:
+        wider.append(("min", lo, definition.min))
+    if hi is not None and definition.max is not None and hi >= definition.max:
+        wider.append(("max", hi, definition.max))
+    return [
+        f"{where}.{key}: {given:g} does not narrow {native_id}'s {key} {theirs:g}; "
+        "a vendor range may only be narrower than the native one"
+        for key, given, theirs in wider
+    ]
+
+
+def _merge(where: str, mapping: FieldMapping, definition: FieldSpec) -> FieldSpec | list[str]:
+    """The native definition with the vendor's mapping (and narrower range), validated."""
+    try:
+        return FieldSpec(
+            type=definition.type,
+            unit=definition.unit,
+            min=definition.min if mapping.min is None else mapping.min,
+            max=definition.max if mapping.max is None else mapping.max,
+            values=definition.values,
+            value_map=mapping.value_map,
+            source=mapping.source,
+            scale=mapping.scale,
+            description=definition.description,
+        )
+    except ValidationError as exc:  # e.g. a scale on an enum, a value_map target not in values
+        return [f"{where}: {err['msg']}" for err in exc.errors()]
+
+
+def _show(key: str, value: object) -> str:
+    if value is None:
+        return f"no {key}"
+    if isinstance(value, tuple):
+        return "[" + ", ".join(map(str, value)) + "]"
+    return str(value)
 
 
 def load_profiles(directory: Path | None = None) -> ProfileRegistry:
     """Load every ``*.yaml`` under ``directory`` (default: the shipped profiles).
+
+    Vendor models come out resolved (see DeviceProfile): their fields carry the native type,
+    unit and range. A vendor model needs the native profile of its device type beside it.
 
     Raises:
         ProfileLoadError: listing every problem found, each naming file, key path and reason.
@@ -259,12 +379,26 @@ def load_profiles(directory: Path | None = None) -> ProfileRegistry:
     if not files:
         raise ProfileLoadError([f"{root}: (directory): no profile files found"])
     problems: list[str] = []
-    loaded: list[tuple[Path, CompiledProfile]] = []
+    parsed: list[tuple[Path, DeviceProfile | VendorProfile]] = []
     for path in files:
         try:
-            spec = load_profile_file(path)
+            parsed.append((path, load_profile_file(path)))
         except ProfileLoadError as exc:
             problems += exc.problems
+    natives, more = _natives(parsed)
+    problems += more
+    loaded: list[tuple[Path, CompiledProfile]] = []
+    for path, parsed_spec in parsed:
+        if isinstance(parsed_spec, DeviceProfile):
+            spec = parsed_spec
+        elif parsed_spec.device_type in natives:
+            spec, more = _resolve(path, parsed_spec, natives[parsed_spec.device_type][1])
+            problems += more
+        else:
+            problems.append(
+                f"{path}: device_type: no native profile of {parsed_spec.device_type!r} "
+                "to take the fields' type, unit and range from"
+            )
             continue
         compiled, more = _compile(path, spec)
         problems += more

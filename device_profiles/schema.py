@@ -37,9 +37,11 @@ class _Strict(BaseModel):
 class FieldSpec(_Strict):
     """One canonical field as a bundle: type, unit, range and (for vendors) where it comes from.
 
-    ``source`` is the vendor key (Alink property identifier, IoTDA ``Service.property``); the
-    vendor value is multiplied by ``scale`` before the range check. ``value_map`` turns vendor
-    enum codes (keys as strings) into canonical enum values.
+    A native profile defines its fields with these. A vendor field, once the registry has
+    resolved it, is the native field of the same name plus the vendor's mapping: ``source`` is
+    the vendor key (Alink property identifier, IoTDA ``Service.property``); the vendor value is
+    multiplied by ``scale`` before the range check. ``value_map`` turns vendor enum codes (keys
+    as strings) into canonical enum values.
     """
 
     type: FieldType
@@ -74,8 +76,39 @@ class FieldSpec(_Strict):
         return self
 
 
-class EventsSpec(_Strict):
-    """Canonical event names, their detail fields and, for vendors, how vendor codes map to them.
+class FieldMapping(_Strict):
+    """A vendor field as its file gives it: only how the vendor fills the native field.
+
+    Type, unit, enum values and range are those of the native field of the same name (native
+    profile of the same device type); the registry merges both into a FieldSpec at load.
+    ``min``/``max`` may narrow the native range for a model that cannot report all of it (a
+    value outside is then garbage from that model), never widen it: rules and stores rely on
+    the native range. They apply to the canonical value, after ``scale``.
+
+    ``type``, ``unit`` and ``values`` are accepted here only so that the registry can refuse
+    them with the native definition in the message (vendor files used to restate them).
+    """
+
+    source: str | None = None
+    scale: float = 1.0
+    value_map: dict[str, str] | None = None
+    min: float | None = None
+    max: float | None = None
+    type: str | None = None
+    unit: str | None = None
+    values: tuple[str, ...] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FieldMapping:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is greater than max {self.max}")
+        if self.scale == 0:
+            raise ValueError("`scale` must not be 0")
+        return self
+
+
+class _EventsBase(_Strict):
+    """Canonical event names and, for vendors, how vendor codes map to them.
 
     ``codes``: vendor event identifier (Alink TSL event, IoTDA ``event_type``) -> canonical name.
     ``from_properties``: vendor property key -> {raw value as string: event name, or null for
@@ -83,12 +116,11 @@ class EventsSpec(_Strict):
     """
 
     names: tuple[Annotated[str, Field(pattern=_NAME)], ...]
-    fields: dict[Annotated[str, Field(pattern=_NAME)], FieldSpec] = Field(default_factory=dict)
     codes: dict[str, str] = Field(default_factory=dict)
     from_properties: dict[str, dict[str, str | None]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _known_targets(self) -> EventsSpec:
+    def _known_targets(self) -> _EventsBase:
         names = set(self.names)
         if len(names) != len(self.names):
             raise ValueError("duplicate event names")
@@ -98,6 +130,18 @@ class EventsSpec(_Strict):
         if bad:
             raise ValueError(f"mapped to events not in `names`: {sorted(bad)}")
         return self
+
+
+class EventsSpec(_EventsBase):
+    """Events of a complete profile; ``fields`` are the event detail fields (see _EventsBase)."""
+
+    fields: dict[Annotated[str, Field(pattern=_NAME)], FieldSpec] = Field(default_factory=dict)
+
+
+class VendorEventsSpec(_EventsBase):
+    """Events as a vendor file gives them: detail fields map onto the native ones."""
+
+    fields: dict[Annotated[str, Field(pattern=_NAME)], FieldMapping] = Field(default_factory=dict)
 
 
 class Heartbeat(_Strict):
@@ -164,8 +208,8 @@ class Example(_Strict):
     expect: ExpectRejection | ExpectReading | list[ExpectReading]
 
 
-class DeviceProfile(_Strict):
-    """A device type (native) or a vendor model: topics, fields, events, heartbeat, examples."""
+class _ProfileBase(_Strict):
+    """What every profile file says besides its fields: topics, identity, heartbeat, examples."""
 
     id: Annotated[str, Field(pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)+$")]
     device_type: DeviceType
@@ -176,11 +220,20 @@ class DeviceProfile(_Strict):
     subscribe: tuple[str, ...] | None = None
     identity: Identity | None = None
     max_payload_bytes: int = Field(default=4096, gt=0, le=1_048_576)
-    telemetry: dict[Annotated[str, Field(pattern=_NAME)], FieldSpec]
-    events: EventsSpec
     ignore: tuple[str, ...] = ()
     heartbeat: Heartbeat
     examples: tuple[Example, ...] = Field(min_length=1)
+
+
+class DeviceProfile(_ProfileBase):
+    """A complete profile: a native file as written, or a vendor model once resolved.
+
+    Native profiles define the device type's fields (type, unit, range); a resolved vendor
+    model carries those merged with its own keys, scales and value maps.
+    """
+
+    telemetry: dict[Annotated[str, Field(pattern=_NAME)], FieldSpec]
+    events: EventsSpec
 
     @model_validator(mode="after")
     def _native_is_plain(self) -> DeviceProfile:
@@ -194,3 +247,19 @@ class DeviceProfile(_Strict):
                 f"from_properties/identity); found on {vendor_only or 'events/identity'}"
             )
         return self
+
+
+class VendorProfile(_ProfileBase):
+    """A vendor model's file (codec other than ``native``): its fields are mappings only.
+
+    The registry resolves it against the native profile of its device type into a
+    DeviceProfile; nothing else sees this form.
+    """
+
+    telemetry: dict[Annotated[str, Field(pattern=_NAME)], FieldMapping]
+    events: VendorEventsSpec
+
+    def complete(self, telemetry: dict[str, FieldSpec], events: EventsSpec) -> DeviceProfile:
+        """This model with its fields as resolved against the native profile."""
+        common = {name: getattr(self, name) for name in _ProfileBase.model_fields}
+        return DeviceProfile(**common, telemetry=telemetry, events=events)

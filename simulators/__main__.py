@@ -82,6 +82,9 @@ def _fleet(args: argparse.Namespace) -> int:
     fleet = Fleet(devices, args.broker, rate=args.rate, fmt=args.format, qos=args.qos,
                   connections=args.connections)
     print(f"fleet: {len(devices)} devices -> {args.broker} for {args.duration:g} s", flush=True)
+    if fleet.native_types:
+        print(f"fleet: no {args.format} profile for {', '.join(fleet.native_types)}; "
+              "those devices speak native", flush=True)
     report = fleet.run(args.duration, args.report_every, lambda line: print(line, flush=True))
     print(report.summary())
     print(f"achieved {report.rate:,.0f} msg/s")

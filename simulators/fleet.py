@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from simulators.clock import SimClock, anchored_start_ms, iso_local, wall_ms
-from simulators.codecs import Format
+from simulators.codecs import Format, covers
 from simulators.device import SimulatedDevice
 from simulators.devices import Emission
 from simulators.inventory import DeviceSpec
@@ -37,13 +37,17 @@ class FleetReport:
     sim_end_ms: int
     by_kind: Counter[str] = field(default_factory=Counter)
     unacknowledged: int = 0
+    #: device types that spoke native because no profile of ``fmt`` covers them
+    native_types: tuple[str, ...] = ()
 
     def summary(self) -> str:
         speed = "max" if math.isinf(self.rate_multiplier) else f"x{self.rate_multiplier:g}"
         return (f"{self.messages} messages from {self.devices} devices in {self.seconds:.1f} s: "
                 f"{self.rate:,.0f} msg/s achieved (rate {speed}, {self.fmt}, QoS {self.qos}); "
                 f"simulated time reached {iso_local(self.sim_end_ms)}; "
-                f"by kind {dict(self.by_kind)}; unacknowledged {self.unacknowledged}")
+                f"by kind {dict(self.by_kind)}; unacknowledged {self.unacknowledged}"
+                + (f"; native (no {self.fmt} profile): {', '.join(self.native_types)}"
+                   if self.native_types else ""))
 
 
 class Fleet:
@@ -53,6 +57,10 @@ class Fleet:
     publishes as fast as the connection takes it (``ts`` is then the wall clock, so a gateway
     accepts it). With a finite rate the simulated clock is anchored so that it reaches "now" at
     the end of the run and no ``ts`` lies in the future.
+
+    With a vendor ``fmt``, devices of a type no profile of that vendor covers speak native (a
+    community mixes makes), so everything sent is something the gateway decodes; the report
+    names those types.
     """
 
     def __init__(
@@ -68,7 +76,9 @@ class Fleet:
     ) -> None:
         if connections == "device" and len(devices) > MAX_DEVICE_CONNECTIONS:
             raise ValueError(f"per-device connections are limited to {MAX_DEVICE_CONNECTIONS}")
-        self.sims = [SimulatedDevice(d, fmt) for d in devices]
+        self.sims = [SimulatedDevice(d, fmt if covers(fmt, d.type) else "native")
+                     for d in devices]
+        self.native_types = tuple(sorted({d.type for d in devices if not covers(fmt, d.type)}))
         self.broker_url = broker_url
         self.rate = rate
         self.fmt = fmt
@@ -85,7 +95,7 @@ class Fleet:
             return [link] * len(self.sims)
         out = []
         for sim in self.sims:
-            will = sim.will() if self.fmt == "native" else None
+            will = sim.will() if sim.fmt == "native" else None
             link = MqttLink(self.broker_url, f"sim-{sim.spec.site}-{sim.spec.device_id}"[:64],
                             will, track=False, max_inflight=self.max_inflight)
             link.connect_sync()
@@ -105,7 +115,7 @@ class Fleet:
         links = self._connect()
         distinct = {id(link): link for link in links}
         report = FleetReport(len(self.sims), 0, 0.0, 0.0, self.rate, self.qos, self.fmt,
-                             start_ms, start_ms)
+                             start_ms, start_ms, native_types=self.native_types)
         try:
             self._announce(links, start_ms, report)
             self._loop(links, clock, duration_s, unbounded, report, report_every, on_report)
