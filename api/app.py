@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
@@ -12,6 +14,7 @@ from fastapi_offline import FastAPIOffline
 from prometheus_client import Counter, Histogram
 
 from api import errors
+from api.login_guard import LoginFloodGate, LoginGuard
 from api.routes import (
     auth,
     devices,
@@ -33,6 +36,14 @@ BOARD_DIR = Path(__file__).with_name("board")
 
 def create_app(services: ApiServices) -> FastAPI:
     """One application over ``services``; several may coexist (tests), none is global."""
+    guard = LoginGuard(services.config.login)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await guard.workers.start()  # the first login then finds its worker waiting
+        yield
+        guard.close()
+
     # The docs page loads Swagger UI from the gateway itself, not a CDN: a community's box
     # often has no Internet, and the page would stay blank.
     app = FastAPIOffline(
@@ -43,10 +54,16 @@ def create_app(services: ApiServices) -> FastAPI:
         docs_url=f"{PREFIX}/docs",
         redoc_url=None,
         static_url=f"{PREFIX}/docs-assets",
+        lifespan=lifespan,
     )
     app.state.services = services
+    app.state.login_guard = guard
     errors.install(app)
     _instrument(app, services)
+    # Added last, so outside the request metrics: refused logins cost as little as possible.
+    app.add_middleware(
+        LoginFloodGate, guard=guard, path=f"{PREFIX}/auth/login", now_ms=services.clock.now_ms
+    )
     for module in (
         auth,
         registry,

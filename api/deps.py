@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, and_, false, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import security
+from api.login_guard import LoginGuard
 from api.services import ApiServices
 from gateway.registry.tables import Building, BuildingLeader, Grid, Person, PersonGrid
 
@@ -70,6 +71,14 @@ def get_services(request: Request) -> ApiServices:
 
 
 ServicesDep = Annotated[ApiServices, Depends(get_services)]
+
+
+def get_login_guard(request: Request) -> LoginGuard:
+    guard: LoginGuard = request.app.state.login_guard
+    return guard
+
+
+LoginGuardDep = Annotated[LoginGuard, Depends(get_login_guard)]
 
 
 async def get_session(services: ServicesDep) -> AsyncIterator[AsyncSession]:

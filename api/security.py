@@ -1,34 +1,13 @@
-"""Password hashing (argon2 via pwdlib) and signed access tokens (JWT, HS256)."""
+"""Signed access tokens (JWT, HS256) and service tokens; passwords: api/login_guard.py."""
 
 from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from functools import cache
 
 import jwt
 
-from gateway.registry import passwords
-
 ALGORITHM = "HS256"
-
-
-# Checked when the login name is unknown, so that both paths take as long (no user probing).
-@cache
-def _dummy_hash() -> str:
-    return passwords.hash_password("not-a-real-password")
-
-
-def hash_password(password: str) -> str:
-    return passwords.hash_password(password)
-
-
-def verify_password(password: str, password_hash: str | None) -> bool:
-    """Constant-effort check (the registry's argon2 hasher); ``None`` always fails."""
-    if not password_hash:
-        passwords.verify_password(password, _dummy_hash())
-        return False
-    return passwords.verify_password(password, password_hash)
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,9 @@ def build_loadgen(workdir: Path) -> Path:
     return out
 
 
-def bench_community(path: Path, devices: int) -> None:
-    """``devices`` smoke detectors SD-LG-000001… (the load generator's ids) in 4 grids."""
+def bench_community(path: Path, devices: int, password_hash: str | None = None) -> None:
+    """``devices`` smoke detectors SD-LG-000001… (the load generator's ids) in 4 grids; people
+    can log in with the password of ``password_hash`` when it is given."""
     grids = [{"code": f"g{i}", "name": f"网格{i}"} for i in range(1, 5)]
     buildings = [{"code": f"b{i:02d}", "name": f"{i}号楼", "grid": f"g{i % 4 + 1}"} for i in range(1, 21)]
     spec = {
@@ -50,12 +51,16 @@ def bench_community(path: Path, devices: int) -> None:
         ] + [{"id": "duty-1", "name": "值班员", "role": "duty_staff", "channels": {"mqtt": True}}],
         "roster": {"weekly": [{"person": "duty-1", "days": "daily", "start": "00:00", "end": "00:00"}]},
     }
+    if password_hash is not None:
+        for person in spec["people"]:  # type: ignore[attr-defined]
+            person["password_hash"] = password_hash
     path.write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
 
 
 class Stack:
-    def __init__(self, workdir: Path, devices: int) -> None:
+    def __init__(self, workdir: Path, devices: int, password_hash: str | None = None) -> None:
         self.workdir = workdir
+        self.password_hash = password_hash
         self.mosquitto = Mosquitto(workdir / "mosquitto")
         self.influxd = Influxd(workdir / "influxd")
         self.api_port = free_port()
@@ -68,7 +73,7 @@ class Stack:
         self.influxd.start()
         self.influxd.create_database("bench")
         community = self.workdir / "community.yaml"
-        bench_community(community, self.devices)
+        bench_community(community, self.devices, self.password_hash)
         config: dict[str, object] = {
             "mode": "development",
             "data_dir": str(self.workdir / "gateway"),
