@@ -14,6 +14,7 @@ from fastapi_offline import FastAPIOffline
 from prometheus_client import Counter, Histogram
 
 from api import errors
+from api.headers import SecurityHeaders
 from api.login_guard import LoginFloodGate, LoginGuard
 from api.routes import (
     auth,
@@ -64,6 +65,8 @@ def create_app(services: ApiServices) -> FastAPI:
     app.add_middleware(
         LoginFloodGate, guard=guard, path=f"{PREFIX}/auth/login", now_ms=services.clock.now_ms
     )
+    docs = (f"{PREFIX}/docs", app.swagger_ui_oauth2_redirect_url or "")
+    app.add_middleware(SecurityHeaders, docs_paths=docs)  # outermost: on every answer
     for module in (
         auth,
         registry,

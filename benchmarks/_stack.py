@@ -19,6 +19,9 @@ sys.path.insert(0, str(ROOT))
 
 from tests.services import Influxd, Mosquitto, free_port  # noqa: E402
 
+# /health shows its component figures to the metrics token only (and to staff).
+MONITOR_TOKEN = "bench-metrics-token-0123456789abcdef0123"
+
 
 def build_loadgen(workdir: Path) -> Path:
     """Compile benchmarks/loadgen.c (Debian: libmosquitto-dev) once per run."""
@@ -81,10 +84,11 @@ class Stack:
             "mqtt": {"url": self.mosquitto.url, "client_id": "gateway-bench"},
             "database": {"url": f"sqlite+aiosqlite:///{self.workdir / 'gateway.db'}"},
             "timeseries": {"backend": "influxdb1", "url": self.influxd.url, "database": "bench"},
-            "api": {"port": self.api_port},
+            "api": {"port": self.api_port, "metrics_token": MONITOR_TOKEN},
             "log_level": "WARNING",
         }
-        config.update(gateway_overrides)
+        api = {**config["api"], **gateway_overrides.pop("api", {})}  # type: ignore[dict-item]
+        config.update(gateway_overrides, api=api)
         self.config = self.workdir / "gateway.yaml"
         self.config.write_text(yaml.safe_dump(config), encoding="utf-8")
         self.start_gateway()
@@ -115,8 +119,12 @@ class Stack:
                 self.gateway.kill()
 
     def health(self) -> dict:  # type: ignore[type-arg]
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.api_port}/health",
+            headers={"Authorization": f"Bearer {MONITOR_TOKEN}"},
+        )
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.api_port}/health", timeout=5) as r:
+            with urllib.request.urlopen(request, timeout=5) as r:
                 return json.loads(r.read())  # type: ignore[no-any-return]
         except urllib.error.HTTPError as exc:  # 503 still carries the body
             return json.loads(exc.read())  # type: ignore[no-any-return]

@@ -137,8 +137,7 @@ def main() -> None:
     phases = ["idle", "flood"] * args.rounds
     with tempfile.TemporaryDirectory(prefix="login-flood-") as tmp:
         stack = Stack(Path(tmp), len(phases) * args.alarms, hash_password(PASSWORD))
-        login = {"login": {"argon2_workers": args.workers}} if args.workers else {}
-        stack.start(api={"port": stack.api_port, **login})
+        stack.start(api={"login": {"argon2_workers": args.workers}} if args.workers else {})
         listener = Listener(stack.mosquitto.port)
         results: dict[str, list[float]] = {"idle": [], "flood": []}
         floods: list[dict[str, object]] = []

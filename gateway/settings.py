@@ -113,6 +113,8 @@ class LoginSettings(Section):
     account_every_s: float = Field(60.0, gt=0)
     argon2_workers: int = Field(1, ge=1, le=16)
     max_waiting: int = Field(16, ge=0)
+    refusal_delay_s: float = Field(2.0, ge=0, le=30)
+    max_held: int = Field(256, ge=0)
 
 
 class ApiSettings(Section):

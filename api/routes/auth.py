@@ -79,7 +79,11 @@ async def login(
     guard.limiter.succeeded(account, address)
     ttl = services.config.token_ttl_s
     token = security.issue_token(
-        person.id, now_ms=now, ttl_s=ttl, secret=services.config.secret_key
+        person.id,
+        now_ms=now,
+        ttl_s=ttl,
+        secret=services.config.secret_key,
+        password_hash=person.password_hash,
     )
     audit.record(
         session, at_ms=now, actor=person.id, role=person.role, action="auth.login", site=person.site
@@ -137,7 +141,8 @@ async def change_password(
     session: SessionDep,
     guard: LoginGuardDep,
 ) -> None:
-    """Change one's own password; the current one is required."""
+    """Change one's own password; the current one is required. Every token issued before,
+    the one used here included, stops working: log in again with the new password."""
     person = await session.get(Person, principal.id)
     if person is None or principal.is_service:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "service tokens have no password")
