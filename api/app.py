@@ -43,7 +43,7 @@ def create_app(services: ApiServices) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await guard.workers.start()  # the first login then finds its worker waiting
         yield
-        guard.close()
+        await guard.aclose()
 
     # The docs page loads Swagger UI from the gateway itself, not a CDN: a community's box
     # often has no Internet, and the page would stay blank.

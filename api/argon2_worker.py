@@ -1,13 +1,19 @@
-"""What runs in the password worker processes (api/login_guard.py): argon2 and nothing else.
+"""A password worker process (api/login_guard.py): argon2 and nothing else.
 
-Kept light (pwdlib only) because every worker process imports it. The hasher is the one of
-gateway/registry/passwords.py (pwdlib's recommended argon2id); tests check that each verifies
-the other's hashes.
+    python -m api.argon2_worker [NICE]
+
+Reads one JSON request a line on stdin (``{"id", "op": "verify", "password", "hash"}`` or
+``{"id", "op": "hash", "password"}``), answers one line each on stdout (``{"id", "result"}``),
+and ends at the end of its input. Kept light (pwdlib only). The hasher is the one of
+gateway/registry/passwords.py (pwdlib's recommended argon2id); tests check that each
+verifies the other's hashes.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 
 from pwdlib import PasswordHash
 from pwdlib.exceptions import PwdlibError
@@ -27,10 +33,6 @@ def start(nice: int) -> None:
     if hasattr(os, "sched_setaffinity"):
         cpus = sorted(os.sched_getaffinity(0))
         os.sched_setaffinity(0, cpus[-max(1, len(cpus) - 1) :])
-
-
-def ready() -> None:
-    """Nothing: submitted once per worker so that the pool starts its processes at once."""
 
 
 def hash_password(password: str) -> str:
@@ -54,3 +56,32 @@ def _check(password: str, password_hash: str) -> bool:
         return _hasher.verify(password, password_hash)
     except (PwdlibError, ValueError):
         return False
+
+
+def answer(request: dict[str, object]) -> object:
+    password = request.get("password")
+    if not isinstance(password, str):
+        return None
+    if request.get("op") == "hash":
+        return hash_password(password)
+    stored = request.get("hash")
+    return verify(password, stored if isinstance(stored, str) else None)
+
+
+def main() -> None:
+    start(int(sys.argv[1]) if len(sys.argv) > 1 else 15)
+    out = sys.stdout
+    out.write(json.dumps({"id": -1, "result": "ready"}) + "\n")
+    out.flush()
+    for line in sys.stdin:
+        request = json.loads(line)
+        try:
+            result = answer(request)
+        except Exception:  # one bad request must not end the worker
+            result = None
+        out.write(json.dumps({"id": request.get("id"), "result": result}) + "\n")
+        out.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -38,18 +38,15 @@ import asyncio
 import json
 import logging
 import math
-import multiprocessing
+import sys
 from collections.abc import Callable
-from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import argon2_worker
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 # Nice value of the workers: when alarms and password checks want the CPU at once, the
 # scheduler gives it to the gateway (nice 0) and argon2 gets what is left.
@@ -67,15 +64,73 @@ class LoginBusy(Exception):
 # -- the pool ----------------------------------------------------------------------------------
 
 
+class _WorkerGone(Exception):
+    """The worker process died (OOM killer, a signal) or closed its end."""
+
+
+class _Worker:
+    """One ``python -m api.argon2_worker`` process: a JSON request a line, an answer a line."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self._next = 0
+
+    @classmethod
+    async def spawn(cls, nice: int) -> _Worker:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            argon2_worker.__name__,
+            str(nice),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        worker = cls(process)
+        await worker._answer(-1)  # ready: imports done, priority set
+        return worker
+
+    async def call(self, request: dict[str, object]) -> object:
+        assert self.process.stdin is not None
+        self._next += 1
+        ident = self._next
+        try:
+            self.process.stdin.write(json.dumps({**request, "id": ident}).encode() + b"\n")
+            await self.process.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            raise _WorkerGone() from exc
+        return await self._answer(ident)
+
+    async def _answer(self, ident: int) -> object:
+        # Answers to calls abandoned earlier (a client hung up mid-check) are skipped.
+        assert self.process.stdout is not None
+        while True:
+            line = await self.process.stdout.readline()
+            if not line:
+                raise _WorkerGone()
+            answer = json.loads(line)
+            if answer.get("id") == ident:
+                return answer.get("result")
+
+    async def stop(self) -> None:
+        if self.process.returncode is None and self.process.stdin is not None:
+            self.process.stdin.close()  # the worker ends at the end of its input
+        try:
+            await asyncio.wait_for(self.process.wait(), 5)
+        except TimeoutError:
+            self.process.kill()
+            await self.process.wait()
+
+
 class PasswordWorkers:
     """argon2 hashing and checking in ``workers`` low-priority processes.
 
     Processes, not threads: measured with benchmarks/login_flood_bench.py (argon2 busy all
     the time), alarm p99 was ×3.9 the idle figure with a (niced) thread and ×1.5 with a
     process — argon2's 64 MiB allocations and page faults share the event loop's address
-    space in a thread. At most ``max_waiting`` calls wait for a free worker; beyond that
-    :class:`LoginBusy`. The pool starts with the application (or on first use) and is
-    started afresh if a worker dies.
+    space in a thread. Workers are started by exec (never a fork of the gateway with its
+    threads and sockets) and spoken to over pipes on the event loop, so there is no
+    executor thread and nothing outlives :meth:`aclose`. At most ``max_waiting`` calls wait
+    for a free worker; beyond that :class:`LoginBusy`. A worker that dies is replaced.
     """
 
     def __init__(self, workers: int = 1, max_waiting: int = 16, nice: int = WORKER_NICE) -> None:
@@ -84,62 +139,63 @@ class PasswordWorkers:
         self.workers = workers
         self.max_waiting = max_waiting
         self.nice = nice
-        self._executor: ProcessPoolExecutor | None = None
+        self._all: list[_Worker] = []
+        self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
         self._starting = asyncio.Lock()
         self._inside = 0  # running or waiting
 
+    @property
+    def pids(self) -> list[int]:
+        return [w.process.pid for w in self._all]
+
     async def start(self) -> None:
-        """Start the worker processes (off the event loop: starting them blocks ~0.1 s)."""
+        """Start the worker processes (the application does at start-up)."""
         async with self._starting:
-            if self._executor is None:
-                self._executor = await asyncio.to_thread(self._new_pool)
+            while len(self._all) < self.workers:
+                worker = await _Worker.spawn(self.nice)
+                self._all.append(worker)
+                self._idle.put_nowait(worker)
 
-    def _new_pool(self) -> ProcessPoolExecutor:
-        # forkserver: workers never fork the gateway itself (its threads, sockets, memory);
-        # they fork from a small server that has only argon2_worker imported.
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([argon2_worker.__name__])
-        pool = ProcessPoolExecutor(
-            self.workers,
-            mp_context=context,
-            initializer=argon2_worker.start,
-            initargs=(self.nice,),
-        )
-        for _ in range(self.workers):
-            pool.submit(argon2_worker.ready)  # spawns the processes here, in this thread
-        return pool
-
-    async def _run(self, fn: Callable[..., T], *args: object) -> T:
+    async def _run(self, request: dict[str, object]) -> object:
         if self._inside >= self.workers + self.max_waiting:
             raise LoginBusy()
         self._inside += 1
         try:
-            loop = asyncio.get_running_loop()
             await self.start()
-            assert self._executor is not None
+            worker = await self._idle.get()
             try:
-                return await loop.run_in_executor(self._executor, fn, *args)
-            except BrokenExecutor:
-                # A worker died (OOM killer, signal): a new pool, once, so that logins keep
-                # working rather than failing until the gateway restarts.
-                log.warning("a password worker died; starting the pool afresh")
-                self.close()
-                await self.start()
-                return await loop.run_in_executor(self._executor, fn, *args)
+                return await worker.call(request)
+            except _WorkerGone:
+                # Replaced, and the check tried once more: logins keep working rather than
+                # failing until the gateway restarts.
+                log.warning("password worker %d died; starting another", worker.process.pid)
+                self._all.remove(worker)
+                await worker.stop()
+                worker = await _Worker.spawn(self.nice)
+                self._all.append(worker)
+                return await worker.call(request)
+            finally:
+                if worker in self._all:
+                    self._idle.put_nowait(worker)
         finally:
             self._inside -= 1
 
     async def verify(self, password: str, password_hash: str | None) -> bool:
         """Whether ``password`` matches; as slow for a missing hash as for a wrong password."""
-        return await self._run(argon2_worker.verify, password, password_hash)
+        answer = await self._run({"op": "verify", "password": password, "hash": password_hash})
+        return answer is True
 
     async def hash(self, password: str) -> str:
-        return await self._run(argon2_worker.hash_password, password)
+        answer = await self._run({"op": "hash", "password": password})
+        if isinstance(answer, str):
+            return answer
+        raise RuntimeError("the password worker could not hash the password")
 
-    def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
+    async def aclose(self) -> None:
+        """Stop the workers and wait until they have exited (no process left behind)."""
+        workers, self._all = self._all, []
+        self._idle = asyncio.Queue()
+        await asyncio.gather(*(w.stop() for w in workers))
 
 
 # -- the limits --------------------------------------------------------------------------------
@@ -255,8 +311,8 @@ class LoginGuard:
         finally:
             self._held -= 1
 
-    def close(self) -> None:
-        self.workers.close()
+    async def aclose(self) -> None:
+        await self.workers.aclose()
 
 
 LIMITED_DETAIL = "too many login attempts: try again later"

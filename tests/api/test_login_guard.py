@@ -50,6 +50,7 @@ async def client_at(env: Env) -> AsyncIterator[ClientAt]:
             return client
 
         yield make
+        await app.state.login_guard.aclose()
 
 
 async def _login(client: httpx.AsyncClient, user: str, password: str) -> httpx.Response:
@@ -131,11 +132,13 @@ async def test_a_dead_password_worker_does_not_stop_logins(client_at: ClientAt, 
 
     client = client_at("192.168.1.50")
     assert (await _login(client, WORKER, DEMO_PASSWORD)).status_code == 200
-    executor = client._transport.app.state.login_guard.workers._executor  # type: ignore[attr-defined]
-    for pid in list(executor._processes):  # the OOM killer's view of the pool
+    workers = client._transport.app.state.login_guard.workers  # type: ignore[attr-defined]
+    killed = workers.pids
+    for pid in killed:  # as the OOM killer would
         os.kill(pid, signal.SIGKILL)
     await asyncio.sleep(0.2)
     assert (await _login(client, WORKER, DEMO_PASSWORD)).status_code == 200
+    assert workers.pids and set(workers.pids).isdisjoint(killed)
 
 
 def test_worker_hashes_and_registry_hashes_are_interchangeable() -> None:

@@ -73,6 +73,7 @@ async def client(db_url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as c:
         yield c
+    await app.state.login_guard.aclose()
     await env.close()
 
 
