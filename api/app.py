@@ -37,7 +37,12 @@ BOARD_DIR = Path(__file__).with_name("board")
 
 def create_app(services: ApiServices) -> FastAPI:
     """One application over ``services``; several may coexist (tests), none is global."""
-    guard = LoginGuard(services.config.login)
+    refused = Counter(
+        "api_login_refused",
+        "logins refused by the login limits (429)",
+        registry=services.metrics,
+    )
+    guard = LoginGuard(services.config.login, on_refused=refused.inc)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

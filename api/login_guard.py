@@ -247,8 +247,9 @@ class TokenBuckets:
 class LoginConfig:
     """Per client address: ``address_burst`` attempts, then one every ``address_every_s``.
     Per account and address: ``account_burst`` failures, then one every ``account_every_s``.
-    Checks run in ``argon2_workers`` processes, at most ``max_waiting`` waiting for them. Refusals are answered after ``refusal_delay_s`` (at most
-    ``max_held`` held at once; beyond that at once)."""
+    Checks run in ``argon2_workers`` processes, at most ``max_waiting`` waiting for them.
+    Refusals are answered after ``refusal_delay_s`` (at most ``max_held`` held at once;
+    beyond that at once)."""
 
     address_burst: int = 20
     address_every_s: float = 6.0
@@ -292,17 +293,17 @@ class LoginLimiter:
 class LoginGuard:
     """What the login route consults: the limits and the password workers."""
 
-    def __init__(self, config: LoginConfig) -> None:
+    def __init__(self, config: LoginConfig, on_refused: Callable[[], None] = lambda: None) -> None:
         self.config = config
         self.limiter = LoginLimiter(config)
         self.workers = PasswordWorkers(config.argon2_workers, config.max_waiting)
-        self.refused = 0
+        self.on_refused = on_refused  # counted in /metrics: refusals skip the request metrics
         self._held = 0
 
     async def hold(self, retry_after_s: int) -> None:
         """Wait before answering a refusal (see the module docstring); at once when
         ``max_held`` refusals are being held already."""
-        self.refused += 1
+        self.on_refused()
         if self._held >= self.config.max_held:
             return
         self._held += 1

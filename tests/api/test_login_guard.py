@@ -18,7 +18,7 @@ import pytest
 from api.app import create_app
 from api.login_guard import LoginConfig
 from gateway.registry import passwords
-from tests.api.support import DEMO_PASSWORD, Env
+from tests.api.support import DEMO_PASSWORD, METRICS_TOKEN, Env
 
 LOGIN = "/api/v1/auth/login"
 WORKER = "zhang-min"
@@ -71,6 +71,9 @@ async def test_repeated_failures_get_429_with_retry_after_then_pass_after_waitin
     assert "access_token" not in limited.text
     env.clock.advance(retry * 1000)  # type: ignore[attr-defined]
     assert (await _login(guesser, WORKER, DEMO_PASSWORD)).status_code == 200
+    # Operators see refusals on /metrics (they skip the per-request figures).
+    metrics = await guesser.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert "api_login_refused_total 2.0" in metrics.text
 
 
 async def test_one_address_trying_many_accounts_is_limited(client_at: ClientAt) -> None:
