@@ -123,7 +123,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clients", type=int, default=8, help="login-looping clients in the flood")
     ap.add_argument("--alarms", type=int, default=150, help="alarms per phase")
-    ap.add_argument("--rounds", type=int, default=2, help="idle + flood phase pairs")
+    ap.add_argument("--rounds", type=int, default=4, help="idle + flood phase pairs")
     ap.add_argument("--interval", type=float, default=0.1, help="seconds between alarms")
     ap.add_argument("--addresses", choices=["each", "one", "rotate"], default="each",
                     help="where the flood comes from (see above)")
