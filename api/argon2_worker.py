@@ -27,7 +27,8 @@ def start(nice: int) -> None:
 
     argon2 runs its four lanes as threads and its 64 MiB stream through the caches; confined
     to one CPU of two, it leaves the other to the gateway (measured with
-    benchmarks/login_flood_bench.py: alarm p50 under a flood ×1.4 unconfined, ×1.0 confined).
+    benchmarks/login_flood_bench.py --addresses rotate, argon2 busy throughout: alarm p50
+    ×1.4 the idle figure unconfined, ×1.0–1.14 confined).
     """
     os.nice(nice)  # the lane threads inherit it
     if hasattr(os, "sched_setaffinity"):

@@ -1,6 +1,6 @@
 """Smoke alarm → page latency while anonymous clients loop on the login endpoint.
 
-    .venv/bin/python benchmarks/login_flood_bench.py [--clients 8] [--alarms 150] [--rounds 2]
+    .venv/bin/python benchmarks/login_flood_bench.py [--clients 8] [--alarms 150] [--rounds 4]
         [--interval 0.1] [--addresses each|one|rotate] [--workers N]
 
 Starts Mosquitto, influxd and the gateway (a separate process) over the load-test community,
