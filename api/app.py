@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
@@ -15,7 +16,9 @@ from prometheus_client import Counter, Histogram
 
 from alerting.incidents.service import IncidentChange
 from api import errors
+from api.headers import SecurityHeaders
 from api.incident_view import publish_incident
+from api.login_guard import LoginFloodGate, LoginGuard
 from api.routes import (
     auth,
     devices,
@@ -37,6 +40,19 @@ BOARD_DIR = Path(__file__).with_name("board")
 
 def create_app(services: ApiServices) -> FastAPI:
     """One application over ``services``; several may coexist (tests), none is global."""
+    refused = Counter(
+        "api_login_refused",
+        "logins refused by the login limits (429)",
+        registry=services.metrics,
+    )
+    guard = LoginGuard(services.config.login, on_refused=refused.inc)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await guard.workers.start()  # the first login then finds its worker waiting
+        yield
+        await guard.aclose()
+
     # The docs page loads Swagger UI from the gateway itself, not a CDN: a community's box
     # often has no Internet, and the page would stay blank.
     app = FastAPIOffline(
@@ -47,12 +63,20 @@ def create_app(services: ApiServices) -> FastAPI:
         docs_url=f"{PREFIX}/docs",
         redoc_url=None,
         static_url=f"{PREFIX}/docs-assets",
+        lifespan=lifespan,
     )
     app.state.services = services
     if services.listen_incidents is not None:
         services.listen_incidents(_board_follows(services))
+    app.state.login_guard = guard
     errors.install(app)
     _instrument(app, services)
+    # Added last, so outside the request metrics: refused logins cost as little as possible.
+    app.add_middleware(
+        LoginFloodGate, guard=guard, path=f"{PREFIX}/auth/login", now_ms=services.clock.now_ms
+    )
+    docs = (f"{PREFIX}/docs", app.swagger_ui_oauth2_redirect_url or "")
+    app.add_middleware(SecurityHeaders, docs_paths=docs)  # outermost: on every answer
     for module in (
         auth,
         registry,

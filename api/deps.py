@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, and_, false, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import security
+from api.login_guard import LoginGuard
 from api.services import ApiServices
 from gateway.registry.tables import Building, BuildingLeader, Grid, Person, PersonGrid
 
@@ -22,7 +23,7 @@ RULE_WRITERS = frozenset({"admin"})
 DISPATCHERS = frozenset({"admin", "secretary", "duty_staff", "service"})
 REPORT_READERS = frozenset({"admin", "secretary", "duty_staff", "service"})
 
-_bearer = HTTPBearer(auto_error=False, description="A login token or a service token")
+bearer = HTTPBearer(auto_error=False, description="A login token or a service token")
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,14 @@ def get_services(request: Request) -> ApiServices:
 ServicesDep = Annotated[ApiServices, Depends(get_services)]
 
 
+def get_login_guard(request: Request) -> LoginGuard:
+    guard: LoginGuard = request.app.state.login_guard
+    return guard
+
+
+LoginGuardDep = Annotated[LoginGuard, Depends(get_login_guard)]
+
+
 async def get_session(services: ServicesDep) -> AsyncIterator[AsyncSession]:
     async with services.sessions() as session:
         yield session
@@ -86,7 +95,7 @@ _UNAUTHORIZED = HTTPException(
 )
 
 
-async def _principal(token: str, services: ServicesDep, session: AsyncSession) -> Principal:
+async def principal_of(token: str, services: ServicesDep, session: AsyncSession) -> Principal:
     name = security.match_service_token(token, dict(services.config.service_tokens))
     if name is not None:
         return Principal(name, name, "service", None, is_service=True)
@@ -98,6 +107,8 @@ async def _principal(token: str, services: ServicesDep, session: AsyncSession) -
     person = await session.get(Person, claims.subject)
     if person is None or not person.active:
         raise _UNAUTHORIZED
+    if not security.issued_under(claims, person.password_hash, services.config.secret_key):
+        raise _UNAUTHORIZED  # the password changed since: tokens issued before are void
     site = None if person.role == "admin" else person.site
     return Principal(person.id, person.name, person.role, site)
 
@@ -105,17 +116,17 @@ async def _principal(token: str, services: ServicesDep, session: AsyncSession) -
 async def current_principal(
     services: ServicesDep,
     session: SessionDep,
-    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     if creds is None:
         raise _UNAUTHORIZED
-    return await _principal(creds.credentials, services, session)
+    return await principal_of(creds.credentials, services, session)
 
 
 async def stream_principal(
     services: ServicesDep,
     session: SessionDep,
-    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     access_token: Annotated[
         str | None, Query(description="for EventSource, which sends no headers")
     ] = None,
@@ -124,7 +135,7 @@ async def stream_principal(
     token = creds.credentials if creds is not None else access_token
     if not token:
         raise _UNAUTHORIZED
-    return await _principal(token, services, session)
+    return await principal_of(token, services, session)
 
 
 CurrentPerson = Annotated[Principal, Depends(current_principal)]

@@ -391,6 +391,7 @@ class QuarantinedPublic(Output):
     reason: str
     detail: str
     device_id: str | None
+    site: str | None  # None: not known (only those who see every site read such rows)
     payload_size: int
     payload_text: str = ""
 
@@ -475,8 +476,16 @@ class ComponentHealth(BaseModel):
 
 
 class HealthPublic(BaseModel):
+    """/health for staff, service and metrics tokens: each component's status and figures."""
+
     status: Literal["ok", "degraded", "down"]
     components: dict[str, dict[str, Any]]
+
+
+class HealthBrief(BaseModel):
+    """/health for anyone else: up or down, nothing about the inside."""
+
+    status: Literal["up", "down"]
 
 
 Token.model_rebuild()

@@ -1,44 +1,46 @@
-"""Password hashing (argon2 via pwdlib) and signed access tokens (JWT, HS256)."""
+"""Signed access tokens (JWT, HS256) and service tokens; passwords: api/login_guard.py."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
 from dataclasses import dataclass
-from functools import cache
 
 import jwt
 
-from gateway.registry import passwords
-
 ALGORITHM = "HS256"
-
-
-# Checked when the login name is unknown, so that both paths take as long (no user probing).
-@cache
-def _dummy_hash() -> str:
-    return passwords.hash_password("not-a-real-password")
-
-
-def hash_password(password: str) -> str:
-    return passwords.hash_password(password)
-
-
-def verify_password(password: str, password_hash: str | None) -> bool:
-    """Constant-effort check (the registry's argon2 hasher); ``None`` always fails."""
-    if not password_hash:
-        passwords.verify_password(password, _dummy_hash())
-        return False
-    return passwords.verify_password(password, password_hash)
 
 
 @dataclass(frozen=True)
 class TokenClaims:
     subject: str
     expires_ms: int
+    password_mark: str
 
 
-def issue_token(subject: str, *, now_ms: int, ttl_s: int, secret: str) -> str:
-    payload = {"sub": subject, "iat": now_ms // 1000, "exp": now_ms // 1000 + ttl_s}
+def password_mark(password_hash: str | None, secret: str) -> str:
+    """What a token carries of the password it was issued under.
+
+    A token is valid only while its owner's password hash is the one it was issued under, so
+    every way a password changes (own change, an admin's reset, the community file) revokes
+    the tokens issued before, with no revocation list and no schema change. Every hash has
+    its own salt, so even setting the same password again revokes. Keyed with the API secret
+    and cut short: a token's holder learns nothing of the hash from it.
+    """
+    digest = hmac.new(secret.encode(), (password_hash or "").encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:12]).decode()
+
+
+def issue_token(
+    subject: str, *, now_ms: int, ttl_s: int, secret: str, password_hash: str | None
+) -> str:
+    payload = {
+        "sub": subject,
+        "iat": now_ms // 1000,
+        "exp": now_ms // 1000 + ttl_s,
+        "pwd": password_mark(password_hash, secret),
+    }
     return jwt.encode(payload, secret, algorithm=ALGORITHM)
 
 
@@ -49,15 +51,22 @@ def read_token(token: str, *, now_ms: int, secret: str) -> TokenClaims | None:
             token,
             secret,
             algorithms=[ALGORITHM],
-            options={"verify_exp": False, "require": ["sub", "exp"]},
+            # A token without "pwd" predates password binding: refused (log in again).
+            options={"verify_exp": False, "require": ["sub", "exp", "pwd"]},
         )
     except jwt.PyJWTError:
         return None
-    exp = payload.get("exp")
-    sub = payload.get("sub")
-    if not isinstance(exp, int) or not isinstance(sub, str) or exp * 1000 <= now_ms:
+    exp, sub, mark = payload.get("exp"), payload.get("sub"), payload.get("pwd")
+    if not isinstance(exp, int) or not isinstance(sub, str) or not isinstance(mark, str):
         return None
-    return TokenClaims(sub, exp * 1000)
+    if exp * 1000 <= now_ms:
+        return None
+    return TokenClaims(sub, exp * 1000, mark)
+
+
+def issued_under(claims: TokenClaims, password_hash: str | None, secret: str) -> bool:
+    """Whether the token was issued under this password (see :func:`password_mark`)."""
+    return hmac.compare_digest(claims.password_mark, password_mark(password_hash, secret))
 
 
 def match_service_token(token: str, tokens: dict[str, str]) -> str | None:

@@ -15,6 +15,7 @@ from alerting.incidents.workflow import IncidentDesk
 from alerting.models import Category, Severity
 from alerting.routing.router import Paged
 from alerting.rules import RuleSet
+from api.login_guard import LoginConfig
 from core.clock import Clock
 from core.readings import DeviceContext
 from gateway.live import LiveHub
@@ -30,11 +31,15 @@ class ApiConfig:
 
     ``service_tokens`` maps an integration's name to its bearer token. ``ack_deadline_s`` is the
     acknowledgement deadline per severity the statistics measure "handled in time" against.
+    ``metrics_token`` is a bearer token that may read ``/metrics`` (and the detail of
+    ``/health``) and nothing else. ``login``: login limits and the password workers.
     """
 
     secret_key: str
     token_ttl_s: int = 12 * 3600
     service_tokens: Mapping[str, str] = field(default_factory=dict)
+    metrics_token: str | None = None
+    login: LoginConfig = field(default_factory=LoginConfig)
     ack_deadline_s: Mapping[str, int] = field(
         default_factory=lambda: {"critical": 120, "major": 600, "minor": 24 * 3600, "info": 0}
     )
@@ -47,6 +52,8 @@ class ApiConfig:
         for name, token in self.service_tokens.items():
             if len(token.encode()) < MIN_SECRET_BYTES:
                 raise ValueError(f"service token {name!r} is shorter than {MIN_SECRET_BYTES}")
+        if self.metrics_token is not None and len(self.metrics_token) < MIN_SECRET_BYTES:
+            raise ValueError(f"the metrics token is shorter than {MIN_SECRET_BYTES}")
 
 
 class RuleControl(Protocol):

@@ -19,6 +19,9 @@ sys.path.insert(0, str(ROOT))
 
 from tests.services import Influxd, Mosquitto, free_port  # noqa: E402
 
+# /health shows its component figures to the metrics token only (and to staff).
+MONITOR_TOKEN = "bench-metrics-token-0123456789abcdef0123"
+
 
 def build_loadgen(workdir: Path) -> Path:
     """Compile benchmarks/loadgen.c (Debian: libmosquitto-dev) once per run."""
@@ -30,8 +33,9 @@ def build_loadgen(workdir: Path) -> Path:
     return out
 
 
-def bench_community(path: Path, devices: int) -> None:
-    """``devices`` smoke detectors SD-LG-000001… (the load generator's ids) in 4 grids."""
+def bench_community(path: Path, devices: int, password_hash: str | None = None) -> None:
+    """``devices`` smoke detectors SD-LG-000001… (the load generator's ids) in 4 grids; people
+    can log in with the password of ``password_hash`` when it is given."""
     grids = [{"code": f"g{i}", "name": f"网格{i}"} for i in range(1, 5)]
     buildings = [{"code": f"b{i:02d}", "name": f"{i}号楼", "grid": f"g{i % 4 + 1}"} for i in range(1, 21)]
     spec = {
@@ -50,12 +54,16 @@ def bench_community(path: Path, devices: int) -> None:
         ] + [{"id": "duty-1", "name": "值班员", "role": "duty_staff", "channels": {"mqtt": True}}],
         "roster": {"weekly": [{"person": "duty-1", "days": "daily", "start": "00:00", "end": "00:00"}]},
     }
+    if password_hash is not None:
+        for person in spec["people"]:  # type: ignore[attr-defined]
+            person["password_hash"] = password_hash
     path.write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
 
 
 class Stack:
-    def __init__(self, workdir: Path, devices: int) -> None:
+    def __init__(self, workdir: Path, devices: int, password_hash: str | None = None) -> None:
         self.workdir = workdir
+        self.password_hash = password_hash
         self.mosquitto = Mosquitto(workdir / "mosquitto")
         self.influxd = Influxd(workdir / "influxd")
         self.api_port = free_port()
@@ -68,7 +76,7 @@ class Stack:
         self.influxd.start()
         self.influxd.create_database("bench")
         community = self.workdir / "community.yaml"
-        bench_community(community, self.devices)
+        bench_community(community, self.devices, self.password_hash)
         config: dict[str, object] = {
             "mode": "development",
             "data_dir": str(self.workdir / "gateway"),
@@ -76,10 +84,11 @@ class Stack:
             "mqtt": {"url": self.mosquitto.url, "client_id": "gateway-bench"},
             "database": {"url": f"sqlite+aiosqlite:///{self.workdir / 'gateway.db'}"},
             "timeseries": {"backend": "influxdb1", "url": self.influxd.url, "database": "bench"},
-            "api": {"port": self.api_port},
+            "api": {"port": self.api_port, "metrics_token": MONITOR_TOKEN},
             "log_level": "WARNING",
         }
-        config.update(gateway_overrides)
+        api = {**config["api"], **gateway_overrides.pop("api", {})}  # type: ignore[dict-item]
+        config.update(gateway_overrides, api=api)
         self.config = self.workdir / "gateway.yaml"
         self.config.write_text(yaml.safe_dump(config), encoding="utf-8")
         self.start_gateway()
@@ -110,8 +119,12 @@ class Stack:
                 self.gateway.kill()
 
     def health(self) -> dict:  # type: ignore[type-arg]
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.api_port}/health",
+            headers={"Authorization": f"Bearer {MONITOR_TOKEN}"},
+        )
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.api_port}/health", timeout=5) as r:
+            with urllib.request.urlopen(request, timeout=5) as r:
                 return json.loads(r.read())  # type: ignore[no-any-return]
         except urllib.error.HTTPError as exc:  # 503 still carries the body
             return json.loads(exc.read())  # type: ignore[no-any-return]

@@ -40,6 +40,19 @@ def gateway_status(site: str) -> str:
     return f"{ROOT}/{site}/gateway/status"
 
 
+def site_of(topic: str) -> str | None:
+    """The ``{site}`` of a native topic ``safety/{site}/…``; None for any other topic."""
+    parts = topic.split("/", 2)
+    if len(parts) == 3 and parts[0] == ROOT and _is_site(parts[1]):
+        return parts[1]
+    return None
+
+
+def _is_site(text: str) -> bool:
+    # the contract's site code: [a-z0-9-]{1,32}
+    return 0 < len(text) <= 32 and not text.strip("abcdefghijklmnopqrstuvwxyz0123456789-")
+
+
 def is_native_event(topic: str) -> bool:
     """``safety/{site}/{type}/{id}/event`` (what the alarm connection subscribes to)."""
     return topic.endswith("/event") and topic.startswith(ROOT + "/") and topic.count("/") == 4

@@ -344,6 +344,7 @@ class Gateway:
 
         from alerting.incidents.silences import SilenceService
         from alerting.routing.router import route_test
+        from api.login_guard import LoginConfig
         from api.rule_control import PersistentRuleControl
         from api.services import ApiConfig, ApiServices
 
@@ -364,6 +365,8 @@ class Gateway:
                 secret_key=a.secret_key.get_secret_value(),
                 token_ttl_s=a.token_ttl_s,
                 service_tokens={k: v.get_secret_value() for k, v in a.service_tokens.items()},
+                metrics_token=a.metrics_token.get_secret_value() if a.metrics_token else None,
+                login=LoginConfig(**a.login.model_dump()),
                 ack_deadline_s={
                     "critical": esc.critical_ack_s,
                     "major": esc.major_ack_s,

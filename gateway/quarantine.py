@@ -6,6 +6,7 @@ import json
 import logging
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import BigInteger, Integer, LargeBinary, String, Text, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from core import topics
 from core.db import Base
 from core.readings import Reading, Rejection, RejectReason
+from gateway.registry.tables import Device
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,9 @@ class QuarantinedMessage(Base):
     device_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     payload_size: Mapped[int] = mapped_column(Integer)
+    # Whose staff may read the row: the native topic's site, or a vendor device's registered
+    # site; None when unknown (then only those who see every site may read it).
+    site: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +56,9 @@ class Quarantine:
         self._keep_rows = keep_rows
         self._pending: list[QuarantineEntry] = []
         self.counts: Counter[str] = Counter()
+        # (site or None, reason) -> rows written by this process; counted when stored, once
+        # a vendor device's site is known.
+        self.site_counts: Counter[tuple[str | None, str]] = Counter()
         self._since_trim = 0
 
     def add(self, received_ms: int, topic: str, payload: bytes, rejection: Rejection) -> None:
@@ -78,7 +86,7 @@ class Quarantine:
         if not self._pending:
             return
         entries, self._pending = self._pending, []
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "received_ms": e.received_ms,
                 "topic": _text(e.topic, 1024),
@@ -89,11 +97,13 @@ class Quarantine:
                 ),
                 "payload": e.payload[:KEEP_PAYLOAD_BYTES],
                 "payload_size": len(e.payload),
+                "site": topics.site_of(e.topic),
             }
             for e in entries
         ]
         try:
             async with self._sessions.begin() as session:
+                await _vendor_sites(session, rows)
                 await session.execute(insert(QuarantinedMessage), rows)
                 self._since_trim += len(rows)
                 if self._since_trim >= max(self._keep_rows // 10, 100):
@@ -102,6 +112,7 @@ class Quarantine:
         except Exception:
             self._pending = entries + self._pending
             raise
+        self.site_counts.update((r["site"], r["reason"]) for r in rows)
 
     async def _trim(self, session: AsyncSession) -> None:
         newest = await session.scalar(select(func.max(QuarantinedMessage.id)))
@@ -118,6 +129,20 @@ class Quarantine:
             if reason:
                 q = q.where(QuarantinedMessage.reason == reason)
             return list((await session.scalars(q.limit(limit).offset(offset))).all())
+
+
+async def _vendor_sites(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Vendor topics name no site: a row naming a registered vendor identity gets its site."""
+    wanted = sorted({r["device_id"] for r in rows if r["site"] is None and r["device_id"]})
+    found: dict[str | None, str] = {}
+    for i in range(0, len(wanted), 500):  # bound the statement's parameters under a flood
+        q = select(Device.vendor_identity, Device.site).where(
+            Device.vendor_identity.in_(wanted[i : i + 500])
+        )
+        found.update((vendor, site) for vendor, site in await session.execute(q))
+    for r in rows:
+        if r["site"] is None and r["device_id"] in found:
+            r["site"] = found[r["device_id"]]
 
 
 def _text(value: str, limit: int) -> str:

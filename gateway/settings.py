@@ -121,12 +121,27 @@ DEFAULT_SECRET_KEY = "change-me"  # noqa: S105 - the placeholder production refu
 MIN_SECRET_BYTES = 32
 
 
+class LoginSettings(Section):
+    """Login limits and password workers (api/login_guard.py says how and why)."""
+
+    address_burst: int = Field(20, ge=1)
+    address_every_s: float = Field(6.0, gt=0)
+    account_burst: int = Field(5, ge=1)
+    account_every_s: float = Field(60.0, gt=0)
+    argon2_workers: int = Field(1, ge=1, le=16)
+    max_waiting: int = Field(16, ge=0)
+    refusal_delay_s: float = Field(2.0, ge=0, le=30)
+    max_held: int = Field(256, ge=0)
+
+
 class ApiSettings(Section):
     host: str = "127.0.0.1"
     port: int = 8080
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
     token_ttl_s: int = 12 * 3600
     service_tokens: dict[str, SecretStr] = {}
+    metrics_token: SecretStr | None = None  # may read /metrics and /health's detail only
+    login: LoginSettings = LoginSettings()
 
 
 class Settings(BaseSettings):

@@ -5,6 +5,7 @@ const I18N = {
   zh: {
     title: "社区安全值班台", worker_title: "我的事件", reports_title: "月度台账",
     login: "登录", username: "账号", password: "密码", logout: "退出", login_failed: "账号或密码错误",
+    login_limited: "尝试次数过多，请 {s} 秒后再试",
     open_incidents: "未结事件", unacked: "待确认", offline_devices: "离线设备", critical: "紧急",
     mute: "静音", unmute: "取消静音", acknowledge: "确认", assign: "指派", resolve: "办结",
     arrive: "到场", reopen: "重新打开", comment: "备注", escalate: "上报",
@@ -25,6 +26,7 @@ const I18N = {
     title: "Community safety duty board", worker_title: "My incidents", reports_title: "Monthly ledger",
     login: "Log in", username: "Login name", password: "Password", logout: "Log out",
     login_failed: "Wrong login name or password",
+    login_limited: "Too many attempts: try again in {s} s",
     open_incidents: "Open incidents", unacked: "Unacknowledged", offline_devices: "Offline devices",
     critical: "Critical", mute: "Mute", unmute: "Unmute", acknowledge: "Acknowledge",
     assign: "Assign", resolve: "Resolve", arrive: "Arrived", reopen: "Reopen", comment: "Note",
@@ -68,6 +70,9 @@ const App = {
   async login(username, password) {
     const body = new URLSearchParams({ username, password });
     const r = await fetch("/api/v1/auth/login", { method: "POST", body });
+    if (r.status === 429 || r.status === 503) {
+      throw new Error(App.t("login_limited").replace("{s}", r.headers.get("Retry-After") || "60"));
+    }
     if (!r.ok) throw new Error(App.t("login_failed"));
     const data = await r.json();
     App.token = data.access_token;

@@ -56,7 +56,7 @@ const Reports = {
       value.textContent = fmt(v);
       svg.append(rect, label, value);
     });
-    return App.el("figure", { style: "margin:0" }, App.el("figcaption", {}, title), svg);
+    return App.el("figure", { class: "chart" }, App.el("figcaption", {}, title), svg);
   },
 
   async download() {

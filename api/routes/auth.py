@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import audit, security
-from api.deps import CurrentPerson, ServicesDep, SessionDep, not_found
+from api.deps import CurrentPerson, LoginGuardDep, ServicesDep, SessionDep, not_found
+from api.login_guard import LIMITED_DETAIL, LoginBusy, PasswordWorkers
 from api.schemas import PasswordChange, PersonPublic, Token
 from gateway.registry.tables import BuildingLeader, Person, PersonGrid
 
@@ -28,21 +29,46 @@ async def person_public(session: AsyncSession, person: Person) -> PersonPublic:
     return public.model_copy(update={"grids": sorted(grids), "buildings": sorted(buildings)})
 
 
-@router.post("/login", response_model=Token)
+_LIMITED = {"description": "too many attempts from this address (see Retry-After)"}
+_BUSY = {"description": "too many password checks waiting (see Retry-After)"}
+
+
+@router.post("/login", response_model=Token, responses={429: _LIMITED, 503: _BUSY})
 async def login(
+    request: Request,
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     services: ServicesDep,
     session: SessionDep,
+    guard: LoginGuardDep,
 ) -> Token:
-    """Exchange a login name and password for a bearer token (OAuth2 password form)."""
+    """Exchange a login name and password for a bearer token (OAuth2 password form).
+
+    Attempts are limited per client address and, for failures, per account and address
+    (api/login_guard.py says why not per account alone): over a limit, 429 with Retry-After.
+    """
+    account = form.username[:80]
+    address = request.client.host if request.client else "-"
+    now = services.clock.now_ms()
+    # Refused before any argon2 work and without touching the database. (An address over
+    # its own budget never gets here: api.login_guard.LoginFloodGate answers it.)
+    wait_s = guard.limiter.retry_after_s(account, address, now)
+    guard.limiter.attempted(address, now)
+    if wait_s:
+        await guard.hold(wait_s)
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            LIMITED_DETAIL,
+            headers={"Retry-After": str(wait_s)},
+        )
     person = await session.get(Person, form.username)
-    ok = security.verify_password(form.password, person.password_hash if person else None)
+    ok = await _verify(guard.workers, form.password, person.password_hash if person else None)
     now = services.clock.now_ms()
     if person is None or not ok or not person.active:
+        guard.limiter.failed(account, address, now)
         audit.record(
             session,
             at_ms=now,
-            actor=form.username[:80],
+            actor=account,
             role="-",
             action="auth.login",
             outcome="denied",
@@ -50,15 +76,43 @@ async def login(
         )
         await session.commit()
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong login name or password")
+    guard.limiter.succeeded(account, address)
     ttl = services.config.token_ttl_s
     token = security.issue_token(
-        person.id, now_ms=now, ttl_s=ttl, secret=services.config.secret_key
+        person.id,
+        now_ms=now,
+        ttl_s=ttl,
+        secret=services.config.secret_key,
+        password_hash=person.password_hash,
     )
     audit.record(
         session, at_ms=now, actor=person.id, role=person.role, action="auth.login", site=person.site
     )
     await session.commit()
     return Token(access_token=token, expires_in=ttl, person=await person_public(session, person))
+
+
+async def _verify(workers: PasswordWorkers, password: str, password_hash: str | None) -> bool:
+    try:
+        return await workers.verify(password, password_hash)
+    except LoginBusy as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "busy checking other logins: try again shortly",
+            headers={"Retry-After": str(exc.retry_after_s)},
+        ) from exc
+
+
+async def new_hash(workers: PasswordWorkers, password: str) -> str:
+    """An argon2 hash made off the event loop (503 while the password workers are full)."""
+    try:
+        return await workers.hash(password)
+    except LoginBusy as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "busy checking logins: try again shortly",
+            headers={"Retry-After": str(exc.retry_after_s)},
+        ) from exc
 
 
 @router.get("/me", response_model=PersonPublic)
@@ -81,15 +135,20 @@ async def me(principal: CurrentPerson, session: SessionDep) -> PersonPublic:
 
 @router.put("/password", status_code=status.HTTP_204_NO_CONTENT)
 async def change_password(
-    body: PasswordChange, principal: CurrentPerson, services: ServicesDep, session: SessionDep
+    body: PasswordChange,
+    principal: CurrentPerson,
+    services: ServicesDep,
+    session: SessionDep,
+    guard: LoginGuardDep,
 ) -> None:
-    """Change one's own password; the current one is required."""
+    """Change one's own password; the current one is required. Every token issued before,
+    the one used here included, stops working: log in again with the new password."""
     person = await session.get(Person, principal.id)
     if person is None or principal.is_service:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "service tokens have no password")
-    if not security.verify_password(body.current_password or "", person.password_hash):
+    if not await _verify(guard.workers, body.current_password or "", person.password_hash):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "current_password: does not match")
-    person.password_hash = security.hash_password(body.new_password)
+    person.password_hash = await new_hash(guard.workers, body.new_password)
     audit.record_by(
         session,
         principal,

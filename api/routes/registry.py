@@ -9,10 +9,11 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Select, delete, false, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api import audit, security
+from api import audit
 from api.crud import Resource, build_router, check_refs, check_site, commit_registry
 from api.deps import (
     SITE_WIDE,
+    LoginGuardDep,
     RegistryWriter,
     Scope,
     ServicesDep,
@@ -20,7 +21,7 @@ from api.deps import (
     SiteWideReader,
     not_found,
 )
-from api.routes.auth import person_public
+from api.routes.auth import new_hash, person_public
 from api.schemas import (
     BuildingCreate,
     BuildingPublic,
@@ -201,7 +202,11 @@ async def get_person(
 
 @people.post("", response_model=PersonPublic, status_code=201)
 async def create_person(
-    body: PersonCreate, principal: RegistryWriter, services: ServicesDep, session: SessionDep
+    body: PersonCreate,
+    principal: RegistryWriter,
+    services: ServicesDep,
+    session: SessionDep,
+    guard: LoginGuardDep,
 ) -> PersonPublic:
     check_site(principal, body.site)
     if body.role == "admin" and principal.role != "admin":
@@ -210,9 +215,8 @@ async def create_person(
     if await session.get(Person, body.id) is not None:
         raise HTTPException(status.HTTP_409_CONFLICT, f"person '{body.id}' already exists")
     fields = body.model_dump(exclude={"password", "grids", "buildings"})
-    person = Person(
-        **fields, password_hash=security.hash_password(body.password) if body.password else None
-    )
+    password_hash = await new_hash(guard.workers, body.password) if body.password else None
+    person = Person(**fields, password_hash=password_hash)
     session.add(person)
     await session.flush()
     await _set_duties(session, person, body.grids, body.buildings)
@@ -264,13 +268,14 @@ async def reset_password(
     principal: RegistryWriter,
     services: ServicesDep,
     session: SessionDep,
+    guard: LoginGuardDep,
 ) -> None:
     person = await _person(session, principal.site, person_id)
     if person.role == "admin" and principal.role != "admin":
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, "only an admin may reset an admin's password"
         )
-    person.password_hash = security.hash_password(body.new_password)
+    person.password_hash = await new_hash(guard.workers, body.new_password)
     audit.record_by(
         session,
         principal,

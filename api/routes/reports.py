@@ -25,6 +25,7 @@ from api.figures import (
 from api.paged import in_turns, incidents_opened
 from api.schemas import LedgerPublic, LedgerRow, TrendPoint
 from api.services import ApiServices
+from gateway.registry.ledger import spreadsheet_safe
 from gateway.registry.tables import Site
 
 router = APIRouter(prefix="/reports", tags=["reports"])
@@ -115,7 +116,7 @@ async def ledger_csv(
     writer.writeheader()
     async for part in in_turns(report.rows):
         for r in part:
-            writer.writerow({k: "" if v is None else v for k, v in r.model_dump().items()})
+            writer.writerow({k: _cell(v) for k, v in r.model_dump().items()})
     name = f"ledger-{report.site}-{report.month}.csv"
     # A BOM so that spreadsheet programs read the Chinese text as UTF-8.
     return Response(
@@ -123,6 +124,13 @@ async def ledger_csv(
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
+
+
+def _cell(value: object) -> object:
+    # Text may come from people (locations, titles, resolutions): never a formula in Excel.
+    if value is None:
+        return ""
+    return spreadsheet_safe(value) if isinstance(value, str) else value
 
 
 @router.get("/trend", response_model=list[TrendPoint])

@@ -37,6 +37,10 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 }
 REQUIRED = ("id", "type")
 UNRESOLVED = "_unresolved"
+# Spreadsheet programs run a cell starting with one of these as a formula (=HYPERLINK(…) that
+# leaks data, DDE that starts programs). Written with a leading apostrophe, which they show as
+# text; the importer takes that apostrophe off again.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 TYPE_NAMES: dict[str, str] = {
     "smoke": "smoke", "烟感": "smoke", "烟感探测器": "smoke", "烟雾报警器": "smoke",
@@ -114,8 +118,17 @@ def write_ledger(devices: Iterable[Mapping[str, object]]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([names[0] for names in COLUMNS.values()])
     for device in devices:
-        writer.writerow([_cell(col, device.get(col)) for col in COLUMNS])
+        writer.writerow([spreadsheet_safe(_cell(col, device.get(col))) for col in COLUMNS])
     return out.getvalue()
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """``cell`` as a spreadsheet shows it as text, never runs it as a formula."""
+    return "'" + cell if cell.startswith(FORMULA_START) else cell
+
+
+def _unescaped(cell: str) -> str:
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(FORMULA_START) else cell
 
 
 def _str(value: object) -> str | None:
@@ -180,7 +193,7 @@ def _parse_row(
     values: dict[str, object] = {}
     errors: list[RowError] = []
     for i, canon in columns.items():
-        cell = cells[i].strip() if i < len(cells) else ""
+        cell = _unescaped(cells[i].strip()) if i < len(cells) else ""
         if not cell:
             continue
         try:

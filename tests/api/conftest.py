@@ -34,6 +34,7 @@ async def client(env: Env) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as c:
         yield c
+    await app.state.login_guard.aclose()  # no lifespan here: its password worker by hand
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ from gateway.storage.embedded import EmbeddedStore
 DEMO_PASSWORD = "yangguang-demo"
 SECRET = "test-secret-key-that-is-long-enough-0123456789"
 SERVICE_TOKEN = "svc-token-for-the-integration-tests-0123456789"
+METRICS_TOKEN = "metrics-token-for-the-scraper-tests-0123456789"
 SITE = "demo"
 G1_DEVICE = "smk-b01-u1-f1"  # grid g1, building b01
 G2_DEVICE = "smk-b04-u1-f1"  # grid g2
@@ -139,7 +140,11 @@ async def build_env(url: str, tmp_path: Path, clock: Clock, health: Any = None) 
         timeseries=store,
         live=LiveHub(),
         clock=clock,
-        config=ApiConfig(secret_key=SECRET, service_tokens={"integration": SERVICE_TOKEN}),
+        config=ApiConfig(
+            secret_key=SECRET,
+            service_tokens={"integration": SERVICE_TOKEN},
+            metrics_token=METRICS_TOKEN,
+        ),
         health=health or default_health,
         metrics=CollectorRegistry(),
         registry=registry,

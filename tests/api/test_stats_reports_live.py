@@ -12,7 +12,7 @@ import pytest
 from alerting.models import Severity
 from core.readings import Reading
 from gateway.storage import StoredReading
-from tests.api.support import G1_DEVICE, G2_DEVICE, Env
+from tests.api.support import G1_DEVICE, G2_DEVICE, METRICS_TOKEN, Env
 
 V1 = "/api/v1"
 
@@ -123,9 +123,11 @@ async def test_monthly_ledger_and_trend(client, login, env, clock):
     ).status_code == 403
 
 
-async def test_health_needs_no_auth_and_reports_components(client, env):
+async def test_health_answers_anyone_and_reports_components_to_staff(client, env, login):
     r = await client.get("/health")
     assert r.status_code == 200
+    assert r.json() == {"status": "up"}
+    r = await client.get("/health", headers=await login("duty"))
     assert r.json()["components"]["database"]["status"] == "ok"
 
     async def broken():
@@ -134,12 +136,12 @@ async def test_health_needs_no_auth_and_reports_components(client, env):
     env.services.health = broken
     r = await client.get("/health")
     assert r.status_code == 503
-    assert r.json()["status"] == "down"
+    assert r.json() == {"status": "down"}
 
 
 async def test_metrics(client, login):
     await client.get(f"{V1}/incidents", headers=await login("duty"))
-    r = await client.get("/metrics")
+    r = await client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
     assert r.status_code == 200
     assert 'api_requests_total{method="GET",route="/incidents",status="2xx"}' in r.text
 

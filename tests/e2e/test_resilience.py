@@ -116,6 +116,10 @@ async def test_influxdb_down_for_30_s_under_traffic_loses_nothing(
     assert gateway.spool.stats().readings == 0, "the spool drains once InfluxDB is back"
 
 
+# /health shows component figures to a monitoring token only (and to staff).
+MONITOR_TOKEN = "resilience-metrics-token-0123456789abcdef"
+
+
 def gateway_config(
     tmp: Path, mosquitto: Mosquitto, influxd: Influxd, db: str, api_port: int
 ) -> Path:
@@ -127,7 +131,7 @@ def gateway_config(
         "database": {"url": f"sqlite+aiosqlite:///{tmp / 'gw.db'}"},
         "timeseries": {"backend": "influxdb1", "url": influxd.url, "database": db},
         "ingest": {"flush_interval_ms": 50},
-        "api": {"port": api_port},
+        "api": {"port": api_port, "metrics_token": MONITOR_TOKEN},
         "log_level": "WARNING",
     }
     path = tmp / "gateway.yaml"
@@ -146,9 +150,8 @@ def start_process(config: Path, api_port: int, log: Path) -> subprocess.Popen[by
         if proc.poll() is not None:
             raise AssertionError(f"gateway exited: {log.read_text()[-2000:]}")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/health", timeout=1) as r:
-                if json.loads(r.read())["components"]["mqtt"]["status"] == "ok":
-                    return proc
+            if _health(api_port, timeout=1)["mqtt"]["status"] == "ok":
+                return proc
         except OSError:
             pass
         time.sleep(0.2)
@@ -200,7 +203,7 @@ async def test_sigterm_stops_the_gateway_within_its_deadline_while_the_store_is_
         "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}"},
         "timeseries": {"backend": "embedded", "embedded_path": str(broken)},
         "ingest": {"flush_interval_ms": 50},
-        "api": {"port": api_port},
+        "api": {"port": api_port, "metrics_token": MONITOR_TOKEN},
         "shutdown_timeout_s": 3,
         "log_level": "CRITICAL",
     }
@@ -231,6 +234,10 @@ async def test_sigterm_stops_the_gateway_within_its_deadline_while_the_store_is_
             proc.wait(10)
 
 
-def _health(api_port: int) -> dict[str, Any]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/health", timeout=2) as r:
+def _health(api_port: int, timeout: float = 2) -> dict[str, Any]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{api_port}/health",
+        headers={"Authorization": f"Bearer {MONITOR_TOKEN}"},
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as r:
         return json.loads(r.read())["components"]  # type: ignore[no-any-return]

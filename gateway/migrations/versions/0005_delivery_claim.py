@@ -1,8 +1,8 @@
 """delivery.claimed_by (which gateway instance claimed it) and delivery.message (the page's
 incident as planned, so notify never reads incidents)
 
-Revision ID: 0004_delivery_claim
-Revises: 0003_rule_override
+Revision ID: 0005_delivery_claim
+Revises: 0004_quarantine_site
 Create Date: 2026-12-02 07:30:00
 """
 
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004_delivery_claim"
-down_revision: str | Sequence[str] | None = "0003_rule_override"
+revision: str = "0005_delivery_claim"
+down_revision: str | Sequence[str] | None = "0004_quarantine_site"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
