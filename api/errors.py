@@ -85,6 +85,49 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(FieldError, _field_error)
     app.add_exception_handler(LedgerRowsError, _ledger_rows)
     app.add_exception_handler(Exception, _unexpected)
+    _declare_error_body(app)
+
+
+#: The body of every 422 (and of the other 4xx a :class:`FieldError` makes), as sent above.
+ERROR_BODY: dict[str, Any] = {
+    "title": "ErrorBody",
+    "type": "object",
+    "required": ["detail", "errors"],
+    "properties": {
+        "detail": {"type": "string", "description": "one line naming each field at fault"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "loc", "message"],
+                "properties": {
+                    "field": {"type": "string", "description": "e.g. 'limit', 'rows.3.grid'"},
+                    "loc": {"type": "array", "items": {"type": "string"}},
+                    "message": {"type": "string"},
+                    "type": {"type": "string", "description": "the validation error kind"},
+                },
+            },
+        },
+    },
+}
+
+
+def _declare_error_body(app: FastAPI) -> None:
+    """The OpenAPI schema declares FastAPI's default 422 body (``detail`` a list); ours has
+    ``detail`` a string and the list in ``errors``. Declare what clients really get."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            components = schema.get("components", {}).get("schemas", {})
+            if "HTTPValidationError" in components:
+                components["HTTPValidationError"] = ERROR_BODY
+                components.pop("ValidationError", None)  # referenced by the default only
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 class FieldError(Exception):

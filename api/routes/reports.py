@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from alerting.incidents.tables import IncidentRow
 from api.deps import Principal, ReportReader, ServicesDep, SessionDep
+from api.errors import FieldError
 from api.figures import (
     ack_seconds,
     grid_stats,
@@ -36,7 +37,7 @@ SiteQ = Annotated[str | None, Query(max_length=32)]
 async def _site(session: AsyncSession, principal: Principal, site: str | None) -> Site:
     code = site or principal.site
     if code is None:
-        raise HTTPException(422, "site: required for admins")
+        raise FieldError("site", "required for admins and service tokens")
     row = await session.get(Site, code)
     if row is None or (principal.site is not None and code != principal.site):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"site '{code}' not found")
