@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel
-from sqlalchemy import Select, inspect, select
+from sqlalchemy import BigInteger, Select, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,7 +24,7 @@ from api.deps import (
     not_found,
 )
 from api.errors import FieldError
-from api.schemas import DB_INT_MAX
+from api.schemas import DB_INT32_MAX, DB_INT_MAX
 from api.services import ApiServices
 from core.db import Base
 
@@ -110,8 +110,10 @@ def build_router(res: Resource) -> APIRouter:
     Create, Update, Public = res.create, res.update, res.public
     key_col = getattr(res.model, res.order_by)
     site_col = getattr(res.model, res.site_attr)
-    # An integer key past 64 bits fails in the database driver instead of finding nothing.
-    Key = Annotated[int, Path(ge=1, le=DB_INT_MAX)] if res.key_type is int else res.key_type
+    # An integer key past its column (32 bits on PostgreSQL unless BigInteger) fails in the
+    # database driver instead of finding nothing.
+    key_max = DB_INT_MAX if isinstance(key_col.type, BigInteger) else DB_INT32_MAX
+    Key = Annotated[int, Path(ge=1, le=key_max)] if res.key_type is int else res.key_type
 
     async def _get(session: AsyncSession, scope: Scope, key: Any) -> Any:
         q = res.scoped(select(res.model), scope).where(key_col == key)

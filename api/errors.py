@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,26 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+#: PostgreSQL's character_not_in_repertoire: its text cannot hold a NUL character (SQLite can).
+_NUL_IN_TEXT = "22021"
+
+
+async def _database(request: Request, exc: Exception) -> JSONResponse:
+    """A NUL character anywhere in a request (path, query, body) fails in PostgreSQL: that is
+    the request's fault, a 422. Any other database error stays a 500 (logged)."""
+    assert isinstance(exc, DBAPIError)
+    if getattr(exc.orig, "sqlstate", None) != _NUL_IN_TEXT:
+        raise exc
+    message = "text may not contain a NUL character (\\u0000)"
+    return JSONResponse(
+        status_code=422,
+        content={
+            "detail": f"invalid request: {message}",
+            "errors": [{"field": "request", "loc": ["request"], "message": message}],
+        },
+    )
+
+
 class LedgerRowsError(Exception):
     """Rows of an uploaded CSV ledger with problems (gateway.registry RowError-like objects)."""
 
@@ -84,6 +105,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(FieldError, _field_error)
     app.add_exception_handler(LedgerRowsError, _ledger_rows)
+    app.add_exception_handler(DBAPIError, _database)
     app.add_exception_handler(Exception, _unexpected)
     _declare_error_body(app)
 

@@ -36,6 +36,7 @@ IncidentStatus = Literal["open", "acknowledged", "resolved", "closed"]
 #: The largest integer SQLite and PostgreSQL (BIGINT) hold: an id, offset or time past it fails
 #: in the database driver (a 500) rather than finding nothing, so it is refused as invalid.
 DB_INT_MAX = 2**63 - 1
+DB_INT32_MAX = 2**31 - 1  # an Integer (not BigInteger) column on PostgreSQL
 #: 9999-12-31T23:59:59.999Z in epoch milliseconds: the latest time a request may name.
 EPOCH_MS_MAX = 253_402_300_799_999
 EpochMs = Annotated[int, Field(ge=0, le=EPOCH_MS_MAX)]
