@@ -194,3 +194,19 @@ async def test_a_nul_character_in_a_request_is_never_a_server_error(client, logi
             assert r.status_code < 500, (method, path, r.text)
     r = await client.post(f"{V1}/auth/login", data={"username": "admin\x00", "password": "x" * 8})
     assert r.status_code == (422 if postgres else 401), r.text
+
+
+async def test_a_report_month_without_a_calendar_is_refused(client, login):
+    # Were 500s: "year 0 is out of range" (0000-01), year 10000 (the end of 9999-12), and a
+    # trend reaching back past year 1 ("-001-12").
+    h = await login("secretary")
+    for path, month in [("/reports/ledger", "0000-01"), ("/reports/ledger.csv", "0000-07"),
+                        ("/reports/ledger", "9999-12"), ("/reports/trend", "0001-03"),
+                        ("/reports/trend", "1969-12")]:
+        r = await client.get(f"{V1}{path}", params={"month": month}, headers=h)
+        assert r.status_code == 422, (path, month, r.text)
+        assert fields(r) == ["month"], (path, month)
+    r = await client.get(f"{V1}/reports/trend", params={"month": "1970-01", "months": 36},
+                         headers=h)
+    assert r.status_code == 200, r.text
+    assert [p["month"] for p in r.json()][:2] == ["1967-02", "1967-03"]
