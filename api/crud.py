@@ -6,9 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel
-from sqlalchemy import Select, select
+from sqlalchemy import BigInteger, Select, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,6 +24,7 @@ from api.deps import (
     not_found,
 )
 from api.errors import FieldError
+from api.schemas import DB_INT32_MAX, DB_INT_MAX
 from api.services import ApiServices
 from core.db import Base
 
@@ -65,6 +66,15 @@ async def check_refs(
             raise FieldError(name, f"no {model.__tablename__[:-1]} '{ref}' in site '{site}'")
 
 
+def check_nulls(model: type[Base], changes: dict[str, Any]) -> None:
+    """A change may set a column to null only where the column may be empty (else the
+    database refuses it: a 500). Names that are not columns are the caller's business."""
+    columns = inspect(model).columns
+    for name, value in changes.items():
+        if value is None and name in columns and not columns[name].nullable:
+            raise FieldError(name, "may not be null (leave it out to keep the value)")
+
+
 def check_site(principal: Principal, site: str) -> None:
     if principal.site is not None and site != principal.site:
         raise FieldError("site", f"you may not change site '{site}'", status.HTTP_403_FORBIDDEN)
@@ -100,7 +110,10 @@ def build_router(res: Resource) -> APIRouter:
     Create, Update, Public = res.create, res.update, res.public
     key_col = getattr(res.model, res.order_by)
     site_col = getattr(res.model, res.site_attr)
-    Key = res.key_type
+    # An integer key past its column (32 bits on PostgreSQL unless BigInteger) fails in the
+    # database driver instead of finding nothing.
+    key_max = DB_INT_MAX if isinstance(key_col.type, BigInteger) else DB_INT32_MAX
+    Key = Annotated[int, Path(ge=1, le=key_max)] if res.key_type is int else res.key_type
 
     async def _get(session: AsyncSession, scope: Scope, key: Any) -> Any:
         q = res.scoped(select(res.model), scope).where(key_col == key)
@@ -116,7 +129,7 @@ def build_router(res: Resource) -> APIRouter:
         principal: CurrentPerson,
         site: Annotated[str | None, Query(max_length=32)] = None,
         limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=DB_INT_MAX)] = 0,
     ) -> list[Any]:
         _readable(res, principal)
         q = res.scoped(select(res.model), scope).order_by(key_col)
@@ -178,6 +191,7 @@ def build_router(res: Resource) -> APIRouter:
         check_site(principal, site)
         data: BaseModel = body
         changes = data.model_dump(exclude_unset=True)
+        check_nulls(res.model, changes)
         await check_refs(session, res.refs, changes, site)
         for name, value in changes.items():
             setattr(row, name, value)

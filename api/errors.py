@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,26 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+#: PostgreSQL's character_not_in_repertoire: its text cannot hold a NUL character (SQLite can).
+_NUL_IN_TEXT = "22021"
+
+
+async def _database(request: Request, exc: Exception) -> JSONResponse:
+    """A NUL character anywhere in a request (path, query, body) fails in PostgreSQL: that is
+    the request's fault, a 422. Any other database error stays a 500 (logged)."""
+    assert isinstance(exc, DBAPIError)
+    if getattr(exc.orig, "sqlstate", None) != _NUL_IN_TEXT:
+        raise exc
+    message = "text may not contain a NUL character (\\u0000)"
+    return JSONResponse(
+        status_code=422,
+        content={
+            "detail": f"invalid request: {message}",
+            "errors": [{"field": "request", "loc": ["request"], "message": message}],
+        },
+    )
+
+
 class LedgerRowsError(Exception):
     """Rows of an uploaded CSV ledger with problems (gateway.registry RowError-like objects)."""
 
@@ -84,7 +105,51 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(FieldError, _field_error)
     app.add_exception_handler(LedgerRowsError, _ledger_rows)
+    app.add_exception_handler(DBAPIError, _database)
     app.add_exception_handler(Exception, _unexpected)
+    _declare_error_body(app)
+
+
+#: The body of every 422 (and of the other 4xx a :class:`FieldError` makes), as sent above.
+ERROR_BODY: dict[str, Any] = {
+    "title": "ErrorBody",
+    "type": "object",
+    "required": ["detail", "errors"],
+    "properties": {
+        "detail": {"type": "string", "description": "one line naming each field at fault"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "loc", "message"],
+                "properties": {
+                    "field": {"type": "string", "description": "e.g. 'limit', 'rows.3.grid'"},
+                    "loc": {"type": "array", "items": {"type": "string"}},
+                    "message": {"type": "string"},
+                    "type": {"type": "string", "description": "the validation error kind"},
+                },
+            },
+        },
+    },
+}
+
+
+def _declare_error_body(app: FastAPI) -> None:
+    """The OpenAPI schema declares FastAPI's default 422 body (``detail`` a list); ours has
+    ``detail`` a string and the list in ``errors``. Declare what clients really get."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            components = schema.get("components", {}).get("schemas", {})
+            if "HTTPValidationError" in components:
+                components["HTTPValidationError"] = ERROR_BODY
+                components.pop("ValidationError", None)  # referenced by the default only
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 class FieldError(Exception):

@@ -6,12 +6,12 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from fastapi import HTTPException
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from alerting.incidents.tables import IncidentEventRow, IncidentRow
 from api.deps import Scope, not_found
+from api.errors import FieldError
 from api.schemas import IncidentPublic, ReadingBucket
 from gateway.live import LiveHub
 from gateway.registry.tables import Person, PersonGrid
@@ -65,9 +65,8 @@ async def check_assignee(session: AsyncSession, row: IncidentRow, assignee: str)
         )
         ok = row.grid_id in grids
     if not ok:
-        raise HTTPException(
-            422,
-            f"assignee: '{assignee}' is not someone who answers for grid '{row.grid_id}'",
+        raise FieldError(
+            "assignee", f"'{assignee}' is not someone who answers for grid '{row.grid_id}'"
         )
 
 

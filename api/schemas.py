@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from functools import cache
 from typing import Annotated, Any, Literal
+from zoneinfo import available_timezones
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from alerting.incidents.lifecycle import Department, Resolution
 from alerting.incidents.views import IncidentView
@@ -22,6 +32,30 @@ DeviceType = Literal["smoke", "sos", "gate", "charger"]
 Role = Literal["grid_worker", "building_leader", "duty_staff", "secretary", "admin"]
 Severity = Literal["critical", "major", "minor", "info"]
 IncidentStatus = Literal["open", "acknowledged", "resolved", "closed"]
+
+#: The largest integer SQLite and PostgreSQL (BIGINT) hold: an id, offset or time past it fails
+#: in the database driver (a 500) rather than finding nothing, so it is refused as invalid.
+DB_INT_MAX = 2**63 - 1
+DB_INT32_MAX = 2**31 - 1  # an Integer (not BigInteger) column on PostgreSQL
+#: 9999-12-31T23:59:59.999Z in epoch milliseconds: the latest time a request may name.
+EPOCH_MS_MAX = 253_402_300_799_999
+EpochMs = Annotated[int, Field(ge=0, le=EPOCH_MS_MAX)]
+
+
+@cache
+def _time_zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def _known_zone(value: str) -> str:
+    # The registry reads a site's zone back with ZoneInfo(): an unknown one stored here would
+    # make every later registry change (and the pipeline's registry) fail.
+    if value not in _time_zones():
+        raise ValueError(f"unknown time zone '{value}' (an IANA name such as Asia/Shanghai)")
+    return value
+
+
+TimeZone = Annotated[str, Field(max_length=64), AfterValidator(_known_zone)]
 
 
 class Input(BaseModel):
@@ -53,13 +87,13 @@ class PasswordChange(Input):
 class SiteCreate(Input):
     code: SiteCode
     name: Name
-    timezone: str = Field("Asia/Shanghai", max_length=64)
+    timezone: TimeZone = "Asia/Shanghai"
     address: Text = ""
 
 
 class SiteUpdate(Input):
     name: Name | None = None
-    timezone: str | None = Field(None, max_length=64)
+    timezone: TimeZone | None = None
     address: Text | None = None
 
 
@@ -337,8 +371,8 @@ class SilenceCreate(Input):
     site: SiteCode
     matcher: Literal["device", "building", "grid"]
     value: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    starts_at_ms: int | None = Field(None, ge=0)
-    ends_at_ms: int | None = Field(None, ge=0)
+    starts_at_ms: EpochMs | None = None
+    ends_at_ms: EpochMs | None = None
     duration_s: int | None = Field(None, ge=60, le=30 * 86400)
     reason: Text = ""
 
@@ -415,7 +449,7 @@ class RouteTest(Input):
     severity: Severity
     category: Literal["safety", "maintenance"] = "safety"
     rule_id: str = Field("", max_length=96)
-    at_ms: int | None = Field(None, ge=0)
+    at_ms: EpochMs | None = None
 
 
 class GridStats(BaseModel):

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import audit
-from api.crud import check_refs, check_site, commit_registry
+from api.crud import check_nulls, check_refs, check_site, commit_registry
 from api.deps import (
     GridScope,
     Principal,
@@ -23,6 +23,8 @@ from api.deps import (
 )
 from api.errors import FieldError, LedgerRowsError
 from api.schemas import (
+    DB_INT_MAX,
+    EPOCH_MS_MAX,
     DeviceCreate,
     DevicePublic,
     DeviceStatusPublic,
@@ -69,7 +71,7 @@ async def list_devices(
     building: Annotated[str | None, Query(max_length=100)] = None,
     device_type: Annotated[str | None, Query(max_length=16)] = None,
     limit: Annotated[int, Query(ge=1, le=10000)] = 2000,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=DB_INT_MAX)] = 0,
 ) -> list[Device]:
     q = _scoped(scope)
     for column, value in (
@@ -92,6 +94,9 @@ async def export_ledger(
 ) -> Response:
     """A site's device ledger (台账) as CSV, in the format the importer reads."""
     code = _ledger_site(principal, site)
+    if await session.get(Site, code) is None:
+        # Only a stored site's code (a-z, 0-9, -) reaches the Content-Disposition header.
+        raise not_found("site", code)
     text = await export_device_ledger_csv(session, code)
     return Response(
         "\ufeff" + text,
@@ -197,6 +202,7 @@ async def update_device(
     row = await _device(session, scope, site, device_id)
     check_site(principal, row.site)
     changes = body.model_dump(exclude_unset=True)
+    check_nulls(Device, changes)
     await check_refs(session, REFS, changes, row.site)
     for name, value in changes.items():
         setattr(row, name, value)
@@ -301,12 +307,12 @@ async def get_telemetry(
     site: str,
     device_id: str,
     field: Annotated[str, Query(pattern=r"^[a-z0-9_]{1,64}$")],
-    start_ms: Annotated[int, Query(ge=0)],
-    end_ms: Annotated[int, Query(ge=0)],
+    start_ms: Annotated[int, Query(ge=0, le=EPOCH_MS_MAX)],
+    end_ms: Annotated[int, Query(ge=0, le=EPOCH_MS_MAX)],
     scope: GridScope,
     services: ServicesDep,
     session: SessionDep,
-    every_ms: Annotated[int, Query(ge=1000)] = 60_000,
+    every_ms: Annotated[int, Query(ge=1000, le=EPOCH_MS_MAX)] = 60_000,
 ) -> TelemetryPublic:
     """One field downsampled into ``every_ms`` buckets over ``[start_ms, end_ms)``."""
     if end_ms <= start_ms:

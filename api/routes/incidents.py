@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Query, status
+from fastapi import APIRouter, Body, HTTPException, Path, Query, status
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,6 +35,8 @@ from api.incident_view import (
     timeline,
 )
 from api.schemas import (
+    DB_INT_MAX,
+    EPOCH_MS_MAX,
     IncidentAssign,
     IncidentComment,
     IncidentDetail,
@@ -51,6 +53,7 @@ from api.services import ApiServices
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
 ARRIVED = "[到场]"
+IncidentId = Annotated[int, Path(ge=1, le=DB_INT_MAX)]
 
 
 @router.get("", response_model=IncidentsPublic)
@@ -63,10 +66,10 @@ async def list_incidents(
     site: Annotated[str | None, Query(max_length=32)] = None,
     device_id: Annotated[str | None, Query(max_length=64)] = None,
     assignee: Annotated[str | None, Query(max_length=64)] = None,
-    since_ms: Annotated[int | None, Query(ge=0)] = None,
-    until_ms: Annotated[int | None, Query(ge=0)] = None,
+    since_ms: Annotated[int | None, Query(ge=0, le=EPOCH_MS_MAX)] = None,
+    until_ms: Annotated[int | None, Query(ge=0, le=EPOCH_MS_MAX)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=DB_INT_MAX)] = 0,
 ) -> IncidentsPublic:
     """Newest first; ``status`` and ``severity`` may repeat; times filter ``opened_at_ms``."""
     q = select(IncidentRow).where(scope.where(IncidentRow.site, IncidentRow.grid_id))
@@ -97,7 +100,7 @@ async def list_incidents(
 
 @router.get("/{incident_id}", response_model=IncidentDetail)
 async def get_incident(
-    incident_id: int,
+    incident_id: IncidentId,
     principal: CurrentPerson,
     scope: GridScope,
     services: ServicesDep,
@@ -261,7 +264,7 @@ def _endpoint(action: IncidentAction) -> Callable[..., Awaitable[IncidentPublic]
     body_type: Any = action.body if required else Annotated[action.body | None, Body()]
     endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [
-            _param("incident_id", int),
+            _param("incident_id", IncidentId),
             _param("principal", CurrentPerson),
             _param("scope", GridScope),
             _param("services", ServicesDep),

@@ -10,7 +10,14 @@ from sqlalchemy import Select, delete, false, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import audit
-from api.crud import Resource, build_router, check_refs, check_site, commit_registry
+from api.crud import (
+    Resource,
+    build_router,
+    check_nulls,
+    check_refs,
+    check_site,
+    commit_registry,
+)
 from api.deps import (
     SITE_WIDE,
     LoginGuardDep,
@@ -243,6 +250,7 @@ async def update_person(
 ) -> PersonPublic:
     person = await _person(session, principal.site, person_id)
     changes = body.model_dump(exclude_unset=True, exclude={"grids", "buildings"})
+    check_nulls(Person, changes)
     if "admin" in (changes.get("role"), person.role) and principal.role != "admin":
         raise HTTPException(status.HTTP_403_FORBIDDEN, "role: only an admin may change an admin")
     for name, value in changes.items():

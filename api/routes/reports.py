@@ -8,10 +8,12 @@ import io
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
+from pydantic import AfterValidator
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from alerting.incidents.tables import IncidentRow
 from api.deps import Principal, ReportReader, ServicesDep, SessionDep
+from api.errors import FieldError
 from api.figures import (
     ack_seconds,
     grid_stats,
@@ -29,14 +31,27 @@ from gateway.registry.ledger import spreadsheet_safe
 from gateway.registry.tables import Site
 
 router = APIRouter(prefix="/reports", tags=["reports"])
-Month = Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")]
+
+
+def _calendar_month(month: str | None) -> str | None:
+    # Year 0 and the months whose end is past year 9999 have no datetime (were a 500).
+    if month is not None and not 1970 <= int(month[:4]) <= 9998:
+        raise ValueError("month must be between 1970-01 and 9998-12")
+    return month
+
+
+Month = Annotated[
+    str | None,
+    Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM, 1970-01 to 9998-12"),
+    AfterValidator(_calendar_month),
+]
 SiteQ = Annotated[str | None, Query(max_length=32)]
 
 
 async def _site(session: AsyncSession, principal: Principal, site: str | None) -> Site:
     code = site or principal.site
     if code is None:
-        raise HTTPException(422, "site: required for admins")
+        raise FieldError("site", "required for admins and service tokens")
     row = await session.get(Site, code)
     if row is None or (principal.site is not None and code != principal.site):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"site '{code}' not found")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, status
 from sqlalchemy import select
 
 from alerting.incidents.silences import Matcher
@@ -13,7 +13,7 @@ from api import audit
 from api.crud import check_site
 from api.deps import Dispatcher, GridScope, ServicesDep, SessionDep, not_found
 from api.errors import FieldError
-from api.schemas import SilenceCreate, SilencePublic
+from api.schemas import DB_INT_MAX, SilenceCreate, SilencePublic
 from gateway.registry.tables import Building, Device, Grid
 
 router = APIRouter(prefix="/silences", tags=["silences"])
@@ -96,7 +96,10 @@ async def create_silence(
 
 @router.delete("/{silence_id}", status_code=204)
 async def expire_silence(
-    silence_id: int, principal: Dispatcher, services: ServicesDep, session: SessionDep
+    silence_id: Annotated[int, Path(ge=1, le=DB_INT_MAX)],
+    principal: Dispatcher,
+    services: ServicesDep,
+    session: SessionDep,
 ) -> None:
     """End a silence now (it stays on record)."""
     row = await session.get(SilenceRow, silence_id)

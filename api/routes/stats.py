@@ -16,7 +16,7 @@ from api.errors import FieldError
 from api.figures import grid_stats
 from api.paged import incidents_opened
 from api.routes.devices import device_status
-from api.schemas import StatsPublic
+from api.schemas import EPOCH_MS_MAX, StatsPublic
 from gateway.registry.tables import Building, Device, Grid
 
 router = APIRouter(prefix="/stats", tags=["stats"])
@@ -27,8 +27,8 @@ async def stats(
     scope: GridScope,
     services: ServicesDep,
     session: SessionDep,
-    start_ms: Annotated[int, Query(ge=0)],
-    end_ms: Annotated[int, Query(ge=0)],
+    start_ms: Annotated[int, Query(ge=0, le=EPOCH_MS_MAX)],
+    end_ms: Annotated[int, Query(ge=0, le=EPOCH_MS_MAX)],
     site: Annotated[str | None, Query(max_length=32)] = None,
     grid: Annotated[str | None, Query(max_length=100)] = None,
 ) -> StatsPublic:
