@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy import func, select
 
 from api.deps import ServicesDep, SessionDep, SiteWideReader, scope_of
-from api.schemas import QuarantinedPublic
+from api.schemas import DB_INT_MAX, QuarantinedPublic
 from core.readings import RejectReason
 from gateway.quarantine import QuarantinedMessage
 
@@ -25,7 +25,7 @@ async def list_quarantined(
     principal: SiteWideReader,
     reason: Annotated[RejectReason | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=DB_INT_MAX)] = 0,
 ) -> list[QuarantinedPublic]:
     """Newest first; payloads shown as text (undecodable bytes replaced)."""
     scope = await scope_of(principal, session)

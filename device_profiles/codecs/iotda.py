@@ -34,7 +34,7 @@ def decode(
     try:
         services = _services(obj.get("services"))
         if "object_device_id" in obj:
-            device_id = _object_device_id(obj["object_device_id"])
+            _same_device(_object_device_id(obj["object_device_id"]), device_id)
         is_event = variables["topic"].endswith("/sys/events/up")
         readings: list[Reading] = []
         for index, entry in enumerate(services):
@@ -62,6 +62,17 @@ def _object_device_id(raw: object) -> str:
     if not isinstance(raw, str) or not VARIABLES["vendor_device_id"](raw):
         raise DecodeError(RejectReason.WRONG_TYPE, f"bad object_device_id {raw!r}"[:120])
     return raw
+
+
+def _same_device(claimed: str, topic_device: str) -> None:
+    """A device reports for itself only: the broker's ACL lets it publish on its own topic,
+    and an ``object_device_id`` naming another device must not get around that (IoTDA
+    gateways reporting for sub-devices are not supported)."""
+    if claimed != topic_device:
+        raise DecodeError(
+            RejectReason.UNKNOWN_DEVICE,
+            f"object_device_id {claimed!r} is not the device of the topic ({topic_device!r})",
+        )
 
 
 def _service_id(service: dict[str, Any]) -> str:

@@ -111,13 +111,6 @@ async def test_an_id_or_offset_past_what_the_database_holds_is_refused(client, l
         assert fields(r) == ["offset"], path
 
 
-@pytest.mark.allow_logged_exceptions
-@pytest.mark.xfail(
-    strict=True,
-    reason="GET /api/v1/quarantine?offset=9223372036854775808 answers 500 (OverflowError: Python "
-    "int too large to convert to SQLite INTEGER; asyncpg: value out of int64 range): "
-    "api/routes/quarantine.py is being changed elsewhere, so its offset has no upper bound yet",
-)
 async def test_a_quarantine_offset_past_what_the_database_holds_is_refused(client, login):
     r = await client.get(f"{V1}/quarantine", params={"offset": ONE_PAST_BIGINT},
                          headers=await login("admin"))

@@ -228,16 +228,22 @@ def test_alink_seq_distinct_per_reading_and_stable() -> None:
     assert first == again
 
 
-def test_iotda_sub_device_uses_object_device_id() -> None:
+def test_iotda_object_device_id_must_be_the_device_of_the_topic() -> None:
+    # A device that names another in object_device_id would get around the broker's topic ACL
+    # (raise or clear another household's alarm). IoTDA gateways reporting for sub-devices are
+    # not supported until the registry says which device is whose gateway.
     topic = "$oc/devices/65f1c0a2e3b4d5c6a7b8c9d0_NB306-0042/sys/events/up"
     payload = {
         "object_device_id": "65f1c0a2e3b4d5c6a7b8c9d0_child-7",
         "services": [{"service_id": "Smoke", "event_type": "smoke_alarm", "paras": {}}],
     }
     result = decode(topic, payload)
+    assert isinstance(result, Rejection)
+    assert result.reason is RejectReason.UNKNOWN_DEVICE
+    payload["object_device_id"] = "65f1c0a2e3b4d5c6a7b8c9d0_NB306-0042"  # itself: fine
+    result = decode(topic, payload)
     assert isinstance(result, list)
-    assert result[0].device_id == "65f1c0a2e3b4d5c6a7b8c9d0_child-7"
-    assert result[0].site == ""
+    assert result[0].device_id == "65f1c0a2e3b4d5c6a7b8c9d0_NB306-0042"
 
 
 def test_subscriptions() -> None:

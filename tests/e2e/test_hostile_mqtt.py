@@ -166,15 +166,6 @@ async def test_hostile_flood_for_every_profile_is_quarantined_and_the_gateway_st
     assert gateway.health.components()["ingest"]["status"] == "ok"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="IoTDA object_device_id lets a device report for another: NB306-0042, publishing on "
-    "its own topic $oc/devices/65f1c0a2e3b4d5c6a7b8c9d0_NB306-0042/sys/events/up with "
-    '{"object_device_id": "65f1c0a2e3b4d5c6a7b8c9d0_NB306-0043", "services": [{"service_id": '
-    '"Smoke", "event_type": "smoke_alarm"}]}, opens a smoke alarm for NB306-0043 — past the '
-    "broker's topic ACL (device_profiles/codecs/iotda.py, changed on another branch: not fixed "
-    "here)",
-)
 async def test_a_vendor_device_cannot_raise_an_alarm_for_another_device(
     start_gateway: Any, mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
