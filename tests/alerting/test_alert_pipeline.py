@@ -27,21 +27,25 @@ from tests.alerting.incidents.incident_support import (
 )
 
 
+def alert_path(sm, clock, notifier, **kw):  # type: ignore[no-untyped-def]
+    """The alert path as the gateway wires it, for one smoke detector SD-0001."""
+    pipeline = DeliveryPipeline(sm, clock, {ChannelKind.APP: notifier}, sleep=no_sleep)
+    scheduler = EscalationScheduler(sm, clock, directory(), pipeline)
+    engine = RuleEngine(load_rules(), grace_ms=0)
+    detector = ctx("SD-0001")
+    engine.register_device(detector, T0)
+    engine.start(T0)
+    incidents = IncidentService(sm, clock)
+    alerts = AlertPipeline(sm, engine, incidents, scheduler, clock, lambda *_: detector, **kw)
+    return alerts, scheduler, detector
+
+
 async def test_settled_waits_until_the_alarm_has_opened_its_incident(sqlite_url: str) -> None:
     async with open_db(sqlite_url) as sm:
         clock = ManualClock(T0)
         notifier = RecordingNotifier()
-        pipeline = DeliveryPipeline(sm, clock, {ChannelKind.APP: notifier}, sleep=no_sleep)
-        scheduler = EscalationScheduler(sm, clock, directory(), pipeline)
-        incidents = IncidentService(sm, clock)
-        engine = RuleEngine(load_rules(), grace_ms=0)
-        detector = ctx("SD-0001")
-        engine.register_device(detector, T0)
-        engine.start(T0)
         held: list[bool] = []
-        alerts = AlertPipeline(
-            sm, engine, incidents, scheduler, clock, lambda _s, _d: detector, hold_bulk=held.append
-        )
+        alerts, scheduler, detector = alert_path(sm, clock, notifier, hold_bulk=held.append)
         alarm = Reading("demo", "smoke", "SD-0001", "event", T0, 41, {}, "alarm")
         alerts.on_reading(alarm, detector, T0)
         assert alerts.backlog == 1
@@ -64,14 +68,7 @@ async def test_settled_waits_until_the_alarm_has_opened_its_incident(sqlite_url:
 async def test_a_failed_incident_does_not_silence_the_detectors_next_alarm(sqlite_url: str) -> None:
     async with open_db(sqlite_url) as sm:
         clock = ManualClock(T0)
-        pipeline = DeliveryPipeline(sm, clock, {ChannelKind.APP: RecordingNotifier()}, sleep=no_sleep)
-        scheduler = EscalationScheduler(sm, clock, directory(), pipeline)
-        incidents = IncidentService(sm, clock)
-        engine = RuleEngine(load_rules(), grace_ms=0)
-        detector = ctx("SD-0001")
-        engine.register_device(detector, T0)
-        engine.start(T0)
-        alerts = AlertPipeline(sm, engine, incidents, scheduler, clock, lambda _s, _d: detector)
+        alerts, _scheduler, detector = alert_path(sm, clock, RecordingNotifier())
         worker = asyncio.create_task(alerts.run_worker())
         try:
             # The database loses the incident table for a moment (a bad migration, a DBA):
