@@ -82,6 +82,13 @@ class DeliveryView:
     status: str
     attempts: int
     last_error: str | None
+    id: int = 0
+    role: str = ""
+    provider_ref: str | None = None
+    sent_at_ms: int | None = None
+    delivered_at_ms: int | None = None
+    read_at_ms: int | None = None
+    updated_at_ms: int = 0
 
     @classmethod
     def of(cls, r: DeliveryRow) -> DeliveryView:
@@ -94,6 +101,13 @@ class DeliveryView:
             r.status,
             r.attempts,
             r.last_error,
+            r.id,
+            r.role,
+            r.provider_ref,
+            r.sent_at_ms,
+            r.delivered_at_ms,
+            r.read_at_ms,
+            r.updated_at_ms,
         )
 
 

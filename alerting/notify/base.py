@@ -28,6 +28,9 @@ class Delivery:
     address: str
     text: str = ""
     incident: dict[str, Any] = field(default_factory=dict)
+    # Shown with the page so the app can say "delivered" / "read" (POST
+    # /api/v1/deliveries/{id}/receipt with this token); empty for rows planned before receipts.
+    receipt_token: str = ""
 
     def message(self) -> dict[str, Any]:
         """The JSON body an app or webhook receives: the incident plus why this person gets it."""
@@ -40,14 +43,20 @@ class Delivery:
                 "person": self.person_id,
                 "key": self.idempotency_key,
                 "text": self.text,
+                "delivery": self.id,
+                "receipt_token": self.receipt_token,
             },
         }
 
 
 class Notifier(Protocol):
-    """Sends one delivery; returns when the far end accepted it, raises otherwise."""
+    """Sends one delivery; returns when the far end accepted it, raises otherwise.
 
-    async def send(self, delivery: Delivery) -> None: ...
+    Returns the provider's id for the message when it has one (an SMS BizId, a call id): the
+    status report that later says "delivered" names it.
+    """
+
+    async def send(self, delivery: Delivery) -> str | None: ...
 
 
 class DeliveryError(Exception):

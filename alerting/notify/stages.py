@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,7 @@ from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from alerting.notify.base import Delivery, DeliveryError, Notifier
-from alerting.notify.tables import UNSENT, DeliveryKind, DeliveryRow, DeliveryStatus
+from alerting.notify.tables import REACHED, UNSENT, DeliveryKind, DeliveryRow, DeliveryStatus
 from alerting.routing.directory import ChannelKind
 from alerting.routing.router import Paged
 from core.clock import Clock
@@ -69,6 +70,8 @@ class DeliveryPipeline:
         sleep: Sleep = asyncio.sleep,
         lease_ms: int = 60_000,
         instance: str = "",
+        receipt_timeout_ms: int | None = None,
+        confirming: frozenset[ChannelKind] = frozenset(),
     ) -> None:
         self._sm = sessionmaker
         self._clock = clock
@@ -81,6 +84,10 @@ class DeliveryPipeline:
         # cut short by a crash — sent again at once, not after its lease ends.
         self._instance = instance
         self._started_ms = clock.now_ms()
+        # A critical page on a channel that sends receipts (``confirming``) must be confirmed
+        # delivered within this time, or the escalation treats the person as not reached.
+        self._receipt_timeout_ms = receipt_timeout_ms
+        self._confirming = confirming
 
     # ------------------------------------------------------------------ dedup
 
@@ -96,6 +103,7 @@ class DeliveryPipeline:
         now_ms: int,
         text: str = "",
         claim: bool = False,
+        only: ChannelKind | None = None,
     ) -> list[DeliveryRow]:
         """Add the rows of one step (inside the caller's transaction); returns its unsent rows.
         ``message`` is the incident as the downlink contract has it, kept with each row: a page
@@ -137,11 +145,14 @@ class DeliveryPipeline:
         now_ms: int,
         text: str,
         lease_until_ms: int | None,
+        only: ChannelKind | None = None,
     ) -> dict[str, DeliveryRow]:
         """One row per idempotency key: per person and channel of the step."""
         wanted: dict[str, DeliveryRow] = {}
         for p in paged:
             for ch in p.recipient.channels:
+                if ch.kind is not only and (only is not None or ch.kind is ChannelKind.VOICE):
+                    continue
                 key = idempotency_key(incident_id, step, p.recipient.person_id, ch.kind.value)
                 wanted.setdefault(
                     key,
@@ -162,6 +173,7 @@ class DeliveryPipeline:
                         attempts=0,
                         created_at_ms=now_ms,
                         updated_at_ms=now_ms,
+                        receipt_token=secrets.token_urlsafe(18),
                     ),
                 )
         return wanted
@@ -222,14 +234,20 @@ class DeliveryPipeline:
         while notifier is not None:
             attempt += 1
             try:
-                await notifier.send(d)
+                ref = await notifier.send(d)
             except DeliveryError as exc:
                 error, permanent = str(exc), exc.permanent
             except Exception as exc:  # a notifier bug must not lose the delivery
                 error, permanent = f"{type(exc).__name__}: {exc}", False
                 log.warning("notifier %s raised for %s: %s", d.channel, d.idempotency_key, error)
             else:
-                await self._record(d.id, DeliveryStatus.SENT, attempt_error=None)
+                await self._record(
+                    d.id,
+                    DeliveryStatus.SENT,
+                    attempt_error=None,
+                    provider_ref=ref,
+                    receipt_due=self._receipt_due(d),
+                )
                 return None
             await self._record(d.id, DeliveryStatus.SENDING, attempt_error=error)
             if permanent or attempt >= self._retry.attempts:
@@ -241,11 +259,32 @@ class DeliveryPipeline:
 
     # ------------------------------------------------------------------ record
 
+    def _receipt_due(self, d: Delivery) -> bool:
+        """Must this page be confirmed delivered in time? Critical pages on a channel that
+        sends receipts (SMS, voice, the app once it reports)."""
+        return (
+            self._receipt_timeout_ms is not None
+            and d.kind == DeliveryKind.PAGE
+            and d.incident.get("severity") == "critical"
+            and d.channel in self._confirming
+        )
+
     async def _record(
-        self, delivery_id: int, status: DeliveryStatus, *, attempt_error: str | None, count: bool = True
+        self,
+        delivery_id: int,
+        status: DeliveryStatus,
+        *,
+        attempt_error: str | None,
+        count: bool = True,
+        provider_ref: str | None = None,
+        receipt_due: bool = False,
     ) -> None:
         now = self._clock.now_ms()
         values: dict[str, object] = {"status": status, "updated_at_ms": now}
+        if provider_ref:
+            values["provider_ref"] = provider_ref[:128]
+        if receipt_due and self._receipt_timeout_ms is not None:
+            values["receipt_due_ms"] = now + self._receipt_timeout_ms
         if count:
             values["attempts"] = DeliveryRow.attempts + 1
         if attempt_error is not None:
@@ -258,9 +297,12 @@ class DeliveryPipeline:
             # the page is sent again by whoever finds it) but never under a live sender.
             values["lease_until_ms"] = now + self._lease_ms
         async with self._sm.begin() as s:
-            await s.execute(
-                update(DeliveryRow).where(DeliveryRow.id == delivery_id).values(**values)
-            )
+            q = update(DeliveryRow).where(DeliveryRow.id == delivery_id)
+            if status is DeliveryStatus.SENT:
+                # A status report can beat the provider's own answer back to us: never
+                # overwrite "delivered" with "sent".
+                q = q.where(DeliveryRow.status.not_in(REACHED))
+            await s.execute(q.values(**values))
 
 
 def _delivery(row: DeliveryRow) -> Delivery:
@@ -277,4 +319,5 @@ def _delivery(row: DeliveryRow) -> Delivery:
         row.text,
         # Planned before the snapshot was kept (an upgrade mid-page): at least the id.
         dict(row.message) if row.message else {"id": row.incident_id},
+        row.receipt_token or "",
     )

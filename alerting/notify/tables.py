@@ -13,11 +13,15 @@ from core.db import Base, IdType
 
 class DeliveryStatus(StrEnum):
     """``pending`` → ``sending`` (claimed, with a lease) → ``sent`` (the provider accepted it)
-    or ``failed`` (every attempt failed; the ladder moves on)."""
+    → ``delivered`` (a receipt says it reached the phone) → ``read`` (the person opened it);
+    or ``failed`` (every attempt failed, the provider refused it, or a critical page had no
+    receipt in time; the ladder moves on). A late receipt still marks a failed page delivered."""
 
     PENDING = "pending"
     SENDING = "sending"
     SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
     FAILED = "failed"
 
 
@@ -29,6 +33,9 @@ class DeliveryKind(StrEnum):
     REMINDER = "reminder"
     OUTCOME = "outcome"
 
+
+#: Reached the person (a receipt said so).
+REACHED = (DeliveryStatus.DELIVERED, DeliveryStatus.READ)
 
 #: Deliveries nobody has finished yet: sent again after a restart once their lease ends.
 UNSENT = (DeliveryStatus.PENDING, DeliveryStatus.SENDING)
@@ -61,3 +68,12 @@ class DeliveryRow(Base):
     # The incident as the page carries it (downlink contract), as it was when planned.
     message: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     sent_at_ms: Mapped[int | None] = mapped_column(BigInteger)
+    # The provider's id for the message (Alibaba BizId / CallId, Tencent SerialNo, WeCom
+    # msgid): how a status report finds its delivery.
+    provider_ref: Mapped[str | None] = mapped_column(String(128), index=True)
+    # Proves a read receipt (POST /api/v1/deliveries/{id}/receipt) comes from the page itself.
+    receipt_token: Mapped[str | None] = mapped_column(String(64))
+    delivered_at_ms: Mapped[int | None] = mapped_column(BigInteger)
+    read_at_ms: Mapped[int | None] = mapped_column(BigInteger)
+    # A critical page with no receipt by then counts as not delivered: the ladder moves on.
+    receipt_due_ms: Mapped[int | None] = mapped_column(BigInteger, index=True)

@@ -29,6 +29,11 @@ class ChannelKind(StrEnum):
     WEBHOOK = "webhook"  # generic JSON; address = URL
     WECOM = "wecom"  # WeCom (企业微信) group robot URL
     DINGTALK = "dingtalk"  # DingTalk (钉钉) group robot URL
+    WECOM_APP = "wecom_app"  # WeCom application message (企业微信应用消息); address = WeCom userid
+    # A phone call reading the page (语音通知); address = phone number. Never part of a step's
+    # ordinary fan-out: the escalation rings it for critical fire / SOS incidents still open
+    # after the first step, and as the next channel when a critical page was not delivered.
+    VOICE = "voice"
 
 
 @dataclass(frozen=True, slots=True)
