@@ -20,7 +20,7 @@ from alerting.notify.email import EmailNotifier, SmtpConfig
 from alerting.notify.mqtt import MqttNotifier
 from alerting.notify.sms import SmsNotifier
 from alerting.notify.stages import DeliveryPipeline, RetryPolicy
-from alerting.notify.webhook import WebhookNotifier, dingtalk_markdown, wecom_markdown
+from alerting.notify.webhook import WebhookNotifier, generic_json, wecom_markdown
 from alerting.pipeline import AlertPipeline
 from alerting.routing.directory import ChannelKind
 from alerting.routing.ladder import default_ladders
@@ -40,6 +40,7 @@ from gateway.ingest import Ingest
 from gateway.live import LiveHub
 from gateway.migrations import runner as migrate
 from gateway.mqtt import MqttSession
+from gateway.notifiers import china_notifiers, confirming_channels
 from gateway.quarantine import Quarantine
 from gateway.registry.loader import apply, load_community_yaml
 from gateway.registry.service import Registry
@@ -200,9 +201,17 @@ class Gateway:
             notifiers,
             retry=RetryPolicy(attempts=s.notify.max_attempts),
             instance=s.mqtt.client_id,
+            receipt_timeout_ms=s.notify.receipt_timeout_s * 1000,
+            confirming=confirming_channels(s.notify),
         )
         self.policy = routing_policy(s)
-        self.escalation = EscalationScheduler(self.sessions, self.clock, directory, pipeline)
+        self.escalation = EscalationScheduler(
+            self.sessions,
+            self.clock,
+            directory,
+            pipeline,
+            voice_device_types=frozenset(s.notify.voice_device_types),
+        )
         self.incidents = IncidentService(
             self.sessions,
             self.clock,
@@ -224,16 +233,23 @@ class Gateway:
         n = self.settings.notify
         found: dict[ChannelKind, Notifier] = {
             ChannelKind.APP: MqttNotifier(self._publish_confirmed),
-            ChannelKind.WEBHOOK: WebhookNotifier(self.http),
-            ChannelKind.WECOM: WebhookNotifier(self.http, wecom_markdown),
-            ChannelKind.DINGTALK: WebhookNotifier(self.http, dingtalk_markdown),
+            ChannelKind.WEBHOOK: WebhookNotifier(self.http, generic_json),
+            ChannelKind.WECOM: WebhookNotifier(self.http, wecom_markdown, robot=True),
         }
         if n.sms_gateway_url:
             found[ChannelKind.SMS] = SmsNotifier(self.http, n.sms_gateway_url)
         if n.smtp_host:
             found[ChannelKind.EMAIL] = EmailNotifier(
-                SmtpConfig(host=n.smtp_host, port=n.smtp_port, sender=n.smtp_from)
+                SmtpConfig(
+                    host=n.smtp_host,
+                    port=n.smtp_port,
+                    sender=n.smtp_from,
+                    starttls=n.smtp_starttls,
+                    username=n.smtp_username,
+                    password=n.smtp_password.get_secret_value() if n.smtp_password else None,
+                )
             )
+        found.update(china_notifiers(n, self.http, self.registry, self.clock))
         return found
 
     # -- callbacks between stages --------------------------------------------------------------

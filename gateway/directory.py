@@ -32,10 +32,19 @@ class RegistryDirectory:
         email = wanted.get("email") or None
         if ChannelKind.EMAIL in self._channels and isinstance(email, str):
             found.append(Channel(ChannelKind.EMAIL, email))
-        for kind in (ChannelKind.WEBHOOK, ChannelKind.WECOM, ChannelKind.DINGTALK):
+        for kind in (
+            ChannelKind.WEBHOOK,
+            ChannelKind.WECOM,
+            ChannelKind.DINGTALK,
+            ChannelKind.WECOM_APP,
+        ):
             url = wanted.get(kind.value)
             if kind in self._channels and isinstance(url, str) and url:
                 found.append(Channel(kind, url))
+        # Voice last: only rung when a critical page needs it (see ChannelKind.VOICE).
+        phone = sms if isinstance(sms, str) and sms else p.phone
+        if ChannelKind.VOICE in self._channels and wanted.get("voice", True) and phone:
+            found.append(Channel(ChannelKind.VOICE, phone))
         return Recipient(p.id, p.name, tuple(found))
 
     def _many(self, people: Iterable[PersonInfo]) -> tuple[Recipient, ...]:
@@ -61,9 +70,10 @@ class RegistryDirectory:
             phone = str(c.get("phone", ""))
             if phone and ChannelKind.SMS in self._channels:
                 name = f"{c.get('name', '')}({c.get('relation', '')})"
-                found.append(
-                    Recipient(f"{household_id}#family{i}", name, (Channel(ChannelKind.SMS, phone),))
-                )
+                channels = [Channel(ChannelKind.SMS, phone)]
+                if ChannelKind.VOICE in self._channels:
+                    channels.append(Channel(ChannelKind.VOICE, phone))
+                found.append(Recipient(f"{household_id}#family{i}", name, tuple(channels)))
         return tuple(found)
 
     async def person(self, person_id: str) -> Recipient | None:

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from alerting.notify.templates import PAGED_SEVERITIES, Templates, missing_templates
 from gateway.storage.config import TimeSeriesSettings
 
 
@@ -109,12 +110,103 @@ class AlertingSettings(Section):
     escalation: EscalationDefaults = EscalationDefaults()
 
 
+class ProviderTemplates(Section):
+    """Templates approved by the provider, by the severity of the incident (every paged
+    severity needs one: checked at start-up); ``reminder`` / ``outcome`` are optional."""
+
+    templates: dict[str, str] = {}
+    reminder_template: str | None = None
+    outcome_template: str | None = None
+
+    @model_validator(mode="after")
+    def _every_severity(self) -> ProviderTemplates:
+        if missing := missing_templates(self.templates):
+            raise ValueError(
+                f"templates: no template for severity {', '.join(missing)} (each of "
+                f"{', '.join(PAGED_SEVERITIES)} needs the id of a template the provider approved)"
+            )
+        return self
+
+    def chosen(self) -> Templates:
+        by_kind = {
+            k: v
+            for k, v in (("reminder", self.reminder_template), ("outcome", self.outcome_template))
+            if v
+        }
+        return Templates(dict(self.templates), by_kind)
+
+
+class AliyunSmsSettings(ProviderTemplates):
+    """Alibaba Cloud SMS (SendSms); ``templates`` are SMS_… template codes."""
+
+    access_key_id: str
+    access_key_secret: SecretStr
+    sign_name: str
+    endpoint: str = "dysmsapi.aliyuncs.com"
+    protocol: Literal["https", "http"] = "https"  # http only for a test server
+
+
+class AliyunVoiceSettings(ProviderTemplates):
+    """Alibaba Cloud voice notification (SingleCallByTts); ``templates`` are TTS_… codes."""
+
+    access_key_id: str
+    access_key_secret: SecretStr
+    called_show_number: str  # the number the phone shows, bought with the voice service
+    endpoint: str = "dyvmsapi.aliyuncs.com"
+    protocol: Literal["https", "http"] = "https"
+    play_times: int = Field(3, ge=1, le=3)
+
+
+class TencentSmsSettings(ProviderTemplates):
+    """Tencent Cloud SMS (SendSms 2021-01-11); ``templates`` are numeric template ids."""
+
+    secret_id: str
+    secret_key: SecretStr
+    sdk_app_id: str
+    sign_name: str
+    region: str = "ap-guangzhou"
+    endpoint: str = "sms.tencentcloudapi.com"
+    scheme: Literal["https", "http"] = "https"
+
+
+class WecomAppSettings(Section):
+    corp_id: str
+    corp_secret: SecretStr
+    agent_id: int
+    base_url: str = "https://qyapi.weixin.qq.com"
+
+
 class NotifySettings(Section):
     sms_gateway_url: str | None = None
     smtp_host: str | None = None
     smtp_port: int = 25
     smtp_from: str = "safety-gateway@localhost"
+    smtp_starttls: bool = True
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
     max_attempts: int = Field(4, ge=1)
+    # SMS goes through one of these when set (instead of sms_gateway_url).
+    aliyun_sms: AliyunSmsSettings | None = None
+    tencent_sms: TencentSmsSettings | None = None
+    aliyun_voice: AliyunVoiceSettings | None = None
+    wecom_app: WecomAppSettings | None = None
+    # DingTalk robots with 加签 security: the robot's access_token -> its secret.
+    dingtalk_secrets: dict[str, SecretStr] = {}
+    # A critical page on SMS or voice not confirmed delivered by a receipt within this time
+    # counts as not delivered: the person's next channel, then the next person, at once.
+    receipt_timeout_s: int = Field(60, ge=5)
+    # The secret in the providers' status-report callback URLs
+    # (/api/v1/receipts/{provider}/{receipt_secret}); none = status reports are refused.
+    receipt_secret: SecretStr | None = None
+    # Critical incidents of these device types ring a phone (voice) after the first step.
+    voice_device_types: list[str] = ["smoke", "sos"]
+
+    @model_validator(mode="after")
+    def _one_sms_provider(self) -> NotifySettings:
+        chosen = [n for n in ("aliyun_sms", "tencent_sms", "sms_gateway_url") if getattr(self, n)]
+        if len(chosen) > 1:
+            raise ValueError(f"SMS can go through one provider only; set one of {', '.join(chosen)}")
+        return self
 
 
 DEFAULT_SECRET_KEY = "change-me"  # noqa: S105 - the placeholder production refuses

@@ -112,9 +112,12 @@ class DeliveryPipeline:
         With ``claim`` — the first step of an incident opened in this same transaction — no
         row of the step can exist yet, so none is looked up, and the rows are written already
         claimed by this process (leased), to go out the moment the transaction commits.
+
+        Every channel of each person but voice, or with ``only`` that one channel (voice calls
+        are planned on their own, see :class:`~alerting.routing.directory.ChannelKind`).
         """
         lease = now_ms + self._lease_ms if claim else None
-        wanted = self._rows(incident_id, message, step, kind, paged, now_ms, text, lease)
+        wanted = self._rows(incident_id, message, step, kind, paged, now_ms, text, lease, only)
         if claim or not wanted:
             session.add_all(wanted.values())
             await session.flush()
@@ -129,6 +132,9 @@ class DeliveryPipeline:
                 rows[key] = row
         await session.flush()
         return [r for r in rows.values() if r.status in UNSENT]
+
+    def can_send(self, kind: ChannelKind) -> bool:
+        return kind in self._notifiers
 
     @staticmethod
     def deliveries(rows: Iterable[DeliveryRow]) -> list[Delivery]:

@@ -122,6 +122,10 @@ class Channels(_Spec):
     sms: Annotated[str, StringConstraints(pattern=r"^\+?[0-9]{5,20}$")] | None = None
     webhook: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")] | None = None
     email: Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
+    wecom: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")] | None = None  # robot
+    dingtalk: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")] | None = None  # robot
+    wecom_app: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")] | None = None
+    voice: bool = True  # critical fire / SOS pages ring the SMS number (or phone)
 
 
 class PersonSpec(_Spec):
