@@ -21,6 +21,7 @@ from api.incident_view import publish_incident
 from api.login_guard import LoginFloodGate, LoginGuard
 from api.routes import (
     auth,
+    deliveries,
     devices,
     health,
     incidents,
@@ -88,6 +89,7 @@ def create_app(services: ApiServices) -> FastAPI:
         stats,
         reports,
         live,
+        deliveries,
     ):
         app.include_router(module.router, prefix=PREFIX)
     app.include_router(health.router)

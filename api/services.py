@@ -103,3 +103,7 @@ class ApiServices:
     # Registers a listener for every incident change the alert path makes (the live board);
     # None when nothing but the API changes incidents (tests).
     listen_incidents: Callable[[Callable[[IncidentChange], None]], None] | None = None
+    # The secret in the providers' status-report URLs; None = status reports are refused.
+    receipt_secret: str | None = None
+    # Wakes the escalation loop (a "not delivered" report is acted on at once).
+    poke_escalation: Callable[[], None] | None = None

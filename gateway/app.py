@@ -396,6 +396,10 @@ class Gateway:
             registry=self.registry,
             route_tester=partial(route_test, self.directory, policy=self.policy),
             device_status=self.status.get,
+            receipt_secret=(
+                n.receipt_secret.get_secret_value() if (n := self.settings.notify).receipt_secret else None
+            ),
+            poke_escalation=self.escalation.poke,
         )
 
 
