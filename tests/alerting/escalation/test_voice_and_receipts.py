@@ -19,7 +19,15 @@ from alerting.notify.stages import DeliveryPipeline
 from alerting.notify.templates import Templates
 from alerting.routing.directory import Channel, ChannelKind, InMemoryDirectory
 from core.clock import ManualClock
-from tests.alerting.incidents.incident_support import MIN, T0, ctx, directory, no_sleep, open_db, transition
+from tests.alerting.incidents.incident_support import (
+    MIN,
+    T0,
+    ctx,
+    directory,
+    no_sleep,
+    open_db,
+    transition,
+)
 from tests.alerting.notify.providers import Aliyun, ProviderServer, serve
 
 SMS = {"critical": "SMS_1", "major": "SMS_2", "minor": "SMS_3"}

@@ -20,7 +20,14 @@ from alerting.notify.templates import Templates
 from alerting.notify.tencent import TencentSmsAccount, TencentSmsNotifier
 from alerting.routing.directory import ChannelKind
 from core.clock import ManualClock
-from tests.alerting.incidents.incident_support import T0, ctx, directory, no_sleep, open_db, transition
+from tests.alerting.incidents.incident_support import (
+    T0,
+    ctx,
+    directory,
+    no_sleep,
+    open_db,
+    transition,
+)
 from tests.alerting.notify.providers import Aliyun, ProviderServer, Tencent, serve
 
 ALI_TEMPLATES = {"critical": "SMS_900001", "major": "SMS_900002", "minor": "SMS_900003"}

@@ -21,7 +21,14 @@ from alerting.notify.webhook import dingtalk, wecom
 from alerting.notify.wecom_app import WecomApp, WecomAppNotifier
 from alerting.routing.directory import ChannelKind
 from core.clock import ManualClock
-from tests.alerting.incidents.incident_support import T0, ctx, directory, no_sleep, open_db, transition
+from tests.alerting.incidents.incident_support import (
+    T0,
+    ctx,
+    directory,
+    no_sleep,
+    open_db,
+    transition,
+)
 from tests.alerting.notify.providers import ProviderServer, Robot, WeCom, serve
 
 PEOPLE = {"gw1", "bk1", "bl1", "duty1", "duty2", "sec1", "fam1"}

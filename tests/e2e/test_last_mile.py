@@ -1,0 +1,143 @@
+"""The last mile through a real broker and gateway: a smoke alarm becomes an Alibaba SMS
+(signature checked by the provider's stand-in) and an email a real SMTP server (aiosmtpd)
+receives; Alibaba's status report comes back through the gateway's HTTP API and the
+incident's deliveries say who was paged on which channel and that the SMS arrived."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import json
+import time
+from collections.abc import Iterator
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+
+from tests.alerting.notify.providers import Aliyun, ProviderServer, serve
+from tests.conftest import E2E_COMMUNITY
+from tests.e2e.test_alarm_path import publish, wait_until
+from tests.services import Mosquitto, free_port
+
+TEMPLATES = {"critical": "SMS_500001", "major": "SMS_500002", "minor": "SMS_500003"}
+VARS = {"severity", "title", "location", "time", "incident"}
+RECEIPT_SECRET = "receipts-" + "x" * 32
+BOARD_TOKEN = "board-token-" + "y" * 32
+
+
+class Inbox:
+    """What the SMTP server received: (envelope recipients, parsed message)."""
+
+    def __init__(self) -> None:
+        self.mail: list[tuple[list[str], Message]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.mail.append((list(envelope.rcpt_tos), email.message_from_bytes(envelope.content)))
+        return "250 Message accepted for delivery"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Inbox, int]]:
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield inbox, port
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def aliyun() -> Iterator[tuple[Aliyun, ProviderServer]]:
+    provider = Aliyun(templates={code: VARS for code in TEMPLATES.values()})
+    with serve(provider.handle) as server:
+        yield provider, server
+
+
+def community_with_email(tmp_path: Path) -> Path:
+    text = E2E_COMMUNITY.read_text(encoding="utf-8").replace(
+        "channels: {mqtt: true, sms: '13800000001'}",
+        "channels: {mqtt: true, sms: '13800000001', email: worker-a@example.org}",
+    )
+    path = tmp_path / "community.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def notify_settings(server: ProviderServer, provider: Aliyun, smtp_port: int) -> dict[str, Any]:
+    return {
+        "smtp_host": "127.0.0.1",
+        "smtp_port": smtp_port,
+        "smtp_starttls": False,
+        "smtp_from": "safety@example.org",
+        "receipt_secret": RECEIPT_SECRET,
+        "aliyun_sms": {
+            "access_key_id": provider.access_key_id,
+            "access_key_secret": provider.access_key_secret,
+            "sign_name": "阳光社区",
+            "endpoint": server.host,
+            "protocol": "http",
+            "templates": TEMPLATES,
+        },
+    }
+
+
+async def test_alarm_reaches_sms_and_email_and_the_status_report_marks_it_delivered(
+    start_gateway,  # type: ignore[no-untyped-def]
+    mosquitto: Mosquitto,
+    tmp_path: Path,
+    smtp: tuple[Inbox, int],
+    aliyun: tuple[Aliyun, ProviderServer],
+) -> None:
+    inbox, smtp_port = smtp
+    provider, server = aliyun
+    gateway = await start_gateway(
+        community_file=community_with_email(tmp_path),
+        notify=notify_settings(server, provider, smtp_port),
+        api={"port": 0, "service_tokens": {"board": BOARD_TOKEN}},
+    )
+    await publish(
+        mosquitto.port,
+        "safety/demo/smoke/SD-0001/event",
+        {"ts": int(time.time() * 1000), "seq": 900, "event": "alarm"},
+    )
+    await asyncio.to_thread(server.wait_for, 1, 15)
+    [sms] = server.accepted()
+    assert (sms.query["PhoneNumbers"], sms.query["TemplateCode"]) == ("13800000001", "SMS_500001")
+    assert json.loads(sms.query["TemplateParam"])["severity"] == "紧急"
+    await wait_until(lambda: len(inbox.mail) == 1)
+    [(to, mail)] = inbox.mail
+    assert to == ["worker-a@example.org"]
+    assert mail["From"] == "safety@example.org"
+    assert "【紧急】" in str(email.header.make_header(email.header.decode_header(mail["Subject"])))
+    body = mail.get_payload(decode=True).decode()  # type: ignore[union-attr]
+    assert "1号楼1单元101室" in body
+
+    base = f"http://127.0.0.1:{gateway.api_port}/api/v1"
+    auth = {"Authorization": f"Bearer {BOARD_TOKEN}"}
+    report = [{
+        "phone_number": "13800000001", "send_time": "2026-12-02 03:00:01",
+        "report_time": "2026-12-02 03:00:04", "success": True, "err_code": "DELIVERED",
+        "err_msg": "用户接收成功", "sms_size": "1", "biz_id": sms.answer["BizId"],
+        "out_id": sms.query["OutId"],
+    }]
+    async with httpx.AsyncClient(timeout=10) as client:
+        wrong = await client.post(f"{base}/receipts/aliyun-sms/not-the-secret", json=report)
+        assert wrong.status_code == 404
+        ok = await client.post(f"{base}/receipts/aliyun-sms/{RECEIPT_SECRET}", json=report)
+        assert (ok.status_code, ok.json()) == (200, {"code": 0, "msg": "成功"})
+        incidents = (await client.get(f"{base}/incidents", headers=auth)).json()["data"]
+        [incident] = incidents
+        listed = (await client.get(f"{base}/incidents/{incident['id']}/deliveries", headers=auth)).json()
+    states = {(d["person_id"], d["channel"]): d["status"] for d in listed["data"]}
+    assert states[("worker-a", "sms")] == "delivered"
+    assert states[("worker-a", "email")] == "sent"
+    assert states[("worker-a", "app")] == "sent"
+    worker_sms = next(d for d in listed["data"] if d["channel"] == "sms")
+    assert worker_sms["person_name"] == "网格员甲"
+    assert worker_sms["delivered_at_ms"] is not None
