@@ -169,3 +169,26 @@ async def test_critical_sms_without_receipt_calls_the_person_then_moves_to_the_n
         await apply_reports(sm, [Receipt(first_call.provider_ref or "", True)], T0 + 70_000)
         detail = await service.get(change.incident_id)
         assert next(d for d in detail.deliveries if d.id == first_call.id).status == "delivered"
+
+
+async def test_a_report_saying_not_delivered_calls_at_once_without_waiting_for_the_timeout(
+    sqlite_url: str, aliyun: tuple[Aliyun, ProviderServer]
+) -> None:
+    provider, server = aliyun
+    async with open_db(sqlite_url) as sm:
+        clock = ManualClock(T0)
+        service, scheduler = stack(sm, server, provider, clock, 60_000)
+        c = ctx()
+        change = await service.apply(transition("smoke.alarm", c, T0), c)
+        assert change is not None
+        await scheduler.due(T0)
+        gw1 = next(s for s in server.accepted() if s.query["PhoneNumbers"] == PHONES["gw1"])
+        report = [{"phone_number": PHONES["gw1"], "success": False, "err_code": "MK:0001",
+                   "err_msg": "用户关机", "biz_id": gw1.answer["BizId"]}]
+        await apply_reports(sm, aliyun_sms(report), T0 + 4_000)
+        clock.set(T0 + 5_000)
+        await scheduler.due(T0 + 5_000)  # the next tick, 55 s before the receipt timeout
+        assert calls(server) == [PHONES["gw1"]]
+        detail = await service.get(change.incident_id)
+        [undelivered] = [e for e in detail.events if e.kind == "undelivered"]
+        assert "MK:0001 用户关机" in undelivered.note
