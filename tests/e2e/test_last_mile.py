@@ -141,3 +141,47 @@ async def test_alarm_reaches_sms_and_email_and_the_status_report_marks_it_delive
     worker_sms = next(d for d in listed["data"] if d["channel"] == "sms")
     assert worker_sms["person_name"] == "网格员甲"
     assert worker_sms["delivered_at_ms"] is not None
+
+
+async def test_unacknowledged_sos_rings_the_workers_and_the_familys_phones(
+    start_gateway,  # type: ignore[no-untyped-def]
+    mosquitto: Mosquitto,
+    aliyun: tuple[Aliyun, ProviderServer],
+) -> None:
+    provider, server = aliyun
+    tts = {"critical": "TTS_100001", "major": "TTS_100002", "minor": "TTS_100003"}
+    provider.templates.update({code: VARS for code in tts.values()})
+    notify = notify_settings(server, provider, free_port())
+    del notify["smtp_host"]
+    notify["aliyun_voice"] = {
+        "access_key_id": provider.access_key_id,
+        "access_key_secret": provider.access_key_secret,
+        "called_show_number": "057188880000",
+        "endpoint": server.host,
+        "protocol": "http",
+        "templates": tts,
+    }
+    await start_gateway(
+        notify=notify,
+        alerting={"startup_grace_s": 0, "tick_interval_ms": 100, "escalation": {"critical_ack_s": 2}},
+    )
+    await publish(
+        mosquitto.port,
+        "safety/demo/sos/SOS-0007/event",
+        {"ts": int(time.time() * 1000), "seq": 77, "event": "button_pressed"},
+    )
+
+    def by(action: str) -> list[str]:
+        return sorted(
+            s.query.get("PhoneNumbers") or s.query["CalledNumber"]
+            for s in server.accepted()
+            if s.headers["x-acs-action"] == action
+        )
+
+    await wait_until(lambda: len(by("SendSms")) >= 2)
+    assert by("SendSms") == ["13800000001", "13900000001"]  # the grid worker and the son
+    assert by("SingleCallByTts") == []  # not before the first step's deadline
+    await wait_until(lambda: len(by("SingleCallByTts")) >= 2, timeout=20)
+    assert by("SingleCallByTts") == ["13800000001", "13900000001"]
+    call = next(s for s in server.accepted() if s.headers["x-acs-action"] == "SingleCallByTts")
+    assert (call.query["TtsCode"], call.query["CalledShowNumber"]) == ("TTS_100001", "057188880000")
