@@ -68,8 +68,11 @@ def china_notifiers(
 
 def confirming_channels(n: NotifySettings) -> frozenset[ChannelKind]:
     """Channels whose provider reports delivery (status report / call result callbacks): a
-    critical page on them must be confirmed in time."""
-    found = set()
+    critical page on them must be confirmed in time. None without ``receipt_secret``: with the
+    callbacks refused no report could ever come, and every critical page would look lost."""
+    found: set[ChannelKind] = set()
+    if n.receipt_secret is None:
+        return frozenset()
     if n.aliyun_sms is not None or n.tencent_sms is not None:
         found.add(ChannelKind.SMS)
     if n.aliyun_voice is not None:

@@ -194,6 +194,7 @@ class NotifySettings(Section):
     dingtalk_secrets: dict[str, SecretStr] = {}
     # A critical page on SMS or voice not confirmed delivered by a receipt within this time
     # counts as not delivered: the person's next channel, then the next person, at once.
+    # Only with receipt_secret set (the providers' reports come in through it).
     receipt_timeout_s: int = Field(60, ge=5)
     # The secret in the providers' status-report callback URLs
     # (/api/v1/receipts/{provider}/{receipt_secret}); none = status reports are refused.

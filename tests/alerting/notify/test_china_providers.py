@@ -15,6 +15,8 @@ from alerting.incidents.views import DeliveryView
 from alerting.models import Severity
 from alerting.notify.aliyun import AliyunAccount, AliyunSmsNotifier
 from alerting.notify.base import Notifier
+from alerting.notify.receipts import apply_reports
+from alerting.notify.receipts import tencent_sms as tencent_receipts
 from alerting.notify.stages import DeliveryPipeline
 from alerting.notify.templates import Templates
 from alerting.notify.tencent import TencentSmsAccount, TencentSmsNotifier
@@ -163,3 +165,27 @@ async def test_tencent_server_rejects_a_bad_signature(
     gw1 = next(d for d in deliveries if d.person_id == "gw1")
     assert gw1.status == "failed"
     assert "AuthFailure.SignatureFailure" in (gw1.last_error or "")
+
+
+async def test_tencent_status_callback_marks_the_sms_delivered(
+    sqlite_url: str, tencent: tuple[Tencent, ProviderServer]
+) -> None:
+    provider, server = tencent
+    async with open_db(sqlite_url) as sm:
+        clock = ManualClock(T0)
+        pipeline = DeliveryPipeline(sm, clock, {ChannelKind.SMS: tencent_sms(server, provider)}, sleep=no_sleep)
+        scheduler = EscalationScheduler(sm, clock, directory(kinds=(ChannelKind.SMS,)), pipeline)
+        service = IncidentService(sm, clock)
+        c = ctx("GATE-1", "gate")
+        change = await service.apply(transition("gate.door_forced", c, T0, severity=Severity.MAJOR), c)
+        assert change is not None
+        await scheduler.due(T0)
+        [req] = server.accepted()
+        serial = req.answer["Response"]["SendStatusSet"][0]["SerialNo"]
+        # Tencent's status callback body (短信下发状态通知)
+        callback = [{"user_receive_time": "2026-12-02 03:00:04", "nationcode": "86",
+                     "mobile": "13800000000", "report_status": "SUCCESS", "errmsg": "DELIVRD",
+                     "description": "用户短信送达成功", "sid": serial}]
+        assert await apply_reports(sm, tencent_receipts(callback), T0 + 4_000) == 1
+        [d] = (await service.get(change.incident_id)).deliveries
+        assert (d.status, d.delivered_at_ms) == ("delivered", T0 + 4_000)
