@@ -8,6 +8,7 @@ import httpx
 from alerting.notify.aliyun import AliyunAccount, AliyunSmsNotifier, AliyunVoiceNotifier
 from alerting.notify.base import Notifier
 from alerting.notify.dingtalk import DingTalkNotifier
+from alerting.notify.templates import Templates
 from alerting.notify.tencent import TencentSmsAccount, TencentSmsNotifier
 from alerting.notify.wecom_app import WecomApp, WecomAppNotifier
 from alerting.routing.directory import ChannelKind
@@ -38,7 +39,7 @@ def china_notifiers(
         account = AliyunAccount(
             a.access_key_id, a.access_key_secret.get_secret_value(), a.endpoint, a.protocol
         )
-        found[ChannelKind.SMS] = AliyunSmsNotifier(account, a.sign_name, a.chosen())
+        found[ChannelKind.SMS] = AliyunSmsNotifier(account, a.sign_name, Templates(a.templates, a.by_kind()))
     if (t := n.tencent_sms) is not None:
         found[ChannelKind.SMS] = TencentSmsNotifier(
             TencentSmsAccount(
@@ -50,14 +51,14 @@ def china_notifiers(
                 scheme=t.scheme,
             ),
             t.sign_name,
-            t.chosen(),
+            Templates(t.templates, t.by_kind()),
         )
     if (v := n.aliyun_voice) is not None:
         account = AliyunAccount(
             v.access_key_id, v.access_key_secret.get_secret_value(), v.endpoint, v.protocol
         )
         found[ChannelKind.VOICE] = AliyunVoiceNotifier(
-            account, v.called_show_number, v.chosen(), play_times=v.play_times
+            account, v.called_show_number, Templates(v.templates, v.by_kind()), play_times=v.play_times
         )
     if (w := n.wecom_app) is not None:
         found[ChannelKind.WECOM_APP] = WecomAppNotifier(

@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from alerting.notify.templates import PAGED_SEVERITIES, Templates, missing_templates
+from alerting.notify.template_check import PAGED_SEVERITIES, missing_templates
 from gateway.storage.config import TimeSeriesSettings
 
 
@@ -127,13 +127,13 @@ class ProviderTemplates(Section):
             )
         return self
 
-    def chosen(self) -> Templates:
-        by_kind = {
+    def by_kind(self) -> dict[str, str]:
+        """The optional templates of reminders and outcomes, by delivery kind."""
+        return {
             k: v
             for k, v in (("reminder", self.reminder_template), ("outcome", self.outcome_template))
             if v
         }
-        return Templates(dict(self.templates), by_kind)
 
 
 class AliyunSmsSettings(ProviderTemplates):

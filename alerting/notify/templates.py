@@ -14,18 +14,14 @@ from datetime import UTC, datetime
 
 from alerting.notify.base import CST, SEVERITY_ZH, Delivery, DeliveryError
 from alerting.notify.tables import DeliveryKind
+from alerting.notify.template_check import PAGED_SEVERITIES, missing_templates
 
-#: The severities a ladder pages (``info`` never pages): each needs a template.
-PAGED_SEVERITIES = ("critical", "major", "minor")
+__all__ = ["PAGED_SEVERITIES", "Templates", "missing_templates", "ordered_params", "params"]
+
 #: Template variables, in the order Tencent's numbered ``{1}``…``{5}`` take them.
 PARAM_ORDER = ("severity", "title", "location", "time", "incident")
 # Alibaba rejects a variable longer than 35 characters in a notification template.
 MAX_PARAM_CHARS = 35
-
-
-def missing_templates(templates: Mapping[str, str]) -> list[str]:
-    """The paged severities ``templates`` has no template for (the start-up check)."""
-    return [s for s in PAGED_SEVERITIES if not templates.get(s)]
 
 
 @dataclass(frozen=True, slots=True)
