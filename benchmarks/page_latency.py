@@ -25,6 +25,7 @@ from pathlib import Path
 import paho.mqtt.client as paho
 import yaml
 from _stack import MONITOR_TOKEN, Stack, bench_community
+from alarm_latency import Listener
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.alerting.notify.providers import Aliyun, serve
@@ -71,6 +72,16 @@ def incidents_by_device(stack: Stack) -> dict[int, str]:
         return {i["id"]: i["device_id"] for i in json.loads(r.read())["data"]}
 
 
+def report(name: str, lat: list[float], alarms: int) -> None:
+    n = len(lat)
+    if not n:
+        print(f"{name}: nothing measured")
+        return
+    pct = lambda q: lat[max(0, math.ceil(q * n) - 1)]  # noqa: E731  (nearest rank)
+    print(f"{name}: n={n} of {alarms}  p50 {pct(0.5):.1f} ms  p90 {pct(0.9):.1f} ms  "
+          f"p99 {pct(0.99):.1f} ms  max {lat[-1]:.1f} ms")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--alarms", type=int, default=100)
@@ -90,6 +101,7 @@ def main() -> None:
                 "templates": TEMPLATES,
             }
         })
+        listener = Listener(stack.mosquitto.port)  # the same alarms' app pages, for comparison
         try:
             time.sleep(2)
             pub = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"page-pub-{time.time_ns()}")
@@ -114,14 +126,14 @@ def main() -> None:
                 device = devices.get(int(json.loads(s.query["TemplateParam"])["incident"]))
                 if device is not None and device not in first:
                     first[device] = s.at
-            lat = sorted((first[d] - sent[d]) * 1000 for d in sent if d in first)
+            sms = sorted((first[d] - sent[d]) * 1000 for d in sent if d in first)
+            app = sorted((listener.first[d] - sent[d]) * 1000 for d in sent if d in listener.first)
             refused = len(server.seen) - len(server.accepted())
-            n = len(lat)
-            pct = lambda q: lat[max(0, math.ceil(q * n) - 1)]  # noqa: E731
-            print(f"alarm → SendSms at the provider: n={n} of {args.alarms}  p50 {pct(0.5):.1f} ms  "
-                  f"p90 {pct(0.9):.1f} ms  p99 {pct(0.99):.1f} ms  max {lat[-1]:.1f} ms")
+            report("alarm → SendSms at the provider", sms, args.alarms)
+            report("alarm → worker's app page (MQTT)", app, args.alarms)
             print(f"  SMS requests accepted {len(server.accepted())}, refused {refused}")
         finally:
+            listener.stop()
             stack.stop_gateway()
             stack.mosquitto.stop()
 
