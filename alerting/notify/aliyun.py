@@ -24,7 +24,7 @@ from alerting.notify.base import Delivery, DeliveryError
 from alerting.notify.templates import Templates, params
 
 # Flow control passes within minutes; a retry (with backoff) may get through.
-RETRYABLE_CODES = frozenset({"isp.SYSTEM_ERROR", "Throttling.User", "isp.RAM_PERMISSION_DENY"})
+RETRYABLE_CODES = frozenset({"isp.SYSTEM_ERROR", "Throttling.User", "ServiceUnavailable"})
 
 
 @dataclass(frozen=True, slots=True)
