@@ -108,8 +108,12 @@ async def incident_views(
         )
     ).all()
     deadlines = services.config.ack_deadline_s
+    rules = services.rules.rules.by_id
     return [
-        IncidentPublic.model_validate(r).with_situation(events, deliveries, deadlines) for r in rows
+        IncidentPublic.model_validate(r).with_situation(
+            events, deliveries, deadlines, getattr(rules.get(r.rule_id), "title_en", None)
+        )
+        for r in rows
     ]
 
 

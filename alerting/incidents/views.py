@@ -92,6 +92,7 @@ class IncidentView(BaseModel):
     reading_ts_ms: int | None
     reading_seq: int | None
     # The situation around it (see :func:`with_situation`; defaults when only the row is read).
+    title_en: str | None = None  # the rule's English title, for the English screens
     ack_deadline_ms: int | None = None  # when it should be acknowledged by (None: no deadline)
     escalations: int = 0  # ladder steps paged after the first one
     arrived_at_ms: int | None = None  # the first 到场 (on site)
@@ -107,6 +108,7 @@ class IncidentView(BaseModel):
         events: Iterable[IncidentEventRow],
         deliveries: Iterable[DeliveryRow],
         ack_deadline_s: Mapping[str, int],
+        title_en: str | None = None,
     ) -> Self:
         """This view with its deadline, escalations, arrival and who was paged, from its
         timeline events and deliveries (either may hold other incidents' rows too)."""
@@ -120,6 +122,7 @@ class IncidentView(BaseModel):
         )
         return self.model_copy(
             update={
+                "title_en": title_en,
                 "ack_deadline_ms": self.opened_at_ms + deadline * 1000 if deadline > 0 else None,
                 "escalations": sum(e.kind == "escalated" for e in mine),
                 "arrived_at_ms": arrived.at_ms if arrived else None,

@@ -66,6 +66,7 @@ async def test_incident_carries_its_deadline_and_arrival(client, login, env, clo
     assert body["ack_deadline_ms"] == body["opened_at_ms"] + 120_000
     assert body["arrived_at_ms"] is None
     assert body["escalations"] == 0
+    assert body["title_en"] == "Smoke alarm"  # the English screens' title
     clock.advance(30_000)
     arrived = (await client.post(f"{V1}/incidents/{incident}/arrive", headers=worker)).json()
     assert arrived["arrived_at_ms"] == clock.now_ms()
