@@ -28,7 +28,7 @@ const I18N = {
     unacked_short: "待确认", open_short: "未结", online: "在线", devices_n: "{n} 台设备",
     no_report_access: "无权查看台账：台账只对书记、值班员和管理员开放。",
     load_failed: "加载失败：{e}", empty_month: "本月没有记录",
-    d_s: "{s}秒", d_m: "{m}分钟", d_hm: "{h}小时{m}分钟", d_dh: "{d}天{h}小时",
+    d_s: "{s}秒", d_ms: "{m}分{s}秒", d_m: "{m}分钟", d_hm: "{h}小时{m}分钟", d_dh: "{d}天{h}小时",
     role_grid_worker: "网格员", role_backup_worker: "后备网格员", role_building_leader: "楼栋长",
     role_duty_staff: "值班员", role_secretary: "书记", role_family: "家属", role_admin: "管理员",
     ev_opened: "报警触发", ev_repeated: "再次报警", ev_notified: "已通知", ev_escalated: "升级通知",
@@ -71,7 +71,7 @@ const I18N = {
     unacked_short: "unacknowledged", open_short: "open", online: "online", devices_n: "{n} devices",
     no_report_access: "You may not view the ledger: it is open to the secretary, duty staff and admins.",
     load_failed: "Could not load: {e}", empty_month: "Nothing recorded this month",
-    d_s: "{s} s", d_m: "{m} min", d_hm: "{h} h {m} min", d_dh: "{d} d {h} h",
+    d_s: "{s} s", d_ms: "{m} min {s} s", d_m: "{m} min", d_hm: "{h} h {m} min", d_dh: "{d} d {h} h",
     role_grid_worker: "grid worker", role_backup_worker: "backup worker",
     role_building_leader: "building leader", role_duty_staff: "duty staff",
     role_secretary: "secretary", role_family: "family", role_admin: "admin",
@@ -122,11 +122,13 @@ const App = {
     return `UTC${m < 0 ? "-" : "+"}${Math.floor(abs / 60)}${abs % 60 ? `:${String(abs % 60).padStart(2, "0")}` : ""}`;
   },
 
-  // A span of time as people say it: 45秒, 12分钟, 1小时5分钟, 2天3小时.
+  // A span of time as people say it: 45秒, 1分54秒 (to the second under 10 minutes), 12分钟,
+  // 1小时5分钟, 2天3小时.
   duration(ms) {
     const s = Math.max(0, Math.floor(ms / 1000));
     if (s < 60) return App.t("d_s", { s });
     const m = Math.floor(s / 60);
+    if (m < 10) return App.t("d_ms", { m, s: s % 60 });
     if (m < 60) return App.t("d_m", { m });
     const h = Math.floor(m / 60);
     if (h < 24) return App.t("d_hm", { h, m: m % 60 });

@@ -12,6 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import aiomqtt
+import httpx
 import pytest
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
@@ -61,6 +62,7 @@ async def _opened_at(gateway: Gateway, incident_id: int) -> str:
 
 async def _login(browser: Browser, url: str, user: str, viewport: dict) -> Page:
     context = await browser.new_context(viewport=viewport, locale="zh-CN", timezone_id=BROWSER_ZONE)
+    await context.clock.install()  # runs at real speed until a test jumps ahead
     page = await context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -87,6 +89,26 @@ async def test_board_and_worker_view_read_as_people_need(
     minor = await _raise(gateway, mosquitto, MINOR_DEVICE, {"event": "low_battery"})
     await asyncio.sleep(1.1)
     sos = await _raise(gateway, mosquitto, SOS_DEVICE, {"event": "button_pressed"})
+
+    # 10. the read model: every person the first step paged (the family too), and how it went
+    async with httpx.AsyncClient(base_url=server_url) as api:
+        token = (
+            await api.post(
+                "/api/v1/auth/login", data={"username": "duty-sun", "password": DEMO_PASSWORD}
+            )
+        ).json()["access_token"]
+        for _ in range(100):
+            detail = (
+                await api.get(
+                    f"/api/v1/incidents/{sos}", headers={"Authorization": f"Bearer {token}"}
+                )
+            ).json()["incident"]
+            paged = {p["name"]: p["delivery"] for p in detail["paged"]}
+            if "sending" not in paged.values():
+                break
+            await asyncio.sleep(0.1)
+    assert paged["何红(儿子)"] == "no_channel"  # the demo has no SMS gateway
+    assert paged["张敏"] == "delivered"  # the worker's app, through the broker
 
     board = await _login(browser, f"{server_url}/board/", "duty-sun", DESKTOP)
     card = board.locator(f'li.incident[data-id="{sos}"]')
@@ -166,6 +188,15 @@ async def test_board_and_worker_view_read_as_people_need(
     await expect(mine.locator("button.resolve")).to_be_visible()
     await expect(board.locator(f'li.incident[data-id="{sos}"]')).to_contain_text("已到场")
     await _shots(worker, artifacts, "screens-worker")
+
+    # 4. past its deadline an unacknowledged incident says by how much, in red
+    late = board.locator(f'li.incident[data-id="{minor}"] .deadline')
+    await expect(late).to_contain_text("确认倒计时")
+    await board.clock.fast_forward(25 * 3600 * 1000)  # the minor deadline is 24 h
+    await expect(late).to_have_class("deadline overdue")
+    await expect(late).to_contain_text("已超时 1小时")
+    await board.set_viewport_size(DESKTOP)
+    await board.screenshot(path=str(artifacts / "screens-board-overdue.png"), full_page=True)
 
     for page in (board, worker):
         assert page.errors == []  # type: ignore[attr-defined]
