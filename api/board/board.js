@@ -13,7 +13,10 @@ const Board = {
     document.getElementById("who").textContent = person.name;
     Board.dispatcher = ["admin", "secretary", "duty_staff"].includes(person.role);
     document.getElementById("mute").addEventListener("click", Board.toggleMute);
-    document.addEventListener("langchange", () => { Board.render(); Board.renderMute(); Board.loadOverview(); });
+    document.addEventListener("langchange", () => {
+      Board.render(); Board.renderMute(); Board.loadOverview();
+      if (Board.selected != null) Board.showDetail(Board.selected);
+    });
     document.addEventListener("click", Board.unlockAudio, { once: true });
     Board.unlockAudio();
     Board.renderMute();
@@ -33,8 +36,10 @@ const Board = {
     await Promise.all([Board.loadIncidents(), Board.loadOverview()]);
     setInterval(Board.alarmTick, 3000);
     setInterval(Board.loadOverview, 30000);
-    // Deliveries finish (or fail) after the incident changed: the open detail follows them.
+    // Pages are delivered (or fail) and ladder steps escalate after the incident last changed:
+    // the open detail and the list follow them.
     setInterval(() => { if (Board.selected != null) Board.showDetail(Board.selected); }, 5000);
+    setInterval(Board.loadIncidents, 15000);
   },
 
   async loadIncidents() {
@@ -157,6 +162,10 @@ const Board = {
     const d = await App.api(`/incidents/${id}`);
     document.getElementById("detail").hidden = false;
     if (Board.selected !== id) return;  // another incident was chosen meanwhile
+    if (Board.incidents.has(id) && ["open", "acknowledged"].includes(d.incident.status)) {
+      Board.incidents.set(id, d.incident);  // its card follows: escalations, deliveries
+      Board.render();
+    }
     document.getElementById("detail-title").textContent = `#${d.incident.id} ${App.title(d.incident)}`;
     document.getElementById("detail-paged").replaceChildren(App.pagedList(d.incident.paged));
     const acts = document.getElementById("detail-actions");

@@ -18,6 +18,7 @@ const Worker = {
       el.textContent = App.t(el.dataset.i18n);
     });
     await Worker.load();
+    setInterval(Worker.load, 30000);  // escalations and deliveries happen between changes
   },
 
   async load() {

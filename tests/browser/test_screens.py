@@ -148,6 +148,11 @@ async def test_board_and_worker_view_read_as_people_need(
     await expect(grid.locator(".building").first).to_contain_text("在线")
     await expect(grid.locator(".building").first).to_contain_text("离线")
 
+    # 4. escalated by hand: the next ladder step is paged, and the card says so
+    await board.locator("#detail-actions button", has_text="上报").click()
+    await expect(card.locator(".escalated")).to_have_text("已升级 1 级", timeout=10_000)
+    await expect(timeline).to_contain_text("升级通知")
+
     # 3. the assignee by name
     await card.locator("button.assign").click()
     await board.select_option("#assignee", "zhang-min")
