@@ -107,11 +107,19 @@ async def incident_views(
             )
         )
     ).all()
+    # Grouped once: each incident then reads only its own rows (a list may hold hundreds).
+    by_incident: dict[int, tuple[list[IncidentEventRow], list[DeliveryRow]]] = {
+        i: ([], []) for i in ids
+    }
+    for e in events:
+        by_incident[e.incident_id][0].append(e)
+    for d in deliveries:
+        by_incident[d.incident_id][1].append(d)
     deadlines = services.config.ack_deadline_s
     rules = services.rules.rules.by_id
     return [
         IncidentPublic.model_validate(r).with_situation(
-            events, deliveries, deadlines, getattr(rules.get(r.rule_id), "title_en", None)
+            *by_incident[r.id], deadlines, getattr(rules.get(r.rule_id), "title_en", None)
         )
         for r in rows
     ]

@@ -36,7 +36,7 @@ const Reports = {
     const mins = (s) => (s == null ? "" : (s / 60).toFixed(1));
     const rows = ledger.rows.map((r) => App.el("tr", {},
       App.el("td", {}, r.opened_at), App.el("td", {}, r.location || App.buildingName(r.building_id) || App.gridName(r.grid_id)),
-      App.el("td", {}, r.title), App.el("td", {}, r.handled_by ? App.personName(r.handled_by) : ""),
+      App.el("td", {}, App.title(r)), App.el("td", {}, r.handled_by ? App.personName(r.handled_by) : ""),
       App.el("td", {}, mins(r.ack_s)), App.el("td", {}, mins(r.resolve_s)),
       App.el("td", {}, r.resolution ? App.t(r.resolution) : ""), App.el("td", {}, App.t(r.status))));
     document.getElementById("ledger").replaceChildren(...(rows.length ? rows

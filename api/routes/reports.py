@@ -79,6 +79,7 @@ async def _ledger(
     start, end = month_bounds(month, row.timezone)
     incidents = await _rows(session, row.code, start, end)
     deadlines = services.config.ack_deadline_s
+    rules = services.rules.rules.by_id
     rows: list[LedgerRow] = []
     async for part in in_turns(incidents):
         rows.extend(
@@ -91,6 +92,7 @@ async def _ledger(
                 device_id=i.device_id,
                 device_type=i.device_type,
                 title=i.title,
+                title_en=getattr(rules.get(i.rule_id), "title_en", None),
                 severity=i.severity,
                 status=i.status,
                 handled_by=i.resolved_by or i.acknowledged_by or i.assignee,
@@ -181,6 +183,8 @@ def _cell(column: str, row: LedgerRow, names: dict[str, str], lang: labels.Lang)
         value = names.get(row.building_id, row.building_id) if row.building_id else None
     elif column == "handled_by":
         value = names.get(row.handled_by, row.handled_by) if row.handled_by else None
+    elif column == "title" and lang == "en":
+        value = row.title_en or row.title
     elif column in ("ack_min", "resolve_min"):
         seconds = row.ack_s if column == "ack_min" else row.resolve_s
         value = None if seconds is None else f"{seconds / 60:.1f}"

@@ -56,6 +56,7 @@ async def test_ledger_csv_has_chinese_headers_and_readable_values(client, login,
         "Real emergency",
     )
     assert english["Handled in time"] == "Yes"
+    assert english["What"] == "Smoke alarm"
 
 
 async def test_incident_carries_its_deadline_and_arrival(client, login, env, clock):
