@@ -16,6 +16,7 @@ const Reports = {
     const box = document.getElementById("report-error");
     box.textContent = text;
     box.hidden = !text;
+    document.querySelector(".report-body").hidden = Boolean(text);  // no empty table under it
   },
 
   async load() {

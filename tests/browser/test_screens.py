@@ -211,6 +211,7 @@ async def test_ledger_page_says_what_happened(browser, server_url, artifacts):
     # 11. a grid worker may not read the ledger: the page says so
     worker = await _login(browser, f"{server_url}/board/reports.html", "zhang-min", DESKTOP)
     await expect(worker.locator("#report-error")).to_contain_text("无权查看")
+    await expect(worker.locator("table")).to_be_hidden()
     await _shots(worker, artifacts, "screens-ledger-denied")
 
     # 11. an empty month says so; 1. the time column names the site's zone
