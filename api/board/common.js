@@ -42,6 +42,8 @@ const I18N = {
     ev_not_paged: "静默期内报警已解除，未通知", ev_recorded: "仅记录，不通知",
     ev_merged: "并入楼栋断电事件", ev_device_attached: "设备并入", ev_device_cleared: "设备恢复",
     ev_action: "联动动作已执行", ev_action_failed: "联动动作失败",
+    dept_fire_119: "消防 119", dept_police_110: "公安 110", dept_ambulance_120: "急救 120",
+    dept_property_management: "物业",
   },
   en: {
     title: "Community safety duty board", worker_title: "My incidents", reports_title: "Monthly ledger",
@@ -88,6 +90,8 @@ const I18N = {
     ev_merged: "Folded into a building outage", ev_device_attached: "Device joined",
     ev_device_cleared: "Device back", ev_action: "Automatic action done",
     ev_action_failed: "Automatic action failed",
+    dept_fire_119: "Fire 119", dept_police_110: "Police 110", dept_ambulance_120: "Ambulance 120",
+    dept_property_management: "Property management",
   },
 };
 
@@ -111,7 +115,9 @@ const App = {
 
   gridName(id) { return App.ctx.grids[id] || id || ""; },
   buildingName(id) { return App.ctx.buildings[id] || id || ""; },
-  personName(id) { return App.ctx.people[id] || id || ""; },
+  // Names seen in paged lists too: a family contact is no registry person.
+  pagedNames: {},
+  personName(id) { return App.ctx.people[id] || App.pagedNames[id] || id || ""; },
   title(i) { return (App.lang === "en" && i.title_en) || i.title; },
 
   // "北京时间" for Asia/Shanghai (Beijing time in English), otherwise "UTC+8" and so on.
@@ -169,6 +175,7 @@ const App = {
   pagedList(paged) {
     return App.el("ul", { class: "paged" }, ...(paged || []).map((p) => {
       const ok = p.delivery === "delivered" || p.delivery === "sending";
+      if (p.name) App.pagedNames[p.person_id] = p.name;
       const name = p.name || App.personName(p.person_id);
       const role = p.role ? `（${App.t(`role_${p.role}`)}）` : "";
       return App.el("li", { class: ok ? `delivery-${p.delivery}` : "undelivered", dataset: { person: p.person_id, delivery: p.delivery } },
@@ -194,6 +201,8 @@ const App = {
       extra = App.personName(data.person);
     } else if (kind === "resolved" && data.category) {
       extra = App.t(data.category);
+    } else if (kind === "referred" && data.department) {
+      extra = App.t(`dept_${data.department}`);
     }
     return [App.time(e.at_ms), who, App.t(`ev_${kind}`), extra, note].filter(Boolean).join(" · ");
   },
