@@ -468,6 +468,7 @@ class LedgerRow(BaseModel):
     device_id: str | None
     device_type: str
     title: str
+    title_en: str | None = None  # the rule's English title (English screens and CSV)
     severity: str
     status: str
     handled_by: str | None

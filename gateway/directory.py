@@ -56,14 +56,18 @@ class RegistryDirectory:
         return self._many(p for p in self._registry.people(site) if p.role == "secretary")
 
     async def household_contacts(self, household_id: str) -> tuple[Recipient, ...]:
+        # Every family contact is paged, as the route tester lists them; without an SMS
+        # gateway they have no channel, and the board shows their page as not delivered
+        # instead of leaving them out of the ladder unseen.
         found: list[Recipient] = []
         for i, c in enumerate(self._registry.household_contacts(household_id)):
             phone = str(c.get("phone", ""))
-            if phone and ChannelKind.SMS in self._channels:
+            if phone:
                 name = f"{c.get('name', '')}({c.get('relation', '')})"
-                found.append(
-                    Recipient(f"{household_id}#family{i}", name, (Channel(ChannelKind.SMS, phone),))
+                sms = (
+                    (Channel(ChannelKind.SMS, phone),) if ChannelKind.SMS in self._channels else ()
                 )
+                found.append(Recipient(f"{household_id}#family{i}", name, sms))
         return tuple(found)
 
     async def person(self, person_id: str) -> Recipient | None:
