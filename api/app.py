@@ -30,6 +30,7 @@ from api.routes import (
     registry,
     reports,
     rules,
+    screen,
     silences,
     stats,
 )
@@ -89,6 +90,7 @@ def create_app(services: ApiServices) -> FastAPI:
         stats,
         reports,
         live,
+        screen,
         deliveries,
     ):
         app.include_router(module.router, prefix=PREFIX)
@@ -109,7 +111,7 @@ def _board_follows(services: ApiServices) -> Callable[[IncidentChange], None]:
 
     def changed(change: IncidentChange) -> None:
         task = asyncio.create_task(
-            publish_incident(services.sessions, services.live, change.incident_id)
+            publish_incident(services, change.incident_id)
         )
         pending.add(task)  # held until done, or the loop may drop it
         task.add_done_callback(pending.discard)

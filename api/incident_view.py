@@ -7,12 +7,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from alerting.incidents.tables import IncidentEventRow, IncidentRow
+from alerting.incidents.views import ARRIVED_MARK, PAGING_KINDS
+from alerting.notify.tables import DeliveryKind, DeliveryRow
 from api.deps import Scope, not_found
 from api.errors import FieldError
 from api.schemas import IncidentPublic, ReadingBucket
+from api.services import ApiServices
 from gateway.live import LiveHub
 from gateway.registry.tables import Person, PersonGrid
 from gateway.storage import TimeSeriesQuery
@@ -70,20 +73,71 @@ async def check_assignee(session: AsyncSession, row: IncidentRow, assignee: str)
         )
 
 
-def publish(live: LiveHub, row: IncidentRow) -> None:
-    data = IncidentPublic.model_validate(row).model_dump()
+def publish(live: LiveHub, row: IncidentRow | IncidentPublic) -> None:
+    data = (
+        row if isinstance(row, IncidentPublic) else IncidentPublic.model_validate(row)
+    ).model_dump()
     live.publish("incident", row.site, row.grid_id, data)
+
+
+async def incident_views(
+    services: ApiServices, session: AsyncSession, rows: Sequence[IncidentRow]
+) -> list[IncidentPublic]:
+    """The read model of these incidents with their situation: acknowledgement deadline,
+    escalations, arrival on site and who was paged with how each page went (two queries)."""
+    ids = [r.id for r in rows]
+    if not ids:
+        return []
+    events = (
+        await session.scalars(
+            select(IncidentEventRow).where(
+                IncidentEventRow.incident_id.in_(ids),
+                (IncidentEventRow.kind.in_(PAGING_KINDS))
+                | (
+                    (IncidentEventRow.kind == "commented")
+                    & IncidentEventRow.note.startswith(ARRIVED_MARK, autoescape=True)
+                ),
+            )
+        )
+    ).all()
+    deliveries = (
+        await session.scalars(
+            select(DeliveryRow).where(
+                DeliveryRow.incident_id.in_(ids), DeliveryRow.kind == DeliveryKind.PAGE.value
+            )
+        )
+    ).all()
+    # Grouped once: each incident then reads only its own rows (a list may hold hundreds).
+    by_incident: dict[int, tuple[list[IncidentEventRow], list[DeliveryRow]]] = {
+        i: ([], []) for i in ids
+    }
+    for e in events:
+        by_incident[e.incident_id][0].append(e)
+    for d in deliveries:
+        by_incident[d.incident_id][1].append(d)
+    deadlines = services.config.ack_deadline_s
+    rules = services.rules.rules.by_id
+    return [
+        IncidentPublic.model_validate(r).with_situation(
+            *by_incident[r.id], deadlines, getattr(rules.get(r.rule_id), "title_en", None)
+        )
+        for r in rows
+    ]
+
+
+async def incident_view(
+    services: ApiServices, session: AsyncSession, row: IncidentRow
+) -> IncidentPublic:
+    return (await incident_views(services, session, [row]))[0]
 
 
 async def count(session: AsyncSession, q: Any) -> int:
     return int(await session.scalar(select(func.count()).select_from(q.subquery())) or 0)
 
 
-async def publish_incident(
-    sessions: async_sessionmaker[AsyncSession], live: LiveHub, incident_id: int
-) -> None:
+async def publish_incident(services: ApiServices, incident_id: int) -> None:
     """Publish an incident's current state on the hub (for the pipeline after ``apply``)."""
-    async with sessions() as session:
+    async with services.sessions() as session:
         row = await session.get(IncidentRow, incident_id)
         if row is not None:
-            publish(live, row)
+            publish(services.live, await incident_view(services, session, row))

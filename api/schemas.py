@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from functools import cache
 from typing import Annotated, Any, Literal
-from zoneinfo import available_timezones
 
 from pydantic import (
-    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -19,6 +16,7 @@ from pydantic import (
 
 from alerting.incidents.lifecycle import Department, Resolution
 from alerting.incidents.views import IncidentView
+from core.zones import TimeZoneName
 
 SiteCode = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,32}$")]
 Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,48}$")]
@@ -42,20 +40,7 @@ EPOCH_MS_MAX = 253_402_300_799_999
 EpochMs = Annotated[int, Field(ge=0, le=EPOCH_MS_MAX)]
 
 
-@cache
-def _time_zones() -> frozenset[str]:
-    return frozenset(available_timezones())
-
-
-def _known_zone(value: str) -> str:
-    # The registry reads a site's zone back with ZoneInfo(): an unknown one stored here would
-    # make every later registry change (and the pipeline's registry) fail.
-    if value not in _time_zones():
-        raise ValueError(f"unknown time zone '{value}' (an IANA name such as Asia/Shanghai)")
-    return value
-
-
-TimeZone = Annotated[str, Field(max_length=64), AfterValidator(_known_zone)]
+TimeZone = TimeZoneName
 
 
 class Input(BaseModel):
@@ -483,6 +468,7 @@ class LedgerRow(BaseModel):
     device_id: str | None
     device_type: str
     title: str
+    title_en: str | None = None  # the rule's English title (English screens and CSV)
     severity: str
     status: str
     handled_by: str | None

@@ -65,12 +65,17 @@ class RegistryDirectory:
         return self._many(p for p in self._registry.people(site) if p.role == "secretary")
 
     async def household_contacts(self, household_id: str) -> tuple[Recipient, ...]:
+        # Every family contact is paged, as the route tester lists them; without an SMS
+        # gateway they have no channel, and the board shows their page as not delivered
+        # instead of leaving them out of the ladder unseen.
         found: list[Recipient] = []
         for i, c in enumerate(self._registry.household_contacts(household_id)):
             phone = str(c.get("phone", ""))
-            if phone and ChannelKind.SMS in self._channels:
+            if phone:
                 name = f"{c.get('name', '')}({c.get('relation', '')})"
-                channels = [Channel(ChannelKind.SMS, phone)]
+                channels: list[Channel] = []
+                if ChannelKind.SMS in self._channels:
+                    channels.append(Channel(ChannelKind.SMS, phone))
                 if ChannelKind.VOICE in self._channels:
                     channels.append(Channel(ChannelKind.VOICE, phone))
                 found.append(Recipient(f"{household_id}#family{i}", name, tuple(channels)))

@@ -283,6 +283,15 @@ class EscalationScheduler:
                 "step": index,
                 "roles": [r.value for r in step.targets],
                 "people": [p.recipient.person_id for p in paged],
+                # Names and roles as they were paged (a family contact is no registry person).
+                "paged": [
+                    {
+                        "person": p.recipient.person_id,
+                        "name": p.recipient.name,
+                        "role": p.role.value,
+                    }
+                    for p in paged
+                ],
             },
         )
         scheduled = timer.due_at_ms

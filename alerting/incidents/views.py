@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict
 
@@ -16,7 +17,36 @@ from alerting.incidents.tables import (
     SilenceRow,
 )
 from alerting.models import Category, Severity
-from alerting.notify.tables import DeliveryRow
+from alerting.notify.tables import UNSENT, DeliveryKind, DeliveryRow, DeliveryStatus
+
+#: The note prefix of an "arrived on site" (到场) comment.
+ARRIVED_MARK = "[到场]"
+#: Timeline kinds that page people: the first ladder step, and each step after it.
+PAGING_KINDS = ("notified", "escalated")
+
+Delivered = Literal["delivered", "sending", "failed", "no_channel"]
+#: A provider took the page (and maybe a receipt came back since).
+TOOK = frozenset({DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.READ})
+
+
+class PagedPerson(BaseModel):
+    """Someone a ladder step paged, and whether any page reached them: ``delivered`` (a
+    provider took it), ``sending``, ``failed`` (every attempt failed) or ``no_channel`` (no
+    configured way to reach them: the page went nowhere)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    person_id: str
+    name: str
+    role: str
+    step: int
+    at_ms: int
+    delivery: Delivered
+    channels: list[str] = []
+    error: str | None = None
+    # What a receipt says of the best of their pages: "delivered" (the phone got it) or
+    # "read" (they opened it); None while no receipt came (see GET …/deliveries per channel).
+    receipt: Literal["delivered", "read"] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +96,87 @@ class IncidentView(BaseModel):
     repeat_count: int
     reading_ts_ms: int | None
     reading_seq: int | None
+    # The situation around it (see :func:`with_situation`; defaults when only the row is read).
+    title_en: str | None = None  # the rule's English title, for the English screens
+    ack_deadline_ms: int | None = None  # when it should be acknowledged by (None: no deadline)
+    escalations: int = 0  # ladder steps paged after the first one
+    arrived_at_ms: int | None = None  # the first 到场 (on site)
+    arrived_by: str | None = None
+    paged: list[PagedPerson] = []
 
     @classmethod
     def of(cls, row: IncidentRow) -> IncidentView:
         return cls.model_validate(row)
+
+    def with_situation(
+        self,
+        events: Iterable[IncidentEventRow],
+        deliveries: Iterable[DeliveryRow],
+        ack_deadline_s: Mapping[str, int],
+        title_en: str | None = None,
+    ) -> Self:
+        """This view with its deadline, escalations, arrival and who was paged, from its
+        timeline events and deliveries (either may hold other incidents' rows too)."""
+        mine = sorted(
+            (e for e in events if e.incident_id == self.id), key=lambda e: (e.at_ms, e.id)
+        )
+        sent = [d for d in deliveries if d.incident_id == self.id and d.kind == DeliveryKind.PAGE]
+        deadline = ack_deadline_s.get(self.severity.value, 0)
+        arrived = next(
+            (e for e in mine if e.kind == "commented" and e.note.startswith(ARRIVED_MARK)), None
+        )
+        return self.model_copy(
+            update={
+                "title_en": title_en,
+                "ack_deadline_ms": self.opened_at_ms + deadline * 1000 if deadline > 0 else None,
+                "escalations": sum(e.kind == "escalated" for e in mine),
+                "arrived_at_ms": arrived.at_ms if arrived else None,
+                "arrived_by": arrived.actor if arrived else None,
+                "paged": _paged(mine, sent),
+            }
+        )
+
+
+def _paged(events: list[IncidentEventRow], deliveries: list[DeliveryRow]) -> list[PagedPerson]:
+    """Each person paged (first time only), with how their pages went."""
+    out: dict[str, PagedPerson] = {}
+    for e in events:
+        if e.kind not in PAGING_KINDS:
+            continue
+        data = dict(e.data or {})
+        who = data.get("paged") or [{"person": p} for p in data.get("people", [])]
+        for p in who:
+            pid = str(p.get("person", ""))
+            if not pid or pid in out:
+                continue
+            rows = [d for d in deliveries if d.person_id == pid]
+            statuses = {d.status for d in rows}
+            state: Delivered
+            if statuses & TOOK:
+                state = "delivered"
+            elif statuses & set(UNSENT):
+                state = "sending"
+            elif rows:
+                state = "failed"
+            else:
+                state = "no_channel"
+            errors = [d.last_error for d in rows if d.last_error]
+            out[pid] = PagedPerson(
+                person_id=pid,
+                name=str(p.get("name") or ""),
+                role=str(p.get("role") or ""),
+                step=int(data.get("step", 0)),
+                at_ms=e.at_ms,
+                delivery=state,
+                channels=sorted({d.channel for d in rows}),
+                error=errors[-1] if errors and state != "delivered" else None,
+                receipt="read"
+                if DeliveryStatus.READ in statuses
+                else "delivered"
+                if DeliveryStatus.DELIVERED in statuses
+                else None,
+            )
+    return list(out.values())
 
 
 @dataclass(frozen=True, slots=True)

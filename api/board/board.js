@@ -13,7 +13,10 @@ const Board = {
     document.getElementById("who").textContent = person.name;
     Board.dispatcher = ["admin", "secretary", "duty_staff"].includes(person.role);
     document.getElementById("mute").addEventListener("click", Board.toggleMute);
-    document.addEventListener("langchange", () => { Board.render(); Board.renderMute(); Board.loadOverview(); });
+    document.addEventListener("langchange", () => {
+      Board.render(); Board.renderMute(); Board.loadOverview();
+      if (Board.selected != null) Board.showDetail(Board.selected);
+    });
     document.addEventListener("click", Board.unlockAudio, { once: true });
     Board.unlockAudio();
     Board.renderMute();
@@ -33,6 +36,10 @@ const Board = {
     await Promise.all([Board.loadIncidents(), Board.loadOverview()]);
     setInterval(Board.alarmTick, 3000);
     setInterval(Board.loadOverview, 30000);
+    // Pages are delivered (or fail) and ladder steps escalate after the incident last changed:
+    // the open detail and the list follow them.
+    setInterval(() => { if (Board.selected != null) Board.showDetail(Board.selected); }, 5000);
+    setInterval(Board.loadIncidents, 15000);
   },
 
   async loadIncidents() {
@@ -44,17 +51,24 @@ const Board = {
   async loadOverview() {
     const o = await App.api("/stats/overview").catch(() => null);
     if (!o) return;
+    // The header and the grid cards count alike, from the same answer: 未结 = open or
+    // acknowledged, 待确认 = open and nobody has acknowledged it (api/routes/stats.py).
     document.getElementById("offline-count").textContent = o.offline_devices;
+    document.getElementById("open-count").textContent = o.open_incidents;
+    document.getElementById("unacked-count").textContent = o.unacknowledged;
     const box = document.getElementById("grids");
     box.replaceChildren(...o.grids.map((g) => App.el("div",
       { class: `grid-card${g.open_incidents ? " has-open" : ""}`, dataset: { grid: g.id } },
       App.el("b", {}, g.name),
-      App.el("div", { class: "meta" }, `${g.devices} ${App.t("devices")} · `,
-        App.el("span", { class: g.offline ? "offline" : "" }, `${g.offline} ${App.t("offline")}`),
-        ` · ${g.open_incidents} ${App.t("open")}`),
+      App.el("div", { class: "meta" }, `${App.t("devices_n", { n: g.devices })} · `,
+        App.el("span", { class: g.offline ? "offline" : "" }, `${App.t("offline")} ${g.offline}`)),
+      App.el("div", { class: "meta counts" },
+        App.el("span", { class: "open-n" }, `${App.t("open_short")} ${g.open_incidents}`), " · ",
+        App.el("span", { class: `unacked-n${g.unacknowledged ? " alert" : ""}` }, `${App.t("unacked_short")} ${g.unacknowledged}`)),
       ...g.buildings.map((b) => App.el("div", { class: "building" },
         App.el("span", {}, b.name),
-        App.el("span", { class: b.offline ? "offline" : "" }, `${b.devices}/${b.offline}`))),
+        App.el("span", { class: b.offline ? "offline" : "" },
+          `${App.t("online")} ${b.devices - b.offline} / ${App.t("offline")} ${b.offline}`))),
     )));
   },
 
@@ -81,8 +95,6 @@ const Board = {
   render() {
     const list = document.getElementById("incident-list");
     const items = Board.sorted();
-    document.getElementById("open-count").textContent = items.length;
-    document.getElementById("unacked-count").textContent = items.filter((i) => i.status === "open").length;
     if (!items.length) {
       list.replaceChildren(App.el("li", { class: "empty" }, App.t("no_incidents")));
       return;
@@ -106,11 +118,24 @@ const Board = {
       onclick: () => Board.showDetail(i.id),
     },
     App.el("div", {},
-      App.el("div", { class: "title" }, App.el("span", { class: `badge sev-${i.severity}` }, App.t(i.severity)), i.title),
-      App.el("div", { class: "meta" }, `${i.location || i.device_id || ""} · ${i.grid_id} · ${App.time(i.opened_at_ms)}`),
+      App.el("div", { class: "title" }, App.el("span", { class: `badge sev-${i.severity}` }, App.t(i.severity)), App.title(i)),
+      App.el("div", { class: "meta" }, `${i.location || i.device_id || ""} · `,
+        App.el("span", { class: "grid-name" }, App.gridName(i.grid_id)), ` · ${App.time(i.opened_at_ms)}`),
+      Board.pressure(i),
       App.el("div", { class: "meta" }, App.el("span", { class: "status" }, App.t(i.status)),
-        i.assignee ? ` · ${i.assignee}` : "")),
+        i.acknowledged_by ? ` · ${App.t("acked_by", { who: App.personName(i.acknowledged_by) })}` : "",
+        i.assignee ? App.el("span", { class: "assignee" }, ` · ${App.t("assigned_to", { who: App.personName(i.assignee) })}`) : "",
+        i.arrived_at_ms ? ` · ${App.t("arrived_at", { t: App.time(i.arrived_at_ms).slice(6) })}` : ""),
+      i.paged && i.paged.length ? App.el("div", { class: "meta" }, `${App.t("paged")}：`, App.pagedList(i.paged)) : ""),
     actions);
+  },
+
+  // How long it has been open, the acknowledgement countdown (or how far past it), escalations.
+  pressure(i) {
+    const line = App.el("div", { class: "meta pressure" }, App.since(i.opened_at_ms));
+    if (i.status === "open" && i.ack_deadline_ms) line.append(" · ", App.deadline(i.ack_deadline_ms));
+    if (i.escalations) line.append(" · ", App.el("span", { class: "escalated" }, App.t("escalated_n", { n: i.escalations })));
+    return line;
   },
 
   async act(id, action, json) {
@@ -125,7 +150,7 @@ const Board = {
     const select = document.getElementById("assignee");
     const fit = Board.people.filter((p) => p.active && (
       ["duty_staff", "secretary", "admin"].includes(p.role) || p.grids.includes(incident.grid_id)));
-    select.replaceChildren(...fit.map((p) => App.el("option", { value: p.id }, `${p.name} (${p.id})`)));
+    select.replaceChildren(...fit.map((p) => App.el("option", { value: p.id }, `${p.name}（${App.t(`role_${p.role}`)}）`)));
     dialog.onclose = () => {
       if (dialog.returnValue === "ok" && select.value) Board.act(incident.id, "assign", { assignee: select.value });
     };
@@ -136,13 +161,19 @@ const Board = {
     Board.selected = id;
     const d = await App.api(`/incidents/${id}`);
     document.getElementById("detail").hidden = false;
-    document.getElementById("detail-title").textContent = `#${d.incident.id} ${d.incident.title}`;
+    if (Board.selected !== id) return;  // another incident was chosen meanwhile
+    if (Board.incidents.has(id) && ["open", "acknowledged"].includes(d.incident.status)) {
+      Board.incidents.set(id, d.incident);  // its card follows: escalations, deliveries
+      Board.render();
+    }
+    document.getElementById("detail-title").textContent = `#${d.incident.id} ${App.title(d.incident)}`;
+    document.getElementById("detail-paged").replaceChildren(App.pagedList(d.incident.paged));
     const acts = document.getElementById("detail-actions");
     acts.replaceChildren(...d.allowed_actions.filter((a) => ["acknowledge", "escalate"].includes(a)).map(
       (a) => App.el("button", { type: "button", class: a === "acknowledge" ? "primary" : "",
         onclick: () => Board.act(id, a) }, App.t(a))));
-    document.getElementById("timeline").replaceChildren(...d.timeline.map((e) => App.el("li", {},
-      `${App.time(e.at_ms)} ${e.actor} · ${e.kind}${e.note ? ` · ${e.note}` : ""}`)));
+    document.getElementById("timeline").replaceChildren(...d.timeline.map((e) => App.el("li",
+      { class: e.kind === "delivery_failed" ? "undelivered" : "" }, App.eventText(e))));
     document.querySelectorAll("li.incident").forEach((li) =>
       li.classList.toggle("selected", Number(li.dataset.id) === id));
   },

@@ -21,6 +21,29 @@ const I18N = {
     opened_at: "发生时间", where: "地点", what: "事件", handled_by: "处置人", ack_time: "确认用时",
     resolve_time: "办结用时", resolution: "处置结果", status: "状态", reports: "台账", board: "值班台",
     lang: "English",
+    open_for: "已持续 {d}", ack_within: "确认倒计时 {d}", overdue: "已超时 {d}", escalated_n: "已升级 {n} 级",
+    acked_by: "已确认：{who}", assigned_to: "指派给：{who}", assigned_to_me: "指派给我",
+    arrived_at: "已到场 {t}", paged: "已通知", delivered: "已送达", sending: "发送中",
+    failed: "未送达", no_channel: "未送达（无可用通知渠道）", system: "系统",
+    unacked_short: "待确认", open_short: "未结", online: "在线", devices_n: "{n} 台设备",
+    no_report_access: "无权查看台账：台账只对书记、值班员和管理员开放。",
+    load_failed: "加载失败：{e}", empty_month: "本月没有记录",
+    d_s: "{s}秒", d_ms: "{m}分{s}秒", d_m: "{m}分钟", d_hm: "{h}小时{m}分钟", d_dh: "{d}天{h}小时",
+    role_grid_worker: "网格员", role_backup_worker: "后备网格员", role_building_leader: "楼栋长",
+    role_duty_staff: "值班员", role_secretary: "书记", role_family: "家属", role_admin: "管理员",
+    ev_opened: "报警触发", ev_repeated: "再次报警", ev_notified: "已通知", ev_escalated: "升级通知",
+    ev_escalated_manually: "人工上报", ev_escalating: "无人可达，立即通知下一级",
+    ev_acknowledged: "确认", ev_assigned: "指派", ev_commented: "备注", ev_arrived: "到场",
+    ev_resolved: "办结", ev_closed: "关闭", ev_reopened: "重新打开", ev_referred: "转交部门",
+    ev_alert_cleared: "报警已解除，待人工办结", ev_auto_resolved: "报警解除，自动办结",
+    ev_reminded: "提醒处置人", ev_household_informed: "已告知家属处置结果",
+    ev_delivery_failed: "通知未送达", ev_ladder_exhausted: "通知名单已用完",
+    ev_silenced: "静默期内，暂不通知", ev_suppressed: "静默期内，暂不通知",
+    ev_not_paged: "静默期内报警已解除，未通知", ev_recorded: "仅记录，不通知",
+    ev_merged: "并入楼栋断电事件", ev_device_attached: "设备并入", ev_device_cleared: "设备恢复",
+    ev_action: "联动动作已执行", ev_action_failed: "联动动作失败",
+    dept_fire_119: "消防 119", dept_police_110: "公安 110", dept_ambulance_120: "急救 120",
+    dept_property_management: "物业",
   },
   en: {
     title: "Community safety duty board", worker_title: "My incidents", reports_title: "Monthly ledger",
@@ -42,6 +65,33 @@ const I18N = {
     within_deadline: "Handled in time", opened_at: "Opened", where: "Where", what: "What",
     handled_by: "Handled by", ack_time: "To acknowledge", resolve_time: "To resolve",
     resolution: "Resolution", status: "Status", reports: "Ledger", board: "Board", lang: "中文",
+    open_for: "Open for {d}", ack_within: "Acknowledge within {d}", overdue: "Overdue by {d}",
+    escalated_n: "Escalated {n}×", acked_by: "Acknowledged: {who}", assigned_to: "Assigned to {who}",
+    assigned_to_me: "Assigned to me", arrived_at: "On site {t}", paged: "Paged",
+    delivered: "delivered", sending: "sending", failed: "NOT delivered",
+    no_channel: "NOT delivered (no way to reach them)", system: "System",
+    unacked_short: "unacknowledged", open_short: "open", online: "online", devices_n: "{n} devices",
+    no_report_access: "You may not view the ledger: it is open to the secretary, duty staff and admins.",
+    load_failed: "Could not load: {e}", empty_month: "Nothing recorded this month",
+    d_s: "{s} s", d_ms: "{m} min {s} s", d_m: "{m} min", d_hm: "{h} h {m} min", d_dh: "{d} d {h} h",
+    role_grid_worker: "grid worker", role_backup_worker: "backup worker",
+    role_building_leader: "building leader", role_duty_staff: "duty staff",
+    role_secretary: "secretary", role_family: "family", role_admin: "admin",
+    ev_opened: "Alarm raised", ev_repeated: "Alarm repeated", ev_notified: "Paged",
+    ev_escalated: "Escalated", ev_escalated_manually: "Escalated by hand",
+    ev_escalating: "Nobody reachable: paging the next step now", ev_acknowledged: "Acknowledged",
+    ev_assigned: "Assigned", ev_commented: "Note", ev_arrived: "On site", ev_resolved: "Resolved",
+    ev_closed: "Closed", ev_reopened: "Reopened", ev_referred: "Referred to a department",
+    ev_alert_cleared: "Alarm cleared; a person resolves it", ev_auto_resolved: "Alarm cleared; resolved automatically",
+    ev_reminded: "Reminder sent", ev_household_informed: "Family told the outcome",
+    ev_delivery_failed: "Page NOT delivered", ev_ladder_exhausted: "Nobody left to page",
+    ev_silenced: "Silenced: nobody paged for now", ev_suppressed: "Silenced: nobody paged for now",
+    ev_not_paged: "Cleared while silenced; nobody paged", ev_recorded: "Recorded only",
+    ev_merged: "Folded into a building outage", ev_device_attached: "Device joined",
+    ev_device_cleared: "Device back", ev_action: "Automatic action done",
+    ev_action_failed: "Automatic action failed",
+    dept_fire_119: "Fire 119", dept_police_110: "Police 110", dept_ambulance_120: "Ambulance 120",
+    dept_property_management: "Property management",
   },
 };
 
@@ -50,10 +100,116 @@ const App = {
   token: localStorage.getItem("token"),
   person: JSON.parse(localStorage.getItem("person") || "null"),
 
-  t(key) { return (I18N[App.lang] && I18N[App.lang][key]) || I18N.zh[key] || key; },
+  // The site's time zone and the names behind ids (GET /screen); loaded before the page starts.
+  ctx: { timezone: "Asia/Shanghai", utc_offset_minutes: 480, grids: {}, buildings: {}, people: {} },
+
+  t(key, vars) {
+    let text = (I18N[App.lang] && I18N[App.lang][key]) || I18N.zh[key] || key;
+    for (const [k, v] of Object.entries(vars || {})) text = text.replace(`{${k}}`, v);
+    return text;
+  },
+
+  async loadContext() {
+    App.ctx = await App.api("/screen").catch(() => App.ctx);
+  },
+
+  gridName(id) { return App.ctx.grids[id] || id || ""; },
+  buildingName(id) { return App.ctx.buildings[id] || id || ""; },
+  // Names seen in paged lists too: a family contact is no registry person.
+  pagedNames: {},
+  personName(id) { return App.ctx.people[id] || App.pagedNames[id] || id || ""; },
+  title(i) { return (App.lang === "en" && i.title_en) || i.title; },
+
+  // "北京时间" for Asia/Shanghai (Beijing time in English), otherwise "UTC+8" and so on.
+  zoneLabel() {
+    if (App.ctx.timezone === "Asia/Shanghai") return App.lang === "zh" ? "北京时间" : "Beijing time";
+    const m = App.ctx.utc_offset_minutes;
+    const abs = Math.abs(m);
+    return `UTC${m < 0 ? "-" : "+"}${Math.floor(abs / 60)}${abs % 60 ? `:${String(abs % 60).padStart(2, "0")}` : ""}`;
+  },
+
+  // A span of time as people say it: 45秒, 1分54秒 (to the second under 10 minutes), 12分钟,
+  // 1小时5分钟, 2天3小时.
+  duration(ms) {
+    const s = Math.max(0, Math.floor(ms / 1000));
+    if (s < 60) return App.t("d_s", { s });
+    const m = Math.floor(s / 60);
+    if (m < 10) return App.t("d_ms", { m, s: s % 60 });
+    if (m < 60) return App.t("d_m", { m });
+    const h = Math.floor(m / 60);
+    if (h < 24) return App.t("d_hm", { h, m: m % 60 });
+    return App.t("d_dh", { d: Math.floor(h / 24), h: h % 24 });
+  },
+
+  // The live parts of a card (how long open, the deadline countdown) are elements with
+  // data-since / data-deadline; App.tick() rewrites them every second.
+  clockText(el, now) {
+    if (el.dataset.since) return App.t("open_for", { d: App.duration(now - Number(el.dataset.since)) });
+    const left = Number(el.dataset.deadline) - now;
+    el.classList.toggle("overdue", left < 0);
+    return left >= 0 ? App.t("ack_within", { d: App.duration(left) }) : App.t("overdue", { d: App.duration(-left) });
+  },
+
+  tick() {
+    const now = Date.now();
+    document.querySelectorAll("[data-since], [data-deadline]").forEach((el) => {
+      el.textContent = App.clockText(el, now);
+    });
+    const clock = document.getElementById("site-clock");
+    if (clock) clock.textContent = `${App.zoneLabel()} ${App.time(now).slice(6)}`;
+  },
+
+  since(ms) {
+    const el = App.el("span", { class: "since", dataset: { since: String(ms) } });
+    el.textContent = App.clockText(el, Date.now());
+    return el;
+  },
+
+  deadline(ms) {
+    const el = App.el("span", { class: "deadline", dataset: { deadline: String(ms) } });
+    el.textContent = App.clockText(el, Date.now());
+    return el;
+  },
+
+  // Who a ladder paged and whether each page got anywhere; a page that went nowhere is loud.
+  pagedList(paged) {
+    return App.el("ul", { class: "paged" }, ...(paged || []).map((p) => {
+      const ok = p.delivery === "delivered" || p.delivery === "sending";
+      if (p.name) App.pagedNames[p.person_id] = p.name;
+      const name = p.name || App.personName(p.person_id);
+      const role = p.role ? `（${App.t(`role_${p.role}`)}）` : "";
+      return App.el("li", { class: ok ? `delivery-${p.delivery}` : "undelivered", dataset: { person: p.person_id, delivery: p.delivery } },
+        `${name}${role} `, App.el("b", {}, App.t(p.delivery)));
+    }));
+  },
+
+  // One timeline entry in words: who (a name, or 系统 for the rules) and what happened.
+  eventText(e) {
+    const system = e.actor === "system" || e.actor.startsWith("rule:");
+    const who = system ? App.t("system") : App.personName(e.actor);
+    const data = e.data || {};
+    let kind = e.kind;
+    let note = system ? "" : e.note;
+    if (kind === "commented" && note.startsWith("[到场]")) { kind = "arrived"; note = note.slice(4).trim(); }
+    let extra = "";
+    if (kind === "notified" || kind === "escalated" || kind === "reminded" || kind === "household_informed") {
+      const people = data.paged || (data.people || []).map((p) => ({ person: p }));
+      extra = people.map((p) => p.name || App.personName(p.person)).join("、");
+    } else if (kind === "assigned") {
+      extra = App.personName(data.assignee);
+    } else if (kind === "delivery_failed") {
+      extra = App.personName(data.person);
+    } else if (kind === "resolved" && data.category) {
+      extra = App.t(data.category);
+    } else if (kind === "referred" && data.department) {
+      extra = App.t(`dept_${data.department}`);
+    }
+    return [App.time(e.at_ms), who, App.t(`ev_${kind}`), extra, note].filter(Boolean).join(" · ");
+  },
 
   translate(root = document) {
     document.documentElement.lang = App.lang === "zh" ? "zh-CN" : "en";
+    root.querySelectorAll("[data-zone]").forEach((el) => { el.textContent = `（${App.zoneLabel()}）`; });
     root.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = App.t(el.dataset.i18n); });
     root.querySelectorAll("[data-i18n-placeholder]").forEach((el) => {
       el.placeholder = App.t(el.dataset.i18nPlaceholder);
@@ -98,7 +254,9 @@ const App = {
     if (r.status === 401) { App.logout(); throw new Error("unauthorized"); }
     if (!r.ok) {
       const err = await r.json().catch(() => ({ detail: r.statusText }));
-      throw new Error(typeof err.detail === "string" ? err.detail : r.statusText);
+      const error = new Error(typeof err.detail === "string" ? err.detail : r.statusText);
+      error.status = r.status;
+      throw error;
     }
     return r.status === 204 ? null : r.json();
   },
@@ -114,11 +272,23 @@ const App = {
     return source;
   },
 
+  // Always the site's time zone (never the browser's): "11-25 08:03:04".
   time(ms) {
     if (ms == null) return "";
-    const d = new Date(ms);
-    const pad = (n) => String(n).padStart(2, "0");
-    return `${d.getMonth() + 1}-${d.getDate()} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+    const parts = {};
+    new Intl.DateTimeFormat("en-GB", {
+      timeZone: App.ctx.timezone, month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+    }).formatToParts(new Date(ms)).forEach((p) => { parts[p.type] = p.value; });
+    return `${parts.month}-${parts.day} ${parts.hour}:${parts.minute}:${parts.second}`;
+  },
+
+  // This month in the site's time zone: "2026-12".
+  month(ms) {
+    const parts = {};
+    new Intl.DateTimeFormat("en-GB", { timeZone: App.ctx.timezone, year: "numeric", month: "2-digit" })
+      .formatToParts(new Date(ms)).forEach((p) => { parts[p.type] = p.value; });
+    return `${parts.year}-${parts.month}`;
   },
 
   el(tag, attrs = {}, ...children) {
@@ -147,12 +317,21 @@ const App = {
       e.preventDefault();
       const error = document.getElementById("login-error");
       error.textContent = "";
+      let person;
       try {
-        const person = await App.login(form.username.value, form.password.value);
-        show(true);
-        start(person);
-      } catch (err) { error.textContent = err.message; }
+        person = await App.login(form.username.value, form.password.value);
+      } catch (err) { error.textContent = err.message; return; }
+      await App.started(start, person, show);
     });
-    if (App.token && App.person) { show(true); start(App.person); } else { show(false); }
+    if (App.token && App.person) { App.started(start, App.person, show); } else { show(false); }
+  },
+
+  async started(start, person, show) {
+    await App.loadContext();
+    App.translate();
+    show(true);
+    App.tick();
+    setInterval(App.tick, 1000);
+    start(person);
   },
 };

@@ -4,26 +4,44 @@
 const Reports = {
   async start() {
     const input = document.getElementById("month");
-    const now = new Date();
-    input.value = input.value || `${now.getFullYear()}-${String(now.getMonth() + 1).padStart(2, "0")}`;
+    input.value = input.value || App.month(Date.now());  // this month at the site
     input.addEventListener("change", Reports.load);
     document.getElementById("csv").addEventListener("click", Reports.download);
     document.addEventListener("langchange", Reports.load);
     await Reports.load();
   },
 
+  // What went wrong, on the page (not only in the console); "" hides it.
+  say(text) {
+    const box = document.getElementById("report-error");
+    box.textContent = text;
+    box.hidden = !text;
+    document.querySelector(".report-body").hidden = Boolean(text);  // no empty table under it
+  },
+
   async load() {
     const month = document.getElementById("month").value;
-    const [ledger, trend] = await Promise.all([
-      App.api(`/reports/ledger?month=${month}`),
-      App.api(`/reports/trend?month=${month}&months=6`),
-    ]);
+    let ledger, trend;
+    try {
+      [ledger, trend] = await Promise.all([
+        App.api(`/reports/ledger?month=${month}`),
+        App.api(`/reports/trend?month=${month}&months=6`),
+      ]);
+    } catch (err) {
+      document.getElementById("ledger").replaceChildren();
+      document.getElementById("charts").replaceChildren();
+      Reports.say(err.status === 403 ? App.t("no_report_access") : App.t("load_failed", { e: err.message }));
+      return;
+    }
+    Reports.say("");
     const mins = (s) => (s == null ? "" : (s / 60).toFixed(1));
-    document.getElementById("ledger").replaceChildren(...ledger.rows.map((r) => App.el("tr", {},
-      App.el("td", {}, r.opened_at), App.el("td", {}, r.location || r.building_id || r.grid_id),
-      App.el("td", {}, r.title), App.el("td", {}, r.handled_by || ""),
+    const rows = ledger.rows.map((r) => App.el("tr", {},
+      App.el("td", {}, r.opened_at), App.el("td", {}, r.location || App.buildingName(r.building_id) || App.gridName(r.grid_id)),
+      App.el("td", {}, App.title(r)), App.el("td", {}, r.handled_by ? App.personName(r.handled_by) : ""),
       App.el("td", {}, mins(r.ack_s)), App.el("td", {}, mins(r.resolve_s)),
-      App.el("td", {}, r.resolution ? App.t(r.resolution) : ""), App.el("td", {}, App.t(r.status)))));
+      App.el("td", {}, r.resolution ? App.t(r.resolution) : ""), App.el("td", {}, App.t(r.status))));
+    document.getElementById("ledger").replaceChildren(...(rows.length ? rows
+      : [App.el("tr", {}, App.el("td", { class: "empty", colspan: "8" }, App.t("empty_month")))]));
     const labels = trend.map((p) => p.month.slice(2));
     document.getElementById("charts").replaceChildren(
       Reports.chart(App.t("incidents_by_month"), labels, trend.map((p) => p.stats.incidents), (v) => v),
@@ -61,9 +79,13 @@ const Reports = {
 
   async download() {
     const month = document.getElementById("month").value;
-    const r = await fetch(`/api/v1/reports/ledger.csv?month=${month}`, {
+    const r = await fetch(`/api/v1/reports/ledger.csv?month=${month}&lang=${App.lang}`, {
       headers: { Authorization: `Bearer ${App.token}` },
     });
+    if (!r.ok) {
+      Reports.say(r.status === 403 ? App.t("no_report_access") : App.t("load_failed", { e: r.statusText }));
+      return;
+    }
     const url = URL.createObjectURL(await r.blob());
     const a = App.el("a", { href: url, download: `ledger-${month}.csv` });
     document.body.append(a);

@@ -5,7 +5,11 @@ const Worker = {
   open: new Map(),
   history: [],
 
-  async start() {
+  me: null,
+  pressed: new Set(),  // "id:action" taps on their way to the server: never sent twice
+
+  async start(person) {
+    Worker.me = person.id;
     document.addEventListener("langchange", Worker.render);
     App.live({ incident: Worker.onIncident }, (up) => {
       const el = document.getElementById("live-state");
@@ -14,6 +18,7 @@ const Worker = {
       el.textContent = App.t(el.dataset.i18n);
     });
     await Worker.load();
+    setInterval(Worker.load, 30000);  // escalations and deliveries happen between changes
   },
 
   async load() {
@@ -38,13 +43,16 @@ const Worker = {
   },
 
   render() {
-    const mine = [...Worker.open.values()].sort((a, b) => b.opened_at_ms - a.opened_at_ms);
+    // Most severe first; among equals the one waiting longest.
+    const rank = { critical: 0, major: 1, minor: 2, info: 3 };
+    const mine = [...Worker.open.values()].sort((a, b) =>
+      rank[a.severity] - rank[b.severity] || a.opened_at_ms - b.opened_at_ms);
     const list = document.getElementById("my-incidents");
     list.replaceChildren(...(mine.length ? mine.map(Worker.card)
       : [App.el("li", { class: "empty" }, App.t("no_incidents"))]));
     document.getElementById("history").replaceChildren(...Worker.history.map((i) => App.el("li",
       { class: `incident sev-${i.severity} status-${i.status}`, dataset: { id: i.id } },
-      App.el("div", { class: "title" }, i.title),
+      App.el("div", { class: "title" }, App.title(i)),
       App.el("div", { class: "meta" },
         `${i.location || i.device_id || ""} · ${App.time(i.opened_at_ms)} · ${App.t(i.resolution || i.status)}`))));
   },
@@ -54,19 +62,38 @@ const Worker = {
       { class: `${cls} ${action}`, type: "button", onclick }, App.t(action));
     const actions = App.el("div", { class: "actions" });
     if (i.status === "open") actions.append(button("acknowledge", "primary", () => Worker.act(i.id, "acknowledge")));
-    actions.append(button("arrive", "", () => Worker.act(i.id, "arrive")));
-    actions.append(button("resolve", "danger", () => Worker.resolve(i.id)));
-    return App.el("li", { class: `incident sev-${i.severity} status-${i.status}`, dataset: { id: i.id, status: i.status } },
-      App.el("div", { class: "title" }, App.el("span", { class: `badge sev-${i.severity}` }, App.t(i.severity)), i.title),
-      App.el("div", { class: "meta" }, `${i.location || i.device_id || ""} · ${App.time(i.opened_at_ms)}`),
-      App.el("div", { class: "meta status" }, App.t(i.status)),
+    if (i.arrived_at_ms) {
+      // Done once: shown as done, and not offered again.
+      actions.append(App.el("button", { class: "arrive done", type: "button", disabled: "" },
+        App.t("arrived_at", { t: App.time(i.arrived_at_ms).slice(6) })));
+    } else {
+      actions.append(button("arrive", "", () => Worker.act(i.id, "arrive")));
+    }
+    // 办结 only once someone has acknowledged it: acknowledging is what stops the ladder.
+    if (i.status === "acknowledged") actions.append(button("resolve", "danger", () => Worker.resolve(i.id)));
+    const mine = i.assignee === Worker.me;
+    const pressure = App.el("div", { class: "meta pressure" }, App.since(i.opened_at_ms));
+    if (i.status === "open" && i.ack_deadline_ms) pressure.append(" · ", App.deadline(i.ack_deadline_ms));
+    if (i.escalations) pressure.append(" · ", App.el("span", { class: "escalated" }, App.t("escalated_n", { n: i.escalations })));
+    return App.el("li", { class: `incident sev-${i.severity} status-${i.status}${mine ? " mine" : ""}`,
+      dataset: { id: i.id, status: i.status } },
+      App.el("div", { class: "title" }, App.el("span", { class: `badge sev-${i.severity}` }, App.t(i.severity)),
+        mine ? App.el("span", { class: "badge mine" }, App.t("assigned_to_me")) : "", App.title(i)),
+      App.el("div", { class: "meta" }, `${i.location || i.device_id || ""} · ${App.gridName(i.grid_id)} · ${App.time(i.opened_at_ms)}`),
+      pressure,
+      App.el("div", { class: "meta status" }, App.t(i.status),
+        i.assignee && !mine ? ` · ${App.t("assigned_to", { who: App.personName(i.assignee) })}` : ""),
       actions);
   },
 
   async act(id, action, json) {
+    const key = `${id}:${action}`;
+    if (Worker.pressed.has(key)) return;
+    Worker.pressed.add(key);
+    document.querySelectorAll(`li.incident[data-id="${id}"] button.${action}`).forEach((b) => { b.disabled = true; });
     try {
       Worker.onIncident(await App.api(`/incidents/${id}/${action}`, { method: "POST", json: json || {} }));
-    } catch (err) { alert(err.message); }
+    } catch (err) { alert(err.message); Worker.render(); } finally { Worker.pressed.delete(key); }
   },
 
   resolve(id) {

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from alerting.incidents.lifecycle import Action, allowed_actions
 from alerting.incidents.lifecycle import IncidentStatus as Status
 from alerting.incidents.tables import IncidentRow
+from alerting.incidents.views import ARRIVED_MARK
 from alerting.incidents.workflow import IncidentDesk
 from api import audit
 from api.deps import (
@@ -29,6 +30,8 @@ from api.deps import (
 from api.incident_view import (
     check_assignee,
     count,
+    incident_view,
+    incident_views,
     publish,
     readings_around,
     scoped_incident,
@@ -52,13 +55,14 @@ from api.schemas import (
 from api.services import ApiServices
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
-ARRIVED = "[到场]"
+ARRIVED = ARRIVED_MARK
 IncidentId = Annotated[int, Path(ge=1, le=DB_INT_MAX)]
 
 
 @router.get("", response_model=IncidentsPublic)
 async def list_incidents(
     scope: GridScope,
+    services: ServicesDep,
     session: SessionDep,
     status_: Annotated[list[IncidentStatus] | None, Query(alias="status")] = None,
     severity: Annotated[list[Severity] | None, Query()] = None,
@@ -95,7 +99,7 @@ async def list_incidents(
         .limit(limit)
         .offset(offset)
     )
-    return IncidentsPublic(data=[IncidentPublic.model_validate(r) for r in rows], count=total)
+    return IncidentsPublic(data=await incident_views(services, session, list(rows)), count=total)
 
 
 @router.get("/{incident_id}", response_model=IncidentDetail)
@@ -109,7 +113,7 @@ async def get_incident(
     row = await scoped_incident(session, scope, incident_id)
     events = await timeline(session, incident_id)
     return IncidentDetail(
-        incident=IncidentPublic.model_validate(row),
+        incident=await incident_view(services, session, row),
         timeline=[IncidentEventPublic.model_validate(e) for e in events],
         readings=await readings_around(services.timeseries, row),
         allowed_actions=actions_for(principal, row),
@@ -243,8 +247,9 @@ async def _take(
     )
     await session.commit()  # the change and its audit row together
     row = await scoped_incident(session, scope, incident_id)
-    publish(services.live, row)
-    return IncidentPublic.model_validate(row)
+    view = await incident_view(services, session, row)
+    publish(services.live, view)
+    return view
 
 
 def _endpoint(action: IncidentAction) -> Callable[..., Awaitable[IncidentPublic]]:

@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+from datetime import datetime, timedelta
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from pydantic import AfterValidator
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from alerting.incidents.tables import IncidentRow
+from api import labels
 from api.deps import Principal, ReportReader, ServicesDep, SessionDep
 from api.errors import FieldError
 from api.figures import (
@@ -24,11 +28,12 @@ from api.figures import (
     resolve_seconds,
     within_deadline,
 )
+from api.labels import Lang
 from api.paged import in_turns, incidents_opened
 from api.schemas import LedgerPublic, LedgerRow, TrendPoint
 from api.services import ApiServices
 from gateway.registry.ledger import spreadsheet_safe
-from gateway.registry.tables import Site
+from gateway.registry.tables import Building, Grid, Person, Site
 
 router = APIRouter(prefix="/reports", tags=["reports"])
 
@@ -74,6 +79,7 @@ async def _ledger(
     start, end = month_bounds(month, row.timezone)
     incidents = await _rows(session, row.code, start, end)
     deadlines = services.config.ack_deadline_s
+    rules = services.rules.rules.by_id
     rows: list[LedgerRow] = []
     async for part in in_turns(incidents):
         rows.extend(
@@ -86,6 +92,7 @@ async def _ledger(
                 device_id=i.device_id,
                 device_type=i.device_type,
                 title=i.title,
+                title_en=getattr(rules.get(i.rule_id), "title_en", None),
                 severity=i.severity,
                 status=i.status,
                 handled_by=i.resolved_by or i.acknowledged_by or i.assignee,
@@ -124,14 +131,25 @@ async def ledger_csv(
     session: SessionDep,
     site: SiteQ = None,
     month: Month = None,
+    lang: Annotated[Lang, Query(description="zh (default): Chinese headers and values; en")] = "zh",
 ) -> Response:
+    """The month's ledger for a spreadsheet: headers and values in words (``lang``), times in
+    the site's time zone (named in the header), grids, buildings and people by name."""
     report = await _ledger(services, session, principal, site, month)
+    names = await _names(session, report.site)
+    zone = await session.get(Site, report.site)
+    tz = zone.timezone if zone is not None else "Asia/Shanghai"
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(LedgerRow.model_fields), lineterminator="\n")
-    writer.writeheader()
+    writer = csv.writer(out, lineterminator="\n")
+    head = labels.header(lang)
+    where = labels.zone_name(tz, _utc_offset(tz), lang)
+    head[[c for c, _, _ in labels.LEDGER_COLUMNS].index("opened_at")] += (
+        f"（{where}）" if lang == "zh" else f" ({where})"
+    )
+    writer.writerow(head)
     async for part in in_turns(report.rows):
         for r in part:
-            writer.writerow({k: _cell(v) for k, v in r.model_dump().items()})
+            writer.writerow([_cell(c, r, names, lang) for c, _, _ in labels.LEDGER_COLUMNS])
     name = f"ledger-{report.site}-{report.month}.csv"
     # A BOM so that spreadsheet programs read the Chinese text as UTF-8.
     return Response(
@@ -141,7 +159,37 @@ async def ledger_csv(
     )
 
 
-def _cell(value: object) -> object:
+async def _names(session: AsyncSession, site: str) -> dict[str, str]:
+    """Grid, building and person ids of a site → names (ids are distinct across the three)."""
+    out: dict[str, str] = {}
+    for table in (Grid, Building, Person):
+        for key, value in await session.execute(
+            select(table.id, table.name).where(table.site == site)
+        ):
+            out[key] = value
+    return out
+
+
+def _utc_offset(tz: str) -> str:
+    minutes = int((datetime.now(ZoneInfo(tz)).utcoffset() or timedelta()).total_seconds() // 60)
+    sign, minutes = ("+" if minutes >= 0 else "-"), abs(minutes)
+    return f"{sign}{minutes // 60}" + (f":{minutes % 60:02d}" if minutes % 60 else "")
+
+
+def _cell(column: str, row: LedgerRow, names: dict[str, str], lang: labels.Lang) -> object:
+    if column == "grid":
+        value: object = names.get(row.grid_id, row.grid_id)
+    elif column == "building":
+        value = names.get(row.building_id, row.building_id) if row.building_id else None
+    elif column == "handled_by":
+        value = names.get(row.handled_by, row.handled_by) if row.handled_by else None
+    elif column == "title" and lang == "en":
+        value = row.title_en or row.title
+    elif column in ("ack_min", "resolve_min"):
+        seconds = row.ack_s if column == "ack_min" else row.resolve_s
+        value = None if seconds is None else f"{seconds / 60:.1f}"
+    else:
+        value = labels.value(column, getattr(row, column), lang)
     # Text may come from people (locations, titles, resolutions): never a formula in Excel.
     if value is None:
         return ""

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from sqlalchemy import select
 
-from alerting.incidents.lifecycle import ACTIVE_STATUSES
+from alerting.incidents.lifecycle import ACTIVE_STATUSES, IncidentStatus
 from alerting.incidents.tables import IncidentRow
 from api.deps import GridScope, ServicesDep, SessionDep
 from api.errors import FieldError
@@ -20,6 +20,12 @@ from api.schemas import EPOCH_MS_MAX, StatsPublic
 from gateway.registry.tables import Building, Device, Grid
 
 router = APIRouter(prefix="/stats", tags=["stats"])
+
+
+def _unacked(row: IncidentRow) -> bool:
+    """待确认, the one definition the header and every grid card count: open and nobody has
+    acknowledged it yet (未结 = open or acknowledged, ``ACTIVE_STATUSES``)."""
+    return row.status == IncidentStatus.OPEN.value
 
 
 @router.get("", response_model=StatsPublic)
@@ -105,12 +111,16 @@ async def overview(scope: GridScope, services: ServicesDep, session: SessionDep)
                 "site": g.site,
                 **tally(in_grid),
                 "open_incidents": sum(1 for i in active if i.grid_id == g.id),
+                "unacknowledged": sum(1 for i in active if i.grid_id == g.id and _unacked(i)),
                 "buildings": [
                     {
                         "id": b.id,
                         "name": b.name,
                         **tally([d for d in in_grid if d.building_id == b.id]),
                         "open_incidents": sum(1 for i in active if i.building_id == b.id),
+                        "unacknowledged": sum(
+                            1 for i in active if i.building_id == b.id and _unacked(i)
+                        ),
                     }
                     for b in buildings
                     if b.grid_id == g.id
@@ -123,7 +133,7 @@ async def overview(scope: GridScope, services: ServicesDep, session: SessionDep)
     return {
         "open_incidents": len(active),
         "open_critical": sum(1 for i in active if i.severity == "critical"),
-        "unacknowledged": sum(1 for i in active if i.status == "open"),
+        "unacknowledged": sum(1 for i in active if _unacked(i)),
         "devices": len(devices),
         "offline_devices": len(offline),
         "grids": out_grids,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from datetime import date, time
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AwareDatetime,
@@ -16,9 +15,10 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
-    field_validator,
     model_validator,
 )
+
+from core.zones import TimeZoneName
 
 DeviceTypeName = Literal["smoke", "sos", "gate", "charger"]
 RoleName = Literal["grid_worker", "building_leader", "duty_staff", "secretary", "admin"]
@@ -40,17 +40,8 @@ class _Spec(BaseModel):
 class SiteSpec(_Spec):
     code: SiteCode
     name: Text
-    timezone: str = "Asia/Shanghai"
+    timezone: TimeZoneName = "Asia/Shanghai"
     address: Text = ""
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
 
 
 class GridSpec(_Spec):

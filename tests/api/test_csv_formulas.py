@@ -71,7 +71,7 @@ async def test_monthly_ledger_csv_escapes_formulas(
     rows = _cells(text)
     _no_formula(rows)
     header, first = rows[0], rows[1]
-    assert first[header.index("location")] == "'" + HOSTILE["location"]
+    assert first[header.index("地点")] == "'" + HOSTILE["location"]
     # The JSON ledger (the board's table) shows the text as typed.
     body = (await client.get(f"{V1}/reports/ledger", headers=h)).json()
     assert body["rows"][0]["location"] == HOSTILE["location"]

@@ -53,6 +53,10 @@ async def test_board_sees_who_was_paged_and_the_app_marks_delivered_then_read(
     r = await client.get(f"/api/v1/incidents/{incident_id}/deliveries", headers=await login("worker_g1"))
     states = {d["person_id"]: d["status"] for d in r.json()["data"]}
     assert states["zhang-min"] == "read"
+    # The incident's read model (what the board's cards show) says so too.
+    detail = await client.get(f"/api/v1/incidents/{incident_id}", headers=await login("duty"))
+    paged = {p["person_id"]: p for p in detail.json()["incident"]["paged"]}
+    assert (paged["zhang-min"]["delivery"], paged["zhang-min"]["receipt"]) == ("delivered", "read")
 
 
 async def test_provider_callbacks_are_refused_without_a_configured_secret(

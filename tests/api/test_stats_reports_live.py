@@ -99,7 +99,7 @@ async def test_monthly_ledger_and_trend(client, login, env, clock):
     assert "attachment" in r.headers["content-disposition"]
     rows = list(csv.DictReader(io.StringIO(r.text.lstrip("\ufeff"))))
     assert len(rows) == 3
-    assert rows[0]["title"] == "烟感报警"
+    assert rows[0]["事件"] == "烟感报警"
     trend = (
         await client.get(f"{V1}/reports/trend", params={"month": month, "months": 3}, headers=h)
     ).json()

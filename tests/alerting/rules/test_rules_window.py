@@ -7,9 +7,11 @@ import random
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from rules_support import make_engine, play, summary
 
 from alerting.rules.evaluators import window_minima
+from alerting.rules.schedule import Schedule
 
 
 def _reference(
@@ -84,3 +86,9 @@ ROR = {
 def test_rate_of_rise_after_steady_readings(steps: list[Any], expected: list[Any]) -> None:
     engine = make_engine([ROR])
     assert summary(play(engine, steps), rule="r") == expected
+
+
+@pytest.mark.parametrize("name", ["America", "Asia", "Nowhere/City", ""])
+def test_a_rule_schedule_in_an_unknown_zone_is_a_load_error(name: str) -> None:
+    with pytest.raises(ValidationError, match="unknown time zone"):
+        Schedule.model_validate({"timezone": name, "active": [{"start": "22:00", "end": "06:00"}]})

@@ -87,6 +87,16 @@ def test_small_community_parses(tmp_path: Path) -> None:
             "grids[0].children[0].colour: Extra inputs are not permitted",
         ),
         (("role: duty_staff", "role: boss"), "people[1].role: Input should be"),
+        # ZoneInfo("America") opens the tz folder and raised IsADirectoryError: a crash, not
+        # a problem named in the file
+        (
+            ("name: 小区}", "name: 小区, timezone: America}"),
+            "site.timezone: Value error, unknown time zone 'America'",
+        ),
+        (
+            ("name: 小区}", "name: 小区, timezone: Mars/Olympus}"),
+            "site.timezone: Value error, unknown time zone 'Mars/Olympus'",
+        ),
         (
             ("id: gate-east", "id: smk-1"),
             "devices[1].id: duplicate device 'smk-1' (first at devices[0].id)",

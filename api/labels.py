@@ -1,0 +1,81 @@
+"""What people read instead of internal codes, in Chinese and English: the ledger CSV's headers
+and values. The screens' own dictionary is ``I18N`` in api/board/common.js (the same words)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Lang = Literal["zh", "en"]
+
+#: The monthly ledger CSV's columns, in order: (field of LedgerRow or a derived one, zh, en).
+LEDGER_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("id", "事件编号", "Incident no."),
+    ("opened_at", "发生时间", "Opened"),
+    ("grid", "网格", "Grid"),
+    ("building", "楼栋", "Building"),
+    ("location", "地点", "Where"),
+    ("device_id", "设备编号", "Device"),
+    ("device_type", "设备类型", "Device type"),
+    ("title", "事件", "What"),
+    ("severity", "级别", "Severity"),
+    ("status", "状态", "Status"),
+    ("handled_by", "处置人", "Handled by"),
+    ("ack_min", "确认用时（分钟）", "To acknowledge (min)"),
+    ("resolve_min", "办结用时（分钟）", "To resolve (min)"),
+    ("resolution", "处置结果", "Resolution"),
+    ("within_deadline", "按时处置", "Handled in time"),
+)
+
+VALUES: dict[str, dict[str, tuple[str, str]]] = {
+    "severity": {
+        "critical": ("紧急", "Critical"),
+        "major": ("重要", "Major"),
+        "minor": ("一般", "Minor"),
+        "info": ("提示", "Info"),
+    },
+    "status": {
+        "open": ("待确认", "Open"),
+        "acknowledged": ("处置中", "Acknowledged"),
+        "resolved": ("已办结", "Resolved"),
+        "closed": ("已关闭", "Closed"),
+    },
+    "resolution": {
+        "real_emergency": ("真实警情", "Real emergency"),
+        "false_alarm": ("误报", "False alarm"),
+        "device_test": ("设备测试", "Device test"),
+        "device_fault": ("设备故障", "Device fault"),
+    },
+    "device_type": {
+        "smoke": ("烟感", "Smoke detector"),
+        "sos": ("一键呼叫", "SOS button"),
+        "gate": ("门禁", "Door access"),
+        "charger": ("充电桩", "E-bike charger"),
+    },
+    "within_deadline": {"True": ("是", "Yes"), "False": ("否", "No")},
+}
+
+#: Where the site's time zone is said next to a time (北京时间 for the zone China uses).
+ZONE_NAMES: dict[str, tuple[str, str]] = {"Asia/Shanghai": ("北京时间", "Beijing time")}
+
+
+def header(lang: Lang) -> list[str]:
+    return [zh if lang == "zh" else en for _, zh, en in LEDGER_COLUMNS]
+
+
+def value(column: str, code: object, lang: Lang) -> str:
+    """The readable form of ``code`` in ``column``; a code without a label is shown as it is
+    (never dropped), an absent value as an empty cell."""
+    if code is None:
+        return ""
+    pair = VALUES.get(column, {}).get(str(code))
+    if pair is None:
+        return str(code)
+    return pair[0] if lang == "zh" else pair[1]
+
+
+def zone_name(tz: str, offset: str, lang: Lang) -> str:
+    """``北京时间`` / ``Beijing time`` for Asia/Shanghai, else ``UTC+8 (Asia/Chongqing)``."""
+    pair = ZONE_NAMES.get(tz)
+    if pair is not None:
+        return pair[0] if lang == "zh" else pair[1]
+    return f"UTC{offset} ({tz})"
