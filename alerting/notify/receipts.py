@@ -7,8 +7,9 @@ channel, then the next person). Parsers take the providers' documented callback 
 
 * Alibaba SMS status report (SmsReport, HTTP push): a JSON array of
   ``{"phone_number", "success", "err_code", "err_msg", "biz_id", "out_id", "report_time", …}``
-* Alibaba voice call result (VoiceReport): ``{"call_id", "status_code", "status_msg", "out_id", …}``
-  where ``200000`` means the call was answered and the message played
+* Alibaba voice call record (VoiceReport, after the call): ``{"call_id", "start_time",
+  "duration", "status_code", "status_msg", "out_id", …}``; ``start_time`` is when the callee
+  picked up, empty when nobody did — answered means delivered
 * Tencent SMS status callback: ``{"sid", "report_status": "SUCCESS"|"FAIL", "errmsg",
   "description", "mobile", "user_receive_time", …}``
 """
@@ -56,8 +57,8 @@ def aliyun_voice(body: Any) -> list[Receipt]:
     return [
         Receipt(
             str(i.get("call_id", "")),
-            str(i.get("status_code", "")) == "200000",
-            f"{i.get('status_code', '')} {i.get('status_msg', '')}".strip(),
+            bool(i.get("start_time")),
+            f"{i.get('status_code', '')} {i.get('status_msg', '')}".strip() or "not answered",
         )
         for i in _items(body)
     ]

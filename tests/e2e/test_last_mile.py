@@ -161,9 +161,10 @@ async def test_unacknowledged_sos_rings_the_workers_and_the_familys_phones(
         "protocol": "http",
         "templates": tts,
     }
-    await start_gateway(
+    gateway = await start_gateway(
         notify=notify,
         alerting={"startup_grace_s": 0, "tick_interval_ms": 100, "escalation": {"critical_ack_s": 2}},
+        api={"port": 0, "service_tokens": {"board": BOARD_TOKEN}},
     )
     await publish(
         mosquitto.port,
@@ -185,3 +186,22 @@ async def test_unacknowledged_sos_rings_the_workers_and_the_familys_phones(
     assert by("SingleCallByTts") == ["13800000001", "13900000001"]
     call = next(s for s in server.accepted() if s.headers["x-acs-action"] == "SingleCallByTts")
     assert (call.query["TtsCode"], call.query["CalledShowNumber"]) == ("TTS_100001", "057188880000")
+    # Alibaba's call records come back: the worker picked up, the son did not.
+    calls = {s.query["CalledNumber"]: s.answer["CallId"] for s in server.accepted() if "CallId" in s.answer}
+    records = [
+        {"call_id": calls["13800000001"], "start_time": "2026-12-02 03:02:05", "duration": "21",
+         "status_code": "200000", "status_msg": "用户听音完成", "out_id": "1"},
+        {"call_id": calls["13900000001"], "start_time": "", "duration": "0",
+         "status_code": "200005", "status_msg": "用户未接听", "out_id": "2"},
+    ]
+    base = f"http://127.0.0.1:{gateway.api_port}/api/v1"
+    async with httpx.AsyncClient(timeout=10) as client:
+        ok = await client.post(f"{base}/receipts/aliyun-voice/{RECEIPT_SECRET}", json=records)
+        assert ok.json() == {"code": 0, "msg": "成功"}
+        [incident] = (await client.get(f"{base}/incidents", headers={"Authorization": f"Bearer {BOARD_TOKEN}"})).json()["data"]
+        listed = (await client.get(f"{base}/incidents/{incident['id']}/deliveries", headers={"Authorization": f"Bearer {BOARD_TOKEN}"})).json()["data"]
+    voice = {d["person_id"]: d for d in listed if d["channel"] == "voice"}
+    assert voice["worker-a"]["status"] == "delivered"
+    family = next(d for pid, d in voice.items() if "#family" in pid)
+    assert family["status"] in ("sent", "failed")  # not answered: never "delivered"
+    assert family["delivered_at_ms"] is None
