@@ -192,3 +192,22 @@ async def test_a_report_saying_not_delivered_calls_at_once_without_waiting_for_t
         detail = await service.get(change.incident_id)
         [undelivered] = [e for e in detail.events if e.kind == "undelivered"]
         assert "MK:0001 用户关机" in undelivered.note
+
+
+async def test_a_refused_critical_sms_calls_the_same_phone_at_once(
+    sqlite_url: str, aliyun: tuple[Aliyun, ProviderServer]
+) -> None:
+    provider, server = aliyun
+    provider.limited.add(PHONES["gw1"])  # isv.BUSINESS_LIMIT_CONTROL for the worker's number
+    async with open_db(sqlite_url) as sm:
+        clock = ManualClock(T0)
+        service, scheduler = stack(sm, server, provider, clock, 60_000)
+        c = ctx()
+        change = await service.apply(transition("smoke.alarm", c, T0), c)
+        assert change is not None
+        await scheduler.due(T0)
+        assert calls(server) == [PHONES["gw1"]]  # no wait: the next channel now
+        detail = await service.get(change.incident_id)
+        kinds = [e.kind for e in detail.events]
+        assert kinds.index("delivery_failed") < kinds.index("next_channel")
+        assert "escalating" not in kinds  # the call may still reach them
