@@ -30,3 +30,11 @@ def test_voice_and_tencent_are_checked_too_and_one_sms_provider_only() -> None:
         Settings(mode="demo", notify={"tencent_sms": tencent, "aliyun_sms": {**ALIYUN, "templates": full}})
     ok = Settings(mode="demo", notify={"tencent_sms": tencent})
     assert ok.notify.tencent_sms is not None
+
+
+def test_a_short_receipt_secret_is_refused() -> None:
+    key = "k" * 40
+    with pytest.raises(ValidationError, match=r"notify.receipt_secret \(5 bytes\)"):
+        Settings(mode="development", api={"secret_key": key}, notify={"receipt_secret": "short"})
+    ok = Settings(mode="development", api={"secret_key": key}, notify={"receipt_secret": "r" * 32})
+    assert ok.notify.receipt_secret is not None
