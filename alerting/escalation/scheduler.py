@@ -23,7 +23,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from alerting.escalation.timers import EscalationTimerRow, TimerKind, stop_timer
 from alerting.incidents.lifecycle import IncidentStatus
-from alerting.incidents.silences import active_silence
+from alerting.incidents.silences import active_silence, life_safety
 from alerting.incidents.store import add_event
 from alerting.incidents.tables import IncidentRow
 from alerting.incidents.views import IncidentView, incident_message
@@ -160,6 +160,19 @@ class EscalationScheduler:
                 grid_id=incident.grid_id,
                 now_ms=now_ms,
             )
+            if silence is not None and life_safety(incident.labels or {}, incident.rule_id):
+                # A maintenance window never mutes a life at risk: page, marked (see silences).
+                if timer.note != "maintenance":
+                    add_event(
+                        s,
+                        incident_id,
+                        now_ms,
+                        "under_maintenance",
+                        note="设备维护中 (device under maintenance): paged anyway",
+                        data={"silence": silence.id, "until": silence.ends_at_ms},
+                    )
+                timer.note = "maintenance"
+                silence = None
             if silence is not None:
                 add_event(
                     s,
@@ -262,7 +275,7 @@ class EscalationScheduler:
             kind=DeliveryKind.PAGE,
             paged=paged,
             now_ms=now_ms,
-            text=timer.note if timer.note != "silenced" else "",
+            text=_step_text(timer.note),
             claim=claim,
         )
         add_event(
@@ -374,6 +387,12 @@ class EscalationScheduler:
                     "escalating",
                     note=f"{failed.person_id} unreachable; next step now",
                 )
+
+
+def _step_text(note: str) -> str:
+    if note == "maintenance":
+        return "设备维护中 (device under maintenance)"
+    return "" if note == "silenced" else note
 
 
 def _message(incident: IncidentRow) -> dict[str, Any]:
