@@ -25,6 +25,7 @@ from api.routes import (
     health,
     incidents,
     live,
+    loop,
     quarantine,
     registry,
     reports,
@@ -80,6 +81,7 @@ def create_app(services: ApiServices) -> FastAPI:
     for module in (
         auth,
         registry,
+        loop,
         incidents,
         silences,
         devices,

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from alerting.incidents.service import IncidentChange
 from alerting.incidents.silences import SilenceService
 from alerting.incidents.workflow import IncidentDesk
+from alerting.loop.services import LoopServices
 from alerting.models import Category, Severity
 from alerting.routing.router import Paged
 from alerting.rules import RuleSet
@@ -103,3 +104,5 @@ class ApiServices:
     # Registers a listener for every incident change the alert path makes (the live board);
     # None when nothing but the API changes incidents (tests).
     listen_incidents: Callable[[Callable[[IncidentChange], None]], None] | None = None
+    # The closed loop (intake, triage, referral, verification, feedback); None: not offered.
+    loop: LoopServices | None = None

@@ -38,6 +38,7 @@ from gateway.directory import RegistryDirectory
 from gateway.health import HealthReport
 from gateway.ingest import Ingest
 from gateway.live import LiveHub
+from gateway.loop import LoopWiring, build_loop
 from gateway.migrations import runner as migrate
 from gateway.mqtt import MqttSession
 from gateway.quarantine import Quarantine
@@ -69,6 +70,7 @@ class Gateway:
     engine: RuleEngine = field(init=False)
     incidents: IncidentService = field(init=False)
     escalation: EscalationScheduler = field(init=False)
+    loop: LoopWiring = field(init=False)
     alerts: AlertPipeline = field(init=False)
     ingest: Ingest = field(init=False)
     mqtt: MqttSession = field(init=False)
@@ -203,6 +205,7 @@ class Gateway:
         )
         self.policy = routing_policy(s)
         self.escalation = EscalationScheduler(self.sessions, self.clock, directory, pipeline)
+        self.loop = build_loop(s, self.sessions, self.clock, notifiers, self.escalation.poke)
         self.incidents = IncidentService(
             self.sessions,
             self.clock,
@@ -282,6 +285,7 @@ class Gateway:
                 tg.create_task(self.alerts.run_worker(), name="alert-worker")
                 tg.create_task(self.alerts.run_timers(), name="alert-timers")
                 tg.create_task(self.alerts.run_escalation(stop), name="escalation")
+                tg.create_task(self.loop.watch.run(stop), name="loop-deadlines")
                 if self.spool is not None:
                     tg.create_task(self.spool.replay(), name="spool-replay")
                 if (db_file := sqlite_path(self.settings.database.url)) is not None:
@@ -380,6 +384,7 @@ class Gateway:
             registry=self.registry,
             route_tester=partial(route_test, self.directory, policy=self.policy),
             device_status=self.status.get,
+            loop=self.loop.services,
         )
 
 
