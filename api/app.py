@@ -26,6 +26,7 @@ from api.routes import (
     incidents,
     live,
     loop,
+    loop_reports,
     quarantine,
     registry,
     reports,
@@ -89,6 +90,7 @@ def create_app(services: ApiServices) -> FastAPI:
         quarantine,
         stats,
         reports,
+        loop_reports,
         live,
     ):
         app.include_router(module.router, prefix=PREFIX)

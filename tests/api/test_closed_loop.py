@@ -277,3 +277,71 @@ async def test_a_patrol_hazard_is_reminded_then_escalated_when_overdue(
     ]
     assert "hazard_deadline_near" in kinds and "hazard_overdue" in kinds and "escalated" in kinds
     assert await watch.tick(clock.now_ms()) == 0  # once
+
+
+async def test_the_monthly_ledger_and_its_excel_export_agree(client, login, loop, env, clock):  # type: ignore[no-untyped-def]
+    import io
+
+    from openpyxl import load_workbook
+
+    from alerting.models import Severity
+
+    duty, worker = await login("duty"), await login("worker_g1")
+    device = await env.open_incident()  # a detector's fire alarm: community at once
+    await env.open_incident("smk-b01-u1-f2", rule_id="smoke.self_test", severity=Severity.INFO)
+    await client.post(f"{V1}/incidents/{device}/acknowledge", headers=worker)
+    clock.advance(5 * 60_000)
+    await client.post(
+        f"{V1}/incidents/{device}/resolve", json={"category": "false_alarm"}, headers=worker
+    )
+    call = (await client.post(f"{V1}/incidents", json=HOTLINE, headers=duty)).json()["id"]
+    await client.post(f"{V1}/incidents/{call}/triage", json={"tier": "grid"}, headers=duty)
+    await client.post(f"{V1}/incidents/{call}/acknowledge", headers=worker)
+    clock.advance(10 * 60_000)
+    await client.post(f"{V1}/incidents/{call}/arrive", headers=worker)
+    clock.advance(30 * 60_000)
+    await client.post(
+        f"{V1}/incidents/{call}/resolve", json={"category": "handled"}, headers=worker
+    )
+    assert (await client.post(f"{V1}/incidents/{call}/verify", headers=duty)).json()[
+        "status"
+    ] == "closed"
+
+    r = await client.get(f"{V1}/reports/loop-ledger", headers=duty)
+    assert r.status_code == 200, r.text
+    report = r.json()
+    assert [row["id"] for row in report["rows"]] == [device, call]  # the self-test not counted
+    s = report["summary"]
+    assert s["incidents"] == 2 and s["closed"] == 1
+    assert s["closed_within_grid_share"] == 1.0
+    assert s["false_alarm_rate"] == 0.5
+    assert s["by_source"] == {"device": 1, "hotline": 1}
+    assert report["rows"][0]["tier"] == "community"
+    assert s["arrive_median_s"] == 600.0
+    assert list(report["by_worker"]) == ["zhang-min"]
+    hotline_only = (
+        await client.get(f"{V1}/reports/loop-ledger", params={"source": "hotline"}, headers=duty)
+    ).json()
+    assert [row["id"] for row in hotline_only["rows"]] == [call]
+
+    x = await client.get(f"{V1}/reports/loop-ledger.xlsx", headers=duty)
+    assert x.status_code == 200
+    wb = load_workbook(io.BytesIO(x.content))
+    assert wb.sheetnames == ["汇总", "demo.g1"]
+    sheet = wb["汇总"]
+    head = [c.value for c in sheet[1]]
+    total = dict(zip(head, [c.value for c in sheet[2]], strict=True))
+    for key in (
+        "incidents",
+        "closed",
+        "closed_within_grid_share",
+        "false_alarm_rate",
+        "ack_median_s",
+        "arrive_median_s",
+        "resolve_p90_s",
+    ):
+        assert total[key] == s[key], key
+    assert wb["demo.g1"].max_row == 3  # header + two incidents
+    c = await client.get(f"{V1}/reports/loop-ledger.csv", headers=duty)
+    assert c.text.count("\n") == 3
+    assert (await client.get(f"{V1}/reports/loop-ledger", headers=worker)).status_code == 403
