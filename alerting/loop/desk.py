@@ -61,6 +61,7 @@ class LoopDesk:
         household_id: str | None,
         actor: str,
         now_ms: int,
+        place: str = "",
     ) -> IncidentRow:
         """Open a reported incident; hotline and resident reports start paging the grid."""
         key = f"{new.source.value}:{uuid.uuid4().hex}"
@@ -85,12 +86,10 @@ class LoopDesk:
             grid_id=new.grid_id,
             building_id=new.building_id,
             household_id=household_id,
-            location=(new.location or " ".join(filter(None, (new.building_id, new.unit_room))))[
-                :200
-            ],
+            location=" ".join(filter(None, (place, new.location)))[:200],
             severity=new.severity.value,
             category=Category.SAFETY.value,
-            title=new.title(),
+            title=new.title(place),
             status=IncidentStatus.OPEN.value,
             alert_firing=False,
             auto_resolve=False,

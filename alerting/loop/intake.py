@@ -67,7 +67,6 @@ class NewCase(BaseModel):
             raise ValueError("a hazard needs a rectification deadline and a responsible party")
         return self
 
-    def title(self) -> str:
-        where = " ".join(p for p in (self.building_id or "", self.unit_room) if p)
+    def title(self, place: str) -> str:
         kind = "隐患" if self.hazard else "事件"
-        return f"{CATEGORY_ZH[self.category.value]}{kind} {where}".strip()[:200]
+        return f"{CATEGORY_ZH[self.category.value]}{kind} {place}".strip()[:200]

@@ -63,15 +63,22 @@ async def intake(
     grid = await session.get(Grid, body.grid_id)
     if grid is None or grid.site != site or not scope.sees(site, grid.id):
         raise FieldError("grid_id", f"no grid '{body.grid_id}' you may report in")
-    household_id = None
+    household_id, place = None, ""
     if body.building_id is not None:
         building = await session.get(Building, body.building_id)
         if building is None or building.grid_id != grid.id:
             raise FieldError("building_id", f"no building '{body.building_id}' in that grid")
         household_id = await _household(session, building.id, body.unit_room)
+        place = f"{building.name} {_room(body.unit_room)}".strip()
     now = services.clock.now_ms()
     row = await loop.desk.intake(
-        session, body, site=site, household_id=household_id, actor=principal.actor, now_ms=now
+        session,
+        body,
+        site=site,
+        household_id=household_id,
+        actor=principal.actor,
+        now_ms=now,
+        place=place or grid.name,
     )
     audit.record_by(
         session,
@@ -90,6 +97,12 @@ async def intake(
     row = await scoped_incident(session, scope, row.id)
     publish(services.live, row)
     return IncidentPublic.model_validate(row)
+
+
+def _room(unit_room: str) -> str:
+    """``"2-302"`` → ``"2单元302室"``; anything else as written."""
+    unit, _, room = unit_room.partition("-")
+    return f"{unit.strip()}单元{room.strip()}室" if unit.strip() and room.strip() else unit_room
 
 
 async def _household(session: AsyncSession, building_id: str, unit_room: str) -> str | None:
