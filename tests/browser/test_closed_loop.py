@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -60,7 +62,8 @@ async def test_hotline_call_round_the_closed_loop_and_an_overdue_hazard(
     rec = recording_http_server
     # Two days in the past, so that moving it on past the hazard's deadline ends near now: a
     # login token issued "in the future" of the real clock is refused by the token library.
-    clock = ManualClock(int(time.time() * 1000) - 49 * 3_600_000)
+    opened_ms = int(time.time() * 1000) - 49 * 3_600_000
+    clock = ManualClock(opened_ms)
     gateway = await start_gateway(
         clock=clock,
         community_file=demo_community_path(),
@@ -197,5 +200,16 @@ async def test_hotline_call_round_the_closed_loop_and_an_overdue_hazard(
     await _login(worker, f"{url}/board/field.html", "zhang-min")
     await expect(worker.locator(f'#field-list li[data-id="{hid}"] .overdue')).to_be_visible()
     await worker.screenshot(path=str(artifacts / "field-hazard-overdue-390.png"), full_page=True)
+
+    # the month's problem ledger: the call and the overdue hazard together, print-ready
+    month = datetime.fromtimestamp(opened_ms / 1000, ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
+    await notice.evaluate("localStorage.clear()")
+    await _login(notice, f"{url}/board/ledger.html", "secretary-guo")
+    await notice.locator("#filters input[name=month]").fill(month)
+    await notice.locator("#filters input[name=month]").dispatch_event("change")
+    await expect(notice.locator(f'#rows tr[data-id="{iid}"]')).to_be_visible()
+    await expect(notice.locator(f'#rows tr[data-id="{hid}"] td.overdue')).to_be_visible()
+    await expect(notice.locator('[data-figure="overdue_hazards"] b')).to_have_text("1")
+    await notice.screenshot(path=str(artifacts / "loop-ledger.png"), full_page=True)
     for p in (board, dept, worker, resident, notice):
         assert p.errors == [], p.errors  # type: ignore[attr-defined]
