@@ -3,9 +3,38 @@
 
 const Field = {
   async start() {
+    await Field.reportForm();
     document.addEventListener("langchange", Field.refresh);
     await Field.refresh();
     setInterval(Field.refresh, 15000);
+  },
+
+  // 网格员巡查: a hazard found on the rounds, with its deadline and who must rectify it.
+  async reportForm() {
+    const f = document.getElementById("report-form");
+    const [grids, buildings] = await Promise.all([App.api("/grids?limit=500"), App.api("/buildings?limit=500")]);
+    const list = (x) => (Array.isArray(x) ? x : x.data || []);
+    f.grid_id.replaceChildren(...list(grids).map((g) => App.el("option", { value: g.id }, g.name)));
+    const fill = () => f.building_id.replaceChildren(App.el("option", { value: "" }, "-"),
+      ...list(buildings).filter((b) => b.grid_id === f.grid_id.value).map((b) => App.el("option", { value: b.id }, b.name)));
+    f.grid_id.addEventListener("change", fill);
+    fill();
+    f.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const msg = document.getElementById("field-msg");
+      try {
+        const incident = await App.api("/incidents", { method: "POST", json: {
+          source: "patrol", category: f.category.value, grid_id: f.grid_id.value,
+          building_id: f.building_id.value || null, unit_room: f.unit_room.value, description: f.description.value,
+          severity: "minor", hazard: true, deadline_ms: new Date(`${f.deadline.value}T18:00`).getTime(),
+          responsible_kind: f.responsible_kind.value } });
+        if (f.photo.files[0]) await Loop.upload(incident.id, f.photo.files[0]);
+        Loop.msg(msg, `${App.t("saved")} #${incident.id}`);
+        f.reset();
+        document.getElementById("report").open = false;
+        await Field.refresh();
+      } catch (err) { Loop.msg(msg, err.message, true); }
+    });
   },
 
   async refresh() {
@@ -30,6 +59,10 @@ const Field = {
             onchange: (e) => Field.reinspect(i.id, e.target.files[0]) })));
       } else if (next) buttons.push(act(next, "hazard", { step: next }));
     }
+    buttons.push(App.el("button", { type: "button", dataset: { action: "comment" }, onclick: () => {
+      const note = prompt(App.t("note"));
+      if (note) Field.act(i.id, "comment", { note });
+    } }, App.t("comment")));
     buttons.push(App.el("button", { type: "button", class: "primary", dataset: { action: "resolve" },
       onclick: () => Field.resolve(i.id) }, App.t("resolve_with_photo")));
     const due = c.hazard && c.deadline_ms ? App.el("div", { class: c.hazard_state === "overdue" ? "overdue" : "state" },

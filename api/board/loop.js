@@ -32,6 +32,15 @@ const LoopBoard = {
     form.addEventListener("submit", LoopBoard.intake);
     document.getElementById("refer").addEventListener("submit", LoopBoard.refer);
     document.getElementById("verify-form").addEventListener("submit", LoopBoard.verify);
+    document.getElementById("comment-form").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      await LoopBoard.act(LoopBoard.selected, "comment", { note: e.target.note.value });
+      e.target.note.value = "";
+    });
+    document.getElementById("silence-form").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      await LoopBoard.act(LoopBoard.selected, "silence", { hours: Number(e.target.hours.value), reason: "设备维护" });
+    });
     document.addEventListener("langchange", LoopBoard.refresh);
     await LoopBoard.refresh();
     setInterval(LoopBoard.refresh, 15000);
@@ -114,6 +123,7 @@ const LoopBoard = {
     const can = new Set(detail.allowed_actions);
     document.getElementById("refer").hidden = !can.has("refer");
     document.getElementById("verify-form").hidden = !can.has("verify");
+    document.getElementById("silence-form").hidden = !can.has("silence") || !i.device_id;
     const notice = document.getElementById("notice-link");
     notice.hidden = !c.hazard;
     notice.href = `notice.html?id=${i.id}`;

@@ -7,11 +7,10 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 from playwright.async_api import Browser, Page, expect
 
@@ -24,10 +23,13 @@ pytestmark = pytest.mark.browser
 PHONE = {"width": 390, "height": 844}
 DESK = {"width": 1440, "height": 900}
 CALLER = "13900001111"
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 async def _page(browser: Browser, viewport: dict[str, int]) -> Page:
-    context = await browser.new_context(viewport=viewport, locale="zh-CN")
+    context = await browser.new_context(
+        viewport=viewport, locale="zh-CN", timezone_id="Asia/Shanghai"
+    )
     page = await context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -60,9 +62,9 @@ async def test_hotline_call_round_the_closed_loop_and_an_overdue_hazard(
     browser, start_gateway, recording_http_server, tmp_path: Path, artifacts
 ):  # type: ignore[no-untyped-def]
     rec = recording_http_server
-    # Two days in the past, so that moving it on past the hazard's deadline ends near now: a
+    # Days in the past, so that moving it on past the hazard's deadline ends near now: a
     # login token issued "in the future" of the real clock is refused by the token library.
-    opened_ms = int(time.time() * 1000) - 49 * 3_600_000
+    opened_ms = int(time.time() * 1000) - 80 * 3_600_000
     clock = ManualClock(opened_ms)
     gateway = await start_gateway(
         clock=clock,
@@ -156,38 +158,29 @@ async def test_hotline_call_round_the_closed_loop_and_an_overdue_hazard(
     await expect(resident.locator("#rate-msg")).to_contain_text("感谢")
     await resident.screenshot(path=str(artifacts / "loop-rating-390.png"), full_page=True)
 
-    # a patrol hazard with a deadline: overdue on the injectable clock, the community is paged
-    async with httpx.AsyncClient(base_url=url) as api:
-        r = await api.post(
-            "/api/v1/auth/login", data={"username": "zhang-min", "password": DEMO_PASSWORD}
-        )
-        token = {"Authorization": f"Bearer {r.json()['access_token']}"}
-        hazard = await api.post(
-            "/api/v1/incidents",
-            headers=token,
-            json={
-                "source": "patrol",
-                "category": "corridor",
-                "grid_id": "demo.g1",
-                "building_id": "demo.b01",
-                "unit_room": "1-201",
-                "description": "楼道堆放纸箱杂物",
-                "severity": "minor",
-                "hazard": True,
-                "deadline_ms": clock.now_ms() + 48 * 3_600_000,
-                "responsible_kind": "household",
-                "responsible_name": "1-201 住户",
-            },
-        )
-        assert hazard.status_code == 201, hazard.text
-        hid = hazard.json()["id"]
+    # a patrol hazard reported from the phone, with a deadline two days on
+    form = worker.locator("#report-form")
+    await worker.locator("#report summary").click()
+    await form.locator("select[name=grid_id]").select_option("demo.g1")
+    await form.locator("select[name=building_id]").select_option("demo.b01")
+    await form.locator("input[name=unit_room]").fill("1-201")
+    await form.locator("textarea[name=description]").fill("楼道堆放纸箱杂物")
+    deadline = datetime.fromtimestamp(opened_ms / 1000, SHANGHAI) + timedelta(days=2)
+    await form.locator("input[name=deadline]").fill(deadline.strftime("%Y-%m-%d"))
+    await form.locator("input[name=photo]").set_input_files(
+        {"name": "boxes.png", "mimeType": "image/png", "buffer": PNG}
+    )
+    await form.locator("button[type=submit]").click()
+    await expect(worker.locator("#field-msg")).to_contain_text("#")
+    hid = int(re.search(r"#(\d+)", await worker.locator("#field-msg").inner_text()).group(1))  # type: ignore[union-attr]
+    await expect(worker.locator(f'#field-list li[data-id="{hid}"] img')).to_have_count(1)
     notice = await _page(browser, DESK)
     await _login(notice, f"{url}/board/loop.html", "duty-sun")
     await notice.goto(f"{url}/board/notice.html?id={hid}")
     await expect(notice.locator("#notice-body")).to_contain_text("楼道堆放纸箱杂物")
     await notice.screenshot(path=str(artifacts / "loop-notice.png"), full_page=True)
     before = len(rec.requests)
-    clock.advance(49 * 3_600_000)
+    clock.advance(73 * 3_600_000)  # past 18:00 two days on
     assert await gateway.loop.watch.tick(clock.now_ms()) == 1
     gateway.escalation.poke()
     for _ in range(200):
@@ -202,7 +195,7 @@ async def test_hotline_call_round_the_closed_loop_and_an_overdue_hazard(
     await worker.screenshot(path=str(artifacts / "field-hazard-overdue-390.png"), full_page=True)
 
     # the month's problem ledger: the call and the overdue hazard together, print-ready
-    month = datetime.fromtimestamp(opened_ms / 1000, ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
+    month = datetime.fromtimestamp(opened_ms / 1000, SHANGHAI).strftime("%Y-%m")
     await notice.evaluate("localStorage.clear()")
     await _login(notice, f"{url}/board/ledger.html", "secretary-guo")
     await notice.locator("#filters input[name=month]").fill(month)
