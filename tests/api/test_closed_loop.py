@@ -15,12 +15,22 @@ from alerting.loop.deadlines import LoopWatch
 from alerting.notify.sms import SmsNotifier
 from alerting.notify.stages import DeliveryPipeline
 from alerting.routing.directory import ChannelKind
+from core.clock import ManualClock
 from gateway.directory import RegistryDirectory
 from tests.api.loop_support import PNG, loop_services
-from tests.api.support import SERVICE_TOKEN, Env
+from tests.api.support import SERVICE_TOKEN, Env, build_env, prepare_db
 
 V1 = "/api/v1"
 HOUR = 3_600_000
+
+
+@pytest.fixture
+async def env(db_url: str, tmp_path: Path, clock: ManualClock) -> AsyncIterator[Env]:
+    """The loop on SQLite and on PostgreSQL."""
+    await prepare_db(db_url)
+    built = await build_env(db_url, tmp_path, clock)
+    yield built
+    await built.close()
 
 
 @pytest.fixture
