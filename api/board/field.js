@@ -6,7 +6,7 @@ const Field = {
     await Field.reportForm();
     document.addEventListener("langchange", Field.refresh);
     await Field.refresh();
-    setInterval(Field.refresh, 15000);
+    setInterval(() => Field.refresh().catch(() => {}), 15000);
   },
 
   // 网格员巡查: a hazard found on the rounds, with its deadline and who must rectify it.

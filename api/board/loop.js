@@ -43,7 +43,8 @@ const LoopBoard = {
     });
     document.addEventListener("langchange", LoopBoard.refresh);
     await LoopBoard.refresh();
-    setInterval(LoopBoard.refresh, 15000);
+    // A failed refresh (network gone, login expired: App.api logs out) waits for the next one.
+    setInterval(() => LoopBoard.refresh().catch(() => {}), 15000);
   },
 
   async intake(e) {
@@ -121,6 +122,7 @@ const LoopBoard = {
     body.replaceChildren(App.el("div", {}, App.el("span", { class: "badge" }, App.t(i.status)), tier),
       Loop.caseLines(c), await Loop.thumbs(i.id, c.photos));
     const can = new Set(detail.allowed_actions);
+    LoopBoard.actionBar(i, can);
     document.getElementById("refer").hidden = !can.has("refer");
     document.getElementById("verify-form").hidden = !can.has("verify");
     document.getElementById("silence-form").hidden = !can.has("silence") || !i.device_id;
@@ -129,6 +131,22 @@ const LoopBoard = {
     notice.href = `notice.html?id=${i.id}`;
     document.getElementById("case-timeline").replaceChildren(...detail.timeline.map((e) =>
       App.el("li", {}, `${App.time(e.at_ms)} ${e.actor} ${Loop.kind(e.kind)} ${e.note || ""}`)));
+  },
+
+  // The lifecycle actions this person may take now, each one button (resolve with its category).
+  actionBar(i, can) {
+    const bar = document.getElementById("case-actions");
+    const simple = ["acknowledge", "arrive", "escalate", "reopen"].filter((a) => can.has(a));
+    const buttons = simple.map((a) => App.el("button", { type: "button", dataset: { action: a },
+      onclick: () => LoopBoard.act(i.id, a, {}) }, App.t(a)));
+    if (can.has("resolve")) {
+      const category = App.el("select", { "aria-label": App.t("category") },
+        ...["handled", "real_emergency", "false_alarm", "device_test", "device_fault"].map((c) =>
+          App.el("option", { value: c }, App.t(c))));
+      buttons.push(category, App.el("button", { type: "button", class: "primary", dataset: { action: "resolve" },
+        onclick: () => LoopBoard.act(i.id, "resolve", { category: category.value }) }, App.t("resolve")));
+    }
+    bar.replaceChildren(...buttons);
   },
 
   async refer(e) {

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from alerting.escalation.scheduler import EscalationScheduler
+from alerting.escalation.timers import EscalationTimerRow
 from alerting.loop.deadlines import LoopWatch
 from alerting.notify.sms import SmsNotifier
 from alerting.notify.stages import DeliveryPipeline
@@ -355,3 +356,25 @@ async def test_the_monthly_ledger_and_its_excel_export_agree(client, login, loop
     c = await client.get(f"{V1}/reports/loop-ledger.csv", headers=duty)
     assert c.text.count("\n") == 3
     assert (await client.get(f"{V1}/reports/loop-ledger", headers=worker)).status_code == 403
+
+
+async def test_a_department_that_does_not_reply_in_time_escalates(
+    client, login, loop, env, clock, recording_http_server
+):  # type: ignore[no-untyped-def]
+    duty = await login("duty")
+    iid = (await client.post(f"{V1}/incidents", json=HOTLINE, headers=duty)).json()["id"]
+    await client.post(f"{V1}/incidents/{iid}/refer", json={"department": "fire_119"}, headers=duty)
+    watch = LoopWatch(env.services.sessions, clock, loop.desk)
+    clock.advance(59 * 60_000)
+    assert await watch.tick(clock.now_ms()) == 0
+    clock.advance(2 * 60_000)  # the brigade's hour to reply is over
+    assert await watch.tick(clock.now_ms()) == 1
+    assert await watch.tick(clock.now_ms()) == 0
+    detail = (await client.get(f"{V1}/incidents/{iid}", headers=duty)).json()
+    overdue = [e for e in detail["timeline"] if e["kind"] == "referral_overdue"]
+    assert overdue and "消防救援站" in overdue[0]["note"]
+    case = (await client.get(f"{V1}/incidents/{iid}/case", headers=duty)).json()
+    assert case["referrals"][0]["overdue_at_ms"] == clock.now_ms()
+    async with env.services.sessions() as s:
+        timer = await s.get(EscalationTimerRow, iid)
+    assert timer is not None and timer.due_at_ms == clock.now_ms() and timer.next_step >= 1
