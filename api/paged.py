@@ -40,7 +40,9 @@ async def incidents_opened(
                 )
             )
         page = list(
-            await session.scalars(q.order_by(IncidentRow.opened_at_ms, IncidentRow.id).limit(PAGE))
+            await session.scalars(
+                q.order_by(IncidentRow.opened_at_ms, IncidentRow.id).limit(PAGE)
+            )
         )
         rows.extend(page)
         if len(page) < PAGE:

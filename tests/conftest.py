@@ -181,6 +181,8 @@ def fail_on_logged_exception(request: pytest.FixtureRequest) -> Iterator[None]:
         pytest.fail(f"unexpected exception logged by {first.name}: {first.getMessage()}")
 
 
+
+
 # -- the gateway itself ----------------------------------------------------------------------
 
 E2E_COMMUNITY = Path(__file__).parent / "e2e" / "community.yaml"

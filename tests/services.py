@@ -33,59 +33,17 @@ def wait_port(port: int, timeout: float = 20.0) -> None:
 
 def make_tls_files(workdir: Path) -> tuple[Path, Path, Path]:
     """A throw-away CA and a server certificate for 127.0.0.1/localhost (openssl CLI)."""
-    ca_key, ca, key, csr, cert = (
-        workdir / n for n in ("ca.key", "ca.crt", "server.key", "server.csr", "server.crt")
-    )
+    ca_key, ca, key, csr, cert = (workdir / n for n in ("ca.key", "ca.crt", "server.key",
+                                                         "server.csr", "server.crt"))
     run = lambda *a: subprocess.run(a, check=True, capture_output=True)  # noqa: E731
-    run(
-        "openssl",
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=test-ca",
-        "-keyout",
-        str(ca_key),
-        "-out",
-        str(ca),
-    )
-    run(
-        "openssl",
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=localhost",
-        "-keyout",
-        str(key),
-        "-out",
-        str(csr),
-    )
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        "-subj", "/CN=test-ca", "-keyout", str(ca_key), "-out", str(ca))
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+        "-keyout", str(key), "-out", str(csr))
     ext = workdir / "san.ext"
     ext.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    run(
-        "openssl",
-        "x509",
-        "-req",
-        "-in",
-        str(csr),
-        "-CA",
-        str(ca),
-        "-CAkey",
-        str(ca_key),
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        str(ext),
-        "-out",
-        str(cert),
-    )
+    run("openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
+        "-CAcreateserial", "-days", "2", "-extfile", str(ext), "-out", str(cert))
     return ca, cert, key
 
 
@@ -115,11 +73,8 @@ class Mosquitto:
             passwd = workdir / "passwd"
             passwd.write_text("")
             for user, password in users.items():
-                subprocess.run(
-                    ["mosquitto_passwd", "-b", str(passwd), user, password],
-                    check=True,
-                    capture_output=True,
-                )
+                subprocess.run(["mosquitto_passwd", "-b", str(passwd), user, password],
+                               check=True, capture_output=True)
             extra += f"password_file {passwd}\n"
         if tls:
             self.ca_file, cert, key = make_tls_files(workdir)
@@ -193,10 +148,7 @@ class Influxd:
         self.proc = subprocess.Popen([binary, "-config", str(self.conf)], stdout=log, stderr=log)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            with (
-                contextlib.suppress(OSError),
-                urllib.request.urlopen(f"{self.url}/ping", timeout=0.5),
-            ):
+            with contextlib.suppress(OSError), urllib.request.urlopen(f"{self.url}/ping", timeout=0.5):
                 return
             time.sleep(0.1)
         raise TimeoutError("influxd did not answer /ping within 30 s")

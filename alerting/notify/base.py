@@ -66,9 +66,7 @@ def local_time(ms: int | None) -> str:
 
 def title(d: Delivery) -> str:
     sev = SEVERITY_ZH.get(str(d.incident.get("severity")), "")
-    prefix = {DeliveryKind.REMINDER: "【提醒】", DeliveryKind.OUTCOME: "【处理结果】"}.get(
-        d.kind, ""
-    )
+    prefix = {DeliveryKind.REMINDER: "【提醒】", DeliveryKind.OUTCOME: "【处理结果】"}.get(d.kind, "")
     return f"{prefix}【{sev}】{d.incident.get('title', '')}"
 
 

@@ -156,9 +156,7 @@ class DeliveryPipeline:
                         channel=ch.kind.value,
                         address=ch.address,
                         text=text,
-                        status=DeliveryStatus.PENDING
-                        if lease_until_ms is None
-                        else DeliveryStatus.SENDING,
+                        status=DeliveryStatus.PENDING if lease_until_ms is None else DeliveryStatus.SENDING,
                         lease_until_ms=lease_until_ms,
                         claimed_by=self._instance if lease_until_ms is not None else None,
                         attempts=0,
@@ -244,12 +242,7 @@ class DeliveryPipeline:
     # ------------------------------------------------------------------ record
 
     async def _record(
-        self,
-        delivery_id: int,
-        status: DeliveryStatus,
-        *,
-        attempt_error: str | None,
-        count: bool = True,
+        self, delivery_id: int, status: DeliveryStatus, *, attempt_error: str | None, count: bool = True
     ) -> None:
         now = self._clock.now_ms()
         values: dict[str, object] = {"status": status, "updated_at_ms": now}

@@ -16,7 +16,7 @@ Object.assign(I18N.zh, {
   field_title: "现场处置", take_photo: "拍照", resolve_with_photo: "办结", report_hazard: "上报隐患",
   saved: "已保存", no_items: "暂无", due: "期限", rating: "评价", satisfied: "满意",
   basically_satisfied: "基本满意", dissatisfied: "不满意", loop_link: "闭环处置", field_link: "现场处置",
-  critical: "紧急", case_category: "问题类别", photo_chosen: "已选照片", ledger_title: "问题台账", silence_device: "设备维护（暂停通知，生命安全报警除外）",
+  critical: "紧急", case_category: "问题类别", photo_chosen: "已选照片", ledger_title: "问题台账", silence_device: "设备维护（暂停通知，生命安全报警除外）", under_maintenance: "设备维护中",
 });
 Object.assign(I18N.en, {
   loop_title: "Closed loop", intake: "New case", triage: "Triage", to_verify: "To verify", in_progress: "In progress",
@@ -34,7 +34,7 @@ Object.assign(I18N.en, {
   field_title: "Field work", take_photo: "Photo", resolve_with_photo: "Resolve", report_hazard: "Report hazard",
   saved: "Saved", no_items: "None", due: "Due", rating: "Rating", satisfied: "Satisfied",
   basically_satisfied: "Basically satisfied", dissatisfied: "Dissatisfied", loop_link: "Closed loop",
-  field_link: "Field work", case_category: "Category", photo_chosen: "Photo chosen", ledger_title: "Problem ledger", silence_device: "Maintenance (pause pages; life-safety alarms still page)",
+  field_link: "Field work", case_category: "Category", photo_chosen: "Photo chosen", ledger_title: "Problem ledger", silence_device: "Maintenance (pause pages; life-safety alarms still page)", under_maintenance: "Device under maintenance",
 });
 
 const EVENT_ZH = {

@@ -118,8 +118,10 @@ const LoopBoard = {
     document.getElementById("case").hidden = false;
     document.getElementById("case-title").textContent = `#${i.id} ${i.title}`;
     const tier = c.tier ? App.el("span", { class: `tier ${c.tier}` }, App.t(`tier_${c.tier}`)) : "";
+    const maintenance = detail.timeline.some((e) => e.kind === "under_maintenance")
+      ? App.el("span", { class: "badge maintenance" }, App.t("under_maintenance")) : "";
     const body = document.getElementById("case-body");
-    body.replaceChildren(App.el("div", {}, App.el("span", { class: "badge" }, App.t(i.status)), tier),
+    body.replaceChildren(App.el("div", {}, App.el("span", { class: "badge" }, App.t(i.status)), tier, maintenance),
       Loop.caseLines(c), await Loop.thumbs(i.id, c.photos));
     const can = new Set(detail.allowed_actions);
     LoopBoard.actionBar(i, can);

@@ -271,7 +271,7 @@ async def device_status(
 
 async def _latest(ts: TimeSeriesQuery, row: Device) -> dict[str, tuple[int, FieldValue]]:
     try:
-        return await ts.last(row.site, row.device_id)
+            return await ts.last(row.site, row.device_id)
     except Exception:  # storage down: status unknown rather than an error page
         log.warning("status of %s/%s unavailable", row.site, row.device_id)
         return {}

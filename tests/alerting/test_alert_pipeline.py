@@ -76,9 +76,7 @@ async def test_a_failed_incident_does_not_silence_the_detectors_next_alarm(sqlit
             async with sm() as s:
                 await s.execute(text("ALTER TABLE incident RENAME TO incident_away"))
                 await s.commit()
-            alerts.on_reading(
-                Reading("demo", "smoke", "SD-0001", "event", T0, 1, {}, "alarm"), detector, T0
-            )
+            alerts.on_reading(Reading("demo", "smoke", "SD-0001", "event", T0, 1, {}, "alarm"), detector, T0)
             assert await alerts.settled(timeout_s=5)
             assert alerts.failures == 1
             async with sm() as s:

@@ -103,23 +103,12 @@ OTHER_COMMUNITY: dict[str, Any] = {
     "grids": [{"code": "g1", "name": "西山第一网格"}],
     "buildings": [{"code": "x01", "name": "西山1号楼", "grid": "g1"}],
     "households": [
-        {
-            "building": "x01",
-            "unit": "1",
-            "room": "101",
-            "flags": ["elderly_alone"],
-            "contacts": [{"name": "西山联系人", "relation": "女儿", "phone": "13900009999"}],
-        },
+        {"building": "x01", "unit": "1", "room": "101", "flags": ["elderly_alone"],
+         "contacts": [{"name": "西山联系人", "relation": "女儿", "phone": "13900009999"}]},
     ],
     "devices": [
-        {
-            "id": "xs-smoke-0001",
-            "type": "smoke",
-            "building": "x01",
-            "unit": "1",
-            "room": "101",
-            "location": "西山1号楼1单元101室",
-        },
+        {"id": "xs-smoke-0001", "type": "smoke", "building": "x01", "unit": "1", "room": "101",
+         "location": "西山1号楼1单元101室"},
     ],
     "people": [
         {"id": "xs-duty", "name": "西山值班员", "role": "duty_staff", "channels": {"mqtt": True}},
@@ -154,9 +143,7 @@ class Seeded:
         site, grids = SCOPES[caller]
         inside, outside = [], []
         for e in self.entities:
-            out = (site is not None and e.site != site) or (
-                grids is not None and e.grid not in grids
-            )
+            out = (site is not None and e.site != site) or (grids is not None and e.grid not in grids)
             (outside if out else inside).append(e)
         return inside, outside
 
@@ -175,17 +162,10 @@ async def _seed(env: Env) -> Seeded:
         assert ctx is not None, (site, device_id)
         change = await env.incident_service.apply(
             AlertTransition(
-                rule_id="smoke.alarm",
-                subject=device_id,
-                site=site,
-                device_id=device_id,
-                state=AlertState.FIRING,
-                severity=Severity.CRITICAL,
-                category=Category.SAFETY,
-                title=f"hostile-mark incident {name}",
-                at_ms=NOW_MS,
-                dedupe_key=f"smoke.alarm:{site}:{device_id}",
-                reading_ts_ms=NOW_MS,
+                rule_id="smoke.alarm", subject=device_id, site=site, device_id=device_id,
+                state=AlertState.FIRING, severity=Severity.CRITICAL, category=Category.SAFETY,
+                title=f"hostile-mark incident {name}", at_ms=NOW_MS,
+                dedupe_key=f"smoke.alarm:{site}:{device_id}", reading_ts_ms=NOW_MS,
                 reading_seq=1,
             ),
             ctx,
@@ -194,12 +174,8 @@ async def _seed(env: Env) -> Seeded:
         incidents[name] = change.incident_id
     for site, grid in (("demo", "demo.g1"), ("demo", "demo.g2"), (OTHER_SITE, f"{OTHER_SITE}.g1")):
         await env.services.silences.create(
-            site=site,
-            matcher=Matcher.GRID,
-            value=grid,
-            ends_at_ms=NOW_MS + 86_400_000,
-            actor="admin",
-            reason=f"hostile-mark silence {grid}",
+            site=site, matcher=Matcher.GRID, value=grid, ends_at_ms=NOW_MS + 86_400_000,
+            actor="admin", reason=f"hostile-mark silence {grid}",
         )
     return Seeded(await _entities(env), incidents)
 
@@ -320,9 +296,8 @@ def _fuzz(schema: Any, headers: dict[str, str], run: Run, examples: int) -> None
             _explore(run, operation, mode, headers, examples)
 
 
-def _explore(
-    run: Run, operation: Any, mode: GenerationMode, headers: dict[str, str], examples: int
-) -> None:
+def _explore(run: Run, operation: Any, mode: GenerationMode, headers: dict[str, str],
+             examples: int) -> None:
     """``examples`` generated requests to one operation; every failure kept, none shrunk."""
 
     @seed(SEED)
@@ -361,52 +336,23 @@ def _in_scope(caller: str, site: str, grid: str) -> bool:
     return (scope_site is None or scope_site == site) and (grids is None or grid in grids)
 
 
-def _probe(
-    schema: Any,
-    headers: dict[str, str],
-    seeded: Seeded,
-    caller: str,
-    run: Run,
-    *,
-    fuzzed: bool = False,
-) -> None:
+def _probe(schema: Any, headers: dict[str, str], seeded: Seeded, caller: str, run: Run, *,
+           fuzzed: bool = False) -> None:
     """Ask outright for the seeded things: the lists, then some by name — those in the
     caller's scope must be shown (so the leak check has something to find; not checked once
     a fuzzed DELETE may have removed them), the others refused. Every answer joins the run."""
-    for path in (
-        "incidents",
-        "devices",
-        "households",
-        "buildings",
-        "grids",
-        "silences",
-        "stats/overview",
-        "sites",
-    ):
+    for path in ("incidents", "devices", "households", "buildings", "grids", "silences",
+                 "stats/overview", "sites"):
         case = schema[f"{V1}/{path}"]["GET"].Case()
         run.record(case, case.call(headers=headers))
     named: list[tuple[str, dict[str, Any], str, str]] = [
-        *(
-            (
-                "/incidents/{incident_id}",
-                {"incident_id": seeded.incidents[name]},
-                site,
-                f"{site}.g{name[1]}" if name != "other" else f"{OTHER_SITE}.g1",
-            )
-            for name, (site, _device) in INCIDENTS.items()
-        ),
-        (
-            "/devices/{site}/{device_id}",
-            {"site": "demo", "device_id": "smk-b04-u1-f1"},
-            "demo",
-            "demo.g2",
-        ),
-        (
-            "/devices/{site}/{device_id}/status",
-            {"site": OTHER_SITE, "device_id": "xs-smoke-0001"},
-            OTHER_SITE,
-            f"{OTHER_SITE}.g1",
-        ),
+        *(("/incidents/{incident_id}", {"incident_id": seeded.incidents[name]}, site,
+           f"{site}.g{name[1]}" if name != "other" else f"{OTHER_SITE}.g1")
+          for name, (site, _device) in INCIDENTS.items()),
+        ("/devices/{site}/{device_id}", {"site": "demo", "device_id": "smk-b04-u1-f1"},
+         "demo", "demo.g2"),
+        ("/devices/{site}/{device_id}/status",
+         {"site": OTHER_SITE, "device_id": "xs-smoke-0001"}, OTHER_SITE, f"{OTHER_SITE}.g1"),
         ("/households/{key}", {"key": f"{OTHER_SITE}.x01.1-101"}, OTHER_SITE, f"{OTHER_SITE}.g1"),
         ("/grids/{key}", {"key": f"{OTHER_SITE}.g1"}, OTHER_SITE, f"{OTHER_SITE}.g1"),
         ("/grids/{key}", {"key": "demo.g2"}, "demo", "demo.g2"),
@@ -468,9 +414,7 @@ def _leaks(exchanges: list[Exchange], entities: list[Entity]) -> list[str]:
     for ex in exchanges:
         for mark in sorted(_shown(ex) & marks.keys(), key=str):
             e = marks[mark]
-            found.append(
-                f"{ex.request} -> {ex.status} shows {e.kind} {mark!r} ({e.site}, {e.grid})"
-            )
+            found.append(f"{ex.request} -> {ex.status} shows {e.kind} {mark!r} ({e.site}, {e.grid})")
     return found
 
 
@@ -490,19 +434,8 @@ def test_fuzzed_api_never_fails_and_shows_nothing_outside_the_callers_scope(
     shown = set().union(*(_shown(ex) for ex in run.exchanges))
     own = {e.incident_id for e in inside if e.kind == "incident"}
     assert own <= shown, (own, shown)
-    assert (
-        len(own)
-        == {
-            "admin": 4,
-            "service": 4,
-            "secretary": 3,
-            "duty": 3,
-            "worker_g1": 1,
-            "worker_g2": 1,
-            "leader_b01": 1,
-            "anonymous": 0,
-        }[caller]
-    )
+    assert len(own) == {"admin": 4, "service": 4, "secretary": 3, "duty": 3, "worker_g1": 1,
+                        "worker_g2": 1, "leader_b01": 1, "anonymous": 0}[caller]
 
     started = time.perf_counter()
     # Nobody is turned away at the door by every operation but the login: fewer suffice.
@@ -513,8 +446,7 @@ def test_fuzzed_api_never_fails_and_shows_nothing_outside_the_callers_scope(
 
     assert len(run.exchanges) > 2 * len(list(schema.get_all_operations())) * 3
     assert not run.failures, "\n\n".join(
-        f"{label} [{kind}, {status}]\n{text}"
-        for (label, kind, status), text in run.failures.items()
+        f"{label} [{kind}, {status}]\n{text}" for (label, kind, status), text in run.failures.items()
     )
     leaks = _leaks(run.exchanges, outside)
     assert not leaks, "\n".join(leaks[:20])

@@ -70,42 +70,19 @@ async def test_a_time_past_what_the_database_holds_is_refused(client, login):
         ("/incidents", {"since_ms": ONE_PAST_BIGINT}, "since_ms"),
         ("/incidents", {"until_ms": PAST_64_BITS}, "until_ms"),
         (telemetry, {"field": "temp_c", "start_ms": 0, "end_ms": PAST_64_BITS}, "end_ms"),
-        (
-            telemetry,
-            {"field": "temp_c", "start_ms": 0, "end_ms": 3_600_000, "every_ms": PAST_64_BITS},
-            "every_ms",
-        ),
+        (telemetry, {"field": "temp_c", "start_ms": 0, "end_ms": 3_600_000,
+                     "every_ms": PAST_64_BITS}, "every_ms"),
     ]:
         r = await client.get(f"{V1}{path}", params=params, headers=h)
         assert r.status_code == 422, (path, params, r.text)
         assert field in fields(r), (path, params)
     for path, body, field in [
-        (
-            "/silences",
-            {"site": "demo", "matcher": "grid", "value": "demo.g1", "ends_at_ms": ONE_PAST_BIGINT},
-            "ends_at_ms",
-        ),
-        (
-            "/silences",
-            {
-                "site": "demo",
-                "matcher": "grid",
-                "value": "demo.g1",
-                "starts_at_ms": ONE_PAST_BIGINT,
-                "duration_s": 600,
-            },
-            "starts_at_ms",
-        ),
-        (
-            "/rules/route-test",
-            {
-                "site": "demo",
-                "device_id": "smk-b01-u1-f1",
-                "severity": "critical",
-                "at_ms": PAST_64_BITS,
-            },
-            "at_ms",
-        ),
+        ("/silences", {"site": "demo", "matcher": "grid", "value": "demo.g1",
+                       "ends_at_ms": ONE_PAST_BIGINT}, "ends_at_ms"),
+        ("/silences", {"site": "demo", "matcher": "grid", "value": "demo.g1",
+                       "starts_at_ms": ONE_PAST_BIGINT, "duration_s": 600}, "starts_at_ms"),
+        ("/rules/route-test", {"site": "demo", "device_id": "smk-b01-u1-f1",
+                               "severity": "critical", "at_ms": PAST_64_BITS}, "at_ms"),
     ]:
         r = await client.post(f"{V1}{path}", json=body, headers=h)
         assert r.status_code == 422, (path, body, r.text)
@@ -127,24 +104,16 @@ async def test_an_id_or_offset_past_what_the_database_holds_is_refused(client, l
         body = {"role": "duty_staff"} if method == "PATCH" else None
         r = await client.request(method, f"{V1}{path}", json=body, headers=h)
         assert r.status_code == 422, (method, path, r.text)
-    for path in (
-        "/devices",
-        "/incidents",
-        "/grids",
-        "/buildings",
-        "/households",
-        "/sites",
-        "/rosters",
-    ):
+    for path in ("/devices", "/incidents", "/grids", "/buildings", "/households", "/sites",
+                 "/rosters"):
         r = await client.get(f"{V1}{path}", params={"offset": ONE_PAST_BIGINT}, headers=h)
         assert r.status_code == 422, (path, r.text)
         assert fields(r) == ["offset"], path
 
 
 async def test_a_quarantine_offset_past_what_the_database_holds_is_refused(client, login):
-    r = await client.get(
-        f"{V1}/quarantine", params={"offset": ONE_PAST_BIGINT}, headers=await login("admin")
-    )
+    r = await client.get(f"{V1}/quarantine", params={"offset": ONE_PAST_BIGINT},
+                         headers=await login("admin"))
     assert r.status_code == 422, r.text
 
 
@@ -164,14 +133,12 @@ async def test_null_for_a_field_that_must_have_a_value_is_refused(client, login)
         assert r.status_code == 422, (path, change, r.text)
         assert fields(r) == [field], (path, change)
     # A field that may be empty is still cleared by null; null grids leave them as they are.
-    r = await client.patch(
-        f"{V1}/devices/demo/smk-b01-u1-f1", json={"household_id": None}, headers=h
-    )
+    r = await client.patch(f"{V1}/devices/demo/smk-b01-u1-f1", json={"household_id": None},
+                           headers=h)
     assert r.status_code == 200, r.text
     assert r.json()["household_id"] is None
-    r = await client.patch(
-        f"{V1}/people/wang-fang", json={"grids": None, "phone": "123"}, headers=h
-    )
+    r = await client.patch(f"{V1}/people/wang-fang", json={"grids": None, "phone": "123"},
+                           headers=h)
     assert r.status_code == 200, r.text
     assert (r.json()["grids"], r.json()["phone"]) == (["demo.g2"], "123")
 
@@ -181,23 +148,20 @@ async def test_a_site_with_an_unknown_time_zone_is_refused_and_the_registry_goes
 ):
     h = await login("admin")
     for zone in ("xs-duty", "America", "", "../etc/passwd", "Asia/Shanghai "):
-        r = await client.post(
-            f"{V1}/sites", json={"code": "xishan", "name": "西山", "timezone": zone}, headers=h
-        )
+        r = await client.post(f"{V1}/sites", json={"code": "xishan", "name": "西山",
+                                                   "timezone": zone}, headers=h)
         assert r.status_code == 422, (zone, r.text)
         assert fields(r) == ["timezone"], zone
         r = await client.patch(f"{V1}/sites/demo", json={"timezone": zone}, headers=h)
         assert r.status_code == 422, (zone, r.text)
     # Was: the site was stored, and from then on every registry change answered 500 (the
     # registry could not be read back) — and the pipeline's registry could not refresh.
-    r = await client.post(
-        f"{V1}/grids", json={"site": "demo", "code": "g9", "name": "九"}, headers=h
-    )
+    r = await client.post(f"{V1}/grids", json={"site": "demo", "code": "g9", "name": "九"},
+                          headers=h)
     assert r.status_code == 201, r.text
     await env.registry.refresh()
-    r = await client.post(
-        f"{V1}/sites", json={"code": "xishan", "name": "西山", "timezone": "Asia/Urumqi"}, headers=h
-    )
+    r = await client.post(f"{V1}/sites", json={"code": "xishan", "name": "西山",
+                                               "timezone": "Asia/Urumqi"}, headers=h)
     assert r.status_code == 201, r.text
 
 
@@ -212,19 +176,8 @@ async def test_a_nul_character_in_a_request_is_never_a_server_error(client, logi
         ("GET", "/grids/demo.g1%00", {}),
         ("POST", "/grids", {"json": {"site": "demo", "code": "g9", "name": "九\x00"}}),
         ("PATCH", "/people/wang-fang", {"json": {"phone": "\x00"}}),
-        (
-            "POST",
-            "/silences",
-            {
-                "json": {
-                    "site": "demo",
-                    "matcher": "grid",
-                    "value": "demo.g1",
-                    "duration_s": 600,
-                    "reason": "\x00",
-                }
-            },
-        ),
+        ("POST", "/silences", {"json": {"site": "demo", "matcher": "grid", "value": "demo.g1",
+                                        "duration_s": 600, "reason": "\x00"}}),
     ]:
         r = await client.request(method, f"{V1}{path}", headers=h, **request_args)
         if postgres:
@@ -240,18 +193,13 @@ async def test_a_report_month_without_a_calendar_is_refused(client, login):
     # Were 500s: "year 0 is out of range" (0000-01), year 10000 (the end of 9999-12), and a
     # trend reaching back past year 1 ("-001-12").
     h = await login("secretary")
-    for path, month in [
-        ("/reports/ledger", "0000-01"),
-        ("/reports/ledger.csv", "0000-07"),
-        ("/reports/ledger", "9999-12"),
-        ("/reports/trend", "0001-03"),
-        ("/reports/trend", "1969-12"),
-    ]:
+    for path, month in [("/reports/ledger", "0000-01"), ("/reports/ledger.csv", "0000-07"),
+                        ("/reports/ledger", "9999-12"), ("/reports/trend", "0001-03"),
+                        ("/reports/trend", "1969-12")]:
         r = await client.get(f"{V1}{path}", params={"month": month}, headers=h)
         assert r.status_code == 422, (path, month, r.text)
         assert fields(r) == ["month"], (path, month)
-    r = await client.get(
-        f"{V1}/reports/trend", params={"month": "1970-01", "months": 36}, headers=h
-    )
+    r = await client.get(f"{V1}/reports/trend", params={"month": "1970-01", "months": 36},
+                         headers=h)
     assert r.status_code == 200, r.text
     assert [p["month"] for p in r.json()][:2] == ["1967-02", "1967-03"]

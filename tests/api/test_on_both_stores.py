@@ -72,7 +72,7 @@ async def test_reports_over_many_pages_keep_every_incident_once(client, login, e
             opened.append(await env.open_incident(ctx.device_id, rule_id=rule))
     assert len(opened) > 2 * PAGE
     h = await login("secretary")
-    ledger = await client.get(f"{V1}/reports/ledger", params={"month": "2025-11"}, headers=h)
+    ledger = (await client.get(f"{V1}/reports/ledger", params={"month": "2025-11"}, headers=h))
     assert ledger.status_code == 200
     rows = ledger.json()["rows"]
     assert sorted(r["id"] for r in rows) == sorted(opened)

@@ -70,9 +70,7 @@ def incident_source(gateway: Gateway, mosquitto: Mosquitto) -> IncidentSource:
     async def raise_alarm(device_id: str) -> int:
         ctx = gateway.registry.context("demo", device_id)
         assert ctx is not None
-        device = SimulatedDevice(
-            DeviceSpec("demo", ctx.device_type, device_id, ctx.building_id or "")
-        )
+        device = SimulatedDevice(DeviceSpec("demo", ctx.device_type, device_id, ctx.building_id or ""))
         now = int(time.time() * 1000)
         async with aiomqtt.Client("127.0.0.1", mosquitto.port) as client:
             for topic, payload, retain in device.messages(

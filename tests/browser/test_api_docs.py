@@ -24,8 +24,6 @@ async def test_api_docs_render_with_no_internet(browser, server_url):
 
     await page.route("**/*", offline)
     await page.goto(f"{server_url}/api/v1/docs")
-    operation = page.locator(
-        ".opblock-summary-path", has_text="/api/v1/incidents/{incident_id}/acknowledge"
-    )
+    operation = page.locator(".opblock-summary-path", has_text="/api/v1/incidents/{incident_id}/acknowledge")
     await expect(operation.first).to_be_visible(timeout=15_000)
     assert elsewhere == [], f"the docs page reached out to {elsewhere}"

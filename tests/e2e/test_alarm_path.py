@@ -99,8 +99,7 @@ async def test_repeated_alarm_is_one_incident_with_repeats_counted(
 
 
 async def test_a_rule_disabled_through_the_api_stays_disabled_after_a_restart(
-    start_gateway,
-    mosquitto: Mosquitto,  # type: ignore[no-untyped-def]
+    start_gateway, mosquitto: Mosquitto  # type: ignore[no-untyped-def]
 ) -> None:
     gateway = await start_gateway()
     control = gateway.api_services().rules

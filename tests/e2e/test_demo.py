@@ -27,23 +27,10 @@ def test_demo_serves_the_fleets_readings_and_stops_cleanly(
     api_port, broker_port = free_port(), free_port()
     out = tmp_path / "demo.out"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gateway",
-            "demo",
-            "--data-dir",
-            str(tmp_path / "demo"),
-            "--port",
-            str(api_port),
-            "--broker-port",
-            str(broker_port),
-            "--embedded-broker",
-            embedded_broker,
-        ],
-        stdout=out.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+        [sys.executable, "-m", "gateway", "demo", "--data-dir", str(tmp_path / "demo"),
+         "--port", str(api_port), "--broker-port", str(broker_port),
+         "--embedded-broker", embedded_broker],
+        stdout=out.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 90
@@ -61,9 +48,8 @@ def test_demo_serves_the_fleets_readings_and_stops_cleanly(
         api = board.group(1)
 
         with httpx.Client(base_url=api, timeout=10) as client:
-            token = client.post(
-                "/api/v1/auth/login", data={"username": "duty-sun", "password": "yangguang-demo"}
-            )
+            token = client.post("/api/v1/auth/login",
+                                data={"username": "duty-sun", "password": "yangguang-demo"})
             assert token.status_code == 200, token.text
             headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
             # The fleet announces every device online first; then real-life traffic follows.

@@ -101,20 +101,14 @@ def _check_quarantine(rows: list[QuarantinedMessage], flood: list[Hostile]) -> l
         names.setdefault(key, f"{m.profile} {m.attack}")
     expected = Counter(_key(m.topic_text, m.payload) for m in wanted)
     got = Counter((r.topic, r.payload, r.payload_size) for r in rows)
-    problems = [
-        f"not quarantined ({n}x): {names[k]} {k[0]!r} {k[1][:80]!r}"
-        for k, n in (expected - got).items()
-    ]
-    problems += [
-        f"quarantined, not expected ({n}x): {k[0]!r} {k[1][:80]!r}"
-        for k, n in (got - expected).items()
-    ]
+    problems = [f"not quarantined ({n}x): {names[k]} {k[0]!r} {k[1][:80]!r}"
+                for k, n in (expected - got).items()]
+    problems += [f"quarantined, not expected ({n}x): {k[0]!r} {k[1][:80]!r}"
+                 for k, n in (got - expected).items()]
     for r in rows:
         key = (r.topic, r.payload, r.payload_size)
         if key in fits and r.reason not in fits[key]:
-            problems.append(
-                f"{names[key]}: {r.reason} ({r.detail}), not one of {sorted(fits[key])}"
-            )
+            problems.append(f"{names[key]}: {r.reason} ({r.detail}), not one of {sorted(fits[key])}")
     return problems
 
 
@@ -149,33 +143,25 @@ async def test_hostile_flood_for_every_profile_is_quarantined_and_the_gateway_st
     assert {name: c["status"] for name, c in health.items()} == dict.fromkeys(health, "ok"), health
     assert stats.store_failures == 0 and gateway.alerts.failures == 0
     assert mosquitto.proc is not None and mosquitto.proc.poll() is None, "the broker died"
-    print(
-        f"{len(flood)} hostile messages, {expected} quarantined, in {took:.1f} s; "
-        f"by reason {dict(gateway.quarantine.counts)}"
-    )
+    print(f"{len(flood)} hostile messages, {expected} quarantined, in {took:.1f} s; "
+          f"by reason {dict(gateway.quarantine.counts)}")
 
     # A real alarm right behind the flood, native and vendor, still opens its incident.
     now = int(time.time() * 1000)
     sent = time.monotonic()
     async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="after-flood") as client:
-        await client.publish(
-            "safety/demo/smoke/SD-0001/event",
-            b'{"ts": %d, "seq": 900001, "event": "alarm", "smoke_dbm": 0.4}' % now,
-            qos=1,
-        )
-        await client.publish(
-            "/sys/a1SmkJs2024/SD_0301/thing/event/FireAlarm/post",
-            b'{"id": "900002", "params": {"value": {"SmokeConcentration": 0.35},'
-            b' "time": %d}}' % now,
-            qos=1,
-        )
+        await client.publish("safety/demo/smoke/SD-0001/event",
+                             b'{"ts": %d, "seq": 900001, "event": "alarm", "smoke_dbm": 0.4}' % now,
+                             qos=1)
+        await client.publish("/sys/a1SmkJs2024/SD_0301/thing/event/FireAlarm/post",
+                             b'{"id": "900002", "params": {"value": {"SmokeConcentration": 0.35},'
+                             b' "time": %d}}' % now, qos=1)
     opened: list[IncidentRow] = []
     while len(opened) < 2 and time.monotonic() - sent < ALARM_WITHIN_S:
         opened = await _incidents(gateway)
         await asyncio.sleep(0.05)
     assert sorted((i.device_id, i.rule_id) for i in opened) == [
-        ("SD-0001", "smoke.alarm"),
-        ("ali-smoke-1", "smoke.alarm"),
+        ("SD-0001", "smoke.alarm"), ("ali-smoke-1", "smoke.alarm")
     ], f"after {time.monotonic() - sent:.1f} s: {[(i.device_id, i.rule_id) for i in opened]}"
     assert gateway.health.components()["ingest"]["status"] == "ok"
 
@@ -185,23 +171,15 @@ async def test_a_vendor_device_cannot_raise_an_alarm_for_another_device(
 ) -> None:
     community = yaml.safe_load(E2E_COMMUNITY.read_text(encoding="utf-8"))
     community["devices"].append(
-        {
-            "id": "hw-smoke-2",
-            "type": "smoke",
-            "building": "b02",
-            "location": "2号楼 厨房",
-            "profile": "huawei.smoke.ws2",
-            "vendor_identity": "65f1c0a2e3b4d5c6a7b8c9d0_NB306-0043",
-        }
-    )
+        {"id": "hw-smoke-2", "type": "smoke", "building": "b02", "location": "2号楼 厨房",
+         "profile": "huawei.smoke.ws2",
+         "vendor_identity": "65f1c0a2e3b4d5c6a7b8c9d0_NB306-0043"})
     path = tmp_path / "community.yaml"
     path.write_text(yaml.safe_dump(community, allow_unicode=True), encoding="utf-8")
     gateway = await start_gateway(community_file=path)
     topic = "$oc/devices/65f1c0a2e3b4d5c6a7b8c9d0_NB306-0042/sys/events/up"
-    payload = (
-        b'{"object_device_id": "65f1c0a2e3b4d5c6a7b8c9d0_NB306-0043", "services": '
-        b'[{"service_id": "Smoke", "event_type": "smoke_alarm"}]}'
-    )
+    payload = (b'{"object_device_id": "65f1c0a2e3b4d5c6a7b8c9d0_NB306-0043", "services": '
+               b'[{"service_id": "Smoke", "event_type": "smoke_alarm"}]}')
     async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="nb306-0042") as client:
         await client.publish(topic, payload, qos=1)
     deadline = time.monotonic() + 10

@@ -79,9 +79,8 @@ def matches(exp: BoundExpectation, row: IncidentRow) -> bool:
     return True
 
 
-def outcome(
-    run: ScenarioRun, rows: list[IncidentRow], attached: Attached, devices: dict[str, str]
-) -> list[IncidentRow]:
+def outcome(run: ScenarioRun, rows: list[IncidentRow], attached: Attached,
+            devices: dict[str, str]) -> list[IncidentRow]:
     """The incidents about the scenario: not background, not folded into an outage."""
     involved = {d.device_id for d in run.roles.values()}
     involved |= {m.device_id for m in run.published if m.device_id}
@@ -105,8 +104,7 @@ def outcome(
 def key_of(row: IncidentRow, expected: list[BoundExpectation]) -> tuple[str, str, str | None]:
     """How an incident compares with the declarations: by device, or by building if declared so."""
     by_building = row.device_id is None or any(
-        e.building is not None and e.device_id is None and matches(e, row) for e in expected
-    )
+        e.building is not None and e.device_id is None and matches(e, row) for e in expected)
     where = building_code(row.building_id) if by_building else row.device_id
     return row.rule_id, row.severity, where
 
@@ -143,7 +141,8 @@ async def settle(gateway: Any, run: ScenarioRun, timeout: float) -> None:
 
 
 @pytest.mark.parametrize("name", scenario_names())
-async def test_scenario_against_the_gateway(name: str, start_gateway: Any, mosquitto: Any) -> None:
+async def test_scenario_against_the_gateway(name: str, start_gateway: Any,
+                                            mosquitto: Any) -> None:
     scenario = load_scenario(name)
     speed = SPEED.get(name, DEFAULT_SPEED)
     community = demo_community_path()
@@ -177,12 +176,8 @@ async def test_scenario_against_the_gateway(name: str, start_gateway: Any, mosqu
 
     # The simulator plays in a thread of its own, like the separate process it is in real
     # life: the gateway's work (opening and paging incidents) must not hold up the devices.
-    run = await asyncio.to_thread(
-        asyncio.run,
-        run_scenario(
-            scenario, mosquitto.url, "demo", specs, speed, clock=clock, on_connected=speed_up
-        ),
-    )
+    run = await asyncio.to_thread(asyncio.run, run_scenario(
+        scenario, mosquitto.url, "demo", specs, speed, clock=clock, on_connected=speed_up))
     now = clock.now_ms()
     clock.set_speed(1)
 
@@ -214,9 +209,8 @@ async def test_scenario_against_the_gateway(name: str, start_gateway: Any, mosqu
         else:
             assert not found, f"{exp.rule} must not open on {where}: {describe(found)}"
     if scenario.no_other_incidents:
-        declared = Counter(
-            (e.rule, e.severity, e.device_id or e.building) for e in run.expected_incidents
-        )
+        declared = Counter((e.rule, e.severity, e.device_id or e.building)
+                           for e in run.expected_incidents)
         opened = Counter(key_of(r, run.expected_incidents) for r in ours)
         assert opened == declared, f"opened {shown}"
 
@@ -244,11 +238,8 @@ async def check_quarantine(gateway: Any, run: ScenarioRun) -> None:
     assert dict(gateway.quarantine.counts) == dict(expected)
     async with gateway.sessions() as s:
         kept = Counter((q.topic, q.reason) for q in (await s.scalars(select(QuarantinedMessage))))
-    want = Counter(
-        (m.topic if isinstance(m.topic, str) else m.topic.decode(), m.reason)
-        for m in hostile
-        if m.reason is not None
-    )
+    want = Counter((m.topic if isinstance(m.topic, str) else m.topic.decode(), m.reason)
+                   for m in hostile if m.reason is not None)
     assert kept == want
     # forged downlink (a worker's incident topic, a device command) is counted, not stored
     assert gateway.ingest.stats.downlink >= 2

@@ -24,10 +24,8 @@ class Recorder:
         self.messages: list[tuple[str, bytes]] = []
         self._lock = threading.Lock()
         self._ready = threading.Event()
-        self.client = paho.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=f"rec-{uuid.uuid4().hex[:8]}",
-        )
+        self.client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2,
+                                  client_id=f"rec-{uuid.uuid4().hex[:8]}")
         self.client.on_connect = lambda c, *_: c.subscribe([(t, 1) for t in topics])
         self.client.on_subscribe = lambda *_: self._ready.set()
         self.client.on_message = self._on_message

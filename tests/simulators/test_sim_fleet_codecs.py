@@ -38,11 +38,8 @@ def test_smoke_heartbeats_at_profile_interval_with_noise_and_drain() -> None:
 def test_gate_has_rush_hours_and_some_denials() -> None:
     spec = DeviceSpec("demo", "gate", "GATE-B01-E1", "B01")
     events = [e for e in emissions(spec, 7 * 86_400) if e[1] == "event"]
-    hours = [
-        int(((START + e[0] * 1000) / 3_600_000 + 8) % 24)
-        for e in events
-        if e[2]["event"] == "access_granted"
-    ]
+    hours = [int(((START + e[0] * 1000) / 3_600_000 + 8) % 24) for e in events
+             if e[2]["event"] == "access_granted"]
     assert hours.count(8) > 3 * hours.count(3) + 10
     assert hours.count(18) > 3 * hours.count(2) + 10
     assert any(e[2]["event"] == "access_denied" for e in events)
@@ -51,7 +48,6 @@ def test_gate_has_rush_hours_and_some_denials() -> None:
 def test_charger_session_ramps_tapers_floats_and_heats_with_power() -> None:
     port = charger.Port(1)
     import random
-
     charger._start(port, random.Random(3))
     trace = []
     for _ in range(9 * 60):
@@ -71,14 +67,8 @@ def test_charger_session_ramps_tapers_floats_and_heats_with_power() -> None:
 
 def test_vendor_topics() -> None:
     smoke = DeviceSpec("demo", "smoke", "SD-B01-0001", "B01")
-    payload = {
-        "ts": START,
-        "seq": 5,
-        "smoke_dbm": 0.02,
-        "temp_c": 21.9,
-        "battery_pct": 90,
-        "rssi_dbm": -114,
-    }
+    payload = {"ts": START, "seq": 5, "smoke_dbm": 0.02, "temp_c": 21.9, "battery_pct": 90,
+               "rssi_dbm": -114}
     [(topic, body, _retain)] = encode("alink", smoke, "telemetry", payload)
     assert topic == "/sys/a1SmkJs2024/SD-B01-0001/thing/event/property/post"
     obj = orjson.loads(body)
@@ -119,17 +109,14 @@ def test_vendor_encodings_decode_with_the_gateway_profiles(fmt: str) -> None:
 
 def test_device_list_files(tmp_path: Path) -> None:
     flat = tmp_path / "devices.yaml"
-    flat.write_text(
-        "devices:\n  - {site: demo, type: smoke, device_id: SD-X-1, building: X}\n"
-        "  - {site: other, type: sos, id: SOS-Y-1, building: Y}\n"
-    )
+    flat.write_text("devices:\n  - {site: demo, type: smoke, device_id: SD-X-1, building: X}\n"
+                    "  - {site: other, type: sos, id: SOS-Y-1, building: Y}\n")
     assert [d.device_id for d in load_devices(flat, "demo")] == ["SD-X-1"]
     nested = tmp_path / "registry.yaml"
     nested.write_text(
         "sites:\n  - code: demo\n    buildings:\n      - id: B7\n        devices:\n"
         "          - {id: SD-B7-1, type: smoke}\n"
-        "          - {id: SOS-B7-1, type: sos, household: B7-101, flags: [elderly_alone]}\n"
-    )
+        "          - {id: SOS-B7-1, type: sos, household: B7-101, flags: [elderly_alone]}\n")
     found = load_devices(nested, "demo")
     assert {(d.device_id, d.building) for d in found} == {("SD-B7-1", "B7"), ("SOS-B7-1", "B7")}
     assert found[1].flags == ("elderly_alone",)

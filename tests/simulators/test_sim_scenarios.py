@@ -22,19 +22,9 @@ def _rule_ids() -> set[str]:
 
 RULE_IDS = _rule_ids()
 REQUIRED = {
-    "kitchen-fire",
-    "cooking-false-alarm",
-    "fire-spreads",
-    "sos-button",
-    "fall-detected",
-    "elderly-silent-day",
-    "gate-forced-night",
-    "door-held-open",
-    "charger-thermal-runaway",
-    "charger-over-current",
-    "building-power-loss",
-    "batteries-low",
-    "hostile-flood",
+    "kitchen-fire", "cooking-false-alarm", "fire-spreads", "sos-button", "fall-detected",
+    "elderly-silent-day", "gate-forced-night", "door-held-open", "charger-thermal-runaway",
+    "charger-over-current", "building-power-loss", "batteries-low", "hostile-flood",
 }
 
 
@@ -55,15 +45,11 @@ def test_scenario_validates_and_binds(name: str) -> None:
 
 def test_bad_scenario_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown role"):
-        Scenario.model_validate(
-            {
-                "name": "x",
-                "title": "x",
-                "roles": {"a": {"type": "smoke"}},
-                "steps": [{"at": 0, "role": "b", "kind": "event", "payload": {"event": "alarm"}}],
-                "expect": [{"rule": "smoke.alarm", "incident": True}],
-            }
-        )
+        Scenario.model_validate({
+            "name": "x", "title": "x", "roles": {"a": {"type": "smoke"}},
+            "steps": [{"at": 0, "role": "b", "kind": "event", "payload": {"event": "alarm"}}],
+            "expect": [{"rule": "smoke.alarm", "incident": True}],
+        })
 
 
 def test_elderly_roles_share_a_household() -> None:
@@ -82,9 +68,8 @@ async def test_scenario_delivered_in_order(name: str, mosquitto: Mosquitto) -> N
     sc = load_scenario(name)
     recorder = Recorder(mosquitto.port)
     try:
-        run = await run_scenario(
-            name, mosquitto.url, "demo", demo_devices("demo"), speed=max(1.0, sc.duration_s / 1.5)
-        )
+        run = await run_scenario(name, mosquitto.url, "demo", demo_devices("demo"),
+                                 speed=max(1.0, sc.duration_s / 1.5))
         sent = [m for m in run.published if m.via in ("device", "shared") and m.delivered]
         wills = [m for m in run.published if m.via == "will"]
         got = recorder.wait_for(len(sent) + len(wills))
@@ -118,31 +103,21 @@ async def test_scenario_delivered_in_order(name: str, mosquitto: Mosquitto) -> N
 async def test_kitchen_fire_declares_and_delivers_the_fire(mosquitto: Mosquitto) -> None:
     run = await run_scenario("kitchen-fire", mosquitto.url, "demo", speed=200)
     assert {e.rule for e in run.expected_incidents} == {
-        "smoke.alarm",
-        "smoke.obscuration",
-        "smoke.heat_static",
-        "smoke.heat_ror",
-    }
+        "smoke.alarm", "smoke.obscuration", "smoke.heat_static", "smoke.heat_ror"}
     # by default, a device of the sample community (the registry of `safety-gateway demo`)
     assert all(e.device_id == "smk-b01-1-101" for e in run.expected_incidents)
-    temps = [
-        float(__import__("orjson").loads(m.payload).get("temp_c", 0))
-        for m in run.published
-        if m.kind == "telemetry"
-    ]
+    temps = [float(__import__("orjson").loads(m.payload).get("temp_c", 0)) for m in run.published
+             if m.kind == "telemetry"]
     assert max(temps) >= 56 and temps == sorted(temps)
-    events = [
-        __import__("orjson").loads(m.payload)["event"] for m in run.published if m.kind == "event"
-    ]
+    events = [__import__("orjson").loads(m.payload)["event"] for m in run.published if m.kind == "event"]
     assert events == ["alarm"]
 
 
 async def test_power_loss_fires_last_wills(mosquitto: Mosquitto) -> None:
     recorder = Recorder(mosquitto.port, ("safety/+/+/+/status",))
     try:
-        run = await run_scenario(
-            "building-power-loss", mosquitto.url, "demo", demo_devices("demo"), speed=400_000
-        )
+        run = await run_scenario("building-power-loss", mosquitto.url, "demo", demo_devices("demo"),
+                                 speed=400_000)
         got = recorder.wait_for(3 * len(run.published))
     finally:
         recorder.close()
@@ -156,14 +131,8 @@ async def test_power_loss_fires_last_wills(mosquitto: Mosquitto) -> None:
 
 
 async def test_shared_connection_publishes_offline_itself(mosquitto: Mosquitto) -> None:
-    run = await run_scenario(
-        "building-power-loss",
-        mosquitto.url,
-        "demo",
-        demo_devices("demo"),
-        speed=400_000,
-        connections="shared",
-    )
+    run = await run_scenario("building-power-loss", mosquitto.url, "demo", demo_devices("demo"),
+                             speed=400_000, connections="shared")
     offline = [m for m in run.published if m.kind == "status" and b'"online":false' in m.payload]
     assert offline and all(m.via == "shared" for m in offline)
 
@@ -189,9 +158,8 @@ async def test_hostile_flood_covers_every_attack(mosquitto: Mosquitto) -> None:
 
 
 async def test_compressed_day_reports_simulated_time(mosquitto: Mosquitto) -> None:
-    run = await run_scenario(
-        "elderly-silent-day", mosquitto.url, "demo", demo_devices("demo"), speed=100_000
-    )
+    run = await run_scenario("elderly-silent-day", mosquitto.url, "demo", demo_devices("demo"),
+                             speed=100_000)
     assert run.real_seconds < 10
     assert run.sim_end_ms - run.sim_start_ms >= 24 * 3600 * 1000
     door = run.roles["door"].device_id
@@ -200,7 +168,6 @@ async def test_compressed_day_reports_simulated_time(mosquitto: Mosquitto) -> No
 
 
 # -- the sample community (what `safety-gateway demo` registers) ---------------------------
-
 
 def test_sample_community_is_read_with_its_ledger_households_and_profiles() -> None:
     devices = {d.device_id: d for d in default_devices("demo")}
@@ -229,19 +196,17 @@ def test_sample_elder_has_a_door_sensor_in_the_household() -> None:
 
 
 def test_sample_shed_is_a_building_with_piles_and_a_smoke_detector() -> None:
-    roles, buildings = bind_roles(load_scenario("charger-thermal-runaway"), default_devices("demo"))
+    roles, buildings = bind_roles(load_scenario("charger-thermal-runaway"),
+                                  default_devices("demo"))
     assert buildings == {"shed": "s1"}
     assert roles["pile"].device_id == "chg-s1-01" and roles["pile"].building == "s1"
     assert roles["shed_smoke"].device_id == "smk-s1" and roles["shed_smoke"].building == "s1"
 
 
-@pytest.mark.parametrize(
-    ("name", "missing"),
-    [
-        ("elderly-silent-day", "door-"),  # no elder's door sensor
-        ("charger-thermal-runaway", "smk-s"),  # no smoke detector in any shed
-    ],
-)
+@pytest.mark.parametrize(("name", "missing"), [
+    ("elderly-silent-day", "door-"),  # no elder's door sensor
+    ("charger-thermal-runaway", "smk-s"),  # no smoke detector in any shed
+])
 def test_scenario_without_its_devices_says_so(name: str, missing: str) -> None:
     devices = [d for d in default_devices("demo") if not d.device_id.startswith(missing)]
     with pytest.raises(LookupError, match="no building has devices"):

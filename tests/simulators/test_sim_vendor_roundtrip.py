@@ -61,25 +61,18 @@ def device_for(profile: DeviceProfile) -> DeviceSpec:
     return DeviceSpec("demo", profile.device_type, "SIM-RT.01", "B01")
 
 
-def decoded(
-    mapping: VendorMapping, profile: DeviceProfile, kind: str, payload: dict[str, object]
-) -> list[Reading]:
+def decoded(mapping: VendorMapping, profile: DeviceProfile, kind: str,
+            payload: dict[str, object]) -> list[Reading]:
     device = device_for(profile)
     [(topic, body, retain)] = encode_vendor(mapping, device, kind, payload)
     assert not retain
     out = REGISTRY.decode(topic, body, TS + 1000)
     assert isinstance(out, list), (topic, body, out)
-    expected_id = (
-        f"{mapping.identity}/{device.device_id}"
-        if mapping.vendor == "alink"
-        else mapping.identity + device.device_id
-    )
+    expected_id = (f"{mapping.identity}/{device.device_id}" if mapping.vendor == "alink"
+                   else mapping.identity + device.device_id)
     for reading in out:
         assert (reading.profile, reading.device_id, reading.ts_ms) == (
-            profile.id,
-            expected_id,
-            TS,
-        ), reading
+            profile.id, expected_id, TS), reading
     return out
 
 
@@ -116,9 +109,8 @@ def test_every_event_and_detail_field_round_trips(profile: DeviceProfile) -> Non
         assert (reading.kind, reading.event) == ("event", event)
         assert_same(reading.fields, fields)
     for seq, fields in enumerate(details):  # every detail value, on the first event
-        [reading] = decoded(
-            mapping, profile, "event", {"ts": TS, "seq": seq, "event": events[0], **fields}
-        )
+        [reading] = decoded(mapping, profile, "event",
+                            {"ts": TS, "seq": seq, "event": events[0], **fields})
         assert_same(reading.fields, fields)
 
 

@@ -54,9 +54,7 @@ _REGISTRY = {
 }  # fmt: skip
 
 
-def _only_registry(
-    obj: object, name: str | None, type_: str, reflected: bool, other: object
-) -> bool:
+def _only_registry(obj: object, name: str | None, type_: str, reflected: bool, other: object) -> bool:
     # The whole schema's drift is tests/gateway/test_migrations.py's job; here, the registry's.
     table = getattr(obj, "table", obj) if type_ != "table" else obj
     return getattr(table, "name", name) in _REGISTRY

@@ -28,9 +28,7 @@ def alarm(device: str = "SD-1", ts: int = T0, seq: int = 1) -> StoredReading:
     return StoredReading(Reading("demo", "smoke", device, "event", ts, seq, {}, "alarm"), "g1")
 
 
-async def bytes_kept_by_writes(
-    writer: TimeSeriesWriter, batch: list[StoredReading], times: int
-) -> int:
+async def bytes_kept_by_writes(writer: TimeSeriesWriter, batch: list[StoredReading], times: int) -> int:
     """Memory still allocated after ``times`` writes of ``batch`` with the cyclic garbage
     collector off, as under a backlog (the gateway makes it rare on purpose): what reference
     counting alone did not free. One write first, so connections and caches already exist.

@@ -165,5 +165,7 @@ def test_an_extreme_value_is_refused_at_decode_or_held_by_every_store(
             canonical = FieldCheck(name, spec).check(value)
         except DecodeError:
             return
-        readings = [Reading("demo", device_type, "X-1", "telemetry", NOW, 1, {name: canonical})]
+        readings = [
+            Reading("demo", device_type, "X-1", "telemetry", NOW, 1, {name: canonical})
+        ]
     stores.hold(readings, rejection)

@@ -57,9 +57,7 @@ async def test_influxdb_refusing_one_reading_quarantines_it_and_stores_the_rest(
     writer = Influx1Writer.from_settings(
         TimeSeriesSettings(backend="influxdb1", url=influxd.url, database=influx_db)
     )
-    spool = SpoolingWriter(
-        writer, tmp_path / "spool", max_bytes=1 << 30, max_age_s=3600, clock=clock
-    )
+    spool = SpoolingWriter(writer, tmp_path / "spool", max_bytes=1 << 30, max_age_s=3600, clock=clock)
     detector = DeviceContext("demo", "SD-0001", "smoke", "g1")
     acked: list[int] = []
     ingest = Ingest(load_profiles(), lambda _r: detector, quarantine, spool, clock)
