@@ -378,3 +378,17 @@ async def test_a_department_that_does_not_reply_in_time_escalates(
     async with env.services.sessions() as s:
         timer = await s.get(EscalationTimerRow, iid)
     assert timer is not None and timer.due_at_ms == clock.now_ms() and timer.next_step >= 1
+
+
+async def test_silence_an_incidents_device_from_the_incident(client, login, loop, env):  # type: ignore[no-untyped-def]
+    duty, worker = await login("duty"), await login("worker_g1")
+    iid = await env.open_incident()
+    body = {"hours": 2, "reason": "更换烟感电池"}
+    assert (await client.post(f"{V1}/incidents/{iid}/silence", json=body, headers=worker)).status_code == 403
+    r = await client.post(f"{V1}/incidents/{iid}/silence", json=body, headers=duty)
+    assert r.status_code == 200, r.text
+    [silence] = (await client.get(f"{V1}/silences", headers=duty)).json()
+    assert silence["matcher"] == "device" and silence["value"] == "smk-b01-u1-f1"
+    report = (await client.post(f"{V1}/incidents", json=HOTLINE, headers=duty)).json()["id"]
+    r = await client.post(f"{V1}/incidents/{report}/silence", json=body, headers=duty)
+    assert r.status_code == 422  # a report has no device to silence
