@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-import alerting.loop.tables  # noqa: F401 - every incident gets its case record (listener)
 from alerting.loop.config import load_loop_config
 from alerting.loop.deadlines import LoopWatch
 from alerting.loop.desk import LoopDesk

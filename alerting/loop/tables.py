@@ -3,17 +3,16 @@ verification, rating), its photos and its department referrals."""
 
 from __future__ import annotations
 
-from typing import Any
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, Text, event, insert
-from sqlalchemy.orm import Mapped, Mapper, mapped_column
-
-from alerting.incidents.tables import IncidentRow
 from core.db import Base, IdType
 
 
 class CaseRow(Base):
-    """The loop's record of one incident (device incidents get one at opening)."""
+    """The loop's record of one incident. A rule's incident gets one when the loop first
+    touches it (triage, arrival, a referral); until then every reader takes it as a device
+    incident with its rule's default tier — so the alarm path writes nothing more here."""
 
     __tablename__ = "incident_case"
 
@@ -81,25 +80,3 @@ class DeptReferralRow(Base):
     overdue_at_ms: Mapped[int | None] = mapped_column(BigInteger)
     sent_ok: Mapped[int] = mapped_column(Integer, default=0)
     send_errors: Mapped[str] = mapped_column(Text, default="")
-
-
-def _case_for_device_incident(_m: Mapper[Any], connection: Any, target: IncidentRow) -> None:
-    # Every incident has its case record, so the ledger and the triage queue read one model.
-    # A rule's default tier is not stored here: it is read from the loop file (effective_tier)
-    # until triage records one.
-    connection.execute(
-        insert(CaseRow).values(
-            incident_id=target.id,
-            source="device",
-            tier=None,
-            unit_room="",
-            description="",
-            caller_name="",
-            caller_phone="",
-            hazard=False,
-            responsible_name="",
-        )
-    )
-
-
-event.listen(IncidentRow, "after_insert", _case_for_device_incident)
