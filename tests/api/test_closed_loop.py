@@ -97,7 +97,7 @@ async def test_a_hotline_call_from_intake_to_the_residents_rating(
     )
     assert r.status_code == 200, r.text
     [text] = sms_to(recording_http_server, "119")
-    assert "请派员检查充电线路" in text and "刘先生" not in text
+    assert "请派员检查充电线路" in text and "刘先生" not in text and "(report)" not in text
     hook = [q for q in recording_http_server.requests if q.path == "/fire-brigade"]
     assert hook and hook[0].json()["id"] == iid
     token = re.search(r"reply\.html\?t=([\w.]+)", text).group(1)  # type: ignore[union-attr]
