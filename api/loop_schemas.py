@@ -80,6 +80,8 @@ class ReferralPublic(BaseModel):
     overdue_at_ms: int | None
     sent_ok: int
     send_errors: str
+    title: str = ""  # what the department's reply page shows of the incident
+    location: str = ""
 
 
 class CasePublic(BaseModel):

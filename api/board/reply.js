@@ -8,7 +8,7 @@
   const STATUS = { sent: "待受理", accepted: "已受理", replied: "已回复", declined: "已退回" };
   const show = (r) => {
     const due = new Date(r.due_at_ms).toLocaleString("zh-CN", { hour12: false });
-    info.textContent = `${r.department_name} · 状态: ${STATUS[r.status] || r.status} · 回复期限 ${due}`;
+    info.textContent = `${r.department_name} · ${r.title} · ${r.location} · 状态: ${STATUS[r.status] || r.status} · 回复期限 ${due}`;
   };
   fetch(`/api/v1/loop/referrals/${encodeURIComponent(token)}`).then(async (r) => {
     if (!r.ok) { msg.textContent = "链接无效 (this link is not valid)"; msg.className = "msg err"; return; }

@@ -289,14 +289,28 @@ async def _referral(services: ApiServices, session: AsyncSession, token: str) ->
     return ref
 
 
+async def _for_department(
+    services: ApiServices, session: AsyncSession, ref: DeptReferralRow
+) -> ReferralPublic:
+    """The referral as its department sees it: no staff names, no sending errors."""
+    dept = _loop(services).desk.config.department(ref.department)
+    row = await session.get(IncidentRow, ref.incident_id)
+    return ReferralPublic.model_validate(ref).model_copy(
+        update={
+            "department_name": dept.name if dept else "",
+            "send_errors": "",
+            "actor": "",
+            "title": row.title if row else "",
+            "location": row.location if row else "",
+        }
+    )
+
+
 @router.get("/loop/referrals/{token}", response_model=ReferralPublic)
 async def referral(token: str, services: ServicesDep, session: SessionDep) -> ReferralPublic:
     """What the department's reply page shows (the incident's title comes with the message)."""
     ref = await _referral(services, session, token)
-    dept = _loop(services).desk.config.department(ref.department)
-    return ReferralPublic.model_validate(ref).model_copy(
-        update={"department_name": dept.name if dept else "", "send_errors": "", "actor": ""}
-    )
+    return await _for_department(services, session, ref)
 
 
 @router.post("/loop/referrals/{token}/reply", response_model=ReferralPublic)
@@ -313,7 +327,7 @@ async def referral_reply(
     row = await session.get(IncidentRow, ref.incident_id)
     if row is not None:
         publish(services.live, row)
-    return ReferralPublic.model_validate(ref).model_copy(update={"send_errors": "", "actor": ""})
+    return await _for_department(services, session, ref)
 
 
 async def _rated(services: ApiServices, session: AsyncSession, token: str) -> IncidentRow:

@@ -116,6 +116,7 @@ async def test_hotline_call_round_the_closed_loop_and_an_overdue_hazard(
     await expect(dept.locator("#reply-msg")).to_contain_text("已提交")
     await dept.fill("textarea[name=note]", "已到场检查，线路已断电，建议更换插线板")
     await dept.click("button[value=replied]")
+    await expect(dept.locator("#ref-info")).to_contain_text("消防救援站")
     await expect(dept.locator("#ref-info")).to_contain_text("已回复")
     await dept.screenshot(path=str(artifacts / "loop-department-reply.png"), full_page=True)
 
