@@ -54,6 +54,65 @@ VALUES: dict[str, dict[str, tuple[str, str]]] = {
     "within_deadline": {"True": ("是", "Yes"), "False": ("否", "No")},
 }
 
+#: The closed-loop ledger's columns (LoopLedgerRow fields), for its CSV and Excel sheets.
+LOOP_LEDGER_COLUMNS: dict[str, tuple[str, str]] = {
+    "id": ("事件编号", "Incident no."),
+    "opened_at": ("发生时间", "Opened"),
+    "grid_id": ("网格", "Grid"),
+    "building_id": ("楼栋", "Building"),
+    "location": ("地点", "Where"),
+    "source": ("来源", "Source"),
+    "category": ("类别", "Category"),
+    "tier": ("层级", "Tier"),
+    "title": ("事件", "What"),
+    "severity": ("级别", "Severity"),
+    "status": ("状态", "Status"),
+    "worker": ("处置人", "Handled by"),
+    "hazard": ("隐患", "Hazard"),
+    "hazard_state": ("整改状态", "Rectification"),
+    "deadline": ("整改期限", "Deadline"),
+    "ack_s": ("确认用时（秒）", "To acknowledge (s)"),
+    "arrive_s": ("到场用时（秒）", "To arrive (s)"),
+    "resolve_s": ("办结用时（秒）", "To resolve (s)"),
+    "ack_on_time": ("按时确认", "Acknowledged in time"),
+    "arrive_on_time": ("按时到场", "Arrived in time"),
+    "resolve_on_time": ("按时办结", "Resolved in time"),
+    "overdue": ("已逾期", "Overdue"),
+    "resolution": ("处置结果", "Resolution"),
+    "verified_by": ("核查人", "Verified by"),
+    "rating": ("居民评价", "Resident's rating"),
+}
+_YES_NO = {"True": ("是", "Yes"), "False": ("否", "No")}
+VALUES.update(
+    {
+        "source": {
+            "device": ("设备告警", "Device alarm"),
+            "patrol": ("网格员巡查", "Patrol"),
+            "hotline": ("24小时热线", "Hotline"),
+            "resident": ("居民上报", "Resident report"),
+            "inspection": ("安全排查", "Safety inspection"),
+        },
+        "category": {
+            "gas": ("燃气", "Gas"),
+            "fire": ("消防", "Fire"),
+            "electric": ("用电", "Electrical"),
+            "corridor": ("楼道堆物", "Corridor clutter"),
+            "other": ("其他", "Other"),
+        },
+        "tier": {"grid": ("网格处置", "Grid"), "community": ("社区处置", "Community")},
+        "rating": {
+            "satisfied": ("满意", "Satisfied"),
+            "basically_satisfied": ("基本满意", "Basically satisfied"),
+            "dissatisfied": ("不满意", "Dissatisfied"),
+        },
+        **{
+            k: _YES_NO
+            for k in ("hazard", "ack_on_time", "arrive_on_time", "resolve_on_time", "overdue")
+        },
+    }
+)
+VALUES["resolution"].setdefault("handled", ("已处置", "Handled"))
+
 #: Where the site's time zone is said next to a time (北京时间 for the zone China uses).
 ZONE_NAMES: dict[str, tuple[str, str]] = {"Asia/Shanghai": ("北京时间", "Beijing time")}
 

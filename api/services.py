@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from alerting.incidents.service import IncidentChange
 from alerting.incidents.silences import SilenceService
 from alerting.incidents.workflow import IncidentDesk
+from alerting.loop.services import LoopServices
 from alerting.models import Category, Severity
 from alerting.routing.router import Paged
 from alerting.rules import RuleSet
@@ -107,3 +108,5 @@ class ApiServices:
     receipt_secret: str | None = None
     # Wakes the escalation loop (a "not delivered" report is acted on at once).
     poke_escalation: Callable[[], None] | None = None
+    # The closed loop (intake, triage, referral, verification, feedback); None: not offered.
+    loop: LoopServices | None = None

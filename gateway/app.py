@@ -38,6 +38,7 @@ from gateway.directory import RegistryDirectory
 from gateway.health import HealthReport
 from gateway.ingest import Ingest
 from gateway.live import LiveHub
+from gateway.loop import LoopWiring, build_loop
 from gateway.migrations import runner as migrate
 from gateway.mqtt import MqttSession
 from gateway.notifiers import china_notifiers, confirming_channels
@@ -70,6 +71,7 @@ class Gateway:
     engine: RuleEngine = field(init=False)
     incidents: IncidentService = field(init=False)
     escalation: EscalationScheduler = field(init=False)
+    loop: LoopWiring = field(init=False)
     alerts: AlertPipeline = field(init=False)
     ingest: Ingest = field(init=False)
     mqtt: MqttSession = field(init=False)
@@ -212,6 +214,7 @@ class Gateway:
             pipeline,
             voice_device_types=frozenset(s.notify.voice_device_types),
         )
+        self.loop = build_loop(s, self.sessions, self.clock, notifiers, self.escalation.poke)
         self.incidents = IncidentService(
             self.sessions,
             self.clock,
@@ -298,6 +301,7 @@ class Gateway:
                 tg.create_task(self.alerts.run_worker(), name="alert-worker")
                 tg.create_task(self.alerts.run_timers(), name="alert-timers")
                 tg.create_task(self.alerts.run_escalation(stop), name="escalation")
+                tg.create_task(self.loop.watch.run(stop), name="loop-deadlines")
                 if self.spool is not None:
                     tg.create_task(self.spool.replay(), name="spool-replay")
                 if (db_file := sqlite_path(self.settings.database.url)) is not None:
@@ -400,6 +404,7 @@ class Gateway:
                 n.receipt_secret.get_secret_value() if (n := self.settings.notify).receipt_secret else None
             ),
             poke_escalation=self.escalation.poke,
+            loop=self.loop.services,
         )
 
 

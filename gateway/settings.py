@@ -255,6 +255,10 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var")
     profiles_dir: Path | None = None  # None = the shipped device profiles
     community_file: Path | None = None  # YAML loaded into the registry at start
+    # The closed loop's departments and default tiers (None = alerting/loop/loop.yaml), and the
+    # address departments and residents open their reply/rating links at ("" = as called).
+    loop_file: Path | None = None
+    public_url: str = ""
     log_level: str = "INFO"
     # SIGTERM to exit, at most: what could not be stored by then stays with the broker
     # (unacknowledged), so a stuck store never keeps the process from stopping.

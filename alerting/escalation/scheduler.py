@@ -24,7 +24,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from alerting.escalation.timers import EscalationTimerRow, TimerKind, stop_timer
 from alerting.escalation.undelivered import Undelivered
 from alerting.incidents.lifecycle import IncidentStatus
-from alerting.incidents.silences import active_silence
+from alerting.incidents.silences import active_silence, life_safety
 from alerting.incidents.store import add_event
 from alerting.incidents.tables import IncidentRow
 from alerting.incidents.views import IncidentView, incident_message
@@ -166,6 +166,19 @@ class EscalationScheduler:
                 grid_id=incident.grid_id,
                 now_ms=now_ms,
             )
+            if silence is not None and life_safety(incident.labels or {}, incident.rule_id):
+                # A maintenance window never mutes a life at risk: page, marked (see silences).
+                if timer.note != "maintenance":
+                    add_event(
+                        s,
+                        incident_id,
+                        now_ms,
+                        "under_maintenance",
+                        note="设备维护中 (device under maintenance): paged anyway",
+                        data={"silence": silence.id, "until": silence.ends_at_ms},
+                    )
+                timer.note = "maintenance"
+                silence = None
             if silence is not None:
                 add_event(
                     s,
@@ -268,7 +281,7 @@ class EscalationScheduler:
             kind=DeliveryKind.PAGE,
             paged=paged,
             now_ms=now_ms,
-            text=timer.note if timer.note != "silenced" else "",
+            text=_step_text(timer.note),
             claim=claim,
         )
         if index >= 1 and self._rings(incident):
@@ -407,6 +420,12 @@ class EscalationScheduler:
         """A page that finally failed (or was not confirmed delivered in time): see
         :class:`~alerting.escalation.undelivered.Undelivered`."""
         await self._undelivered.failed(failed, now_ms=now_ms, event=event)
+
+
+def _step_text(note: str) -> str:
+    if note == "maintenance":
+        return "设备维护中 (device under maintenance)"
+    return "" if note == "silenced" else note
 
 
 def _message(incident: IncidentRow) -> dict[str, Any]:

@@ -24,6 +24,7 @@ class Resolution(StrEnum):
     FALSE_ALARM = "false_alarm"
     DEVICE_TEST = "device_test"
     DEVICE_FAULT = "device_fault"
+    HANDLED = "handled"  # a reported matter dealt with (处置完毕): hotline, patrol, hazard
 
 
 class Department(StrEnum):
@@ -44,6 +45,11 @@ class Action(StrEnum):
     ASSIGN = "assign"
     ESCALATE = "escalate"
     REFER = "refer"
+    TRIAGE = "triage"  # 研判: set the tier
+    ARRIVE = "arrive"  # 到场
+    HAZARD = "hazard"  # a step of a hazard's rectification
+    VERIFY = "verify"  # 核查: closes it, or reopens it
+    SILENCE = "silence"  # a maintenance window for the incident's device
 
 
 class TransitionError(ValueError):
@@ -57,6 +63,7 @@ _MOVES: dict[tuple[IncidentStatus, Action], IncidentStatus] = {
     (_S.OPEN, Action.RESOLVE): _S.RESOLVED,
     (_S.ACKNOWLEDGED, Action.RESOLVE): _S.RESOLVED,
     (_S.RESOLVED, Action.CLOSE): _S.CLOSED,
+    (_S.RESOLVED, Action.VERIFY): _S.CLOSED,
     (_S.RESOLVED, Action.REOPEN): _S.OPEN,
     (_S.CLOSED, Action.REOPEN): _S.OPEN,
 }
@@ -66,6 +73,10 @@ _IN_PLACE: dict[Action, frozenset[IncidentStatus]] = {
     Action.ASSIGN: ACTIVE_STATUSES,
     Action.ESCALATE: ACTIVE_STATUSES,
     Action.REFER: frozenset({_S.OPEN, _S.ACKNOWLEDGED, _S.RESOLVED}),
+    Action.TRIAGE: ACTIVE_STATUSES,
+    Action.ARRIVE: ACTIVE_STATUSES,
+    Action.HAZARD: ACTIVE_STATUSES,
+    Action.SILENCE: ACTIVE_STATUSES,
 }
 
 

@@ -12,7 +12,7 @@ from alerting.escalation.timers import EscalationTimerRow, TimerKind, new_timer,
 from alerting.incidents import flood as fl
 from alerting.incidents.actions import ActionOutcome, ActionRunner
 from alerting.incidents.lifecycle import IncidentStatus, Resolution, auto_resolution
-from alerting.incidents.silences import active_silence
+from alerting.incidents.silences import active_silence, life_safety
 from alerting.incidents.store import SYSTEM, active_by_key, add_event, set_status
 from alerting.incidents.tables import IncidentRow
 from alerting.incidents.workflow import IncidentDesk
@@ -226,7 +226,9 @@ class IncidentService(IncidentDesk):
         ladder = self._policy.ladder_for(labels)
         timer = None
         if ladder.steps:
-            timer = new_timer(s, row.id, kind=TimerKind.STEP, due_at_ms=first_page_ms, ladder=ladder)
+            timer = new_timer(
+                s, row.id, kind=TimerKind.STEP, due_at_ms=first_page_ms, ladder=ladder
+            )
         silence = await active_silence(
             s,
             site=row.site,
@@ -235,6 +237,18 @@ class IncidentService(IncidentDesk):
             grid_id=row.grid_id,
             now_ms=t.at_ms,
         )
+        if silence is not None and life_safety(labels, row.rule_id):
+            add_event(
+                s,
+                row.id,
+                t.at_ms,
+                "under_maintenance",
+                note="设备维护中 (device under maintenance): a life-safety alarm pages anyway",
+                data={"silence": silence.id, "until": silence.ends_at_ms},
+            )
+            if timer is not None:
+                timer.note = "maintenance"
+            silence = None
         if silence is not None:
             add_event(
                 s,

@@ -1,11 +1,14 @@
 """Silences (maintenance windows): no paging for a device, building or grid until an end time.
 
 A silence never hides an incident: it is opened and recorded as usual, only its
-notifications wait until the silence ends (checked at each escalation step).
+notifications wait until the silence ends (checked at each escalation step). A life-safety
+alarm (fire, SOS, gas, a door forced at an elderly household) is never held back: it pages as
+usual and carries a "设备维护中" mark instead (:func:`life_safety`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 
 from sqlalchemy import or_, select
@@ -14,6 +17,20 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from alerting.incidents.tables import SilenceRow
 from alerting.incidents.views import SilenceView
 from core.clock import Clock
+
+# Rules whose alarm means a life at risk: a maintenance window never mutes them.
+_LIFE_SAFETY_RULES = ("smoke.alarm", "smoke.obscuration", "smoke.heat", "smoke.multi", "sos.")
+_ELDERLY_FLAGS = ("elderly_alone", "elderly")
+
+
+def life_safety(labels: Mapping[str, object], rule_id: str) -> bool:
+    """Fire, SOS, gas, or a door forced at an elderly household: always pages."""
+    if rule_id.startswith(_LIFE_SAFETY_RULES) or "gas" in rule_id:
+        return True
+    if rule_id == "gate.door_forced":
+        flags = str(labels.get("household_flags", "")).split(",")
+        return any(f in _ELDERLY_FLAGS for f in flags)
+    return False
 
 
 class Matcher(StrEnum):

@@ -36,6 +36,7 @@ EVENT_KIND = {
     Action.ASSIGN: "assigned",
     Action.ESCALATE: "escalated_manually",
     Action.REFER: "referred",
+    Action.VERIFY: "closed",
 }
 
 
@@ -217,7 +218,13 @@ class IncidentDesk:
         )
 
     async def close(
-        self, incident_id: int, actor: str, note: str = "", category: Resolution | None = None
+        self,
+        incident_id: int,
+        actor: str,
+        note: str = "",
+        category: Resolution | None = None,
+        *,
+        session: AsyncSession | None = None,
     ) -> IncidentView:
         """Close after verification (核查); an auto-resolved safety incident gets its category."""
 
@@ -228,7 +235,7 @@ class IncidentDesk:
                 raise ValueError("a resolution category is required to close")
             row.closed_at_ms = now
 
-        return await self._act(incident_id, Action.CLOSE, actor, note, then)
+        return await self._act(incident_id, Action.CLOSE, actor, note, then, session=session)
 
     async def reopen(
         self, incident_id: int, actor: str, note: str = "", *, session: AsyncSession | None = None

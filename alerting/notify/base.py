@@ -86,11 +86,10 @@ def render_text(d: Delivery) -> str:
     if d.kind == DeliveryKind.OUTCOME:
         lines.append(d.text or "事件已处理完毕。")
     else:
-        lines += [
-            f"位置: {i.get('location') or i.get('building') or '-'}",
-            f"设备: {i.get('device') or '-'} ({i.get('device_type', '')})",
-            f"时间: {local_time(i.get('opened_at'))}",
-        ]
+        lines.append(f"位置: {i.get('location') or i.get('building') or '-'}")
+        if i.get("device"):  # a hotline call or a patrol finding has no device
+            lines.append(f"设备: {i.get('device')} ({i.get('device_type', '')})")
+        lines.append(f"时间: {local_time(i.get('opened_at'))}")
         if d.kind == DeliveryKind.REMINDER:
             lines.append("事件已确认但尚未处理完毕，请尽快处置。")
         if d.text:

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Path, Query, status
+from fastapi import APIRouter, Body, HTTPException, Path, Query, Request, status
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,8 +16,8 @@ from alerting.incidents.lifecycle import Action, allowed_actions
 from alerting.incidents.lifecycle import IncidentStatus as Status
 from alerting.incidents.tables import IncidentRow
 from alerting.incidents.views import ARRIVED_MARK
-from alerting.incidents.workflow import IncidentDesk
 from api import audit
+from api import loop_actions as loop
 from api.deps import (
     DISPATCHERS,
     CurrentPerson,
@@ -37,6 +37,14 @@ from api.incident_view import (
     scoped_incident,
     timeline,
 )
+from api.loop_schemas import (
+    HazardStep,
+    IncidentArrive,
+    IncidentSilence,
+    IncidentTriage,
+    IncidentVerify,
+    LoopRefer,
+)
 from api.schemas import (
     DB_INT_MAX,
     EPOCH_MS_MAX,
@@ -46,7 +54,6 @@ from api.schemas import (
     IncidentEventPublic,
     IncidentNote,
     IncidentPublic,
-    IncidentRefer,
     IncidentResolve,
     IncidentsPublic,
     IncidentStatus,
@@ -56,6 +63,7 @@ from api.services import ApiServices
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
 ARRIVED = ARRIVED_MARK
+VERIFIERS = frozenset({"admin", "secretary", "duty_staff"})
 IncidentId = Annotated[int, Path(ge=1, le=DB_INT_MAX)]
 
 
@@ -126,7 +134,10 @@ async def get_incident(
 # its request body and the desk call. One endpoint per row is generated below; each runs the
 # change and its audit row in one transaction and publishes the incident to the live board.
 
-Run = Callable[[IncidentDesk, int, str, Any, AsyncSession], Awaitable[object]]
+Run = Callable[[ApiServices, int, str, Any, AsyncSession], Awaitable[object]]
+# Sent after the commit (a referral to its department, the result to residents): services,
+# incident id, the base URL links in the message point to.
+After = Callable[[ApiServices, int, str], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -138,10 +149,7 @@ class IncidentAction:
     summary: str
     roles: frozenset[str] | None = None  # None: anyone whose scope covers the incident
     audit: Callable[[Any], dict[str, Any]] = lambda body: body.model_dump(mode="json")
-
-
-def _arrived(body: IncidentNote) -> str:
-    return f"{ARRIVED} {body.note}".strip()
+    after: After | None = None
 
 
 ACTIONS = (
@@ -149,66 +157,111 @@ ACTIONS = (
         "acknowledge",
         Action.ACKNOWLEDGE,
         IncidentNote,
-        lambda d, i, who, b, s: d.acknowledge(i, who, b.note, session=s),
+        lambda sv, i, who, b, s: sv.incidents.acknowledge(i, who, b.note, session=s),
         "Acknowledge: stop the ladder (reminders follow)",
     ),
     IncidentAction(
         "comment",
         Action.COMMENT,
         IncidentComment,
-        lambda d, i, who, b, s: d.comment(i, who, b.note, session=s),
+        lambda sv, i, who, b, s: sv.incidents.comment(i, who, b.note, session=s),
         "Add a note to the timeline",
     ),
     IncidentAction(
         "assign",
         Action.ASSIGN,
         IncidentAssign,
-        lambda d, i, who, b, s: d.assign(i, who, b.assignee, b.note, session=s),
+        lambda sv, i, who, b, s: sv.incidents.assign(i, who, b.assignee, b.note, session=s),
         "Hand the incident to a person who answers for its grid",
         roles=DISPATCHERS,
     ),
     IncidentAction(
         "arrive",
-        Action.COMMENT,
-        IncidentNote,
-        lambda d, i, who, b, s: d.comment(i, who, _arrived(b), session=s),
-        "On site (到场): recorded on the timeline as a note marked [到场]",
-        audit=lambda b: {"note": _arrived(b), "arrived": True},
+        Action.ARRIVE,
+        IncidentArrive,
+        loop.arrive,
+        "On site (到场): its time is kept, so the ledger measures time to arrive",
+        audit=lambda b: {"note": f"{ARRIVED} {b.note}".strip(), "arrived": True},
     ),
     IncidentAction(
         "escalate",
         Action.ESCALATE,
         IncidentNote,
-        lambda d, i, who, b, s: d.escalate(i, who, b.note, session=s),
+        lambda sv, i, who, b, s: sv.incidents.escalate(i, who, b.note, session=s),
         "Page the next ladder step now (大事不出社区)",
     ),
     IncidentAction(
         "resolve",
         Action.RESOLVE,
         IncidentResolve,
-        lambda d, i, who, b, s: d.resolve(i, who, b.category, b.note, session=s),
+        lambda sv, i, who, b, s: sv.incidents.resolve(i, who, b.category, b.note, session=s),
         "Resolve with a category",
     ),
     IncidentAction(
         "reopen",
         Action.REOPEN,
         IncidentNote,
-        lambda d, i, who, b, s: d.reopen(i, who, b.note, session=s),
+        lambda sv, i, who, b, s: sv.incidents.reopen(i, who, b.note, session=s),
         "Back to open: the ladder starts again",
     ),
     IncidentAction(
         "refer",
         Action.REFER,
-        IncidentRefer,
-        lambda d, i, who, b, s: d.refer(i, b.department, who, b.note, session=s),
-        "Hand to a department (部门联动)",
+        LoopRefer,
+        loop.refer,
+        "Hand to a department (部门联动): it is sent the incident and a reply link",
+        roles=DISPATCHERS,
+        after=loop.after_refer,
+    ),
+    IncidentAction(
+        "triage",
+        Action.TRIAGE,
+        IncidentTriage,
+        loop.triage,
+        "研判: the grid handles it (grid) or the community takes it over (community)",
+        roles=DISPATCHERS,
+    ),
+    IncidentAction(
+        "hazard",
+        Action.HAZARD,
+        HazardStep,
+        loop.hazard,
+        "A step of a hazard's rectification: notice, rectifying, reinspect (photo), rectified",
+    ),
+    IncidentAction(
+        "verify",
+        Action.VERIFY,
+        IncidentVerify,
+        loop.verify,
+        "核查: passed closes the incident (residents hear the result); not passed reopens it",
+        roles=VERIFIERS,
+        after=loop.after_verify,
+    ),
+    IncidentAction(
+        "close",
+        Action.CLOSE,
+        IncidentVerify,
+        loop.verify,
+        "Close after verification (核查) — the same as verify with passed=true",
+        roles=VERIFIERS,
+        after=loop.after_verify,
+    ),
+    IncidentAction(
+        "silence",
+        Action.SILENCE,
+        IncidentSilence,
+        loop.silence,
+        "Maintenance window on the incident's device (life-safety alarms still page)",
+        roles=DISPATCHERS,
     ),
 )
 
 
 def actions_for(principal: Principal, row: IncidentRow) -> list[str]:
     """The lifecycle actions this person may take on this incident now."""
-    denied = {a.transition for a in ACTIONS if a.roles is not None and principal.role not in a.roles}
+    denied = {
+        a.transition for a in ACTIONS if a.roles is not None and principal.role not in a.roles
+    }
     return [a.value for a in allowed_actions(Status(row.status)) if a not in denied]
 
 
@@ -220,6 +273,7 @@ async def _take(
     scope: Scope,
     services: ApiServices,
     session: AsyncSession,
+    base_url: str = "",
 ) -> IncidentPublic:
     row = await scoped_incident(session, scope, incident_id)
     if action.transition.value not in actions_for(principal, row):
@@ -229,12 +283,13 @@ async def _take(
     if isinstance(body, IncidentAssign):
         await check_assignee(session, row, body.assignee)
     try:
-        await action.run(services.incidents, incident_id, principal.actor, body, session)
+        await action.run(services, incident_id, principal.actor, body, session)
     except LookupError as exc:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, f"incident '{incident_id}' not found"
         ) from exc
     except ValueError as exc:
+        await session.rollback()
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     audit.record_by(
         session,
@@ -246,6 +301,8 @@ async def _take(
         detail=action.audit(body),
     )
     await session.commit()  # the change and its audit row together
+    if action.after is not None:
+        await action.after(services, incident_id, base_url)
     row = await scoped_incident(session, scope, incident_id)
     view = await incident_view(services, session, row)
     publish(services.live, view)
@@ -259,10 +316,12 @@ def _endpoint(action: IncidentAction) -> Callable[..., Awaitable[IncidentPublic]
         scope: Scope,
         services: ApiServices,
         session: AsyncSession,
+        request: Request,
         body: BaseModel | None = None,
     ) -> IncidentPublic:
         taken = body if body is not None else action.body()
-        return await _take(action, incident_id, taken, principal, scope, services, session)
+        base = str(request.base_url)
+        return await _take(action, incident_id, taken, principal, scope, services, session, base)
 
     # FastAPI reads the parameters' types from the signature: give each endpoint its own body.
     required = any(f.is_required() for f in action.body.model_fields.values())
@@ -274,6 +333,7 @@ def _endpoint(action: IncidentAction) -> Callable[..., Awaitable[IncidentPublic]
             _param("scope", GridScope),
             _param("services", ServicesDep),
             _param("session", SessionDep),
+            _param("request", Request),
             _param("body", body_type, default=inspect.Parameter.empty if required else None),
         ],
         return_annotation=IncidentPublic,

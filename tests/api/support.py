@@ -13,6 +13,10 @@ import alerting.incidents.tables
 import api.audit
 import gateway.quarantine  # noqa: F401 - registers its table on Base
 from alerting.incidents import IncidentService, SilenceService
+from alerting.loop.config import load_loop_config
+from alerting.loop.desk import LoopDesk
+from alerting.loop.messages import LoopMessenger
+from alerting.loop.services import LoopServices
 from alerting.models import AlertState, AlertTransition, Category, Severity
 from alerting.routing.directory import InMemoryDirectory
 from alerting.routing.router import route_test
@@ -149,5 +153,8 @@ async def build_env(url: str, tmp_path: Path, clock: Clock, health: Any = None) 
         metrics=CollectorRegistry(),
         registry=registry,
         route_tester=tester,
+        loop=LoopServices(  # the shipped departments; no channel to send on (tests add one)
+            LoopDesk(load_loop_config()), LoopMessenger({}), tmp_path / "photos"
+        ),
     )
     return Env(engine, services, incidents, registry, store, clock)

@@ -187,7 +187,7 @@ async def test_silence_suppresses_paging_but_records(db_url: str) -> None:
             reason="detector service",
         )
         c, other = ctx("SD-1"), ctx("SD-9", building="B2")
-        tested = await service.apply(transition("smoke.alarm", c, T0), c)
+        tested = await service.apply(transition("smoke.tamper", c, T0), c)
         real = await service.apply(transition("smoke.alarm", other, T0), other)
         assert tested is not None
         assert tested.silenced
@@ -196,7 +196,7 @@ async def test_silence_suppresses_paging_but_records(db_url: str) -> None:
         await scheduler.due(T0)
         assert {d.incident_id for d in notifier.sent} == {real.incident_id}
         # the technician's test alarm cleared during the window: nobody is paged afterwards
-        await service.apply(transition("smoke.alarm", c, T0 + MIN, state=AlertState.RESOLVED), c)
+        await service.apply(transition("smoke.tamper", c, T0 + MIN, state=AlertState.RESOLVED), c)
         clock.set(T0 + HOUR + 1)
         await scheduler.due(clock.now_ms())
         assert tested.incident_id not in {d.incident_id for d in notifier.sent}
@@ -215,12 +215,34 @@ async def test_silence_ending_pages_a_still_firing_incident(db_url: str) -> None
             site=SITE, matcher=Matcher.DEVICE, value="SD-1", ends_at_ms=T0 + HOUR, actor="d"
         )
         c = ctx("SD-1")
-        await service.apply(transition("smoke.alarm", c, T0), c)
+        await service.apply(transition("smoke.tamper", c, T0), c)
         await scheduler.due(T0)
         assert notifier.sent == []
         clock.set(silence.ends_at_ms)
         await scheduler.due(clock.now_ms())
         assert notifier.people("0") == ["bl1", "duty1", "gw1"]
+
+
+async def test_a_maintenance_silence_never_mutes_a_detectors_fire_alarm(db_url: str) -> None:
+    """Life safety first: the detector under maintenance still pages its fire alarm, marked
+    "设备维护中"; its tamper alert in the same window waits for the window to end."""
+    async with open_db(db_url) as sm:
+        clock = ManualClock(T0)
+        service, scheduler, notifier = stack(sm, clock)
+        await SilenceService(sm, clock).create(
+            site=SITE, matcher=Matcher.DEVICE, value="SD-1", ends_at_ms=T0 + HOUR, actor="d"
+        )
+        c = ctx("SD-1")
+        fire = await service.apply(transition("smoke.alarm", c, T0), c)
+        tamper = await service.apply(transition("smoke.tamper", c, T0), c)
+        assert fire is not None and not fire.silenced and fire.pages
+        assert tamper is not None and tamper.silenced
+        await scheduler.due(T0)
+        assert {d.incident_id for d in notifier.sent} == {fire.incident_id}
+        assert notifier.people("0") == ["bl1", "duty1", "gw1"]
+        assert all("设备维护中" in d.text for d in notifier.sent)
+        kinds = [e.kind for e in (await service.get(fire.incident_id)).events]
+        assert "under_maintenance" in kinds and "suppressed" not in kinds
 
 
 async def test_flood_control_one_building_outage(db_url: str) -> None:
@@ -388,6 +410,6 @@ async def test_no_page_at_opening_for_a_self_test_or_a_silenced_device(db_url: s
             "smoke.self_test", c, T0, severity=Severity.INFO, category=Category.MAINTENANCE
         )
         recorded = await alerts.apply(test, c)
-        quiet = await alerts.apply(transition("smoke.alarm", silenced, T0), silenced)
+        quiet = await alerts.apply(transition("smoke.tamper", silenced, T0), silenced)
         assert recorded is not None and recorded.claimed == ()
         assert quiet is not None and quiet.silenced and quiet.claimed == ()
