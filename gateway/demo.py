@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import sys
 from pathlib import Path
@@ -31,15 +32,52 @@ def demo_settings(data_dir: Path, api_port: int, broker_url: str, protocol: str)
         mqtt={"url": broker_url, "protocol": protocol, "client_id": "safety-gateway-demo"},
         database={"url": f"sqlite+aiosqlite:///{data_dir / 'gateway.db'}"},
         timeseries={"backend": "embedded", "embedded_path": data_dir / "timeseries.sqlite3"},
-        api={"host": "127.0.0.1", "port": api_port, "secret_key": secrets.token_urlsafe(32)},
+        api={"host": "127.0.0.1", "port": api_port, "secret_key": demo_secret(data_dir)},
         # A short grace so the demo's absence rules show up quickly.
         alerting={"startup_grace_s": 60},
     )
 
 
+SECRET_FILE = "api-secret"  # noqa: S105 - the file name, not a secret
+
+
+def demo_secret(data_dir: Path) -> str:
+    """The demo's token-signing secret, kept in its data directory (owner-only) so that open
+    pages stay logged in across a restart; made on the first start."""
+    path = data_dir / SECRET_FILE
+    if path.is_file():
+        secret = path.read_text(encoding="ascii").strip()
+        if len(secret) >= 32:
+            return secret
+    secret = secrets.token_urlsafe(32)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(secret + "\n")
+    return secret
+
+
 def _logins() -> tuple[str, list[dict[str, str]]]:
     data = yaml.safe_load((SAMPLE_DIR / "demo-logins.yaml").read_text(encoding="utf-8"))
     return str(data["password"]), list(data["accounts"])
+
+
+def sim_command() -> str:
+    """How to call `safety-sim` from where the demo was started: the script beside this
+    Python (``.venv/bin/safety-sim`` from the repository root), else ``python -m simulators``."""
+    script = Path(sys.executable).with_name("safety-sim")
+    if not script.is_file():
+        return f"{sys.executable} -m simulators"
+    try:
+        rel = script.relative_to(Path.cwd())
+    except ValueError:
+        return str(script)
+    return str(rel) if rel.parent != Path(".") else f"./{rel}"
+
+
+def shown_id(shown: dict[str, dict[str, str]]) -> str:
+    account = shown.get("duty_staff") or next(iter(shown.values()), {"id": "duty-sun"})
+    return account["id"]
 
 
 def banner(broker: EmbeddedBroker, gateway: Gateway) -> str:
@@ -61,7 +99,9 @@ def banner(broker: EmbeddedBroker, gateway: Gateway) -> str:
         f"  Health:                      {api}/health",
         f"  Sample logins (password {password!r}):",
         *(f"    {role:<12} {a['id']}  ({a['name']})" for role, a in shown.items()),
-        f"  Try a scenario:  safety-sim scenario kitchen-fire --site demo --broker mqtt://127.0.0.1:{broker.port}",
+        f"  Try a scenario:  {sim_command()} scenario kitchen-fire --site demo "
+        f"--broker mqtt://127.0.0.1:{broker.port} --api {api} --user {shown_id(shown)} "
+        f"--password {password}",
         "  Ctrl-C stops everything (buffered readings are flushed first).",
         "",
     ]
@@ -96,7 +136,9 @@ async def run_demo(
             simulator.terminate()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(simulator.wait(), 10)
+            print("  simulated fleet stopped", flush=True)
         await broker.stop()
+        print(f"  MQTT broker ({broker.kind}) stopped", flush=True)
 
 
 async def _start_fleet(broker_url: str, rate: float, data_dir: Path) -> asyncio.subprocess.Process:
@@ -107,4 +149,5 @@ async def _start_fleet(broker_url: str, rate: float, data_dir: Path) -> asyncio.
         "--from", str(SAMPLE_DIR / "demo-community.yaml"), "--rate", str(rate),
         "--duration", str(365 * 24 * 3600), "--qos", "1", "--report-every", "60",
         stdout=log, stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,  # Ctrl-C stops the demo, which then stops the fleet
     )
