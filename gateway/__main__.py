@@ -146,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         "--broker-port", type=int, default=1884, help="embedded broker port (next free if taken)"
     )
     demo.add_argument(
-        "--rate", type=float, default=1.0, help="fleet time multiplier: 1 = real-life traffic, 60 = an hour a minute"
+        "--rate", type=float, default=1.0, help="time multiplier of the whole demo (gateway clock, fleet and scenarios played "
+        "against it): 1 = real life, 60 = an hour a minute, 3600 = an hour a second",
     )
     demo.add_argument("--no-fleet", action="store_true", help="do not start the simulated fleet")
     demo.add_argument(

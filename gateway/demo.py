@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import secrets
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from core.clock import AnchoredClock
 from gateway.app import Gateway
 from gateway.broker import EmbeddedBroker, free_port
 from gateway.settings import Settings
@@ -22,7 +24,9 @@ log = logging.getLogger(__name__)
 SAMPLE_DIR = Path(__file__).parent / "sample"
 
 
-def demo_settings(data_dir: Path, api_port: int, broker_url: str, protocol: str) -> Settings:
+def demo_settings(
+    data_dir: Path, api_port: int, broker_url: str, protocol: str, rate: float = 1.0
+) -> Settings:
     data_dir = data_dir.resolve()
     return Settings(
         mode="demo",
@@ -33,8 +37,9 @@ def demo_settings(data_dir: Path, api_port: int, broker_url: str, protocol: str)
         database={"url": f"sqlite+aiosqlite:///{data_dir / 'gateway.db'}"},
         timeseries={"backend": "embedded", "embedded_path": data_dir / "timeseries.sqlite3"},
         api={"host": "127.0.0.1", "port": api_port, "secret_key": demo_secret(data_dir)},
-        # A short grace so the demo's absence rules show up quickly.
-        alerting={"startup_grace_s": 60},
+        # A short grace so the demo's absence rules show up quickly: a minute, or ten real
+        # seconds of a compressed demo (the fleet announces its devices within them).
+        alerting={"startup_grace_s": max(60.0, 10.0 * rate)},
     )
 
 
@@ -55,6 +60,30 @@ def demo_secret(data_dir: Path) -> str:
     with os.fdopen(fd, "w", encoding="ascii") as f:
         f.write(secret + "\n")
     return secret
+
+
+CLOCK_FILE = "clock.json"
+
+
+def demo_clock(data_dir: Path, rate: float) -> AnchoredClock:
+    """The demo's clock: real time at ``--rate 1``, else compressed ``rate`` times. Its anchor
+    is kept in the data directory, so a restart goes on from where the last run's time is
+    (never back), and the fleet and scenarios compute the same "now" from it."""
+    path = data_dir / CLOCK_FILE
+    clock: AnchoredClock | None = None
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        clock = AnchoredClock(float(saved["speed"]), int(saved["wall_ms"]), int(saved["sim_ms"]))
+    if clock is None:
+        clock = AnchoredClock(rate)
+    elif clock.speed != rate:
+        clock = clock.rebased(rate)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        json.dumps({"speed": clock.speed, "wall_ms": clock.wall_ms, "sim_ms": clock.sim_ms}),
+        encoding="utf-8",
+    )
+    return clock
 
 
 def _logins() -> tuple[str, list[dict[str, str]]]:
@@ -122,7 +151,10 @@ async def run_demo(
     await broker.start()
     # amqtt speaks MQTT 3.1.1 only; Mosquitto gets MQTT 5.
     protocol = "5" if broker.kind == "mosquitto" else "3.1.1"
-    gateway = Gateway(demo_settings(data_dir, free_port(api_port), broker.url, protocol))
+    clock = await asyncio.to_thread(demo_clock, data_dir, rate)
+    gateway = Gateway(
+        demo_settings(data_dir, free_port(api_port), broker.url, protocol, rate), clock
+    )
     simulator: asyncio.subprocess.Process | None = None
     try:
         async with asyncio.TaskGroup() as tg:
@@ -130,7 +162,7 @@ async def run_demo(
             await gateway.ready.wait()
             print(banner(broker, gateway), flush=True)
             if fleet:
-                simulator = await _start_fleet(broker.url, rate, data_dir)
+                simulator = await _start_fleet(broker.url, clock, data_dir)
     finally:
         if simulator is not None and simulator.returncode is None:
             simulator.terminate()
@@ -141,12 +173,15 @@ async def run_demo(
         print(f"  MQTT broker ({broker.kind}) stopped", flush=True)
 
 
-async def _start_fleet(broker_url: str, rate: float, data_dir: Path) -> asyncio.subprocess.Process:
+async def _start_fleet(
+    broker_url: str, clock: AnchoredClock, data_dir: Path
+) -> asyncio.subprocess.Process:
     """The simulated fleet of the sample community, as its own process (`safety-sim fleet`)."""
     log = await asyncio.to_thread((data_dir / "fleet.log").open, "ab")
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "simulators", "fleet", "--broker", broker_url, "--site", "demo",
-        "--from", str(SAMPLE_DIR / "demo-community.yaml"), "--rate", str(rate),
+        "--from", str(SAMPLE_DIR / "demo-community.yaml"), "--rate", str(clock.speed),
+        "--anchor", f"{clock.wall_ms}:{clock.sim_ms}",
         "--duration", str(365 * 24 * 3600), "--qos", "1", "--report-every", "60",
         stdout=log, stderr=asyncio.subprocess.STDOUT,
         start_new_session=True,  # Ctrl-C stops the demo, which then stops the fleet
