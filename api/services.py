@@ -103,3 +103,9 @@ class ApiServices:
     # Registers a listener for every incident change the alert path makes (the live board);
     # None when nothing but the API changes incidents (tests).
     listen_incidents: Callable[[Callable[[IncidentChange], None]], None] | None = None
+    # Login tokens live in real time even when ``clock`` is compressed (a demo at --rate
+    # 3600 must not log everyone out within seconds); None: ``clock``.
+    token_clock: Clock | None = None
+
+    def token_now_ms(self) -> int:
+        return (self.token_clock or self.clock).now_ms()

@@ -393,6 +393,7 @@ class Gateway:
             health=self.health.components_async,
             metrics=self.health.metrics(),
             listen_incidents=self.alerts.listen,
+            token_clock=SystemClock() if hasattr(self.clock, "speed") else None,
             registry=self.registry,
             route_tester=partial(route_test, self.directory, policy=self.policy),
             device_status=self.status.get,

@@ -39,7 +39,11 @@ def demo_settings(
         api={"host": "127.0.0.1", "port": api_port, "secret_key": demo_secret(data_dir)},
         # A short grace so the demo's absence rules show up quickly: a minute, or ten real
         # seconds of a compressed demo (the fleet announces its devices within them).
-        alerting={"startup_grace_s": max(60.0, 10.0 * rate)},
+        # Timers tick every real second, or every 50 ms (3 simulated minutes at 3600x).
+        alerting={
+            "startup_grace_s": max(60.0, 10.0 * rate),
+            "tick_interval_ms": max(50, min(1000, round(60_000 / rate))),
+        },
     )
 
 

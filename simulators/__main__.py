@@ -91,7 +91,7 @@ def _devices(args: argparse.Namespace, count: int | None = None) -> list[DeviceS
 def _list() -> int:
     for name in scenario_names():
         sc = load_scenario(name)
-        pace = (f"against `safety-gateway demo --rate {sc.suggested_speed:g}`"
+        pace = (f"against `safety-gateway demo --rate {sc.suggested_speed:g} --no-fleet`"
                 if sc.needs_gateway_time else f"suggested --speed {sc.suggested_speed:g}")
         print(f"{name:26} {sc.title}  (~{sc.duration_s:g} s simulated, {pace})")
         for exp in sc.expect:
@@ -171,7 +171,8 @@ def _checked_scenario(args: argparse.Namespace) -> int:
             hours = scenario.duration_s / 3600
             print(f"FAIL  {scenario.name} needs {hours:g} h of the gateway's time (its timers "
                   f"run on the gateway's clock, which runs in real time): start the demo with "
-                  f"`safety-gateway demo --rate {scenario.suggested_speed:g}`, or play it with "
+                  f"`safety-gateway demo --rate {scenario.suggested_speed:g} --no-fleet`, or "
+                  f"play it with "
                   f"--speed 1 and wait {hours:g} h")
             return 1
         start_ms = anchored_start_ms(scenario.duration_s, speed, now_ms=int(clock["now_ms"]),

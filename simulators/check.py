@@ -80,11 +80,15 @@ class GatewayApi:
         """Incidents opened since ``since_ms``."""
         return sorted(self._all(site=site, since_ms=since_ms), key=lambda r: int(r["id"]))
 
+    def active(self, site: str) -> list[dict[str, Any]]:
+        """Open and acknowledged incidents."""
+        return self._all(site=site, status=["open", "acknowledged"])
+
     def busy(self, site: str) -> tuple[set[str], set[str]]:
         """Devices and building codes with an open incident. A scenario plays elsewhere: the
         gateway keeps one incident per alert (a repeat opens nothing new) and correlates
         alarms of one building, so a busy building would not show the scenario's outcome."""
-        rows = self._all(site=site, status=["open", "acknowledged"])
+        rows = self.active(site)
         devices = {str(r["device_id"]) for r in rows if r["device_id"]}
         buildings = {c for r in rows if (c := _building_code(r.get("building_id")))}
         return devices, buildings
@@ -120,7 +124,7 @@ def _matches(exp: BoundExpectation, row: dict[str, Any]) -> bool:
 
 
 def judge(run: ScenarioRun, rows: list[dict[str, Any]], gw_start_ms: int, gw_end_ms: int,
-          tz: ZoneInfo) -> list[Verdict]:
+          tz: ZoneInfo, earlier: list[dict[str, Any]] | None = None) -> list[Verdict]:
     """PASS/FAIL per expectation (and for undeclared incidents of the scenario's devices)."""
     out: list[Verdict] = []
     declared: list[tuple[Expectation, BoundExpectation]] = list(
@@ -147,6 +151,9 @@ def judge(run: ScenarioRun, rows: list[dict[str, Any]], gw_start_ms: int, gw_end
             ok = len(found) == 1 and (exp.severity is None or sev[0] == exp.severity)
             got = (f"opened #{found[0]['id']} [{found[0]['severity']}]" if len(found) == 1
                    else f"{len(found)} opened {sev}" if found else "not opened")
+            if not found and (old := [r for r in earlier or () if _matches(exp, r)]):
+                got += (f" (#{old[0]['id']} was already open: the gateway keeps one incident "
+                        "per alert, so resolve it before playing this scenario again)")
             text = f"incident {exp.rule}" + (f" [{exp.severity}]" if exp.severity else "")
             out.append(Verdict(ok, f"{'PASS' if ok else 'FAIL'}  {text} on {where}: {got}"))
         else:
@@ -172,17 +179,28 @@ def check_run(api: GatewayApi, run: ScenarioRun, gw_start_ms: int, gw_end_ms: in
               gateway_speed: float, wait_s: float, say: Callable[[str], None] = print) -> bool:
     """Wait (at most ``wait_s`` real seconds) for the expected incidents, then judge."""
     tz = api.time_zone(run.site)
+    earlier = [r for r in api.active(run.site) if r["opened_at_ms"] < gw_start_ms - 1_000]
     deadline = time.monotonic() + wait_s
     since = gw_start_ms - 1_000
+    # The outcome is what the run's readings caused, or its timers while it played (plus a
+    # simulated minute): on a compressed clock the devices fall silent after the last step
+    # and go offline again within real milliseconds.
+    until = gw_end_ms + 60_000 + int(run.scenario.settle_s * 1000)
+
+    def opened() -> list[dict[str, Any]]:
+        # An incident's reading is the moment that counts: on a compressed clock the gateway
+        # may open it a simulated hour later (telemetry waits while alarms are paged).
+        return [r for r in api.incidents(run.site, since)
+                if (r.get("reading_ts_ms") or r["opened_at_ms"]) <= until]
     while True:
-        rows = api.incidents(run.site, since)
-        verdicts = judge(run, rows, gw_start_ms, gw_end_ms, tz)
+        rows = opened()
+        verdicts = judge(run, rows, gw_start_ms, gw_end_ms, tz, earlier)
         if all(v.ok for v in verdicts) or time.monotonic() >= deadline:
             break
         time.sleep(0.5)
     time.sleep(min(2.0, wait_s))  # room for an incident that must not open to show up
-    rows = api.incidents(run.site, since)
-    verdicts = judge(run, rows, gw_start_ms, gw_end_ms, tz)
+    rows = opened()
+    verdicts = judge(run, rows, gw_start_ms, gw_end_ms, tz, earlier)
     say(f"check against the gateway (clock x{gateway_speed:g}, {tz.key}):")
     for v in verdicts:
         say(f"  {v.line}")

@@ -345,8 +345,18 @@ class _Runner:
         await self.shared.connect()
         if self.connections == "device":
             await asyncio.gather(*(s.connect(self.broker_url) for s in self.sims.values()))
+        # One burst on the shared connection (its order is the recorded one): every device's
+        # last sign of life before the steps is the same moment, as for a building whose
+        # devices then lose power together, even on a gateway clock running 3600x.
+        shared = self.shared
+        assert shared is not None
+        sends = []
         for sim in self.sims.values():
-            await self.send(0.0, sim, "status", {"online": True})
+            for topic, body, retain in sim.messages("status", {"online": True},
+                                                    self.clock.at_ms(0.0)):
+                self.record(0.0, sim, "status", topic, body, retain, "shared")
+                sends.append(shared.publish(topic, body, 1, retain))
+        await asyncio.gather(*sends)
 
     async def close(self) -> None:
         for sim in self.sims.values():
