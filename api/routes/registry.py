@@ -30,6 +30,7 @@ from api.deps import (
 )
 from api.routes.auth import new_hash, person_public
 from api.schemas import (
+    DB_INT_MAX,
     BuildingCreate,
     BuildingPublic,
     BuildingUpdate,
@@ -158,8 +159,11 @@ async def list_rosters(
     principal: SiteWideReader,
     session: SessionDep,
     site: Annotated[str | None, Query(max_length=32)] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+    offset: Annotated[int, Query(ge=0, le=DB_INT_MAX)] = 0,
 ) -> list[RosterEntryPublic]:
-    """The whole roster: the weekly slots (as the community file gives them) and the shifts."""
+    """The whole roster: the weekly slots (as the community file gives them), then the shifts
+    (``limit``/``offset`` page through both)."""
     sites = [s for s in (principal.site, site) if s is not None]
     weekly_q = select(RosterWeekly).order_by(RosterWeekly.person_id, RosterWeekly.start_time)
     shifts_q = select(RosterShift).order_by(RosterShift.starts_at, RosterShift.id)
@@ -186,7 +190,7 @@ async def list_rosters(
         )
         for r in await session.scalars(shifts_q)
     ]
-    return out
+    return out[offset : offset + limit]
 
 
 for _resource in RESOURCES:
