@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from core.clock import AnchoredClock
-from simulators.check import ApiError, GatewayApi, check_run
+from simulators.check import ApiError, GatewayApi, check_run, offline_probe, offline_verdicts
 from simulators.clock import anchored_start_ms, iso_local
 from simulators.codecs import FORMATS
 from simulators.fleet import Fleet
@@ -101,6 +101,9 @@ def _list() -> int:
                 f" in building {exp.building}" if exp.building else "")
             when = f" (between {exp.when} gateway time)" if exp.when else ""
             print(f"{'':28}{verdict} {exp.rule}{sev}{where}{when}")
+        for check in sc.expect_offline:
+            print(f"{'':28}shows every device of building {check.building} offline at "
+                  f"+{check.at / 60:g} min")
     return 0
 
 
@@ -196,9 +199,11 @@ def _checked_scenario(args: argparse.Namespace) -> int:
         print(f"note: open incidents in building(s) {', '.join(sorted(busy_buildings))}; "
               "the scenario plays elsewhere where it can", flush=True)
     gw_start = int(api.clock()["now_ms"])
+    seen: dict[int, set[str]] = {}
+    probes = [(c.at, offline_probe(api, seen, i)) for i, c in enumerate(scenario.expect_offline)]
     run = asyncio.run(run_scenario(scenario, args.broker, args.site, devices, speed,
                                    connections=args.connections, start_ms=start_ms,
-                                   clock=follow, claim=True))
+                                   clock=follow, claim=True, probes=probes))
     try:
         gw_start = run.sim_start_ms if follow is not None else gw_start
         gw_end = int(api.clock()["now_ms"])
@@ -207,7 +212,8 @@ def _checked_scenario(args: argparse.Namespace) -> int:
               + ", ".join(f"{r}={d.device_id}" for r, d in run.roles.items()), flush=True)
         wait = args.wait if args.wait is not None else 10 + scenario.settle_s / gateway_speed
         ok = check_run(api, run, gw_start, gw_end, gateway_speed, wait,
-                       lambda line: print(line, flush=True))
+                       lambda line: print(line, flush=True),
+                       offline_verdicts(run, [d for d in devices if d.site == args.site], seen))
     except ApiError as err:
         print(f"FAIL  cannot check: {err}", flush=True)
         ok = False

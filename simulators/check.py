@@ -7,8 +7,9 @@ while the scenario played. Each expectation prints PASS or FAIL; a miss fails th
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -16,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from simulators.inventory import DeviceSpec
 from simulators.scenario import BoundExpectation, Expectation, ScenarioRun
 
 OUTAGE_RULE = "building_outage"
@@ -175,8 +177,38 @@ def judge(run: ScenarioRun, rows: list[dict[str, Any]], gw_start_ms: int, gw_end
     return out
 
 
+def offline_verdicts(run: ScenarioRun, pool: list[DeviceSpec],
+                     seen: dict[int, set[str]]) -> list[Verdict]:
+    """The scenario's ``expect_offline``: were its devices of that building shown offline?"""
+    out = []
+    for i, check in enumerate(run.scenario.expect_offline):
+        building = run.buildings[check.building]
+        played = {d.device_id for d in pool if d.building == building and d.native}
+        shown = seen.get(i, set()) & played
+        ok = bool(played) and shown == played
+        missing = sorted(played - shown)
+        out.append(Verdict(ok, f"{'PASS' if ok else 'FAIL'}  building {building} offline on the "
+                               f"board at +{check.at / 60:g} min: {len(shown)} of {len(played)} "
+                               f"devices" + (f" (still online: {', '.join(missing[:5])}"
+                                             f"{' …' if len(missing) > 5 else ''})"
+                                             if missing else "")))
+    return out
+
+
+def offline_probe(api: GatewayApi, seen: dict[int, set[str]],
+                  index: int) -> Callable[[ScenarioRun], Awaitable[None]]:
+    """A probe for ``run_scenario``: the devices the duty board shows offline (离线设备)."""
+
+    async def probe(_run: ScenarioRun) -> None:
+        overview = await asyncio.to_thread(api.get, "/stats/overview")
+        seen[index] = {d for g in overview.get("grids", []) for d in g.get("offline_devices", [])}
+
+    return probe
+
+
 def check_run(api: GatewayApi, run: ScenarioRun, gw_start_ms: int, gw_end_ms: int,
-              gateway_speed: float, wait_s: float, say: Callable[[str], None] = print) -> bool:
+              gateway_speed: float, wait_s: float, say: Callable[[str], None] = print,
+              extra: list[Verdict] | None = None) -> bool:
     """Wait (at most ``wait_s`` real seconds) for the expected incidents, then judge."""
     tz = api.time_zone(run.site)
     earlier = [r for r in api.active(run.site) if r["opened_at_ms"] < gw_start_ms - 1_000]
@@ -200,7 +232,7 @@ def check_run(api: GatewayApi, run: ScenarioRun, gw_start_ms: int, gw_end_ms: in
         time.sleep(0.5)
     time.sleep(min(2.0, wait_s))  # room for an incident that must not open to show up
     rows = opened()
-    verdicts = judge(run, rows, gw_start_ms, gw_end_ms, tz, earlier)
+    verdicts = judge(run, rows, gw_start_ms, gw_end_ms, tz, earlier) + (extra or [])
     say(f"check against the gateway (clock x{gateway_speed:g}, {tz.key}):")
     for v in verdicts:
         say(f"  {v.line}")

@@ -101,6 +101,14 @@ class Expectation(_Strict):
     when: str | None = Field(default=None, pattern=r"^\d\d:\d\d-\d\d:\d\d$")
 
 
+class OfflineCheck(_Strict):
+    """At ``at`` (simulated seconds) every device the scenario plays in ``building`` is shown
+    offline (the duty board's 离线设备)."""
+
+    building: str
+    at: float = Field(ge=0)
+
+
 class Scenario(_Strict):
     """A named, timed script over roles, with the gateway's expected outcome."""
 
@@ -112,6 +120,7 @@ class Scenario(_Strict):
     roles: dict[str, RoleSpec]
     steps: tuple[Step, ...] = Field(min_length=1)
     expect: tuple[Expectation, ...] = Field(min_length=1)
+    expect_offline: tuple[OfflineCheck, ...] = ()
     no_other_incidents: bool = False
     #: The outcome comes from the gateway's timers (absence, hours): the gateway's clock must
     #: run at ``suggested_speed`` (``safety-gateway demo --rate N``), not just the devices'.
@@ -137,6 +146,9 @@ class Scenario(_Strict):
                 raise ValueError(f"expectation {exp.rule} names unknown building {exp.building!r}")
             if exp.incident and exp.role is None and exp.building is None:
                 raise ValueError(f"expected incident {exp.rule} needs `role` or `building`")
+        for check in self.expect_offline:
+            if check.building not in labels:
+                raise ValueError(f"expect_offline names unknown building {check.building!r}")
         return self
 
     @property
@@ -428,6 +440,7 @@ async def run_scenario(
     clock: NowMs | None = None,
     on_connected: Callable[[], Awaitable[None]] | None = None,
     claim: bool = False,
+    probes: list[tuple[float, Callable[[ScenarioRun], Awaitable[None]]]] | None = None,
 ) -> ScenarioRun:
     """Play a scenario through the broker and return what was published and what to expect.
 
@@ -441,7 +454,8 @@ async def run_scenario(
     ``on_connected`` is awaited once the devices are connected and have said they are online,
     just before the first step (a test speeds up the gateway's clock there). ``claim``
     takes the devices over from a running fleet (simulators.claims) until the caller
-    releases them with :func:`release_claim`.
+    releases them with :func:`release_claim`. ``probes``: (simulated second, coroutine)
+    awaited when the run reaches that second (a check looks at the gateway mid-run).
     """
     spec = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
     pool = [d for d in (devices if devices is not None else default_devices(site)) if d.site == site]
@@ -467,10 +481,17 @@ async def run_scenario(
     if clock is not None:  # the connections took real time: start at the followed clock's now
         sim_clock.start_ms = run.sim_start_ms = clock.now_ms()
     sim_clock.start()
+    pending = sorted(probes or (), key=lambda p: p[0])
     try:
         for at, step, payload in ((a, s, p) for a, _, s, p in _timeline(spec)):
+            while pending and pending[0][0] < at:
+                await sim_clock.sleep_until(pending[0][0])
+                await pending.pop(0)[1](run)
             await sim_clock.sleep_until(at)
             await runner.step(at, step, payload)
+        for probe_at, probe in pending:
+            await sim_clock.sleep_until(probe_at)
+            await probe(run)
     finally:
         await runner.close()
     run.sim_end_ms = sim_clock.at_ms(spec.duration_s)
