@@ -146,6 +146,8 @@ def _scenario(args: argparse.Namespace) -> int:
         print(f"  {verdict}: {exp.rule}" + (f" [{exp.severity}]" if exp.severity else "")
               + (f" on {exp.device_id}" if exp.device_id else
                  f" in building {exp.building}" if exp.building else ""))
+    print("not checked: add --api http://HOST:PORT and --user/--password (or --token) to "
+          "check these against the gateway")
     return 0
 
 
