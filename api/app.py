@@ -21,6 +21,7 @@ from api.incident_view import publish_incident
 from api.login_guard import LoginFloodGate, LoginGuard
 from api.routes import (
     auth,
+    clock,
     deliveries,
     devices,
     health,
@@ -83,6 +84,7 @@ def create_app(services: ApiServices) -> FastAPI:
     app.add_middleware(SecurityHeaders, docs_paths=docs)  # outermost: on every answer
     for module in (
         auth,
+        clock,
         registry,
         loop,
         incidents,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 
 from pwdlib import PasswordHash
@@ -30,6 +31,9 @@ def start(nice: int) -> None:
     benchmarks/login_flood_bench.py --addresses rotate, argon2 busy throughout: alarm p50
     ×1.4 the idle figure unconfined, ×1.0–1.14 confined).
     """
+    # Ctrl-C in a terminal reaches the whole process group: the parent ends this worker by
+    # closing its input, so SIGINT would only print a KeyboardInterrupt traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.nice(nice)  # the lane threads inherit it
     if hasattr(os, "sched_setaffinity"):
         cpus = sorted(os.sched_getaffinity(0))

@@ -51,6 +51,7 @@ class Resource:
     refs: dict[str, type[Base]] = field(default_factory=dict)
     readers: frozenset[str] | None = None  # None: everyone, limited by ``scoped``
     order_by: str = "id"
+    list_route: bool = True  # False: the resource's module lists it itself
 
 
 async def check_refs(
@@ -122,7 +123,6 @@ def build_router(res: Resource) -> APIRouter:
             raise not_found(res.label, key)
         return row
 
-    @router.get("", response_model=list[Public], summary=f"List {res.name}")  # type: ignore[valid-type]
     async def list_rows(
         session: SessionDep,
         scope: GridScope,
@@ -136,6 +136,9 @@ def build_router(res: Resource) -> APIRouter:
         if site is not None:
             q = q.where(site_col == site)
         return list((await session.scalars(q.limit(limit).offset(offset))).all())
+
+    if res.list_route:
+        router.get("", response_model=list[Public], summary=f"List {res.name}")(list_rows)  # type: ignore[valid-type]
 
     @router.get("/{key}", response_model=Public, summary=f"Get one {res.label}")
     async def get_row(

@@ -100,7 +100,7 @@ async def principal_of(token: str, services: ServicesDep, session: AsyncSession)
     if name is not None:
         return Principal(name, name, "service", None, is_service=True)
     claims = security.read_token(
-        token, now_ms=services.clock.now_ms(), secret=services.config.secret_key
+        token, now_ms=services.token_now_ms(), secret=services.config.secret_key
     )
     if claims is None:
         raise _UNAUTHORIZED

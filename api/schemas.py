@@ -282,6 +282,23 @@ class RosterShiftPublic(Output):
     role: str
 
 
+class RosterEntryPublic(Output):
+    """One roster entry: an explicit ``shift`` (``id``, ``starts_at``-``ends_at``; changed
+    through ``/rosters/{id}``) or a ``weekly`` slot from the community file (``days``, local
+    ``start``-``end``, past midnight when ``end <= start``; changed in the community file)."""
+
+    kind: Literal["shift", "weekly"]
+    id: int | None = None
+    site: str
+    person_id: str
+    role: str
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    days: list[str] = Field(default_factory=list)
+    start: str | None = None
+    end: str | None = None
+
+
 class ImportResult(BaseModel):
     created: int
     updated: int

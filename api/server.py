@@ -18,8 +18,16 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
-async def serve(app: FastAPI, host: str, port: int, started: Callable[[int], None]) -> None:
-    """Serve until cancelled; ``started(port)`` once it listens (the port it got, if 0)."""
+async def serve(
+    app: FastAPI,
+    host: str,
+    port: int,
+    started: Callable[[int], None],
+    closing: Callable[[], object] | None = None,
+) -> None:
+    """Serve until cancelled; ``started(port)`` once it listens (the port it got, if 0).
+    ``closing()`` runs when the stop begins: it must end the endless responses (live streams),
+    which uvicorn would otherwise wait for and then cancel."""
     config = uvicorn.Config(
         app, host=host, port=port, log_level="warning", lifespan="on", access_log=False
     )
@@ -37,5 +45,7 @@ async def serve(app: FastAPI, host: str, port: int, started: Callable[[int], Non
         await asyncio.shield(serving)
     finally:
         server.should_exit = True
+        if closing is not None:
+            closing()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(serving), 10)

@@ -110,3 +110,9 @@ class ApiServices:
     poke_escalation: Callable[[], None] | None = None
     # The closed loop (intake, triage, referral, verification, feedback); None: not offered.
     loop: LoopServices | None = None
+    # Login tokens live in real time even when ``clock`` is compressed (a demo at --rate
+    # 3600 must not log everyone out within seconds); None: ``clock``.
+    token_clock: Clock | None = None
+
+    def token_now_ms(self) -> int:
+        return (self.token_clock or self.clock).now_ms()

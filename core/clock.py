@@ -59,3 +59,30 @@ class CompressedClock:
         self.start_ms += int((t - self._t0) * self.speed * 1000)
         self._t0 = t
         self.speed = speed
+
+
+class AnchoredClock:
+    """Simulated time that any process can compute from wall-clock time: ``now_ms() =
+    sim_ms + (wall now - wall_ms) × speed``.
+
+    The demo's compressed world (``safety-gateway demo --rate N``): the gateway, its fleet
+    and a scenario played against it read the same anchor (``GET /api/v1/clock``) and agree on
+    "now" without talking; a restart continues from the same anchor, so time never goes back.
+    """
+
+    def __init__(self, speed: float = 1.0, wall_ms: int | None = None,
+                 sim_ms: int | None = None) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        now = SystemClock().now_ms()
+        self.speed = speed
+        self.wall_ms = now if wall_ms is None else wall_ms
+        self.sim_ms = self.wall_ms if sim_ms is None else sim_ms
+
+    def now_ms(self) -> int:
+        return self.sim_ms + int((time.time_ns() // 1_000_000 - self.wall_ms) * self.speed)
+
+    def rebased(self, speed: float) -> AnchoredClock:
+        """The same "now", running at ``speed`` from here on."""
+        wall = time.time_ns() // 1_000_000
+        return AnchoredClock(speed, wall, self.sim_ms + int((wall - self.wall_ms) * self.speed))

@@ -16,6 +16,11 @@ from gateway.settings import Settings, load_settings
 
 log = logging.getLogger("gateway")
 
+DATA_DIR_HELP = (
+    "a demo's data directory (default: var/demo when it holds a database, as "
+    "`safety-gateway demo` makes it; else the settings' database)"
+)
+
 
 def _setup_logging(level: str) -> None:
     logging.basicConfig(
@@ -35,14 +40,21 @@ def _serve(main: Coroutine[Any, Any, None]) -> None:
         runner.run(main)
 
 
-async def _run_until_signalled(coro_factory: object) -> None:
-    """Run the gateway; SIGINT/SIGTERM cancel it, which flushes and shuts down cleanly."""
+async def _run_until_signalled(coro_factory: object, announce: str | None = None) -> None:
+    """Run the gateway; SIGINT/SIGTERM cancel it, which flushes and shuts down cleanly.
+    ``announce`` is printed when the first signal arrives."""
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
+
+    def stop() -> None:
+        if announce is not None and not task.cancelling():
+            print(announce, flush=True)
+        task.cancel()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, task.cancel)
+            loop.add_signal_handler(sig, stop)
     with contextlib.suppress(asyncio.CancelledError):
         await coro_factory()  # type: ignore[operator]
 
@@ -65,6 +77,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo
 
     _setup_logging("WARNING" if not args.verbose else "INFO")
+    # As the demo stops: one plain line per component.
+    stopped = logging.getLogger("gateway.stopped")
+    stopped.setLevel(logging.INFO)
+    stopped.propagate = False
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("  %(message)s"))
+    stopped.addHandler(handler)
     _serve(
         _run_until_signalled(
             lambda: run_demo(
@@ -74,24 +93,38 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 rate=args.rate,
                 fleet=not args.no_fleet,
                 embedded_broker=args.embedded_broker,
-            )
+            ),
+            announce="stopping the demo …",
         )
     )
     return 0
 
 
+def _tool(args: argparse.Namespace, run: Any) -> int:
+    """Run an operator tool on the configuration it finds (gateway.cli_config)."""
+    from gateway.cli_config import NoDatabase, tool_settings
+
+    try:
+        settings = tool_settings(args.config, args.data_dir)
+        return int(asyncio.run(run(settings)))
+    except (ValueError, NoDatabase) as exc:
+        print(f"safety-gateway {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
 def cmd_route_test(args: argparse.Namespace) -> int:
     from gateway.tools import route_test
 
-    settings = load_settings(args.config) if args.config else Settings(mode="development")
-    return asyncio.run(route_test(settings, args.site, args.device, args.rule))
+    return _tool(args, lambda s: route_test(s, args.site, args.device, args.rule))
 
 
 def cmd_acl(args: argparse.Namespace) -> int:
     from gateway.tools import write_acl
 
-    settings = load_settings(args.config) if args.config else Settings(mode="development")
-    return asyncio.run(write_acl(settings, args.community, args.out))
+    if args.community is not None:  # the file alone: no database involved
+        settings = load_settings(args.config) if args.config else Settings(mode="development")
+        return asyncio.run(write_acl(settings, args.community, args.out))
+    return _tool(args, lambda s: write_acl(s, args.community, args.out))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         "--broker-port", type=int, default=1884, help="embedded broker port (next free if taken)"
     )
     demo.add_argument(
-        "--rate", type=float, default=1.0, help="fleet time multiplier: 1 = real-life traffic, 60 = an hour a minute"
+        "--rate", type=float, default=1.0, help="time multiplier of the whole demo (gateway clock, fleet and scenarios played "
+        "against it): 1 = real life, 60 = an hour a minute, 3600 = an hour a second",
     )
     demo.add_argument("--no-fleet", action="store_true", help="do not start the simulated fleet")
     demo.add_argument(
@@ -126,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     demo.set_defaults(func=cmd_demo)
 
     rt = sub.add_parser("route-test", help="who is notified when, for a device and a rule")
-    rt.add_argument("--config", type=Path)
+    rt.add_argument("--config", type=Path, help="the gateway's configuration file")
+    rt.add_argument("--data-dir", type=Path, help=DATA_DIR_HELP)
     rt.add_argument("--site", default="demo")
     rt.add_argument("device")
     rt.add_argument("rule")
@@ -135,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     acl = sub.add_parser(
         "acl", help="write the Mosquitto ACL for every registered device and worker app"
     )
-    acl.add_argument("--config", type=Path)
+    acl.add_argument("--config", type=Path, help="the gateway's configuration file")
+    acl.add_argument("--data-dir", type=Path, help=DATA_DIR_HELP)
     acl.add_argument("--community", type=Path, help="community YAML (default: the registry)")
     acl.add_argument("--out", type=Path, default=Path("-"))
     acl.set_defaults(func=cmd_acl)

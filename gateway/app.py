@@ -52,6 +52,8 @@ from gateway.storage import TimeSeriesStore, TimeSeriesWriter, build_store
 from gateway.storage.spool import SpoolingWriter
 
 log = logging.getLogger(__name__)
+#: One line per component as the gateway stops (INFO; the demo prints them as they come).
+stopped_log = logging.getLogger("gateway.stopped")
 
 
 @dataclass
@@ -319,8 +321,19 @@ class Gateway:
             self.api_port = port
             self.ready.set()
 
+        streams: list[int] = []
         app = create_app(self.api_services())
-        await serve(app, self.settings.api.host, self.settings.api.port, started)
+        try:
+            await serve(
+                app,
+                self.settings.api.host,
+                self.settings.api.port,
+                started,
+                lambda: streams.append(self.live.close()),
+            )
+        finally:
+            if streams:
+                stopped_log.info("API and board stopped (%d live page(s) closed)", streams[0])
 
     async def _shutdown(self) -> None:
         """Stop receiving, store what was received, acknowledge it, then close the stores.
@@ -341,6 +354,7 @@ class Gateway:
         with contextlib.suppress(Exception):
             await self.http.aclose()
         await self.db.dispose()
+        stopped_log.info("stores closed")
 
     async def _finish_work(self) -> None:
         with contextlib.suppress(Exception):
@@ -350,6 +364,7 @@ class Gateway:
         for session in self.sessions_mqtt:
             with contextlib.suppress(Exception):
                 await session.close()
+        stopped_log.info("MQTT sessions closed")
         with contextlib.suppress(Exception):
             await self.alerts.drain()
         try:
@@ -358,6 +373,7 @@ class Gateway:
             log.exception("final flush failed; the broker keeps the unacknowledged messages")
         with contextlib.suppress(Exception):
             await self.engine.persist()
+        stopped_log.info("readings stored and acknowledged; alert state saved")
 
     def api_services(self) -> Any:
         from functools import partial
@@ -397,6 +413,7 @@ class Gateway:
             health=self.health.components_async,
             metrics=self.health.metrics(),
             listen_incidents=self.alerts.listen,
+            token_clock=SystemClock() if hasattr(self.clock, "speed") else None,
             registry=self.registry,
             route_tester=partial(route_test, self.directory, policy=self.policy),
             device_status=self.status.get,

@@ -15,11 +15,32 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
+def _bindable(port: int) -> bool:
+    """Whether a server can listen on ``port`` now. SO_REUSEADDR as every server sets it: a
+    port whose last connections linger in TIME_WAIT (the previous run's board) is free."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+#: How far past a taken preferred port the demo looks for a free one.
+PORT_SEARCH = 20
+
+
 def free_port(preferred: int | None = None) -> int:
+    """``preferred`` if a server can listen on it, else the next free port after it (so a
+    restarted demo keeps its addresses); without a preference any free port."""
     if preferred:
-        with socket.socket() as s, contextlib.suppress(OSError):
-            s.bind(("127.0.0.1", preferred))
-            return preferred
+        for port in range(preferred, min(preferred + PORT_SEARCH, 65536)):
+            if _bindable(port):
+                return port
+        raise OSError(
+            f"ports {preferred}-{preferred + PORT_SEARCH - 1} are all taken; pick another one"
+        )
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -65,7 +86,11 @@ class EmbeddedBroker:
             "max_queued_messages 0\nmax_inflight_messages 0\nset_tcp_nodelay true\n"
             f"log_dest file {self.workdir}/mosquitto.log\n"
         )
-        self._proc = await asyncio.to_thread(subprocess.Popen, [binary, "-c", str(conf)])
+        # A session of its own: Ctrl-C in the terminal must not kill the broker under the
+        # gateway (which would report a lost connection); the demo stops it last.
+        self._proc = await asyncio.to_thread(
+            subprocess.Popen, [binary, "-c", str(conf)], start_new_session=True
+        )
         self.kind = "mosquitto"
         await self._wait()
 

@@ -30,6 +30,17 @@ class LiveHub:
         self._subscribers: set[asyncio.Queue[LiveEvent | None]] = set()
         self._ids = itertools.count(1)
         self._max_queue = max_queue
+        self._closed = False
+
+    def close(self) -> int:
+        """End every stream (the service is stopping; pages reconnect to the next run) and
+        refuse new ones. Returns how many streams were open."""
+        self._closed = True
+        open_streams = len(self._subscribers)
+        for queue in list(self._subscribers):
+            queue.put_nowait(None)
+        self._subscribers.clear()
+        return open_streams
 
     def publish(self, kind: str, site: str, grid_id: str | None, data: dict[str, Any]) -> LiveEvent:
         event = LiveEvent(next(self._ids), kind, site, grid_id, data)
@@ -42,6 +53,8 @@ class LiveHub:
         return event
 
     async def subscribe(self) -> AsyncIterator[LiveEvent]:
+        if self._closed:
+            return
         queue: asyncio.Queue[LiveEvent | None] = asyncio.Queue()
         self._subscribers.add(queue)
         try:

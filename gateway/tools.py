@@ -17,8 +17,8 @@ from alerting.rules.loader import load_rules
 from core import topics
 from core.db import make_engine, make_sessionmaker
 from core.readings import DEVICE_TYPES
+from gateway.cli_config import require_schema
 from gateway.directory import RegistryDirectory
-from gateway.migrations import runner as migrate
 from gateway.registry.service import Registry
 from gateway.registry.spec import CommunitySpec
 from gateway.settings import Settings
@@ -31,7 +31,7 @@ async def route_test(settings: Settings, site: str, device_id: str, rule_id: str
     if rule is None:
         print(f"unknown rule {rule_id!r}; known: {', '.join(sorted(rules.by_id))}", file=sys.stderr)
         return 2
-    await migrate.upgrade(settings.database.url)
+    await require_schema(settings.database.url)
     engine = make_engine(settings.database.url)
     try:
         sessions = make_sessionmaker(engine)
@@ -172,7 +172,7 @@ async def write_acl(settings: Settings, community: Path | None, out: Path) -> in
 
         devices, workers = community_accounts(load_community_yaml(community))
     else:
-        await migrate.upgrade(settings.database.url)
+        await require_schema(settings.database.url)
         engine = make_engine(settings.database.url)
         registry = Registry(make_sessionmaker(engine))
         await registry.load()

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
+from simulators.claims import Claims
 from simulators.clock import SimClock, anchored_start_ms, iso_local, wall_ms
 from simulators.codecs import Format, covers
 from simulators.device import SimulatedDevice
@@ -73,6 +74,8 @@ class Fleet:
         qos: int = 0,
         connections: Connections = "shared",
         max_inflight: int = 65_000,
+        anchor: tuple[int, int] | None = None,
+        site: str | None = None,
     ) -> None:
         if connections == "device" and len(devices) > MAX_DEVICE_CONNECTIONS:
             raise ValueError(f"per-device connections are limited to {MAX_DEVICE_CONNECTIONS}")
@@ -86,6 +89,10 @@ class Fleet:
         self.connections = connections
         self.max_inflight = max_inflight
         self.links: list[MqttLink] = []
+        #: (wall ms, simulated ms) of a gateway clock to follow at ``rate``
+        self.anchor = anchor
+        #: scenarios take devices over from the fleet while they play (simulators.claims)
+        self.claims = Claims(broker_url, site) if site else None
 
     def _connect(self) -> list[MqttLink]:
         if self.connections == "shared":
@@ -110,9 +117,15 @@ class Fleet:
     ) -> FleetReport:
         """Publish for ``duration_s`` real seconds and report the achieved rate (blocking)."""
         unbounded = math.isinf(self.rate)
-        start_ms = wall_ms() if unbounded else anchored_start_ms(duration_s * self.rate, self.rate)
+        if self.anchor is not None and not unbounded:
+            start_ms = self.anchor[1] + int((wall_ms() - self.anchor[0]) * self.rate)
+        else:
+            start_ms = (wall_ms() if unbounded
+                        else anchored_start_ms(duration_s * self.rate, self.rate))
         clock = SimClock(1.0 if unbounded else self.rate, start_ms)
         links = self._connect()
+        if self.claims is not None:
+            self.claims.start()
         distinct = {id(link): link for link in links}
         report = FleetReport(len(self.sims), 0, 0.0, 0.0, self.rate, self.qos, self.fmt,
                              start_ms, start_ms, native_types=self.native_types)
@@ -125,6 +138,8 @@ class Fleet:
             report.unacknowledged = sum(max(0, lk.sent - lk.completed) for lk in distinct.values())
             for link in distinct.values():
                 link.close()
+            if self.claims is not None:
+                self.claims.stop()
         return report
 
     def _announce(self, links: list[MqttLink], ts: int, report: FleetReport) -> None:
@@ -147,6 +162,7 @@ class Fleet:
         clock.start()
         next_report = began + report_every
         sent = 0
+        claims = self.claims
         while True:
             now = time.monotonic()
             if now - began >= duration_s:
@@ -164,10 +180,11 @@ class Fleet:
                 off, i, kind, fields = heap[0]
                 sim = self.sims[i]
                 ts = wall_ms() if unbounded else clock.at_ms(off)
-                for topic, body, retain in sim.messages(kind, fields, ts):
-                    links[i].publish_nowait(topic, body, self.qos, retain)
-                    sent += 1
-                report.by_kind[kind] += 1
+                if claims is None or not claims.holds(sim.spec.device_id):
+                    for topic, body, retain in sim.messages(kind, fields, ts):
+                        links[i].publish_nowait(topic, body, self.qos, retain)
+                        sent += 1
+                    report.by_kind[kind] += 1
                 report.sim_end_ms = ts
                 n_off, n_kind, n_fields = next(streams[i])
                 heapq.heapreplace(heap, (n_off, i, n_kind, n_fields))

@@ -16,7 +16,8 @@ from typing import Any, Literal, Protocol
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from simulators.clock import SimClock, anchored_start_ms
+from simulators.claims import claim_payload, claim_topic, new_run_id
+from simulators.clock import SimClock, anchored_start_ms, wall_ms
 from simulators.device import OFFLINE, SimulatedDevice
 from simulators.hostile import ATTACKS
 from simulators.inventory import DeviceSpec, DeviceType, default_devices
@@ -95,6 +96,17 @@ class Expectation(_Strict):
     role: str | None = None
     building: str | None = None
     note: str = ""
+    #: "22:00-06:00": the rule only acts in this window of the gateway's local time; outside
+    #: it the check expects no incident (and says why).
+    when: str | None = Field(default=None, pattern=r"^\d\d:\d\d-\d\d:\d\d$")
+
+
+class OfflineCheck(_Strict):
+    """At ``at`` (simulated seconds) every device the scenario plays in ``building`` is shown
+    offline (the duty board's 离线设备)."""
+
+    building: str
+    at: float = Field(ge=0)
 
 
 class Scenario(_Strict):
@@ -108,7 +120,13 @@ class Scenario(_Strict):
     roles: dict[str, RoleSpec]
     steps: tuple[Step, ...] = Field(min_length=1)
     expect: tuple[Expectation, ...] = Field(min_length=1)
+    expect_offline: tuple[OfflineCheck, ...] = ()
     no_other_incidents: bool = False
+    #: The outcome comes from the gateway's timers (absence, hours): the gateway's clock must
+    #: run at ``suggested_speed`` (``safety-gateway demo --rate N``), not just the devices'.
+    needs_gateway_time: bool = False
+    #: Simulated seconds the gateway's timers may need after the last step (a duration rule).
+    settle_s: float = Field(default=0.0, ge=0)
 
     @model_validator(mode="after")
     def _references(self) -> Scenario:
@@ -128,6 +146,9 @@ class Scenario(_Strict):
                 raise ValueError(f"expectation {exp.rule} names unknown building {exp.building!r}")
             if exp.incident and exp.role is None and exp.building is None:
                 raise ValueError(f"expected incident {exp.rule} needs `role` or `building`")
+        for check in self.expect_offline:
+            if check.building not in labels:
+                raise ValueError(f"expect_offline names unknown building {check.building!r}")
         return self
 
     @property
@@ -181,6 +202,13 @@ class ScenarioRun:
     sim_start_ms: int = 0
     sim_end_ms: int = 0
     real_seconds: float = 0.0
+    claim: str | None = None  # the run's claim on its devices (simulators.claims)
+
+    @property
+    def devices(self) -> set[str]:
+        """Every device the run played (roles and whole buildings)."""
+        return {d.device_id for d in self.roles.values()} | {
+            m.device_id for m in self.published if m.device_id}
 
     @property
     def expected(self) -> list[BoundExpectation]:
@@ -329,8 +357,18 @@ class _Runner:
         await self.shared.connect()
         if self.connections == "device":
             await asyncio.gather(*(s.connect(self.broker_url) for s in self.sims.values()))
+        # One burst on the shared connection (its order is the recorded one): every device's
+        # last sign of life before the steps is the same moment, as for a building whose
+        # devices then lose power together, even on a gateway clock running 3600x.
+        shared = self.shared
+        assert shared is not None
+        sends = []
         for sim in self.sims.values():
-            await self.send(0.0, sim, "status", {"online": True})
+            for topic, body, retain in sim.messages("status", {"online": True},
+                                                    self.clock.at_ms(0.0)):
+                self.record(0.0, sim, "status", topic, body, retain, "shared")
+                sends.append(shared.publish(topic, body, 1, retain))
+        await asyncio.gather(*sends)
 
     async def close(self) -> None:
         for sim in self.sims.values():
@@ -401,6 +439,8 @@ async def run_scenario(
     start_ms: int | None = None,
     clock: NowMs | None = None,
     on_connected: Callable[[], Awaitable[None]] | None = None,
+    claim: bool = False,
+    probes: list[tuple[float, Callable[[ScenarioRun], Awaitable[None]]]] | None = None,
 ) -> ScenarioRun:
     """Play a scenario through the broker and return what was published and what to expect.
 
@@ -412,7 +452,10 @@ async def run_scenario(
     ``ts`` values agree with it. ``connections="device"`` gives each device its own connection
     with a Last Will; ``"shared"`` uses one connection and publishes offline status explicitly.
     ``on_connected`` is awaited once the devices are connected and have said they are online,
-    just before the first step (a test speeds up the gateway's clock there).
+    just before the first step (a test speeds up the gateway's clock there). ``claim``
+    takes the devices over from a running fleet (simulators.claims) until the caller
+    releases them with :func:`release_claim`. ``probes``: (simulated second, coroutine)
+    awaited when the run reaches that second (a check looks at the gateway mid-run).
     """
     spec = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
     pool = [d for d in (devices if devices is not None else default_devices(site)) if d.site == site]
@@ -426,17 +469,41 @@ async def run_scenario(
     runner = _Runner(run, broker_url, pool, connections, sim_clock)
     began = time.monotonic()
     await runner.open()
+    if claim:
+        assert runner.shared is not None
+        run.claim = new_run_id()
+        hold_s = spec.duration_s / speed + 3600  # the caller releases it sooner
+        await runner.shared.publish(
+            claim_topic(site, run.claim),
+            claim_payload(runner.sims, wall_ms() + int(hold_s * 1000)), 1, True)
     if on_connected is not None:
         await on_connected()
     if clock is not None:  # the connections took real time: start at the followed clock's now
         sim_clock.start_ms = run.sim_start_ms = clock.now_ms()
     sim_clock.start()
+    pending = sorted(probes or (), key=lambda p: p[0])
     try:
         for at, step, payload in ((a, s, p) for a, _, s, p in _timeline(spec)):
+            while pending and pending[0][0] < at:
+                await sim_clock.sleep_until(pending[0][0])
+                await pending.pop(0)[1](run)
             await sim_clock.sleep_until(at)
             await runner.step(at, step, payload)
+        for probe_at, probe in pending:
+            await sim_clock.sleep_until(probe_at)
+            await probe(run)
     finally:
         await runner.close()
     run.sim_end_ms = sim_clock.at_ms(spec.duration_s)
     run.real_seconds = time.monotonic() - began
     return run
+
+
+async def release_claim(broker_url: str, site: str, claim: str) -> None:
+    """Give a run's devices back to the fleet (clears the retained claim)."""
+    link = MqttLink(broker_url, None)
+    await link.connect()
+    try:
+        await link.publish(claim_topic(site, claim), b"", 1, True)
+    finally:
+        link.close()

@@ -80,7 +80,7 @@ async def login(
     ttl = services.config.token_ttl_s
     token = security.issue_token(
         person.id,
-        now_ms=now,
+        now_ms=services.token_now_ms(),
         ttl_s=ttl,
         secret=services.config.secret_key,
         password_hash=person.password_hash,

@@ -30,6 +30,7 @@ from api.deps import (
 )
 from api.routes.auth import new_hash, person_public
 from api.schemas import (
+    DB_INT_MAX,
     BuildingCreate,
     BuildingPublic,
     BuildingUpdate,
@@ -42,6 +43,7 @@ from api.schemas import (
     PersonCreate,
     PersonPublic,
     PersonUpdate,
+    RosterEntryPublic,
     RosterShiftCreate,
     RosterShiftPublic,
     RosterShiftUpdate,
@@ -49,6 +51,7 @@ from api.schemas import (
     SitePublic,
     SiteUpdate,
 )
+from gateway.registry.spec import WEEKDAYS
 from gateway.registry.tables import (
     Building,
     BuildingLeader,
@@ -57,6 +60,7 @@ from gateway.registry.tables import (
     Person,
     PersonGrid,
     RosterShift,
+    RosterWeekly,
     Site,
 )
 
@@ -142,10 +146,53 @@ RESOURCES = (
         key_type=int,
         refs={"site": Site, "person_id": Person},
         readers=SITE_WIDE,
+        list_route=False,  # listed below with the weekly slots
     ),
 )
 
 router = APIRouter()
+
+
+@router.get("/rosters", response_model=list[RosterEntryPublic], tags=["registry"],
+            summary="List rosters")
+async def list_rosters(
+    principal: SiteWideReader,
+    session: SessionDep,
+    site: Annotated[str | None, Query(max_length=32)] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+    offset: Annotated[int, Query(ge=0, le=DB_INT_MAX)] = 0,
+) -> list[RosterEntryPublic]:
+    """The whole roster: the weekly slots (as the community file gives them), then the shifts
+    (``limit``/``offset`` page through both)."""
+    sites = [s for s in (principal.site, site) if s is not None]
+    weekly_q = select(RosterWeekly).order_by(RosterWeekly.person_id, RosterWeekly.start_time)
+    shifts_q = select(RosterShift).order_by(RosterShift.starts_at, RosterShift.id)
+    for code in sites:
+        weekly_q = weekly_q.where(RosterWeekly.site == code)
+        shifts_q = shifts_q.where(RosterShift.site == code)
+    slots: dict[tuple[str, str, str, Any, Any], list[int]] = {}
+    for w in await session.scalars(weekly_q):
+        slots.setdefault((w.site, w.person_id, w.role, w.start_time, w.end_time), []).append(
+            w.weekday
+        )
+    out = [
+        RosterEntryPublic(
+            kind="weekly", site=site_, person_id=person, role=role,
+            days=[WEEKDAYS[d] for d in sorted(set(days))],
+            start=start.strftime("%H:%M"), end=end.strftime("%H:%M"),
+        )
+        for (site_, person, role, start, end), days in slots.items()
+    ]
+    out += [
+        RosterEntryPublic(
+            kind="shift", id=r.id, site=r.site, person_id=r.person_id, role=r.role,
+            starts_at=r.starts_at, ends_at=r.ends_at,
+        )
+        for r in await session.scalars(shifts_q)
+    ]
+    return out[offset : offset + limit]
+
+
 for _resource in RESOURCES:
     router.include_router(build_router(_resource))
 

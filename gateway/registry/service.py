@@ -82,6 +82,7 @@ class _Weekly:
     weekday: int
     start: time
     end: time
+    role: str = "duty_staff"
 
     def covers(self, local: datetime) -> bool:
         now, day = local.time(), local.weekday()
@@ -97,6 +98,12 @@ class _Shift:
     person_id: str
     starts_at: datetime
     ends_at: datetime
+    role: str = "duty_staff"
+
+
+#: Roster roles that answer for their own grids or buildings, not for the whole site: a shift
+#: in one of them makes its person the grid's worker for the time, never site duty staff.
+LOCAL_ROLES = frozenset({"grid_worker", "building_leader"})
 
 
 @dataclass
@@ -198,18 +205,31 @@ class Registry:
         return self._active(self._snap.leaders.get(building_id, ()))
 
     def on_duty(self, site: str, at: datetime) -> tuple[PersonInfo, ...]:
-        """Active people on the roster of ``site`` at ``at`` (timezone-aware)."""
+        """Active people on the site's duty roster at ``at`` (timezone-aware): every roster
+        entry except those of a grid worker or building leader, which answer for their own
+        grids (:meth:`rostered`)."""
+        return self._active(
+            dict.fromkeys(p for p, role in self._roster_at(site, at) if role not in LOCAL_ROLES)
+        )
+
+    def rostered(self, site: str, at: datetime, role: str) -> tuple[PersonInfo, ...]:
+        """Active people whose roster entry at ``at`` has ``role``."""
+        return self._active(dict.fromkeys(p for p, r in self._roster_at(site, at) if r == role))
+
+    def _roster_at(self, site: str, at: datetime) -> list[tuple[str, str]]:
         if at.tzinfo is None:
-            raise ValueError("on_duty needs a timezone-aware datetime")
+            raise ValueError("the roster needs a timezone-aware datetime")
         info = self._snap.sites.get(site)
         if info is None:
-            return ()
+            return []
         local = at.astimezone(info.timezone)
-        ids = [
-            s.person_id for s in self._snap.shifts.get(site, ()) if s.starts_at <= at < s.ends_at
+        found = [
+            (s.person_id, s.role)
+            for s in self._snap.shifts.get(site, ())
+            if s.starts_at <= at < s.ends_at
         ]
-        ids += [w.person_id for w in self._snap.weekly.get(site, ()) if w.covers(local)]
-        return self._active(dict.fromkeys(ids))
+        found += [(w.person_id, w.role) for w in self._snap.weekly.get(site, ()) if w.covers(local)]
+        return found
 
     def people_for_grid(
         self, grid_id: str, now: datetime, building_id: str | None = None
@@ -220,6 +240,15 @@ class Registry:
             return Responders(grid_id)
         chain = (grid_id, *self.grid_ancestors(grid_id))
         primary, backup = self._workers(chain)
+        # A grid worker on a roster shift answers for the grids they are assigned to.
+        extra = tuple(
+            p
+            for p in self.rostered(grid.site, now, "grid_worker")
+            if grid_id in self._snap.person_grids.get(p.id, ()) and p not in primary
+        )
+        if extra:
+            primary = (*primary, *extra)
+            backup = tuple(p for p in backup if p not in extra)
         return Responders(
             grid_id=grid_id,
             primary=primary,
@@ -340,10 +369,12 @@ async def _read_roster(session: AsyncSession, snap: _Snapshot) -> None:
     for w in await session.scalars(
         select(RosterWeekly).order_by(RosterWeekly.weekday, RosterWeekly.start_time)
     ):
-        weekly[w.site].append(_Weekly(w.person_id, w.weekday, w.start_time, w.end_time))
+        weekly[w.site].append(
+            _Weekly(w.person_id, w.weekday, w.start_time, w.end_time, w.role)
+        )
     shifts: dict[str, list[_Shift]] = defaultdict(list)
     for s in await session.scalars(select(RosterShift).order_by(RosterShift.starts_at)):
-        shifts[s.site].append(_Shift(s.person_id, s.starts_at, s.ends_at))
+        shifts[s.site].append(_Shift(s.person_id, s.starts_at, s.ends_at, s.role))
     snap.weekly = {k: tuple(v) for k, v in weekly.items()}
     snap.shifts = {k: tuple(v) for k, v in shifts.items()}
 
