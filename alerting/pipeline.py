@@ -200,9 +200,9 @@ class AlertPipeline:
                 self.failures += 1
                 log.exception("paging right away failed; the escalation loop retries")
 
-    async def _persist(self) -> None:
+    async def _persist(self, now_ms: int | None = None) -> None:
         try:
-            await self._engine.persist()
+            await self._engine.persist(now_ms)
         except Exception:
             self.failures += 1
             log.exception("saving alert state failed; it stays dirty and is retried")
@@ -223,7 +223,7 @@ class AlertPipeline:
             if transitions:
                 self._enqueue(transitions, None)
             if loop.time() - last_persist >= 1.0:
-                await self._persist()
+                await self._persist(now)  # and the coarse checkpoint when it is due
                 last_persist = loop.time()
             due = self._engine.next_due_ms()
             wait = self._tick_s if due is None else min(self._tick_s, max(0.0, (due - now) / 1000))

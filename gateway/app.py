@@ -185,6 +185,7 @@ class Gateway:
             self.rules,
             grace_ms=s.alerting.startup_grace_s * 1000,
             store=SqlAlertStateStore(self.sessions),
+            checkpoint_ms=s.alerting.state_checkpoint_s * 1000,
         )
         await self.engine.load()
         now = self.clock.now_ms()
@@ -337,7 +338,7 @@ class Gateway:
         except Exception:
             log.exception("final flush failed; the broker keeps the unacknowledged messages")
         with contextlib.suppress(Exception):
-            await self.engine.persist()
+            await self.engine.checkpoint(self.clock.now_ms(), clean=True)
 
     def api_services(self) -> Any:
         from functools import partial

@@ -106,6 +106,9 @@ class AlertingSettings(Section):
     rules_dir: Path | None = None  # None = the built-in rule set
     startup_grace_s: int = Field(300, ge=0)
     tick_interval_ms: int = Field(1000, ge=50)
+    # Last-seen times (offline timers) are written this often, not per message; a crash in
+    # between restarts the offline timers (see RuleEngine.start).
+    state_checkpoint_s: int = Field(60, ge=1)
     escalation: EscalationDefaults = EscalationDefaults()
 
 
