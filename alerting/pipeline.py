@@ -11,6 +11,7 @@ counts it as a repeat). Whoever shows incidents (the API's live board) registers
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from alerting.escalation.scheduler import EscalationScheduler
 from alerting.incidents.service import IncidentChange, IncidentService
-from alerting.models import AlertState, AlertTransition
+from alerting.models import AlertState, AlertTransition, Severity
 from alerting.rules.engine import RuleEngine
 from core.clock import Clock
 from core.readings import DeviceContext, Reading
@@ -29,8 +30,14 @@ from core.readings import DeviceContext, Reading
 log = logging.getLogger(__name__)
 
 MAX_HOLD_S = 2.0
+# Ingest acknowledges a batch only once the alert work it set off is done; past this many
+# queued non-critical transitions (a storm), it stops waiting for those (critical work it
+# always waits for). A storm of threshold alerts is re-evaluated from the next reading after
+# a crash; holding every acknowledgement behind thousands of them would stall telemetry.
+STORM_BACKLOG = 200
 
 ContextLookup = Callable[[str, str], DeviceContext | None]
+_Work = tuple[list[AlertTransition], DeviceContext | None]
 #: Told of every incident change the alert path makes (after its transaction committed).
 ChangeListener = Callable[[IncidentChange], None]
 
@@ -58,12 +65,17 @@ class AlertPipeline:
         self._listeners: list[ChangeListener] = []
         # Pauses telemetry reading while an alarm is being turned into pages (see _handle).
         self._hold_bulk = hold_bulk or (lambda _hold: None)
-        self._queue: asyncio.Queue[tuple[list[AlertTransition], DeviceContext | None]] = (
-            asyncio.Queue()
-        )
+        # Two queues: life-safety (critical) work is always taken first, so an alarm never
+        # waits behind a storm of thousands of charger transitions (see alerting/incidents/
+        # storm.py), which the worker meanwhile takes one at a time, letting ingest run.
+        self._urgent: collections.deque[_Work] = collections.deque()
+        self._normal: collections.deque[_Work] = collections.deque()
+        self._ready = asyncio.Event()
         # Queued and handled counts, so ingest can wait for what its messages set off.
         self._queued = 0
         self._handled = 0
+        self._queued_urgent = 0
+        self._handled_urgent = 0
         self._progress = asyncio.Event()
         self._wake = asyncio.Event()
         self.transitions = 0
@@ -99,7 +111,12 @@ class AlertPipeline:
 
     def _enqueue(self, transitions: list[AlertTransition], ctx: DeviceContext | None) -> None:
         self._queued += 1
-        self._queue.put_nowait((transitions, ctx))
+        if any(t.severity is Severity.CRITICAL for t in transitions):
+            self._queued_urgent += 1
+            self._urgent.append((transitions, ctx))
+        else:
+            self._normal.append((transitions, ctx))
+        self._ready.set()
 
     async def settled(self, timeout_s: float = 10.0) -> bool:
         """Wait until everything queued so far has been handled (incidents opened, first pages
@@ -107,9 +124,13 @@ class AlertPipeline:
         message the broker forgets has already opened its incident. False on timeout (the
         worker is stuck: acknowledging anyway keeps telemetry flowing; the backlog is on
         /health)."""
-        target = self._queued
+        target, urgent = self._queued, self._queued_urgent
         deadline = asyncio.get_running_loop().time() + timeout_s
-        while self._handled < target:
+        # Each queue is handled in order, so counts per queue say what is done.
+        while self._handled_urgent < urgent or (
+            self._handled - self._handled_urgent < target - urgent
+            and len(self._normal) <= STORM_BACKLOG
+        ):
             self._progress.clear()
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
@@ -119,21 +140,30 @@ class AlertPipeline:
         return True
 
     async def _handle_counted(
-        self, transitions: list[AlertTransition], ctx: DeviceContext | None
+        self, transitions: list[AlertTransition], ctx: DeviceContext | None, urgent: bool = False
     ) -> None:
         try:
             await self._handle(transitions, ctx)
         finally:
             self._handled += 1
+            self._handled_urgent += urgent
             self._progress.set()
 
     @property
     def backlog(self) -> int:
-        return self._queue.qsize()
+        return len(self._urgent) + len(self._normal)
 
     async def run_worker(self) -> None:
         while True:
-            transitions, ctx = await self._queue.get()
+            if not self._urgent and not self._normal:
+                self._ready.clear()
+                await self._ready.wait()
+                continue
+            if not self._urgent:
+                # Not life-safety: telemetry keeps flowing around it (each database round
+                # trip gives the loop back to ingest).
+                await self._handle_counted(*self._normal.popleft())
+                continue
             # Every database round trip of the alarm path waits for a turn of the event loop;
             # under heavy telemetry each turn is a chunk of ingest. Telemetry reading pauses
             # (TCP and the broker keep it; nothing is lost) until the pages are out, at most
@@ -141,17 +171,18 @@ class AlertPipeline:
             self._hold_bulk(True)
             release = asyncio.get_running_loop().call_later(MAX_HOLD_S, self._hold_bulk, False)
             try:
-                await self._handle_counted(transitions, ctx)
-                while not self._queue.empty():
-                    await self._handle_counted(*self._queue.get_nowait())
+                while self._urgent:
+                    await self._handle_counted(*self._urgent.popleft(), urgent=True)
             finally:
                 release.cancel()
                 self._hold_bulk(False)
 
     async def drain(self) -> None:
         """Handle what is queued (used at shutdown)."""
-        while not self._queue.empty():
-            await self._handle_counted(*self._queue.get_nowait())
+        while self._urgent:
+            await self._handle_counted(*self._urgent.popleft(), urgent=True)
+        while self._normal:
+            await self._handle_counted(*self._normal.popleft())
 
     async def _handle(self, transitions: list[AlertTransition], ctx: DeviceContext | None) -> None:
         paged = False

@@ -15,6 +15,7 @@ import httpx
 from alerting.escalation.scheduler import EscalationScheduler
 from alerting.incidents.actions import ActionRunner
 from alerting.incidents.service import IncidentService
+from alerting.incidents.storm import StormControl, StormLimits
 from alerting.notify.base import Notifier
 from alerting.notify.email import EmailNotifier, SmtpConfig
 from alerting.notify.mqtt import MqttNotifier
@@ -204,11 +205,26 @@ class Gateway:
         )
         self.policy = routing_policy(s)
         self.escalation = EscalationScheduler(self.sessions, self.clock, directory, pipeline)
+        storm = s.alerting.storm
+        self.actions = ActionRunner(
+            self._publish_command, rate_per_s=storm.command_rate_per_s, burst=storm.command_burst
+        )
         self.incidents = IncidentService(
             self.sessions,
             self.clock,
             policy=self.policy,
-            actions=ActionRunner(self._publish_command),
+            actions=self.actions,
+            storm=StormControl(
+                threshold=storm.threshold,
+                window_ms=storm.window_s * 1000,
+                group_wait_ms=storm.group_wait_s * 1000,
+                per_rule={
+                    rule: StormLimits(limits.threshold, limits.window_s * 1000)
+                    for rule, limits in storm.rules.items()
+                },
+            )
+            if storm.enabled
+            else None,
         )
         self.alerts = AlertPipeline(
             self.sessions,
@@ -283,6 +299,7 @@ class Gateway:
                 tg.create_task(self.alerts.run_worker(), name="alert-worker")
                 tg.create_task(self.alerts.run_timers(), name="alert-timers")
                 tg.create_task(self.alerts.run_escalation(stop), name="escalation")
+                tg.create_task(self.actions.run_queue(), name="device-commands")
                 if self.spool is not None:
                     tg.create_task(self.spool.replay(), name="spool-replay")
                 if (db_file := sqlite_path(self.settings.database.url)) is not None:
