@@ -222,6 +222,7 @@ class Gateway:
                     rule: StormLimits(limits.threshold, limits.window_s * 1000)
                     for rule, limits in storm.rules.items()
                 },
+                group_critical=storm.group_critical,
             )
             if storm.enabled
             else None,

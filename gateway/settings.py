@@ -119,6 +119,8 @@ class StormSettings(Section):
     # window waits this long for a storm to form before it pages.
     group_wait_s: int = Field(10, ge=0)
     rules: dict[str, StormRuleSettings] = {}
+    # Life-safety (critical) rules page every device unless this is set.
+    group_critical: bool = False
     command_rate_per_s: float = Field(20.0, ge=0)  # 0 = no limit
     command_burst: int = Field(20, ge=1)
 

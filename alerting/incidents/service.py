@@ -159,7 +159,7 @@ class IncidentService(IncidentDesk):
                 return change
         kind = "offline" if self._flood.is_offline(t) else "alert"
         hold = self._flood.window_ms if kind == "offline" else 0
-        if kind == "alert" and self._storm is not None:
+        if kind == "alert" and self._storm is not None and self._storm.applies(t.severity):
             grouped = await self._storm_alert(s, t, ctx, self._storm)
             if isinstance(grouped, IncidentChange):
                 return grouped

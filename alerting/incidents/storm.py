@@ -14,8 +14,10 @@ of incidents one by one would hold the alert worker for minutes. So, like Alertm
   device on the incident, no page. Each person is paged once per storm, plus the ladder's own
   escalation if nobody acknowledges it.
 
-Life-safety (critical) rules never hold a page: a real fire at several detectors pages each
-of the first ``threshold`` at once; only past that are they grouped.
+Life-safety (critical) rules are never grouped and never hold a page: eleven smoke alarms
+in a minute are a fire to fight, and each detector's household must be reached (a site may
+opt in with ``group_critical``). Their work also goes first in the alert worker
+(alerting/pipeline.py), so a storm of other rules never delays them.
 """
 
 from __future__ import annotations
@@ -49,6 +51,10 @@ class StormControl:
     window_ms: int = 60_000
     group_wait_ms: int = 10_000
     per_rule: Mapping[str, StormLimits] = field(default_factory=dict)
+    group_critical: bool = False
+
+    def applies(self, severity: Severity) -> bool:
+        return self.group_critical or severity is not Severity.CRITICAL
 
     def limits(self, rule_id: str) -> StormLimits:
         return self.per_rule.get(rule_id) or StormLimits(self.threshold, self.window_ms)
