@@ -35,6 +35,9 @@ MAX_HOLD_S = 2.0
 # always waits for). A storm of threshold alerts is re-evaluated from the next reading after
 # a crash; holding every acknowledgement behind thousands of them would stall telemetry.
 STORM_BACKLOG = 200
+# Non-critical transitions are handled up to this many per database transaction (a storm of
+# thousands would otherwise cost three transactions each, on the loop that also ingests).
+NORMAL_BATCH = 50
 
 ContextLookup = Callable[[str, str], DeviceContext | None]
 _Work = tuple[list[AlertTransition], DeviceContext | None]
@@ -161,8 +164,9 @@ class AlertPipeline:
                 continue
             if not self._urgent:
                 # Not life-safety: telemetry keeps flowing around it (each database round
-                # trip gives the loop back to ingest).
-                await self._handle_counted(*self._normal.popleft())
+                # trip gives the loop back to ingest), in batches of one transaction each.
+                take = min(len(self._normal), NORMAL_BATCH)
+                await self._handle_batch([self._normal.popleft() for _ in range(take)])
                 continue
             # Every database round trip of the alarm path waits for a turn of the event loop;
             # under heavy telemetry each turn is a chunk of ingest. Telemetry reading pauses
@@ -183,6 +187,74 @@ class AlertPipeline:
             await self._handle_counted(*self._urgent.popleft(), urgent=True)
         while self._normal:
             await self._handle_counted(*self._normal.popleft())
+
+    def _target(self, t: AlertTransition, ctx: DeviceContext | None) -> DeviceContext | None:
+        target = ctx if ctx is not None and t.device_id == ctx.device_id else None
+        if target is None and t.device_id:
+            target = self._context_of(t.site, t.device_id)
+        if target is None and ctx is not None:
+            target = ctx  # a correlation's location: route as the device that tipped it
+        return target
+
+    async def _handle_batch(self, items: list[_Work]) -> None:
+        """Non-critical work in one transaction (incidents, first pages, action records);
+        if anything in it fails, each item is handled on its own as usual."""
+        if len(items) == 1:
+            await self._handle_counted(*items[0])
+            return
+        pairs = [
+            (t, target)
+            for transitions, ctx in items
+            for t in transitions
+            if t.state in (AlertState.FIRING, AlertState.RESOLVED)
+            and (target := self._target(t, ctx)) is not None
+        ]
+        try:
+            async with self._sessions.begin() as s:
+                changes = []
+                for t, target in pairs:
+                    change = await self._incidents.fold(s, t, target)
+                    if change is not None and change.first_page is not None:
+                        row, timer = change.first_page
+                        claimed = await self._escalation.first_step(
+                            s, row, timer, self._clock.now_ms()
+                        )
+                        change = replace(change, claimed=tuple(claimed), first_page=None)
+                    changes.append(change)
+        except Exception:
+            # Every item gets its own try (and its own log line) on the usual path.
+            for item in items:
+                await self._handle_counted(*item)
+            return
+        try:
+            acted = []
+            for (t, target), change in zip(pairs, changes, strict=True):
+                acted.append(await self._incidents.device_actions(change, t, target))
+            async with self._sessions.begin() as s:
+                for (t, _), change, outcomes in zip(pairs, changes, acted, strict=True):
+                    if change is not None and outcomes:
+                        self._incidents.record_actions(s, change, t, outcomes)
+            paged = False
+            for change in changes:
+                if change is None:
+                    continue
+                if change.claimed:
+                    self._escalation.send(list(change.claimed))
+                else:
+                    paged = paged or change.pages
+                for listener in self._listeners:
+                    listener(change)
+            self.transitions += sum(len(transitions) for transitions, _ in items)
+            await self._persist()
+            if paged:
+                # Page now; a failure here is retried by the escalation loop's own tick.
+                await self._escalation.due(self._clock.now_ms())
+        except Exception:
+            self.failures += 1
+            log.exception("recording a batch of %d alert transitions failed", len(pairs))
+        finally:
+            self._handled += len(items)
+            self._progress.set()
 
     async def _handle(self, transitions: list[AlertTransition], ctx: DeviceContext | None) -> None:
         paged = False

@@ -387,22 +387,40 @@ class IncidentService(IncidentDesk):
         self, change: IncidentChange | None, t: AlertTransition, ctx: DeviceContext
     ) -> IncidentChange | None:
         """Run a firing rule's device actions (e.g. cut a charger's power) and record them."""
-        if change is None or not t.actions or t.state is not AlertState.FIRING:
+        outcomes = await self.device_actions(change, t, ctx)
+        if change is None or not outcomes:
             return change
-        outcomes = tuple(
-            [await self._actions.run(a, t, ctx.device_type, change.incident_id) for a in t.actions]
-        )
 
         async def record(s: AsyncSession) -> None:
-            for o in outcomes:
-                add_event(
-                    s,
-                    change.incident_id,
-                    t.at_ms,
-                    "action_queued" if o.queued else "action" if o.ok else "action_failed",
-                    note=o.error,
-                    data={"action": o.action, "topic": o.topic, "payload": o.payload},
-                )
+            self.record_actions(s, change, t, outcomes)
 
         await self._tx(record)
         return replace(change, actions=outcomes)
+
+    async def device_actions(
+        self, change: IncidentChange | None, t: AlertTransition, ctx: DeviceContext
+    ) -> tuple[ActionOutcome, ...]:
+        """Publish (or queue, over the command rate) a firing rule's device actions."""
+        if change is None or not t.actions or t.state is not AlertState.FIRING:
+            return ()
+        return tuple(
+            [await self._actions.run(a, t, ctx.device_type, change.incident_id) for a in t.actions]
+        )
+
+    @staticmethod
+    def record_actions(
+        s: AsyncSession,
+        change: IncidentChange,
+        t: AlertTransition,
+        outcomes: tuple[ActionOutcome, ...],
+    ) -> None:
+        """The actions' outcomes on the incident's record, in the caller's transaction."""
+        for o in outcomes:
+            add_event(
+                s,
+                change.incident_id,
+                t.at_ms,
+                "action_queued" if o.queued else "action" if o.ok else "action_failed",
+                note=o.error,
+                data={"action": o.action, "topic": o.topic, "payload": o.payload},
+            )
