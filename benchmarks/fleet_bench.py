@@ -60,7 +60,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
-from _stack import MONITOR_TOKEN, build_loadgen  # noqa: E402
+from _stack import MONITOR_TOKEN, build_loadgen, have_py_spy  # noqa: E402
 
 from tests.services import Influxd, Mosquitto, free_port, pg_admin_url  # noqa: E402
 
@@ -488,12 +488,51 @@ class Bench:
     def ladder(self, system: System) -> list[Step]:
         results = []
         for rate in self.args.steps:
+            spy = self._profile(system) if self.args.profile and system.name == "gateway" else None
             result = self.step(system, rate, self.args.step_seconds)
             print(result.line(), flush=True)
+            if spy is not None:
+                spy.join()
+                print(rule_state_share(self.work / "profile.txt"), flush=True)
             results.append(result)
             if not result.passed:
                 break
         return results
+
+
+    def _profile(self, system: System) -> threading.Thread:
+        """py-spy samples of the gateway during the step (its middle part)."""
+        raw = self.work / "profile.txt"
+        raw.unlink(missing_ok=True)
+        seconds = max(1, int(self.args.step_seconds * 0.6))
+
+        def record() -> None:
+            time.sleep(self.args.step_seconds * 0.2)
+            subprocess.run([have_py_spy() or "py-spy", "record", "--pid", str(system.pid),
+                            "--duration", str(seconds), "--format", "raw", "--output", str(raw),
+                            "--nonblocking"], capture_output=True, check=False)
+
+        thread = threading.Thread(target=record, daemon=True)
+        thread.start()
+        return thread
+
+
+def rule_state_share(raw: Path) -> str:
+    """Of the gateway's sampled busy time, the share spent saving rule state."""
+    if not raw.exists():
+        return "    (no profile: py-spy did not record)"
+    total = saving = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        total += int(count)
+        if "alerting/state.py" in stack or any(
+            f"{fn} (alerting/rules/engine.py" in stack for fn in ("persist", "checkpoint")
+        ):
+            saving += int(count)
+    return (f"    profile: rule-state saving {100 * saving / max(total, 1):.1f}% of "
+            f"{total} samples of the gateway's busy time")
 
 
 def capacity(steps: list[Step]) -> int:
@@ -551,6 +590,8 @@ def main() -> None:
     ap.add_argument("--storm-seconds", type=float, default=60.0)
     ap.add_argument("--storm-rate", type=int, default=0,
                     help="telemetry rate of the storm step (default: the baseline's capacity)")
+    ap.add_argument("--profile", action="store_true",
+                    help="py-spy the gateway in each step: share of time spent saving rule state")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs, SQLite)")
     ap.add_argument("--smoke", action="store_true",
                     help="a few seconds on a tiny fleet, to check that the script still runs")
