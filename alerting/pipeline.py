@@ -202,30 +202,36 @@ class AlertPipeline:
         if len(items) == 1:
             await self._handle_counted(*items[0])
             return
-        pairs = [
-            (t, target)
-            for transitions, ctx in items
-            for t in transitions
-            if t.state in (AlertState.FIRING, AlertState.RESOLVED)
-            and (target := self._target(t, ctx)) is not None
-        ]
+        pairs: list[tuple[AlertTransition, DeviceContext]] = []
+        done = 0
         try:
             async with self._sessions.begin() as s:
                 changes = []
-                for t, target in pairs:
-                    change = await self._incidents.fold(s, t, target)
-                    if change is not None and change.first_page is not None:
-                        row, timer = change.first_page
-                        claimed = await self._escalation.first_step(
-                            s, row, timer, self._clock.now_ms()
-                        )
-                        change = replace(change, claimed=tuple(claimed), first_page=None)
-                    changes.append(change)
+                for transitions, ctx in items:
+                    if done and self._urgent:
+                        break  # an alarm came in: commit what is done, it goes first
+                    done += 1
+                    for t in transitions:
+                        if t.state not in (AlertState.FIRING, AlertState.RESOLVED):
+                            continue
+                        target = self._target(t, ctx)
+                        if target is None:
+                            continue
+                        change = await self._incidents.fold(s, t, target)
+                        if change is not None and change.first_page is not None:
+                            row, timer = change.first_page
+                            claimed = await self._escalation.first_step(
+                                s, row, timer, self._clock.now_ms()
+                            )
+                            change = replace(change, claimed=tuple(claimed), first_page=None)
+                        pairs.append((t, target))
+                        changes.append(change)
         except Exception:
             # Every item gets its own try (and its own log line) on the usual path.
             for item in items:
                 await self._handle_counted(*item)
             return
+        self._normal.extendleft(reversed(items[done:]))  # after the alarm, in order
         try:
             acted = []
             for (t, target), change in zip(pairs, changes, strict=True):
@@ -244,7 +250,7 @@ class AlertPipeline:
                     paged = paged or change.pages
                 for listener in self._listeners:
                     listener(change)
-            self.transitions += sum(len(transitions) for transitions, _ in items)
+            self.transitions += sum(len(transitions) for transitions, _ in items[:done])
             await self._persist()
             if paged:
                 # Page now; a failure here is retried by the escalation loop's own tick.
@@ -253,7 +259,7 @@ class AlertPipeline:
             self.failures += 1
             log.exception("recording a batch of %d alert transitions failed", len(pairs))
         finally:
-            self._handled += len(items)
+            self._handled += done
             self._progress.set()
 
     async def _handle(self, transitions: list[AlertTransition], ctx: DeviceContext | None) -> None:
