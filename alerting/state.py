@@ -12,6 +12,7 @@ afterwards, instead of compiling a multi-row VALUES statement of a new shape on 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -61,7 +62,7 @@ class AlertStateRow(Base):
 class SqlAlertStateStore:
     """``AlertStateStore`` on the gateway's relational database (SQLite or PostgreSQL)."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, batch: int = 2000) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, batch: int = 500) -> None:
         self._sessions = sessions
         self._batch = batch
         self._upserts: dict[str, Any] = {}
@@ -89,6 +90,10 @@ class SqlAlertStateStore:
         deletes = [(c.rule_id, c.subject) for c in changes if c.state is None]
         # Small transactions: the loop (and an alarm) waits for one batch at most.
         for start in range(0, len(upserts), self._batch):
+            if start:
+                # A checkpoint of a big fleet is many batches; the embedded SQLite runs on the
+                # event loop, so let ingest and alarms have a turn between two of them.
+                await asyncio.sleep(0)
             async with self._sessions.begin() as session:
                 await self._upsert(session, upserts[start : start + self._batch])
             self.saves += 1
