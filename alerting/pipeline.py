@@ -74,6 +74,7 @@ class AlertPipeline:
         self._urgent: collections.deque[_Work] = collections.deque()
         self._normal: collections.deque[_Work] = collections.deque()
         self._ready = asyncio.Event()
+        self._release: asyncio.TimerHandle | None = None
         # Queued and handled counts, so ingest can wait for what its messages set off.
         self._queued = 0
         self._handled = 0
@@ -117,6 +118,8 @@ class AlertPipeline:
         if any(t.severity is Severity.CRITICAL for t in transitions):
             self._queued_urgent += 1
             self._urgent.append((transitions, ctx))
+            # Telemetry pauses from now on, so the storm item under way finishes quickly.
+            self._hold()
         else:
             self._normal.append((transitions, ctx))
         self._ready.set()
@@ -172,14 +175,23 @@ class AlertPipeline:
             # under heavy telemetry each turn is a chunk of ingest. Telemetry reading pauses
             # (TCP and the broker keep it; nothing is lost) until the pages are out, at most
             # MAX_HOLD_S at a time so a storm of alerts cannot stop ingest.
-            self._hold_bulk(True)
-            release = asyncio.get_running_loop().call_later(MAX_HOLD_S, self._hold_bulk, False)
+            self._hold()
             try:
                 while self._urgent:
                     await self._handle_counted(*self._urgent.popleft(), urgent=True)
             finally:
-                release.cancel()
-                self._hold_bulk(False)
+                self._unhold()
+
+    def _hold(self) -> None:
+        if self._release is None:
+            self._hold_bulk(True)
+            self._release = asyncio.get_running_loop().call_later(MAX_HOLD_S, self._unhold)
+
+    def _unhold(self) -> None:
+        if self._release is not None:
+            self._release.cancel()
+            self._release = None
+            self._hold_bulk(False)
 
     async def drain(self) -> None:
         """Handle what is queued (used at shutdown)."""
