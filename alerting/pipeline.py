@@ -11,6 +11,7 @@ counts it as a repeat). Whoever shows incidents (the API's live board) registers
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from alerting.escalation.scheduler import EscalationScheduler
 from alerting.incidents.service import IncidentChange, IncidentService
-from alerting.models import AlertState, AlertTransition
+from alerting.models import AlertState, AlertTransition, Severity
 from alerting.rules.engine import RuleEngine
 from core.clock import Clock
 from core.readings import DeviceContext, Reading
@@ -29,8 +30,17 @@ from core.readings import DeviceContext, Reading
 log = logging.getLogger(__name__)
 
 MAX_HOLD_S = 2.0
+# Ingest acknowledges a batch only once the alert work it set off is done; past this many
+# queued non-critical transitions (a storm), it stops waiting for those (critical work it
+# always waits for). A storm of threshold alerts is re-evaluated from the next reading after
+# a crash; holding every acknowledgement behind thousands of them would stall telemetry.
+STORM_BACKLOG = 200
+# Non-critical transitions are handled up to this many per database transaction (a storm of
+# thousands would otherwise cost three transactions each, on the loop that also ingests).
+NORMAL_BATCH = 50
 
 ContextLookup = Callable[[str, str], DeviceContext | None]
+_Work = tuple[list[AlertTransition], DeviceContext | None]
 #: Told of every incident change the alert path makes (after its transaction committed).
 ChangeListener = Callable[[IncidentChange], None]
 
@@ -58,12 +68,18 @@ class AlertPipeline:
         self._listeners: list[ChangeListener] = []
         # Pauses telemetry reading while an alarm is being turned into pages (see _handle).
         self._hold_bulk = hold_bulk or (lambda _hold: None)
-        self._queue: asyncio.Queue[tuple[list[AlertTransition], DeviceContext | None]] = (
-            asyncio.Queue()
-        )
+        # Two queues: life-safety (critical) work is always taken first, so an alarm never
+        # waits behind a storm of thousands of charger transitions (see alerting/incidents/
+        # storm.py), which the worker meanwhile takes one at a time, letting ingest run.
+        self._urgent: collections.deque[_Work] = collections.deque()
+        self._normal: collections.deque[_Work] = collections.deque()
+        self._ready = asyncio.Event()
+        self._release: asyncio.TimerHandle | None = None
         # Queued and handled counts, so ingest can wait for what its messages set off.
         self._queued = 0
         self._handled = 0
+        self._queued_urgent = 0
+        self._handled_urgent = 0
         self._progress = asyncio.Event()
         self._wake = asyncio.Event()
         self.transitions = 0
@@ -99,7 +115,14 @@ class AlertPipeline:
 
     def _enqueue(self, transitions: list[AlertTransition], ctx: DeviceContext | None) -> None:
         self._queued += 1
-        self._queue.put_nowait((transitions, ctx))
+        if any(t.severity is Severity.CRITICAL for t in transitions):
+            self._queued_urgent += 1
+            self._urgent.append((transitions, ctx))
+            # Telemetry pauses from now on, so the storm item under way finishes quickly.
+            self._hold()
+        else:
+            self._normal.append((transitions, ctx))
+        self._ready.set()
 
     async def settled(self, timeout_s: float = 10.0) -> bool:
         """Wait until everything queued so far has been handled (incidents opened, first pages
@@ -107,9 +130,13 @@ class AlertPipeline:
         message the broker forgets has already opened its incident. False on timeout (the
         worker is stuck: acknowledging anyway keeps telemetry flowing; the backlog is on
         /health)."""
-        target = self._queued
+        target, urgent = self._queued, self._queued_urgent
         deadline = asyncio.get_running_loop().time() + timeout_s
-        while self._handled < target:
+        # Each queue is handled in order, so counts per queue say what is done.
+        while self._handled_urgent < urgent or (
+            self._handled - self._handled_urgent < target - urgent
+            and len(self._normal) <= STORM_BACKLOG
+        ):
             self._progress.clear()
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
@@ -119,39 +146,133 @@ class AlertPipeline:
         return True
 
     async def _handle_counted(
-        self, transitions: list[AlertTransition], ctx: DeviceContext | None
+        self, transitions: list[AlertTransition], ctx: DeviceContext | None, urgent: bool = False
     ) -> None:
         try:
             await self._handle(transitions, ctx)
         finally:
             self._handled += 1
+            self._handled_urgent += urgent
             self._progress.set()
 
     @property
     def backlog(self) -> int:
-        return self._queue.qsize()
+        return len(self._urgent) + len(self._normal)
 
     async def run_worker(self) -> None:
         while True:
-            transitions, ctx = await self._queue.get()
+            if not self._urgent and not self._normal:
+                self._ready.clear()
+                await self._ready.wait()
+                continue
+            if not self._urgent:
+                # Not life-safety: telemetry keeps flowing around it (each database round
+                # trip gives the loop back to ingest), in batches of one transaction each.
+                take = min(len(self._normal), NORMAL_BATCH)
+                await self._handle_batch([self._normal.popleft() for _ in range(take)])
+                continue
             # Every database round trip of the alarm path waits for a turn of the event loop;
             # under heavy telemetry each turn is a chunk of ingest. Telemetry reading pauses
             # (TCP and the broker keep it; nothing is lost) until the pages are out, at most
             # MAX_HOLD_S at a time so a storm of alerts cannot stop ingest.
-            self._hold_bulk(True)
-            release = asyncio.get_running_loop().call_later(MAX_HOLD_S, self._hold_bulk, False)
+            self._hold()
             try:
-                await self._handle_counted(transitions, ctx)
-                while not self._queue.empty():
-                    await self._handle_counted(*self._queue.get_nowait())
+                while self._urgent:
+                    await self._handle_counted(*self._urgent.popleft(), urgent=True)
             finally:
-                release.cancel()
-                self._hold_bulk(False)
+                self._unhold()
+
+    def _hold(self) -> None:
+        if self._release is None:
+            self._hold_bulk(True)
+            self._release = asyncio.get_running_loop().call_later(MAX_HOLD_S, self._unhold)
+
+    def _unhold(self) -> None:
+        if self._release is not None:
+            self._release.cancel()
+            self._release = None
+            self._hold_bulk(False)
 
     async def drain(self) -> None:
         """Handle what is queued (used at shutdown)."""
-        while not self._queue.empty():
-            await self._handle_counted(*self._queue.get_nowait())
+        while self._urgent:
+            await self._handle_counted(*self._urgent.popleft(), urgent=True)
+        while self._normal:
+            await self._handle_counted(*self._normal.popleft())
+
+    def _target(self, t: AlertTransition, ctx: DeviceContext | None) -> DeviceContext | None:
+        target = ctx if ctx is not None and t.device_id == ctx.device_id else None
+        if target is None and t.device_id:
+            target = self._context_of(t.site, t.device_id)
+        if target is None and ctx is not None:
+            target = ctx  # a correlation's location: route as the device that tipped it
+        return target
+
+    async def _handle_batch(self, items: list[_Work]) -> None:
+        """Non-critical work in one transaction (incidents, first pages, action records);
+        if anything in it fails, each item is handled on its own as usual."""
+        if len(items) == 1:
+            await self._handle_counted(*items[0])
+            return
+        pairs: list[tuple[AlertTransition, DeviceContext]] = []
+        done = 0
+        try:
+            async with self._sessions.begin() as s:
+                changes = []
+                for transitions, ctx in items:
+                    if done and self._urgent:
+                        break  # an alarm came in: commit what is done, it goes first
+                    done += 1
+                    for t in transitions:
+                        if t.state not in (AlertState.FIRING, AlertState.RESOLVED):
+                            continue
+                        target = self._target(t, ctx)
+                        if target is None:
+                            continue
+                        change = await self._incidents.fold(s, t, target)
+                        if change is not None and change.first_page is not None:
+                            row, timer = change.first_page
+                            claimed = await self._escalation.first_step(
+                                s, row, timer, self._clock.now_ms()
+                            )
+                            change = replace(change, claimed=tuple(claimed), first_page=None)
+                        pairs.append((t, target))
+                        changes.append(change)
+        except Exception:
+            # Every item gets its own try (and its own log line) on the usual path.
+            for item in items:
+                await self._handle_counted(*item)
+            return
+        self._normal.extendleft(reversed(items[done:]))  # after the alarm, in order
+        try:
+            acted = []
+            for (t, target), change in zip(pairs, changes, strict=True):
+                acted.append(await self._incidents.device_actions(change, t, target))
+            async with self._sessions.begin() as s:
+                for (t, _), change, outcomes in zip(pairs, changes, acted, strict=True):
+                    if change is not None and outcomes:
+                        self._incidents.record_actions(s, change, t, outcomes)
+            paged = False
+            for change in changes:
+                if change is None:
+                    continue
+                if change.claimed:
+                    self._escalation.send(list(change.claimed))
+                else:
+                    paged = paged or change.pages
+                for listener in self._listeners:
+                    listener(change)
+            self.transitions += sum(len(transitions) for transitions, _ in items[:done])
+            await self._persist()
+            if paged:
+                # Page now; a failure here is retried by the escalation loop's own tick.
+                await self._escalation.due(self._clock.now_ms())
+        except Exception:
+            self.failures += 1
+            log.exception("recording a batch of %d alert transitions failed", len(pairs))
+        finally:
+            self._handled += done
+            self._progress.set()
 
     async def _handle(self, transitions: list[AlertTransition], ctx: DeviceContext | None) -> None:
         paged = False
@@ -200,9 +321,9 @@ class AlertPipeline:
                 self.failures += 1
                 log.exception("paging right away failed; the escalation loop retries")
 
-    async def _persist(self) -> None:
+    async def _persist(self, now_ms: int | None = None) -> None:
         try:
-            await self._engine.persist()
+            await self._engine.persist(now_ms)
         except Exception:
             self.failures += 1
             log.exception("saving alert state failed; it stays dirty and is retried")
@@ -223,7 +344,7 @@ class AlertPipeline:
             if transitions:
                 self._enqueue(transitions, None)
             if loop.time() - last_persist >= 1.0:
-                await self._persist()
+                await self._persist(now)  # and the coarse checkpoint when it is due
                 last_persist = loop.time()
             due = self._engine.next_due_ms()
             wait = self._tick_s if due is None else min(self._tick_s, max(0.0, (due - now) / 1000))

@@ -3,15 +3,21 @@
 The rule engine never touches the database. It marks changed keys dirty; the caller takes
 ``engine.dirty_snapshot()`` and awaits ``store.save(...)`` — once a second for quiet readings,
 and right *after* acting on transitions (see ``alerting/rules/engine.py`` for why after).
+Last-seen times only reach the store at the engine's coarse checkpoints.
+
+The upsert is one statement object built once per dialect and executed with a list of rows
+(an executemany): SQLAlchemy compiles it once and takes it from the engine's compiled cache
+afterwards, instead of compiling a multi-row VALUES statement of a new shape on every save.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import JSON, BigInteger, String, delete, select
+from sqlalchemy import JSON, BigInteger, String, Table, bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
@@ -56,9 +62,17 @@ class AlertStateRow(Base):
 class SqlAlertStateStore:
     """``AlertStateStore`` on the gateway's relational database (SQLite or PostgreSQL)."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, batch: int = 200) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, batch: int = 500) -> None:
         self._sessions = sessions
         self._batch = batch
+        self._upserts: dict[str, Any] = {}
+        table: Table = AlertStateRow.__table__  # type: ignore[assignment]
+        self._delete = delete(table).where(
+            table.c.rule_id == bindparam("r"), table.c.subject == bindparam("s")
+        )
+        # What reached the database: ``saves`` counts transactions, ``rows`` the rows in them.
+        self.saves = 0
+        self.rows = 0
 
     async def save(self, changes: Sequence[StateChange]) -> None:
         if not changes:
@@ -76,16 +90,20 @@ class SqlAlertStateStore:
         deletes = [(c.rule_id, c.subject) for c in changes if c.state is None]
         # Small transactions: the loop (and an alarm) waits for one batch at most.
         for start in range(0, len(upserts), self._batch):
+            if start:
+                # A checkpoint of a big fleet is many batches; the embedded SQLite runs on the
+                # event loop, so let ingest and alarms have a turn between two of them.
+                await asyncio.sleep(0)
             async with self._sessions.begin() as session:
                 await self._upsert(session, upserts[start : start + self._batch])
+            self.saves += 1
+            self.rows += len(upserts[start : start + self._batch])
         for start in range(0, len(deletes), self._batch):
+            chunk = [{"r": r, "s": s} for r, s in deletes[start : start + self._batch]]
             async with self._sessions.begin() as session:
-                for rule_id, subject in deletes[start : start + self._batch]:
-                    await session.execute(
-                        delete(AlertStateRow).where(
-                            AlertStateRow.rule_id == rule_id, AlertStateRow.subject == subject
-                        )
-                    )
+                await (await session.connection()).execute(self._delete, chunk)
+            self.saves += 1
+            self.rows += len(chunk)
 
     async def load_all(self) -> dict[StateKey, dict[str, Any]]:
         async with self._sessions() as session:
@@ -99,13 +117,16 @@ class SqlAlertStateStore:
             return
         dialect = session.get_bind().dialect.name
         if dialect in ("sqlite", "postgresql"):
-            insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
-            stmt = insert(AlertStateRow).values(rows)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["rule_id", "subject"],
-                set_={"state": stmt.excluded.state, "updated_ms": stmt.excluded.updated_ms},
-            )
-            await session.execute(stmt)
+            stmt = self._upserts.get(dialect)
+            if stmt is None:
+                insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+                base = insert(AlertStateRow.__table__)  # type: ignore[arg-type]
+                stmt = self._upserts[dialect] = base.on_conflict_do_update(
+                    index_elements=["rule_id", "subject"],
+                    set_={"state": base.excluded.state, "updated_ms": base.excluded.updated_ms},
+                )
+            # Core level: an executemany of one cached statement, no ORM bookkeeping.
+            await (await session.connection()).execute(stmt, rows)
             return
         for row in rows:  # other databases: portable, slower
             await session.merge(AlertStateRow(**row))

@@ -5,6 +5,13 @@
  *   gcc -O2 -o loadgen loadgen.c -lmosquitto
  *   ./loadgen -h 127.0.0.1 -p 1883 -n 1000000 -m 1000 -q 1 -s demo
  *   ./loadgen -p 1883 -n 450000 -r 15000      # paced: 15,000 msg/s for 30 s
+ *   ./loadgen -p 1883 -n 300000 -m 10000 -r 5000 -x   # a community's mixed fleet
+ *
+ * With -x the M devices are a community's mix by device number (of every 100: 35 smoke
+ * detectors SD-LG-*, 10 SOS buttons SOS-LG-*, 15 gates GT-LG-*, 40 charger ports CP-LG-*,
+ * numbered by their place in the whole fleet), and each type gets the share of the messages
+ * its profile's reporting interval gives it (charger 1 min, gate 5 min, SOS 1 h, smoke 24 h:
+ * the chargers send most of them), every payload inside the profile's normal ranges.
  *
  * Every message is a valid native payload: topic safety/{site}/smoke/{device_id}/telemetry,
  * JSON with ts (epoch ms, wall clock) and a per-device seq that only grows; the seq start
@@ -45,10 +52,52 @@ static void on_publish(struct mosquitto *m, void *ud, int mid) {
     atomic_fetch_add(&acked, 1);
 }
 
+/* The mixed fleet (-x): type by device number, message share by reporting interval. */
+enum { SMOKE, SOS, GATE, CHARGER, TYPES };
+static const char *type_name[TYPES] = {"smoke", "sos", "gate", "charger"};
+static const char *id_prefix[TYPES] = {"SD-LG", "SOS-LG", "GT-LG", "CP-LG"};
+static const double interval_s[TYPES] = {86400, 3600, 300, 60};
+
+static int type_of(long d) {
+    long slot = d % 100;
+    if (slot < 35) return SMOKE;
+    if (slot < 45) return SOS;
+    if (slot < 60) return GATE;
+    return CHARGER;
+}
+
+static int mixed_payload(char *buf, size_t size, int type, long long ts, long long seq,
+                         unsigned int rnd) {
+    switch (type) {
+    case SMOKE:
+        return snprintf(buf, size,
+                        "{\"ts\":%lld,\"seq\":%lld,\"smoke_dbm\":0.0%u,\"temp_c\":%u.%u,"
+                        "\"battery_pct\":%u,\"rssi_dbm\":-%u}",
+                        ts, seq, 10 + (rnd >> 8) % 40, 18 + (rnd >> 12) % 12, (rnd >> 4) % 10,
+                        30 + (rnd >> 16) % 70, 75 + (rnd >> 20) % 35);
+    case SOS:
+        return snprintf(buf, size, "{\"ts\":%lld,\"seq\":%lld,\"battery_pct\":%u,\"rssi_dbm\":-%u}",
+                        ts, seq, 30 + (rnd >> 16) % 70, 75 + (rnd >> 20) % 35);
+    case GATE:
+        return snprintf(buf, size, "{\"ts\":%lld,\"seq\":%lld,\"door_open\":%s,\"battery_pct\":%u}",
+                        ts, seq, (rnd >> 9) % 8 ? "false" : "true", 30 + (rnd >> 16) % 70);
+    default: /* a charging port: 150-950 W, 25-44 °C, leakage under 5 mA */
+        return snprintf(buf, size,
+                        "{\"ts\":%lld,\"seq\":%lld,\"port\":1,\"state\":\"charging\","
+                        "\"voltage_v\":22%u.%u,\"current_a\":%u.%u,\"power_w\":%u.%u,"
+                        "\"energy_wh\":%u.0,\"temp_c\":%u.%u,\"leak_ma\":%u.%u}",
+                        ts, seq, (rnd >> 3) % 10, (rnd >> 5) % 10, 1 + (rnd >> 7) % 4,
+                        (rnd >> 11) % 10, 150 + (rnd >> 13) % 800, (rnd >> 6) % 10,
+                        100 + (rnd >> 10) % 900, 25 + (rnd >> 14) % 20, (rnd >> 18) % 10,
+                        (rnd >> 19) % 5, (rnd >> 21) % 10);
+    }
+}
+
 static void usage(const char *argv0) {
     fprintf(stderr,
             "usage: %s [-h host] [-p port] [-n messages] [-m devices] [-q 0|1] [-s site]\n"
-            "          [-w window] [-i client_id] [-r rate]\n"
+            "          [-w window] [-i client_id] [-r rate] [-x]\n"
+            "  -x: a community's mixed fleet (see the top of loadgen.c)\n"
             "  -r: messages per second (paced; default 0 = as fast as acknowledgements allow)\n"
             "  -w: messages allowed unacknowledged before the publisher waits (default 100;\n"
             "      libmosquitto looks PUBACKs up in a list, so big windows get slower)\n",
@@ -57,10 +106,10 @@ static void usage(const char *argv0) {
 
 int main(int argc, char **argv) {
     const char *host = "127.0.0.1", *site = "demo", *client_id = NULL;
-    int port = 1883, qos = 1, opt;
+    int port = 1883, qos = 1, opt, mixed = 0;
     long n = 100000, devices = 1000, window = 100;
     double rate = 0;
-    while ((opt = getopt(argc, argv, "h:p:n:m:q:s:w:i:r:")) != -1) {
+    while ((opt = getopt(argc, argv, "h:p:n:m:q:s:w:i:r:x")) != -1) {
         switch (opt) {
         case 'h': host = optarg; break;
         case 'p': port = atoi(optarg); break;
@@ -71,6 +120,7 @@ int main(int argc, char **argv) {
         case 'w': window = atol(optarg); break;
         case 'i': client_id = optarg; break;
         case 'r': rate = atof(optarg); break;
+        case 'x': mixed = 1; break;
         default: usage(argv[0]); return 2;
         }
     }
@@ -82,6 +132,21 @@ int main(int argc, char **argv) {
     if (!seq) return 1;
     long long seq_start = (long long)((now_ms() / 1000 - 1700000000LL) * 10) % 4000000000LL;
     for (long d = 0; d < devices; d++) seq[d] = seq_start;
+    /* Mixed fleet: the devices of each type, and smooth weighted round robin over the types. */
+    long *of_type[TYPES], count[TYPES] = {0}, next[TYPES] = {0};
+    double weight[TYPES], credit[TYPES] = {0}, total = 0;
+    for (int t = 0; t < TYPES; t++) {
+        of_type[t] = malloc((size_t)devices * sizeof(long));
+        if (!of_type[t]) return 1;
+    }
+    for (long d = 0; d < devices; d++) {
+        int t = type_of(d);
+        of_type[t][count[t]++] = d;
+    }
+    for (int t = 0; t < TYPES; t++) {
+        weight[t] = count[t] ? count[t] / interval_s[t] : 0;
+        total += weight[t];
+    }
 
     mosquitto_lib_init();
     char id[64];
@@ -105,19 +170,38 @@ int main(int argc, char **argv) {
     double t0 = mono_s();
     for (long i = 0; i < n; i++) {
         long d = i % devices;
+        int type = SMOKE;
+        if (mixed) {
+            int best = 0;
+            for (int t = 0; t < TYPES; t++) {
+                credit[t] += weight[t];
+                if (credit[t] > credit[best]) best = t;
+            }
+            credit[best] -= total;
+            type = best;
+            d = of_type[type][next[type]++ % count[type]];
+        }
         while (i - atomic_load(&acked) >= window) usleep(50);
         if (rate > 0) { /* pace: message i is due at t0 + i / rate */
             double ahead = t0 + i / rate - mono_s();
             if (ahead > 0.0005) usleep((useconds_t)(ahead * 1e6));
         }
-        snprintf(topic, sizeof topic, "safety/%s/smoke/SD-LG-%06ld/telemetry", site, d + 1);
         rnd = rnd * 1103515245u + 12345u;
+        if (mixed) {
+            snprintf(topic, sizeof topic, "safety/%s/%s/%s-%06ld/telemetry", site,
+                     type_name[type], id_prefix[type], d + 1);
+            int len = mixed_payload(payload, sizeof payload, type, now_ms(), ++seq[d], rnd);
+            rc = mosquitto_publish(mosq, NULL, topic, len, payload, qos, false);
+            goto published;
+        }
+        snprintf(topic, sizeof topic, "safety/%s/smoke/SD-LG-%06ld/telemetry", site, d + 1);
         int len = snprintf(payload, sizeof payload,
                            "{\"ts\":%lld,\"seq\":%lld,\"smoke_dbm\":0.0%u,\"temp_c\":%u.%u,"
                            "\"battery_pct\":%u,\"rssi_dbm\":-%u}",
                            now_ms(), ++seq[d], 10 + (rnd >> 8) % 40, 18 + (rnd >> 12) % 12,
                            (rnd >> 4) % 10, 30 + (rnd >> 16) % 70, 75 + (rnd >> 20) % 35);
         rc = mosquitto_publish(mosq, NULL, topic, len, payload, qos, false);
+    published:
         if (rc != MOSQ_ERR_SUCCESS) {
             if (rc == MOSQ_ERR_NO_CONN || rc == MOSQ_ERR_CONN_LOST) {
                 usleep(1000);
@@ -143,5 +227,6 @@ int main(int argc, char **argv) {
     mosquitto_destroy(mosq);
     mosquitto_lib_cleanup();
     free(seq);
+    for (int t = 0; t < TYPES; t++) free(of_type[t]);
     return done < n ? 1 : 0;
 }

@@ -15,6 +15,7 @@ import httpx
 from alerting.escalation.scheduler import EscalationScheduler
 from alerting.incidents.actions import ActionRunner
 from alerting.incidents.service import IncidentService
+from alerting.incidents.storm import StormControl, StormLimits
 from alerting.notify.base import Notifier
 from alerting.notify.email import EmailNotifier, SmtpConfig
 from alerting.notify.mqtt import MqttNotifier
@@ -190,6 +191,7 @@ class Gateway:
             self.rules,
             grace_ms=s.alerting.startup_grace_s * 1000,
             store=SqlAlertStateStore(self.sessions),
+            checkpoint_ms=s.alerting.state_checkpoint_s * 1000,
         )
         await self.engine.load()
         now = self.clock.now_ms()
@@ -217,11 +219,27 @@ class Gateway:
             voice_device_types=frozenset(s.notify.voice_device_types),
         )
         self.loop = build_loop(s, self.sessions, self.clock, notifiers, self.escalation.poke)
+        storm = s.alerting.storm
+        self.actions = ActionRunner(
+            self._publish_command, rate_per_s=storm.command_rate_per_s, burst=storm.command_burst
+        )
         self.incidents = IncidentService(
             self.sessions,
             self.clock,
             policy=self.policy,
-            actions=ActionRunner(self._publish_command),
+            actions=self.actions,
+            storm=StormControl(
+                threshold=storm.threshold,
+                window_ms=storm.window_s * 1000,
+                group_wait_ms=storm.group_wait_s * 1000,
+                per_rule={
+                    rule: StormLimits(limits.threshold, limits.window_s * 1000)
+                    for rule, limits in storm.rules.items()
+                },
+                group_critical=storm.group_critical,
+            )
+            if storm.enabled
+            else None,
         )
         self.alerts = AlertPipeline(
             self.sessions,
@@ -304,6 +322,7 @@ class Gateway:
                 tg.create_task(self.alerts.run_timers(), name="alert-timers")
                 tg.create_task(self.alerts.run_escalation(stop), name="escalation")
                 tg.create_task(self.loop.watch.run(stop), name="loop-deadlines")
+                tg.create_task(self.actions.run_queue(), name="device-commands")
                 if self.spool is not None:
                     tg.create_task(self.spool.replay(), name="spool-replay")
                 if (db_file := sqlite_path(self.settings.database.url)) is not None:
@@ -372,7 +391,7 @@ class Gateway:
         except Exception:
             log.exception("final flush failed; the broker keeps the unacknowledged messages")
         with contextlib.suppress(Exception):
-            await self.engine.persist()
+            await self.engine.checkpoint(self.clock.now_ms(), clean=True)
         stopped_log.info("readings stored and acknowledged; alert state saved")
 
     def api_services(self) -> Any:

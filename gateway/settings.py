@@ -103,10 +103,37 @@ class EscalationDefaults(Section):
     minor_ack_s: int = 24 * 3600
 
 
+class StormRuleSettings(Section):
+    threshold: int = Field(10, ge=1)
+    window_s: int = Field(60, ge=1)
+
+
+class StormSettings(Section):
+    """Alert storms (alerting/incidents/storm.py): more than ``threshold`` devices of a site
+    raising one rule within ``window_s`` make one grouped incident; ``rules`` overrides the
+    two per rule id. Device commands beyond ``command_rate_per_s`` wait in a queue."""
+
+    enabled: bool = True
+    threshold: int = Field(10, ge=1)
+    window_s: int = Field(60, ge=1)
+    # A non-critical alert of a rule that another device of the site raised within the
+    # window waits this long for a storm to form before it pages.
+    group_wait_s: int = Field(10, ge=0)
+    rules: dict[str, StormRuleSettings] = {}
+    # Life-safety (critical) rules page every device unless this is set.
+    group_critical: bool = False
+    command_rate_per_s: float = Field(20.0, ge=0)  # 0 = no limit
+    command_burst: int = Field(20, ge=1)
+
+
 class AlertingSettings(Section):
     rules_dir: Path | None = None  # None = the built-in rule set
     startup_grace_s: int = Field(300, ge=0)
     tick_interval_ms: int = Field(1000, ge=50)
+    # Last-seen times (offline timers) are written this often, not per message; a crash in
+    # between restarts the offline timers (see RuleEngine.start).
+    state_checkpoint_s: int = Field(60, ge=1)
+    storm: StormSettings = StormSettings()
     escalation: EscalationDefaults = EscalationDefaults()
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from alerting.escalation.timers import EscalationTimerRow, TimerKind, new_timer, stop_timer
 from alerting.incidents import flood as fl
+from alerting.incidents import storm as st
 from alerting.incidents.actions import ActionOutcome, ActionRunner
 from alerting.incidents.lifecycle import IncidentStatus, Resolution, auto_resolution
 from alerting.incidents.silences import active_silence, life_safety
@@ -30,7 +31,7 @@ class ChangeKind(StrEnum):
     CLEARED = "cleared"  # the alert cleared; the incident stays for a human
     AUTO_RESOLVED = "auto_resolved"
     RECORDED = "recorded"  # info severity: on the record, pages nobody
-    ATTACHED = "attached"  # folded into a building outage
+    ATTACHED = "attached"  # folded into a building outage or an alert storm
     OUTAGE_OPENED = "outage_opened"
 
 
@@ -99,9 +100,11 @@ class IncidentService(IncidentDesk):
         policy: RoutingPolicy | None = None,
         flood: fl.FloodControl | None = None,
         actions: ActionRunner | None = None,
+        storm: st.StormControl | None = None,
     ) -> None:
         super().__init__(sessionmaker, clock, policy=policy)
         self._flood = flood if flood is not None else fl.FloodControl()
+        self._storm = storm
         self._actions = actions or ActionRunner()
 
     # ------------------------------------------------------------------ alert transitions
@@ -156,7 +159,47 @@ class IncidentService(IncidentDesk):
                 return change
         kind = "offline" if self._flood.is_offline(t) else "alert"
         hold = self._flood.window_ms if kind == "offline" else 0
+        if kind == "alert" and self._storm is not None and self._storm.applies(t.severity):
+            grouped = await self._storm_alert(s, t, ctx, self._storm)
+            if isinstance(grouped, IncidentChange):
+                return grouped
+            hold = grouped
         return await self._open(s, t, ctx, kind=kind, first_page_ms=t.at_ms + hold)
+
+    async def _storm_alert(
+        self, s: AsyncSession, t: AlertTransition, ctx: DeviceContext, sc: st.StormControl
+    ) -> IncidentChange | int:
+        """Join or open this rule's storm (alerting/incidents/storm.py); otherwise how long
+        the new incident's first page waits for a storm to form (0: page now)."""
+        key = sc.key(t.site, t.rule_id)
+        storm = await active_by_key(s, key)
+        if storm is not None:
+            await st.join(s, storm, t, t.at_ms)
+            return IncidentChange(ChangeKind.ATTACHED, storm.id, Severity(storm.severity))
+        limits = sc.limits(t.rule_id)
+        since = t.at_ms - limits.window_ms
+        recent = await st.count_recent(s, t.site, t.rule_id, since)
+        if recent + 1 <= limits.threshold:
+            return sc.group_wait_ms if recent and sc.holds_first_page(t.severity) else 0
+        what = Opening(
+            dedupe_key=key,
+            rule_id=t.rule_id,
+            subject=f"{st.STORM_KIND}:{t.rule_id}",
+            device_id=None,
+            device_type=ctx.device_type,
+            location=t.site,
+            severity=t.severity,
+            category=t.category,
+            auto_resolve=t.auto_resolve,
+            title=f"{t.title}：多台设备同时报警 (alert storm)",
+        )
+        change = await self._open(s, t, ctx, kind=st.STORM_KIND, first_page_ms=t.at_ms, what=what)
+        row = await s.get(IncidentRow, change.incident_id)
+        assert row is not None
+        for device in await st.recent_alerts(s, t.site, t.rule_id, since):
+            await st.fold(s, row, device, t.at_ms)
+        await st.join(s, row, t, t.at_ms)
+        return change
 
     async def _open(
         self,
@@ -323,7 +366,7 @@ class IncidentService(IncidentDesk):
             if found is None:
                 return None
             outage, all_back = found
-            if all_back:
+            if all_back and outage.auto_resolve:
                 await self._auto_resolve(s, outage, t.at_ms)
                 return IncidentChange(
                     ChangeKind.AUTO_RESOLVED, outage.id, Severity(outage.severity)
@@ -358,22 +401,40 @@ class IncidentService(IncidentDesk):
         self, change: IncidentChange | None, t: AlertTransition, ctx: DeviceContext
     ) -> IncidentChange | None:
         """Run a firing rule's device actions (e.g. cut a charger's power) and record them."""
-        if change is None or not t.actions or t.state is not AlertState.FIRING:
+        outcomes = await self.device_actions(change, t, ctx)
+        if change is None or not outcomes:
             return change
-        outcomes = tuple(
-            [await self._actions.run(a, t, ctx.device_type, change.incident_id) for a in t.actions]
-        )
 
         async def record(s: AsyncSession) -> None:
-            for o in outcomes:
-                add_event(
-                    s,
-                    change.incident_id,
-                    t.at_ms,
-                    "action" if o.ok else "action_failed",
-                    note=o.error,
-                    data={"action": o.action, "topic": o.topic, "payload": o.payload},
-                )
+            self.record_actions(s, change, t, outcomes)
 
         await self._tx(record)
         return replace(change, actions=outcomes)
+
+    async def device_actions(
+        self, change: IncidentChange | None, t: AlertTransition, ctx: DeviceContext
+    ) -> tuple[ActionOutcome, ...]:
+        """Publish (or queue, over the command rate) a firing rule's device actions."""
+        if change is None or not t.actions or t.state is not AlertState.FIRING:
+            return ()
+        return tuple(
+            [await self._actions.run(a, t, ctx.device_type, change.incident_id) for a in t.actions]
+        )
+
+    @staticmethod
+    def record_actions(
+        s: AsyncSession,
+        change: IncidentChange,
+        t: AlertTransition,
+        outcomes: tuple[ActionOutcome, ...],
+    ) -> None:
+        """The actions' outcomes on the incident's record, in the caller's transaction."""
+        for o in outcomes:
+            add_event(
+                s,
+                change.incident_id,
+                t.at_ms,
+                "action_queued" if o.queued else "action" if o.ok else "action_failed",
+                note=o.error,
+                data={"action": o.action, "topic": o.topic, "payload": o.payload},
+            )

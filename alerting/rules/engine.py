@@ -12,6 +12,10 @@ Persistence contract (the caller owns all I/O):
    service's one-open-incident-per-``dedupe_key`` rule counts as a repeat. Quiet readings only
    accumulate dirty keys; flush them on a short period (e.g. every second), never per reading.
 3. If ``save`` fails, ``engine.mark_dirty(...)`` puts the keys back (``persist`` does it).
+4. What only refreshes — an absence rule's last-seen time, moved by every message of a device —
+   is never a prompt write: it stays in memory and ``persist`` checkpoints it every
+   ``checkpoint_ms`` (one batched statement, whatever the fleet size); a clean stop writes it
+   all with ``checkpoint(now, clean=True)``. See ``start`` for why a crash in between is safe.
 
 Device ids are assumed unique within one gateway.
 """
@@ -41,7 +45,8 @@ _Step = tuple[
     DeviceRule, Callable[..., tuple[RuleState, list[AlertTransition]]], str | None, frozenset[str]
 ]
 _UNKNOWN_CTX_RETRY_MS = 60_000
-_ABSENCE_SAVE_SLACK_MS = 60_000
+#: The marker row that says whether the state was last written by a clean stop.
+MARKER: StateKey = ("_engine", "checkpoint")
 # Kinds whose in-window samples are worth a DB write per change; rate-of-rise samples live a
 # minute and are rebuilt after a restart, so only their status changes are saved.
 _SAVE_SAMPLES = frozenset({"count_in_window", "correlation"})
@@ -51,7 +56,12 @@ class RuleEngine:
     """Evaluates readings as they arrive and timers when ``tick`` is called."""
 
     def __init__(
-        self, rules: RuleSet, *, grace_ms: int, store: AlertStateStore | None = None
+        self,
+        rules: RuleSet,
+        *,
+        grace_ms: int,
+        store: AlertStateStore | None = None,
+        checkpoint_ms: int = 60_000,
     ) -> None:
         self.rules = rules
         self._grace_ms = grace_ms
@@ -59,7 +69,14 @@ class RuleEngine:
         self._not_before = 0
         self._states: dict[StateKey, RuleState] = {}
         self._dirty: dict[StateKey, int] = {}
-        self._saved_last: dict[StateKey, int] = {}
+        # Absence states whose last-seen time moved since the last checkpoint (no prompt write).
+        self._refreshed: set[StateKey] = set()
+        self._checkpoint_ms = checkpoint_ms
+        self._next_checkpoint = 0
+        # None: nothing stored yet; False: the last run did not stop cleanly (see ``start``).
+        self._clean_stop: bool | None = None
+        self._marker: dict[str, Any] | None = None
+        self.checkpoints = 0
         self._heap: list[tuple[int, str, str]] = []
         self._scheduled: dict[StateKey, int] = {}
         self._ctx: dict[str, DeviceContext] = {}
@@ -75,11 +92,44 @@ class RuleEngine:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self, now_ms: int) -> None:
-        """Open the start-up grace: no absence alert fires before ``now + grace``."""
+        """Open the start-up grace: no absence alert fires before ``now + grace``.
+
+        After a crash the stored last-seen times are only as fresh as the last checkpoint:
+        a device may have been heard a moment before the crash and not since. So every
+        offline timer that is not firing restarts at ``now`` (as if the device had just been
+        heard), and fires no earlier than the end of the grace. That is safe both ways:
+        - no false offline: a device's true deadline is its last message (before the crash,
+          so before ``now``) plus the timeout, which is earlier than ``now + timeout``;
+        - no missed offline beyond grace + timeout: a device that died before the crash (or
+          never speaks again) fires at the latest ``now + max(grace, timeout)``.
+        Firing alerts are saved promptly (a transition), so they are restored exactly. After
+        a clean stop everything was written and the stored deadlines are kept as they are.
+        """
         self._not_before = now_ms + self._grace_ms
+        if self._clean_stop is False:
+            for key, state in self._states.items():
+                spec = self.rules.by_id.get(key[0])
+                if (
+                    isinstance(spec, AbsenceRule)
+                    and state.status != "firing"
+                    and state.last_ms is not None
+                    and state.last_ms < now_ms
+                ):
+                    due = now_ms + spec.for_
+                    self._states[key] = state._replace(last_ms=now_ms, due_ms=due)
+                    self._schedule(key, due)
+        # Until the next clean stop, what is stored is "not clean": a crash is recognised.
+        self._marker = {"clean": False, "at": now_ms}
+        self._next_checkpoint = now_ms + self._checkpoint_ms
 
     def restore(self, stored: Mapping[StateKey, Mapping[str, Any]]) -> None:
         """Load persisted states (no transitions are emitted; firing stays firing)."""
+        stored = dict(stored)
+        marker = stored.pop(MARKER, None)
+        if marker is not None:
+            self._clean_stop = bool(marker.get("clean"))
+        elif stored:
+            self._clean_stop = False  # states written by a run that never checkpointed
         for (rule_id, subject), data in stored.items():
             spec = self.rules.by_id.get(rule_id)
             try:
@@ -93,7 +143,6 @@ class RuleEngine:
             key = (rule_id, subject)
             self._states[key] = state
             if isinstance(spec, AbsenceRule) and state.last_ms is not None:
-                self._saved_last[key] = state.last_ms
                 device = subject.split("#", 1)[0]
                 self._seen[device] = max(self._seen.get(device, 0), state.last_ms)
             self._schedule(key, state.due_ms)
@@ -111,8 +160,8 @@ class RuleEngine:
             if key not in self._states and spec.applies_to(ctx):
                 state = RuleState(last_ms=now_ms, due_ms=now_ms + spec.for_)
                 self._states[key] = state
-                self._dirty[key] = now_ms
-                self._saved_last[key] = now_ms
+                # A new timer only refreshes: a crash before the checkpoint restarts it anyway.
+                self._refreshed.add(key)
                 self._schedule(key, state.due_ms)
 
     # ------------------------------------------------------------------ evaluation
@@ -192,17 +241,51 @@ class RuleEngine:
         for change in changes:
             self._dirty.setdefault((change.rule_id, change.subject), change.updated_ms)
 
-    async def persist(self) -> int:
-        """Save the dirty states to the configured store; returns how many were written."""
+    def checkpoint_snapshot(self, now_ms: int, *, clean: bool = False) -> list[StateChange]:
+        """The refreshed-only states (last-seen times) and the marker; clears the set."""
+        changes = []
+        for key in self._refreshed:
+            if key in self._dirty:
+                continue  # written with the dirty ones
+            state = self._states.get(key)
+            data = None if state is None or state.is_blank() else state.to_json()
+            changes.append(StateChange(key[0], key[1], data, now_ms))
+        self._refreshed.clear()
+        self._marker = {"clean": clean, "at": now_ms}
+        changes.append(StateChange(MARKER[0], MARKER[1], self._marker, now_ms))
+        return changes
+
+    async def persist(self, now_ms: int | None = None) -> int:
+        """Save the dirty states (transitions, pending timers) to the configured store, and
+        every ``checkpoint_ms`` the refreshed ones too; returns how many rows were written.
+        Without ``now_ms`` only the dirty states are saved."""
         if self._store is None:
             return 0
         changes = self.dirty_snapshot()
+        if now_ms is not None and now_ms >= self._next_checkpoint:
+            changes.extend(self.checkpoint_snapshot(now_ms))
+            self._next_checkpoint = now_ms + self._checkpoint_ms
+            self.checkpoints += 1
+        await self._save(changes)
+        return len(changes)
+
+    async def checkpoint(self, now_ms: int, *, clean: bool = False) -> int:
+        """Write everything now; ``clean=True`` at a clean stop (the next start then keeps
+        the stored deadlines exactly)."""
+        if self._store is None:
+            return 0
+        changes = self.dirty_snapshot() + self.checkpoint_snapshot(now_ms, clean=clean)
+        self.checkpoints += 1
+        await self._save(changes)
+        return len(changes)
+
+    async def _save(self, changes: list[StateChange]) -> None:
+        assert self._store is not None
         try:
             await self._store.save(changes)
         except BaseException:
-            self.mark_dirty(changes)
+            self.mark_dirty(c for c in changes if (c.rule_id, c.subject) != MARKER)
             raise
-        return len(changes)
 
     def forget(self, rule_id: str, subject: str, now_ms: int) -> None:
         """Back to ok for one alert, so the next reading that crosses the rule fires again.
@@ -274,11 +357,9 @@ class RuleEngine:
         if status != old.status or kind in _SAVE_SAMPLES:
             self._dirty[key] = now_ms
         elif kind == "absence":
-            # last_ms moves on every message; saving it once a minute bounds the writes and
-            # makes a restarted deadline at most a minute early (the grace period covers that).
-            if (new.last_ms or 0) - self._saved_last.get(key, 0) >= _ABSENCE_SAVE_SLACK_MS:
-                self._saved_last[key] = new.last_ms or 0
-                self._dirty[key] = now_ms
+            # last_ms moves on every message: kept in memory, written at the next checkpoint
+            # (``start`` explains why a crash before it is safe).
+            self._refreshed.add(key)
         elif due != old.due_ms or blank:
             self._dirty[key] = now_ms
 

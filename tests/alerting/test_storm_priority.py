@@ -1,0 +1,85 @@
+"""A storm of one rule on the alert path: one grouped incident, one page per person, and a
+smoke alarm that arrives while the storm is being handled goes before the storm's work."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+from sqlalchemy import func, select
+
+from alerting.escalation.scheduler import EscalationScheduler
+from alerting.incidents import IncidentService
+from alerting.incidents.service import ChangeKind, IncidentChange
+from alerting.incidents.storm import StormControl
+from alerting.incidents.tables import IncidentDeviceRow, IncidentRow
+from alerting.notify.stages import DeliveryPipeline
+from alerting.pipeline import AlertPipeline
+from alerting.routing.directory import ChannelKind
+from alerting.rules import RuleEngine, load_rules
+from core.clock import ManualClock
+from core.readings import Reading
+from tests.alerting.incidents.incident_support import (
+    T0,
+    RecordingNotifier,
+    ctx,
+    directory,
+    no_sleep,
+    open_db,
+)
+
+PORTS = 300
+
+
+async def test_storm_is_one_incident_and_an_alarm_jumps_the_storm_queue(sqlite_url: str) -> None:
+    async with open_db(sqlite_url) as sm:
+        clock = ManualClock(T0)
+        notifier = RecordingNotifier()
+        delivery = DeliveryPipeline(sm, clock, {ChannelKind.APP: notifier}, sleep=no_sleep)
+        scheduler = EscalationScheduler(sm, clock, directory(), delivery)
+        engine = RuleEngine(load_rules(), grace_ms=0)
+        devices = {f"CP-{i:03d}": ctx(f"CP-{i:03d}", "charger") for i in range(PORTS)}
+        devices["SD-0001"] = ctx("SD-0001")
+        for device in devices.values():
+            engine.register_device(device, T0)
+        engine.start(T0)
+        incidents = IncidentService(sm, clock, storm=StormControl(threshold=10))
+        alerts = AlertPipeline(
+            sm, engine, incidents, scheduler, clock, lambda _site, d: devices.get(d)
+        )
+        order: list[IncidentChange] = []
+        alerts.listen(order.append)
+        worker = asyncio.create_task(alerts.run_worker())
+        try:
+            for i, (device_id, device) in enumerate(devices.items()):
+                if device_id.startswith("CP-"):  # a wrong power limit on every pile
+                    reading = Reading("demo", "charger", device_id, "telemetry", T0, i,
+                                      {"port": 1, "power_w": 1500.0})
+                    alerts.on_reading(reading, device, T0)
+            for _ in range(20):  # the worker is into the storm's first batches
+                await asyncio.sleep(0)
+            assert alerts.backlog > 100
+            before_alarm = len(order)
+            alarm = Reading("demo", "smoke", "SD-0001", "event", T0, 1, {}, "alarm")
+            alerts.on_reading(alarm, devices["SD-0001"], T0)
+            assert await alerts.settled(timeout_s=60)
+            assert await scheduler.finish_sending(10) == 0
+        finally:
+            worker.cancel()
+
+        fire = next(i for i, c in enumerate(order) if c.severity.value == "critical")
+        # At most the storm batch under way when it came in (50), not the 100+ queued behind.
+        assert fire - before_alarm <= 50, f"the smoke alarm waited for {fire - before_alarm}"
+        assert len(order) - fire > 100, "the storm's remaining work came after the alarm"
+        async with sm() as s:
+            storm = (await s.scalars(select(IncidentRow).where(IncidentRow.kind == "storm"))).one()
+            members = await s.scalar(
+                select(func.count()).where(IncidentDeviceRow.incident_id == storm.id)
+            )
+        assert (storm.rule_id, members) == ("charger.over_power", PORTS)
+        assert sum(c.kind is ChangeKind.ATTACHED for c in order) >= PORTS - 11
+        pages = Counter(
+            d.person_id for d in notifier.sent if d.incident.get("type") == "charger.over_power"
+        )
+        assert pages and max(pages.values()) <= 2, pages  # the first port, then the storm
+        assert any(d.incident.get("type") == "smoke.alarm" for d in notifier.sent)
