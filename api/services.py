@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from alerting.incidents.service import IncidentChange
 from alerting.incidents.silences import SilenceService
+from alerting.incidents.tiers import RiskTier, TierPolicy
 from alerting.incidents.workflow import IncidentDesk
 from alerting.models import Category, Severity
 from alerting.routing.router import Paged
@@ -63,6 +64,7 @@ class RuleControl(Protocol):
     def rules(self) -> RuleSet: ...
     def validate(self, items: Sequence[Any]) -> list[str]: ...
     async def set_enabled(self, rule_id: str, enabled: bool, actor: str) -> RuleSet: ...
+    async def tune(self, rule_id: str, params: dict[str, Any], actor: str) -> RuleSet: ...
 
 
 class RouteTester(Protocol):
@@ -103,3 +105,5 @@ class ApiServices:
     # Registers a listener for every incident change the alert path makes (the live board);
     # None when nothing but the API changes incidents (tests).
     listen_incidents: Callable[[Callable[[IncidentChange], None]], None] | None = None
+    # Household risk tiers (五彩档案) by key, highest risk first: names, meanings, effects.
+    risk_tiers: Mapping[str, RiskTier] = field(default_factory=lambda: TierPolicy().tiers)

@@ -27,7 +27,12 @@ from alerting.routing.ladder import default_ladders
 from alerting.routing.router import RoutingPolicy
 from alerting.rules.engine import RuleEngine
 from alerting.rules.loader import RuleSet, load_rules
-from alerting.rules.overrides import apply_overrides, load_overrides
+from alerting.rules.overrides import (
+    apply_overrides,
+    apply_tunings,
+    load_overrides,
+    load_tunings,
+)
 from alerting.state import SqlAlertStateStore
 from core import topics
 from core.clock import Clock, SystemClock
@@ -177,9 +182,12 @@ class Gateway:
             for p in self.profiles.profiles()
             if p.codec == "native"
         }
-        self.rules = apply_overrides(
-            load_rules(s.alerting.rules_dir, known_events=known),
-            await load_overrides(self.sessions),
+        self.rules = apply_tunings(
+            apply_overrides(
+                load_rules(s.alerting.rules_dir, known_events=known),
+                await load_overrides(self.sessions),
+            ),
+            await load_tunings(self.sessions),
         )
         self.engine = RuleEngine(
             self.rules,
@@ -208,6 +216,7 @@ class Gateway:
             self.clock,
             policy=self.policy,
             actions=ActionRunner(self._publish_command),
+            tiers=s.alerting.tier_policy(),
         )
         self.alerts = AlertPipeline(
             self.sessions,
@@ -380,6 +389,7 @@ class Gateway:
             registry=self.registry,
             route_tester=partial(route_test, self.directory, policy=self.policy),
             device_status=self.status.get,
+            risk_tiers=self.settings.alerting.tier_policy().tiers,
         )
 
 

@@ -66,6 +66,9 @@ class IncidentView(BaseModel):
     repeat_count: int
     reading_ts_ms: int | None
     reading_seq: int | None
+    risk_tier: str | None = None
+    ack_due_ms: int | None = None
+    household_card: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, row: IncidentRow) -> IncidentView:
@@ -161,4 +164,7 @@ def incident_message(v: IncidentView) -> dict[str, Any]:
         "opened_at": v.opened_at_ms,
         "ts": v.reading_ts_ms,
         "seq": v.reading_seq,
+        "risk_tier": v.risk_tier,
+        "ack_due": v.ack_due_ms,
+        "household": v.household_card,
     }

@@ -109,7 +109,7 @@ class RuleEngine:
         for spec in self.rules.absence_rules(ctx.device_type):
             key = (spec.id, ctx.device_id)
             if key not in self._states and spec.applies_to(ctx):
-                state = RuleState(last_ms=now_ms, due_ms=now_ms + spec.for_)
+                state = RuleState(last_ms=now_ms, due_ms=now_ms + spec.window_ms(ctx))
                 self._states[key] = state
                 self._dirty[key] = now_ms
                 self._saved_last[key] = now_ms
