@@ -204,6 +204,7 @@ async def update_device(
     changes = body.model_dump(exclude_unset=True)
     check_nulls(Device, changes)
     await check_refs(session, REFS, changes, row.site)
+    before = DevicePublic.model_validate(row).model_dump(mode="json")
     for name, value in changes.items():
         setattr(row, name, value)
     audit.record_by(
@@ -213,7 +214,7 @@ async def update_device(
         "device.update",
         target=device_id,
         site=row.site,
-        detail=body.model_dump(mode="json", exclude_unset=True),
+        detail=audit.change(before, body.model_dump(mode="json", exclude_unset=True)),
     )
     await commit_registry(session, services, "device")
     return row
