@@ -31,6 +31,15 @@ Object.assign(I18N.zh, {
   rules: "规则", rule: "规则", tunable: "可调参数（安全范围）", enabled: "启用", disabled: "停用",
   apply: "应用", step_at: "第 {n} 步", family: "家属", backup_worker: "备岗网格员",
   household: "住户", none_paged: "无人", history_of: "变更记录",
+  filter_households: "按楼栋、房号筛选", all_households: "全部住户", visit_notes: "走访情况",
+  add_visit: "记录走访", overdue_visits: "走访逾期", unknown_grid: "没有这个网格",
+  unknown_building: "没有这个楼栋", note_field: "备注", flags_field: "标记",
+  "person.create": "新增人员", "person.update": "修改人员", "household.create": "新建住户",
+  "household.update": "修改住户档案", "visit.create": "走访", "device.create": "登记设备",
+  "device.update": "修改设备", "device.replaced": "被更换", "device.replacement": "替换旧设备",
+  "device.decommission": "报废", "rule.tune": "调整规则", "rule.enable": "启用规则",
+  "rule.disable": "停用规则", "roster_swap.create": "代班", "roster_swap.delete": "取消代班",
+  enabled_field: "启用", active_field: "在岗", grids: "负责网格",
 });
 Object.assign(I18N.en, {
   admin_title: "Community admin", admin: "Admin", admin_denied: "Your account may not use the admin screens.",
@@ -66,7 +75,15 @@ Object.assign(I18N.en, {
   who_is_paged: "Who is paged", rules: "Rules", rule: "Rule", tunable: "Tunable (safe range)",
   enabled: "Enabled", disabled: "Disabled", apply: "Apply", step_at: "Step {n}",
   family: "Family", backup_worker: "Backup worker", household: "Household", none_paged: "nobody",
-  history_of: "Changes",
+  history_of: "Changes", filter_households: "Filter by building or room",
+  all_households: "All households", visit_notes: "What you found", add_visit: "Record visit",
+  overdue_visits: "Visits overdue", unknown_grid: "no such grid", unknown_building: "no such building",
+  "person.create": "Person added", "person.update": "Person changed", "household.create": "Household added",
+  "household.update": "Risk file changed", "visit.create": "Visit", "device.create": "Device registered",
+  "device.update": "Device changed", "device.replaced": "Replaced", "device.replacement": "Replaces old device",
+  "device.decommission": "Decommissioned", "rule.tune": "Rule tuned", "rule.enable": "Rule enabled",
+  "rule.disable": "Rule disabled", "roster_swap.create": "Swap", "roster_swap.delete": "Swap cancelled",
+  grids: "Grids",
 });
 
 const ADMIN_ROLES = ["admin", "secretary", "duty_staff"];
@@ -77,6 +94,7 @@ const Admin = {
   site: null,
   tiers: [],
   buildings: [],
+  gridNames: {},
   households: [],
   devices: [],
   people: [],
@@ -96,9 +114,11 @@ const Admin = {
     Admin.wire();
     document.addEventListener("langchange", () => Admin.show(Admin.tab || "people"));
     try {
-      [Admin.tiers, Admin.buildings] = await Promise.all([
-        App.api("/households/tiers"), App.api(`/buildings?site=${Admin.site}`),
+      let grids;
+      [Admin.tiers, Admin.buildings, grids] = await Promise.all([
+        App.api("/households/tiers"), App.api(`/buildings?site=${Admin.site}`), App.api(`/grids?site=${Admin.site}`),
       ]);
+      Admin.gridNames = Object.fromEntries(grids.map((g) => [g.id, g.name]));
     } catch (err) { Admin.say(err.message, true); }
     Admin.show(location.hash.slice(1) || "people");
   },
@@ -144,6 +164,9 @@ const Admin = {
     document.getElementById("ledger-form").addEventListener("submit", Admin.previewLedger);
     document.getElementById("ledger-import").addEventListener("click", Admin.importLedger);
     document.getElementById("device-filter").addEventListener("input", Admin.drawDevices);
+    document.getElementById("household-filter").addEventListener("input", Admin.drawHouseholds);
+    document.getElementById("household-all").addEventListener("change", Admin.drawHouseholds);
+    document.getElementById("add-visit").addEventListener("click", Admin.addVisit);
     document.getElementById("silence-form").addEventListener("submit", Admin.createSilence);
     document.getElementById("route-form").addEventListener("submit", Admin.routeTest);
   },
@@ -239,17 +262,30 @@ const Admin = {
       Admin.buildings.map((b) => [b.id, b.name]));
     Admin.options(document.querySelector("#household-form [name=risk_tier]"),
       Admin.tiers.map((t) => [t.key, Admin.tierName(t.key)]), App.t("no_tier"));
-    Admin.households = await App.api(`/households?site=${Admin.site}`);
-    const byId = Object.fromEntries(Admin.buildings.map((b) => [b.id, b.name]));
-    document.getElementById("households").replaceChildren(...Admin.households.map((h) => el("li", {
-      class: `household tier-${h.risk_tier || "none"}`, dataset: { id: h.id }, onclick: () => Admin.edit(h) },
-    el("span", { class: `tier-badge tier-${h.risk_tier || "none"}` }, Admin.tierName(h.risk_tier)),
-    ` ${byId[h.building_id] || h.building_id} ${h.unit ? `${h.unit}-` : ""}${h.room} `,
-    el("span", { class: "muted" }, h.flags.map((f) => App.t(f)).join("、")))));
+    const [households, overdue] = await Promise.all([
+      App.api(`/households?site=${Admin.site}`), App.api(`/visits/overdue?site=${Admin.site}`)]);
+    Admin.households = households;
+    document.getElementById("overdue").textContent = overdue.grids.length
+      ? `${App.t("overdue_visits")}：${overdue.grids.map((g) => `${Admin.gridNames[g.grid_id] || g.grid_id} ${g.overdue}`).join("，")}` : "";
+    Admin.drawHouseholds();
     if (Admin.current) {
       const again = Admin.households.find((h) => h.id === Admin.current);
       if (again) Admin.edit(again);
     }
+  },
+
+  drawHouseholds() {
+    const byId = Object.fromEntries(Admin.buildings.map((b) => [b.id, b.name]));
+    const q = document.getElementById("household-filter").value.trim();
+    const all = document.getElementById("household-all").checked;
+    const label = (h) => `${byId[h.building_id] || h.building_id} ${h.unit ? `${h.unit}-` : ""}${h.room}`;
+    const shown = Admin.households.filter((h) => (q ? `${label(h)} ${h.id}`.includes(q)
+      : all || h.flags.length || h.risk_tier || h.contacts.length || h.id === Admin.current));
+    document.getElementById("households").replaceChildren(...shown.map((h) => el("li", {
+      class: `household tier-${h.risk_tier || "none"}`, dataset: { id: h.id }, onclick: () => Admin.edit(h) },
+    el("span", { class: `tier-badge tier-${h.risk_tier || "none"}` }, Admin.tierName(h.risk_tier)),
+    ` ${label(h)} `,
+    el("span", { class: "muted" }, h.flags.map((f) => App.t(f)).join("、")))));
   },
 
   async addHousehold(e) {
@@ -284,9 +320,14 @@ const Admin = {
   async edit(h) {
     Admin.current = h.id;
     const f = document.getElementById("household-form");
+    const wasHidden = f.hidden;
     f.hidden = false;
+    if (wasHidden && window.innerWidth < 800) f.scrollIntoView();
     document.querySelectorAll("#households li").forEach((li) => li.classList.toggle("selected", li.dataset.id === h.id));
-    document.getElementById("household-title").textContent = h.id;
+    const building = Admin.buildings.find((b) => b.id === h.building_id);
+    document.getElementById("household-title").textContent =
+      `${building ? building.name : h.building_id} ${h.unit ? `${h.unit}${App.lang === "en" ? "-" : "单元"}` : ""}${h.room}`;
+    document.getElementById("household-title").dataset.id = h.id;
     f.risk_tier.value = h.risk_tier || "";
     Admin.tierMeaning();
     f.querySelectorAll("[name=flag]").forEach((c) => { c.checked = h.flags.includes(c.value); });
@@ -304,12 +345,40 @@ const Admin = {
     Admin.drawHistory("household-history", history);
   },
 
+  // One line per change: when, who, what, and each changed field as "old → new".
   drawHistory(id, rows) {
-    const show = (v) => (v === undefined ? "" : JSON.stringify(v));
-    document.getElementById(id).replaceChildren(...rows.map((r) => el("li", {},
-      `${App.time(r.at_ms)} ${r.actor} ${r.action} `,
-      el("span", { class: "muted" }, r.detail && r.detail.before !== undefined
-        ? `${show(r.detail.before)} → ${show(r.detail.after)}` : show(r.detail.after || r.detail)))));
+    const name = (k) => { const t = App.t(k); return t === k && I18N.zh[`${k}_field`] ? App.t(`${k}_field`) : t; };
+    const show = (v) => {
+      if (v === null || v === undefined || v === "") return "—";
+      if (Array.isArray(v)) return v.map((x) => (typeof x === "object" ? Object.values(x).filter(Boolean).join(" ") : App.t(x))).join("、") || "—";
+      if (typeof v === "object") return Object.entries(v).map(([k, x]) => `${App.t(`fact_${k}`)}:${x}`).join("；") || "—";
+      if (typeof v === "boolean") return v ? "✓" : "✗";
+      return App.t(String(v));
+    };
+    document.getElementById(id).replaceChildren(...rows.map((r) => {
+      const d = r.detail || {};
+      const after = d.after || {};
+      const before = d.before || {};
+      const changed = Object.keys(after).filter((k) => JSON.stringify(after[k]) !== JSON.stringify(before[k]));
+      const fields = d.before !== undefined
+        ? changed.map((k) => {
+          const fmt = k === "risk_tier" ? (v) => (v ? Admin.tierName(v) : "—") : show;
+          return el("div", { class: "hist-field" }, `${name(k)}：${fmt(before[k])} → ${fmt(after[k])}`);
+        })
+        : [];
+      return el("li", {}, `${App.time(r.at_ms)} ${r.actor} ${App.t(r.action)}`, ...fields);
+    }));
+  },
+
+  async addVisit() {
+    const form = document.getElementById("visit-form");
+    const day = form.querySelector("[name=visited_on]").value;
+    if (!day) return;
+    const body = { visited_on: day, notes: form.querySelector("[name=visit_notes]").value.trim() };
+    if (await Admin.run(() => App.api(`/households/${encodeURIComponent(Admin.current)}/visits`, { method: "POST", json: body }), App.t("saved"))) {
+      form.querySelector("[name=visit_notes]").value = "";
+      await Admin.loadHouseholds();
+    }
   },
 
   async saveHousehold(e) {
@@ -416,7 +485,13 @@ const Admin = {
         el("tbody", {}, ...p.rows.map((r) => el("tr", { class: `preview-${r.action}`, dataset: { row: String(r.row) } },
           el("td", {}, String(r.row)), el("td", {}, r.device_id || ""), el("td", {}, App.t(label[r.action])),
           el("td", { class: "problem-column" }, r.problems.map((x) => x.column).join("、")),
-          el("td", {}, r.problems.map((x) => x.message).join("；")))))));
+          el("td", {}, r.problems.map((x) => Admin.problem(x.message)).join("；")))))));
+  },
+
+  // The importer's messages are English; the common ones are said in the page's language.
+  problem(message) {
+    const m = /^unknown (grid|building) '(.*)'$/.exec(message);
+    return m ? `${App.t(`unknown_${m[1]}`)}：${m[2]}` : message;
   },
 
   async importLedger() {

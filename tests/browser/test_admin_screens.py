@@ -33,7 +33,9 @@ LEDGER = (
 )
 
 
-async def _login(browser: Browser, url: str, user: str, width: int = 1440, height: int = 900) -> Page:
+async def _login(
+    browser: Browser, url: str, user: str, width: int = 1440, height: int = 900
+) -> Page:
     context = await browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN")
     page = await context.new_page()
     errors: list[str] = []
@@ -55,7 +57,12 @@ async def _token(url: str, user: str) -> str:
 
 
 async def test_running_the_community_from_the_admin_screens(
-    browser: Browser, server_url: str, gateway: Gateway, mosquitto: Mosquitto, artifacts: Path, tmp_path: Path
+    browser: Browser,
+    server_url: str,
+    gateway: Gateway,
+    mosquitto: Mosquitto,
+    artifacts: Path,
+    tmp_path: Path,
 ) -> None:
     page = await _login(browser, f"{server_url}/board/", "secretary-guo")
     await expect(page.locator("#admin-link")).to_be_visible()
@@ -94,7 +101,8 @@ async def test_running_the_community_from_the_admin_screens(
     await form.locator("[name=room]").fill("301")
     await form.locator("button[type=submit]").click()
     editor = page.locator("#household-form")
-    await expect(page.locator("#household-title")).to_have_text(HOUSEHOLD)
+    await expect(page.locator("#household-title")).to_have_attribute("data-id", HOUSEHOLD)
+    await expect(page.locator("#household-title")).to_have_text("2号楼 3单元301")
     await editor.locator("[name=risk_tier]").select_option("red")
     await editor.locator('[name=flag][value="elderly_alone"]').check()
     await editor.locator("[name=no_activity_hours]").fill("12")
@@ -107,8 +115,12 @@ async def test_running_the_community_from_the_admin_screens(
         await row.locator("[name=c_relation]").fill(relation)
         await row.locator("[name=c_phone]").fill(phone)
     await editor.locator("button[type=submit]").click()
-    await expect(page.locator(f'#households li[data-id="{HOUSEHOLD}"] .tier-badge')).to_have_text("红色")
-    await expect(page.locator("#household-history li").first).to_contain_text("household.update")
+    await expect(page.locator(f'#households li[data-id="{HOUSEHOLD}"] .tier-badge')).to_have_text(
+        "红色"
+    )
+    change = page.locator("#household-history li").first
+    await expect(change).to_contain_text("修改住户档案")
+    await expect(change).to_contain_text("风险等级：— → 红色")
     await page.screenshot(path=str(artifacts / "admin-household-red.png"), full_page=True)
 
     await page.click('[data-tab="devices"]')
@@ -144,7 +156,9 @@ async def test_running_the_community_from_the_admin_screens(
     assert page_json["severity"] == "critical" and page_json["risk_tier"] == "red"
 
     secretary = await _token(server_url, "secretary-guo")
-    async with httpx.AsyncClient(base_url=server_url, headers={"Authorization": f"Bearer {secretary}"}) as api:
+    async with httpx.AsyncClient(
+        base_url=server_url, headers={"Authorization": f"Bearer {secretary}"}
+    ) as api:
         found = (await api.get("/api/v1/incidents", params={"device_id": SOS})).json()
         rows = found["data"] if isinstance(found, dict) else found
         incident = next(i for i in rows if i["device_id"] == SOS)
@@ -200,7 +214,9 @@ async def test_running_the_community_from_the_admin_screens(
     await expect(worker.locator("#denied")).to_be_visible()
     await expect(worker.locator("#tabs")).to_be_hidden()
     token = await _token(server_url, "zhang-min")
-    async with httpx.AsyncClient(base_url=server_url, headers={"Authorization": f"Bearer {token}"}) as api:
+    async with httpx.AsyncClient(
+        base_url=server_url, headers={"Authorization": f"Bearer {token}"}
+    ) as api:
         for method, path in (
             ("GET", "/api/v1/roster/week"),
             ("POST", "/api/v1/roster/swaps"),
@@ -216,3 +232,20 @@ async def test_running_the_community_from_the_admin_screens(
             if r.status_code == 422:  # the body is checked first: a valid one must still be 403
                 raise AssertionError(f"{method} {path}: 422 before the role check")
     await worker.screenshot(path=str(artifacts / "admin-worker-denied.png"), full_page=True)
+
+    # --- the worker app: the grid's elderly living alone, and a visit recorded on the stairs ------
+    app = await _login(browser, f"{server_url}/board/worker.html", "zhang-min", 390, 844)
+    await app.click("#elderly-link")
+    card = app.locator(f'li.card[data-id="{HOUSEHOLD}"]')
+    await expect(card).to_be_visible()
+    await expect(card.locator("a.call")).to_have_count(2)
+    await expect(card.locator(".tier-badge")).to_have_text("红色")
+    await card.locator("[name=notes]").fill("老人情况稳定，药已备足")
+    await card.locator("button.visit").click()
+    await expect(app.locator("#notice")).to_have_text("已保存")
+    await app.screenshot(path=str(artifacts / "worker-elderly-phone.png"), full_page=True)
+    async with httpx.AsyncClient(
+        base_url=server_url, headers={"Authorization": f"Bearer {token}"}
+    ) as api:
+        visits = (await api.get(f"/api/v1/households/{HOUSEHOLD}/visits")).json()
+        assert visits[0]["visitor"] == "zhang-min" and visits[0]["next_due"]  # red: a week on
