@@ -20,6 +20,7 @@ from gateway.app import Gateway
 from simulators.device import SimulatedDevice
 from simulators.inventory import DeviceSpec
 from tests.api.support import DEMO_PASSWORD, G1_DEVICE
+from tests.browser.test_csp import WATCH
 from tests.services import Mosquitto
 
 pytestmark = pytest.mark.browser
@@ -37,9 +38,11 @@ async def _login(
     browser: Browser, url: str, user: str, width: int = 1440, height: int = 900
 ) -> Page:
     context = await browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN")
+    await context.add_init_script(WATCH)  # the pages run under the strict policy, unbroken
     page = await context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda m: errors.append(m.text) if "Refused to" in m.text else None)
     page.errors = errors  # type: ignore[attr-defined]
     await page.goto(url)
     await page.fill("#username", user)
@@ -197,6 +200,7 @@ async def test_running_the_community_from_the_admin_screens(
     await expect(page.locator('[data-tab="silences"]')).to_have_text("Silences")
     await page.click(".lang-toggle >> visible=true")
     assert page.errors == []  # type: ignore[attr-defined]
+    assert await page.evaluate("window.__violations") == []
 
     # --- on a phone ------------------------------------------------------------------------------
     phone = await _login(browser, f"{server_url}/board/admin.html", "secretary-guo", 390, 844)
@@ -249,3 +253,5 @@ async def test_running_the_community_from_the_admin_screens(
     ) as api:
         visits = (await api.get(f"/api/v1/households/{HOUSEHOLD}/visits")).json()
         assert visits[0]["visitor"] == "zhang-min" and visits[0]["next_due"]  # red: a week on
+    for p in (phone, app):
+        assert p.errors == [] and await p.evaluate("window.__violations") == []  # type: ignore[attr-defined]
