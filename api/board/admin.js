@@ -32,7 +32,7 @@ Object.assign(I18N.zh, {
   apply: "应用", step_at: "第 {n} 步", family: "家属", backup_worker: "备岗网格员",
   household: "住户", none_paged: "无人", history_of: "变更记录",
   filter_households: "按楼栋、房号筛选", all_households: "全部住户", visit_notes: "走访情况",
-  add_visit: "记录走访", overdue_visits: "走访逾期", unknown_grid: "没有这个网格",
+  add_visit: "记录走访", overdue_visits: "走访逾期", visit_figures: "本月走访（每周目标）", unknown_grid: "没有这个网格",
   unknown_building: "没有这个楼栋", note_field: "备注", flags_field: "标记",
   "person.create": "新增人员", "person.update": "修改人员", "household.create": "新建住户",
   "household.update": "修改住户档案", "visit.create": "走访", "device.create": "登记设备",
@@ -76,7 +76,7 @@ Object.assign(I18N.en, {
   enabled: "Enabled", disabled: "Disabled", apply: "Apply", step_at: "Step {n}",
   family: "Family", backup_worker: "Backup worker", household: "Household", none_paged: "nobody",
   history_of: "Changes", filter_households: "Filter by building or room",
-  all_households: "All households", visit_notes: "What you found", add_visit: "Record visit",
+  all_households: "All households", visit_figures: "Visits this month (weekly target)", visit_notes: "What you found", add_visit: "Record visit",
   overdue_visits: "Visits overdue", unknown_grid: "no such grid", unknown_building: "no such building",
   "person.create": "Person added", "person.update": "Person changed", "household.create": "Household added",
   "household.update": "Risk file changed", "visit.create": "Visit", "device.create": "Device registered",
@@ -265,6 +265,14 @@ const Admin = {
     const [households, overdue] = await Promise.all([
       App.api(`/households?site=${Admin.site}`), App.api(`/visits/overdue?site=${Admin.site}`)]);
     Admin.households = households;
+    const now = new Date();
+    const month = `${now.getFullYear()}-${String(now.getMonth() + 1).padStart(2, "0")}`;
+    const fig = await App.api(`/visits/figures?site=${Admin.site}&month=${month}`);
+    const weeks = fig.workers.length ? fig.workers[0].weeks.map((w) => w.week) : [];
+    document.getElementById("visit-table").replaceChildren(
+      el("tr", {}, el("th", {}, App.t("person_name")), ...weeks.map((w) => el("th", {}, w.slice(5))), el("th", {}, `≥${fig.weekly_target}`)),
+      ...fig.workers.map((w) => el("tr", {}, el("td", {}, w.name),
+        ...w.weeks.map((x) => el("td", { class: x.met ? "ok" : "bad" }, String(x.visits))), el("td", {}, String(w.visits)))));
     document.getElementById("overdue").textContent = overdue.grids.length
       ? `${App.t("overdue_visits")}：${overdue.grids.map((g) => `${Admin.gridNames[g.grid_id] || g.grid_id} ${g.overdue}`).join("，")}` : "";
     Admin.drawHouseholds();

@@ -13,7 +13,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import audit
-from api.crud import commit_registry
+from api.crud import check_site, commit_registry
 from api.deps import (
     CurrentPerson,
     GridScope,
@@ -26,7 +26,7 @@ from api.errors import FieldError
 from api.routes.device_admin import predecessors
 from api.schemas import Input, Note, TierKey
 from api.services import ApiServices
-from gateway.registry.tables import Building, Device, Household, HouseholdVisit
+from gateway.registry.tables import Building, Device, Household, HouseholdVisit, Person
 
 router = APIRouter(tags=["households"])
 ELDERLY_FLAG = "elderly_alone"
@@ -44,10 +44,13 @@ HISTORY_KINDS = {
 }
 
 
+Day = Annotated[date, Field(ge=date(1970, 1, 1), le=date(9998, 12, 31))]
+
+
 class VisitCreate(Input):
-    visited_on: date
+    visited_on: Day
     notes: Note = ""
-    next_due: date | None = None
+    next_due: Day | None = None
     risk_tier: TierKey | None = Field(None, description="the tier this visit sets, if any")
 
 
@@ -225,6 +228,65 @@ async def overdue_visits(
             for g, items in sorted(grids.items())
         ],
     }
+
+
+@router.get("/visits/figures")
+async def visit_figures(
+    principal: SiteWideReader,
+    services: ServicesDep,
+    session: SessionDep,
+    month: Annotated[str, Query(pattern=r"^(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])$")],
+    site: Annotated[str | None, Query(max_length=32)] = None,
+    weekly_target: Annotated[int, Query(ge=0, le=100)] = 5,
+) -> dict[str, Any]:
+    """每周走访: each grid worker's visits in the month, week by week (ISO weeks), against a
+    weekly target, with the households of their grids whose visit is overdue today."""
+    code = site or principal.site
+    if code is None:
+        raise FieldError("site", "required for admins and service tokens")
+    check_site(principal, code)
+    year, mon = (int(x) for x in month.split("-"))
+    first = date(year, mon, 1)
+    after = date(year + (mon == 12), mon % 12 + 1, 1)
+    visits = list(
+        await session.scalars(
+            select(HouseholdVisit).where(
+                HouseholdVisit.site == code,
+                HouseholdVisit.visited_on >= first,
+                HouseholdVisit.visited_on < after,
+            )
+        )
+    )
+    workers = list(
+        await session.scalars(
+            select(Person)
+            .where(Person.site == code, Person.role == "grid_worker")
+            .order_by(Person.id)
+        )
+    )
+    weeks = sorted({f"{d.isocalendar()[0]}-W{d.isocalendar()[1]:02d}" for d in _days(first, after)})
+    out = []
+    for w in workers:
+        mine = [v for v in visits if v.visitor == w.id]
+        counts = {k: 0 for k in weeks}
+        for v in mine:
+            iso = v.visited_on.isocalendar()
+            counts[f"{iso[0]}-W{iso[1]:02d}"] += 1
+        out.append(
+            {
+                "person_id": w.id,
+                "name": w.name,
+                "visits": len(mine),
+                "weeks": [
+                    {"week": k, "visits": n, "met": n >= weekly_target} for k, n in counts.items()
+                ],
+            }
+        )
+    return {"site": code, "month": month, "weekly_target": weekly_target, "workers": out}
+
+
+def _days(first: date, after: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((after - first).days)]
 
 
 @router.get("/households/elderly")

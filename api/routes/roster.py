@@ -21,6 +21,9 @@ from api.schemas import DB_INT32_MAX, Input, Note, PersonId, SiteCode
 from gateway.registry.tables import Person, RosterShift, RosterSwap, RosterWeekly, Site
 
 router = APIRouter(prefix="/roster", tags=["roster"])
+# Days a calendar can show and shift across midnight without leaving the datetime range.
+FIRST_DAY, LAST_DAY = dt.date(1970, 1, 1), dt.date(9998, 12, 31)
+Day = Annotated[dt.date, Field(ge=FIRST_DAY, le=LAST_DAY)]
 RosterId = Annotated[int, Path(ge=1, le=DB_INT32_MAX)]
 HHMM = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 
@@ -40,7 +43,7 @@ class SwapCreate(Input):
     site: SiteCode
     to_person: PersonId
     weekly_id: int | None = Field(None, ge=1, le=DB_INT32_MAX)
-    date: dt.date | None = None
+    date: Day | None = None
     from_person: PersonId | None = None
     starts_at: AwareDatetime | None = None
     ends_at: AwareDatetime | None = None
@@ -85,7 +88,10 @@ async def week(
     session: SessionDep,
     services: ServicesDep,
     site: Annotated[str | None, Query(max_length=32)] = None,
-    start: Annotated[date | None, Query(description="a day of the week; default today")] = None,
+    start: Annotated[
+        date | None,
+        Query(description="a day of the week; default today", ge=FIRST_DAY, le=LAST_DAY),
+    ] = None,
 ) -> dict[str, Any]:
     """Seven days from the Monday of ``start``: each day's duty slots with who covers them."""
     code = site or principal.site
@@ -269,6 +275,9 @@ async def create_swap(
         if body.from_person is None or body.starts_at is None or body.ends_at is None:
             raise FieldError("from_person", "give from_person, starts_at and ends_at")
         from_person, starts, ends = body.from_person, body.starts_at, body.ends_at
+        for name, when in (("starts_at", starts), ("ends_at", ends)):
+            if not FIRST_DAY.year + 1 <= when.year <= LAST_DAY.year:
+                raise FieldError(name, "must be between 1971 and 9998")
         if ends <= starts:
             raise FieldError("ends_at", "must be after starts_at")
         await _person_in(session, "from_person", from_person, body.site)

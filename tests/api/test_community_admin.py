@@ -123,6 +123,14 @@ async def test_visits_set_the_tier_and_overdue_ones_show_per_grid(client, login,
         f"{V1}/households/{HOUSEHOLD}/visits", headers=other, json={"visited_on": "2025-11-01"}
     )
     assert refused.status_code == 404
+    secretary = await login("secretary")
+    figures = (await client.get(f"{V1}/visits/figures?month=2025-11", headers=secretary)).json()
+    zhang = next(w for w in figures["workers"] if w["person_id"] == "zhang-min")
+    assert zhang["visits"] == 1
+    assert {"week": "2025-W44", "visits": 1, "met": False} in zhang["weeks"]
+    assert (
+        await client.get(f"{V1}/visits/figures?month=2025-11", headers=worker)
+    ).status_code == 403
     elderly = (await client.get(f"{V1}/households/elderly", headers=worker)).json()
     assert HOUSEHOLD in [h["household_id"] for h in elderly]
     assert all(h["grid_id"] == "demo.g1" for h in elderly)
