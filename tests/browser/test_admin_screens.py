@@ -85,7 +85,9 @@ async def test_running_the_community_from_the_admin_screens(
     await slot.locator("select.swap-to").select_option(stand_in)
     await slot.locator("button.do-swap").click()
     await expect(slot).to_have_class("slot swapped")
-    await page.screenshot(path=str(artifacts / "admin-roster-swap.png"), full_page=True)
+    await page.screenshot(
+        path=str(artifacts / "admin-roster-swap.png"), full_page=True, animations="disabled"
+    )
 
     await page.click('[data-tab="rules"]')
     await page.fill("#route-form [name=device_id]", G1_DEVICE)
@@ -94,7 +96,9 @@ async def test_running_the_community_from_the_admin_screens(
     first = page.locator("#route-result li").first
     await expect(first.locator(f'[data-person="{stand_in}"]')).to_be_visible()
     await expect(first.locator(f'[data-person="{on_duty[0]}"]')).to_have_count(0)
-    await page.screenshot(path=str(artifacts / "admin-route-tester.png"), full_page=True)
+    await page.screenshot(
+        path=str(artifacts / "admin-route-tester.png"), full_page=True, animations="disabled"
+    )
 
     # --- a red-tier elderly household with two contacts and its call button -----------------
     await page.click('[data-tab="households"]')
@@ -124,7 +128,9 @@ async def test_running_the_community_from_the_admin_screens(
     change = page.locator("#household-history li").first
     await expect(change).to_contain_text("修改住户档案")
     await expect(change).to_contain_text("风险等级：— → 红色")
-    await page.screenshot(path=str(artifacts / "admin-household-red.png"), full_page=True)
+    await page.screenshot(
+        path=str(artifacts / "admin-household-red.png"), full_page=True, animations="disabled"
+    )
 
     await page.click('[data-tab="devices"]')
     device_form = page.locator("#device-new")
@@ -169,6 +175,14 @@ async def test_running_the_community_from_the_admin_screens(
         deadline = gateway.settings.alerting.escalation.critical_ack_s * 1000
         assert incident["ack_due_ms"] - incident["opened_at_ms"] == deadline // 2  # red: × 0.5
         assert page_json["ack_due"] == incident["ack_due_ms"]
+    board = await page.context.new_page()
+    await board.goto(f"{server_url}/board/")
+    await board.locator(f'li.incident[data-id="{incident["id"]}"]').click()
+    await expect(board.locator("#detail-household a.call")).to_have_count(2)
+    await board.screenshot(
+        path=str(artifacts / "board-sos-household.png"), full_page=True, animations="disabled"
+    )
+    await board.close()
 
     # --- a ledger with one bad row: the preview refuses it by its column ----------------------
     ledger = tmp_path / "ledger.csv"
@@ -181,7 +195,9 @@ async def test_running_the_community_from_the_admin_screens(
     await expect(page.locator('#ledger-preview tr[data-row="2"]')).to_have_class("preview-create")
     await expect(page.locator("#ledger-import")).to_be_disabled()
     assert gateway.registry.context("demo", "smk-b02-u3-f1") is None  # nothing written
-    await page.screenshot(path=str(artifacts / "admin-ledger-preview.png"), full_page=True)
+    await page.screenshot(
+        path=str(artifacts / "admin-ledger-preview.png"), full_page=True, animations="disabled"
+    )
 
     # --- a silence created and ended ------------------------------------------------------------
     await page.click('[data-tab="silences"]')
@@ -192,7 +208,9 @@ async def test_running_the_community_from_the_admin_screens(
     silence = page.locator("#silences li.silence")
     await expect(silence).to_have_count(1)
     await expect(silence).to_contain_text("3号楼烟感年检")
-    await page.screenshot(path=str(artifacts / "admin-silence.png"), full_page=True)
+    await page.screenshot(
+        path=str(artifacts / "admin-silence.png"), full_page=True, animations="disabled"
+    )
     await silence.locator("button.end-silence").click()
     await expect(silence).to_have_count(0)
 
@@ -209,7 +227,9 @@ async def test_running_the_community_from_the_admin_screens(
     await expect(phone.locator("#household-form")).to_be_visible()
     width = await phone.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the page is {width} px wide on a 390 px phone"
-    await phone.screenshot(path=str(artifacts / "admin-household-phone.png"), full_page=True)
+    await phone.screenshot(
+        path=str(artifacts / "admin-household-phone.png"), full_page=True, animations="disabled"
+    )
 
     # --- a grid worker: no menu, no screen, 403 from every admin call ----------------------------
     worker = await _login(browser, f"{server_url}/board/", "zhang-min")
@@ -235,10 +255,20 @@ async def test_running_the_community_from_the_admin_screens(
             assert r.status_code in (403, 422), (method, path, r.status_code)
             if r.status_code == 422:  # the body is checked first: a valid one must still be 403
                 raise AssertionError(f"{method} {path}: 422 before the role check")
-    await worker.screenshot(path=str(artifacts / "admin-worker-denied.png"), full_page=True)
+    await worker.screenshot(
+        path=str(artifacts / "admin-worker-denied.png"), full_page=True, animations="disabled"
+    )
 
     # --- the worker app: the grid's elderly living alone, and a visit recorded on the stairs ------
     app = await _login(browser, f"{server_url}/board/worker.html", "zhang-min", 390, 844)
+    sos_card = app.locator(f'li.incident[data-id="{incident["id"]}"] .household-card')
+    await expect(sos_card.locator("a.call")).to_have_count(2)
+    await expect(sos_card.locator(".ack-due")).to_be_visible()
+    await app.screenshot(
+        path=str(artifacts / "worker-sos-household-phone.png"),
+        full_page=True,
+        animations="disabled",
+    )
     await app.click("#elderly-link")
     card = app.locator(f'li.card[data-id="{HOUSEHOLD}"]')
     await expect(card).to_be_visible()
@@ -247,7 +277,9 @@ async def test_running_the_community_from_the_admin_screens(
     await card.locator("[name=notes]").fill("老人情况稳定，药已备足")
     await card.locator("button.visit").click()
     await expect(app.locator("#notice")).to_have_text("已保存")
-    await app.screenshot(path=str(artifacts / "worker-elderly-phone.png"), full_page=True)
+    await app.screenshot(
+        path=str(artifacts / "worker-elderly-phone.png"), full_page=True, animations="disabled"
+    )
     async with httpx.AsyncClient(
         base_url=server_url, headers={"Authorization": f"Bearer {token}"}
     ) as api:
