@@ -30,7 +30,8 @@ Object.assign(I18N.zh, {
   end_silence: "结束静默", until: "至", route_tester: "派单测试", who_is_paged: "谁会被通知",
   rules: "规则", rule: "规则", tunable: "可调参数（安全范围）", enabled: "启用", disabled: "停用",
   apply: "应用", step_at: "第 {n} 步", family: "家属", backup_worker: "备岗网格员",
-  household: "住户", none_paged: "无人", history_of: "变更记录",
+  household: "住户", none_paged: "无人", history_of: "变更记录", buildings_led: "负责楼栋（楼栋长）",
+  edit: "修改", save_person: "保存修改", add_slot: "新增每周班次", add: "添加", remove_slot: "删除班次",
   filter_households: "按楼栋、房号筛选", all_households: "全部住户", visit_notes: "走访情况",
   add_visit: "记录走访", overdue_visits: "走访逾期", visit_figures: "本月走访（每周目标）", unknown_grid: "没有这个网格",
   unknown_building: "没有这个楼栋", note_field: "备注", flags_field: "标记",
@@ -74,7 +75,8 @@ Object.assign(I18N.en, {
   end_silence: "End silence", until: "until", route_tester: "Route tester",
   who_is_paged: "Who is paged", rules: "Rules", rule: "Rule", tunable: "Tunable (safe range)",
   enabled: "Enabled", disabled: "Disabled", apply: "Apply", step_at: "Step {n}",
-  family: "Family", backup_worker: "Backup worker", household: "Household", none_paged: "nobody",
+  family: "Family", backup_worker: "Backup worker", household: "Household", none_paged: "nobody", buildings_led: "Buildings (leaders)", edit: "Edit",
+  save_person: "Save changes", add_slot: "New weekly slot", add: "Add", remove_slot: "Remove slot",
   history_of: "Changes", filter_households: "Filter by building or room",
   all_households: "All households", visit_figures: "Visits this month (weekly target)", visit_notes: "What you found", add_visit: "Record visit",
   overdue_visits: "Visits overdue", unknown_grid: "no such grid", unknown_building: "no such building",
@@ -143,15 +145,21 @@ const Admin = {
     if (load) Admin.run(load);
   },
 
+  // Fills a select; what was chosen stays chosen if it is still offered (lists are refilled
+  // when data arrives, possibly after the person already picked something).
   options(select, items, blank) {
+    const chosen = select.value;
     select.replaceChildren(...(blank !== undefined ? [el("option", { value: "" }, blank)] : []),
       ...items.map(([v, label]) => el("option", { value: v }, label)));
+    if (chosen && items.some(([v]) => v === chosen)) select.value = chosen;
   },
 
   wire() {
     const roleSel = document.querySelector("#person-form [name=role]");
     Admin.options(roleSel, ROLE_KEYS.filter((r) => r !== "admin").map((r) => [r, App.t(r)]));
     document.getElementById("person-form").addEventListener("submit", Admin.addPerson);
+    document.getElementById("person-cancel").addEventListener("click", Admin.endEdit);
+    document.getElementById("weekly-form").addEventListener("submit", Admin.addSlot);
     document.getElementById("week-prev").addEventListener("click", () => Admin.moveWeek(-7));
     document.getElementById("week-next").addEventListener("click", () => Admin.moveWeek(7));
     document.getElementById("household-new").addEventListener("submit", Admin.addHousehold);
@@ -181,20 +189,56 @@ const Admin = {
       el("td", {}, p.grids.join(" ")), el("td", {}, p.backup_grids.join(" ")),
       el("td", {}, App.t(p.active ? "active" : "inactive")),
       el("td", { class: "actions" },
+        el("button", { type: "button", class: "edit-person", onclick: () => Admin.editPerson(p) }, App.t("edit")),
         el("button", { type: "button", class: "toggle-active", onclick: () => Admin.setActive(p, !p.active) },
           App.t(p.active ? "deactivate" : "activate")),
         el("button", { type: "button", onclick: () => Admin.resetPassword(p) }, App.t("reset_password"))))));
   },
 
+  editing: null,
+
+  editPerson(p) {
+    const f = document.getElementById("person-form");
+    Admin.editing = p.id;
+    f.id.value = p.id;
+    f.id.readOnly = true;
+    f.name.value = p.name;
+    f.role.value = p.role;
+    f.phone.value = p.phone;
+    const short = (ids) => ids.map((g) => g.split(".").pop()).join(" ");
+    f.grids.value = short(p.grids);
+    f.backup_grids.value = short(p.backup_grids);
+    f.buildings.value = short(p.buildings);
+    document.getElementById("person-submit").textContent = App.t("save_person");
+    document.getElementById("person-cancel").hidden = false;
+  },
+
+  endEdit() {
+    const f = document.getElementById("person-form");
+    Admin.editing = null;
+    f.reset();
+    f.id.readOnly = false;
+    document.getElementById("person-submit").textContent = App.t("add_person");
+    document.getElementById("person-cancel").hidden = true;
+  },
+
   async addPerson(e) {
     e.preventDefault();
     const f = e.target;
-    const body = { id: f.id.value.trim(), site: Admin.site, name: f.name.value.trim(), role: f.role.value,
-      phone: f.phone.value.trim(), grids: Admin.grids(f.grids.value), backup_grids: Admin.grids(f.backup_grids.value),
-      channels: { mqtt: true, ...(f.phone.value.trim() ? { sms: f.phone.value.trim() } : {}) } };
-    if (f.password.value) body.password = f.password.value;
-    if (await Admin.run(() => App.api("/people", { method: "POST", json: body }), App.t("saved"))) {
-      f.reset();
+    const phone = f.phone.value.trim();
+    const body = { name: f.name.value.trim(), role: f.role.value, phone,
+      grids: Admin.grids(f.grids.value), backup_grids: Admin.grids(f.backup_grids.value),
+      buildings: Admin.grids(f.buildings.value) };
+    const old = Admin.people.find((p) => p.id === Admin.editing);
+    // the SMS channel follows the phone number; other channels stay as they were
+    body.channels = { ...(old ? old.channels : { mqtt: true }), ...(phone ? { sms: phone } : {}) };
+    if (!phone) delete body.channels.sms;
+    if (f.password.value && !old) body.password = f.password.value;
+    const call = old
+      ? () => App.api(`/people/${old.id}`, { method: "PATCH", json: body })
+      : () => App.api("/people", { method: "POST", json: { ...body, id: f.id.value.trim(), site: Admin.site } });
+    if (await Admin.run(call, App.t("saved"))) {
+      Admin.endEdit();
       await Admin.loadPeople();
     }
   },
@@ -225,6 +269,9 @@ const Admin = {
     document.getElementById("week-label").textContent = `${week.days[0].date} – ${week.days[6].date}`;
     const names = App.t("weekdays").split(",");
     const staff = people.filter((p) => p.active && ["duty_staff", "secretary"].includes(p.role));
+    const wf = document.getElementById("weekly-form");
+    Admin.options(wf.person_id, staff.map((p) => [p.id, p.name]));
+    Admin.options(wf.weekday, names.map((n, i) => [String(i), n]));
     document.getElementById("week").replaceChildren(...week.days.map((day) => el("div", { class: "day", dataset: { date: day.date } },
       el("h3", {}, `${names[day.weekday]} ${day.date.slice(5)}`),
       ...day.slots.map((s) => Admin.slotCard(day, s, staff)))));
@@ -235,6 +282,11 @@ const Admin = {
       el("div", { class: "slot-time" }, `${s.start}–${s.end}`),
       el("div", { class: "slot-who" }, s.covered_by ? `${s.covered_by.name}（${App.t("covered_by")} ${s.name}）` : s.name));
     if (s.kind !== "weekly") return card;
+    card.append(el("button", { type: "button", class: "remove-slot", "aria-label": App.t("remove_slot"), onclick: () =>
+      window.confirm(`${App.t("remove_slot")} ${s.name} ${s.start}–${s.end}?`) && Admin.run(async () => {
+        await App.api(`/roster/weekly/${s.weekly_id}`, { method: "DELETE" });
+        await Admin.loadWeek();
+      }, App.t("saved")) }, "×"));
     if (s.covered_by) {
       card.append(el("button", { type: "button", class: "cancel-swap", onclick: () =>
         Admin.run(async () => { await App.api(`/roster/swaps/${s.covered_by.swap_id}`, { method: "DELETE" }); await Admin.loadWeek(); }) },
@@ -249,6 +301,16 @@ const Admin = {
         await Admin.loadWeek();
       }, App.t("saved")) }, App.t("swap"))));
     return card;
+  },
+
+  async addSlot(e) {
+    e.preventDefault();
+    const f = e.target;
+    const body = { site: Admin.site, person_id: f.person_id.value, weekday: Number(f.weekday.value),
+      start: f.start.value, end: f.end.value };
+    if (await Admin.run(() => App.api("/roster/weekly", { method: "POST", json: body }), App.t("saved"))) {
+      await Admin.loadWeek();
+    }
   },
 
   // --- households ---------------------------------------------------------------------------

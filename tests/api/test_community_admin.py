@@ -72,6 +72,27 @@ async def test_a_swap_puts_the_stand_in_on_duty_and_shows_in_the_week(client, lo
     assert history[0]["actor"] == "secretary-guo"
 
 
+async def test_weekly_slots_are_added_and_removed(client, login, env):
+    admin = await login("secretary")
+    r = await client.post(
+        f"{V1}/roster/weekly",
+        headers=admin,
+        json={"site": "demo", "person_id": "secretary-guo", "weekday": 5, "start": "09:00", "end": "12:00"},
+    )  # fmt: skip
+    assert r.status_code == 201, r.text
+    saturday = datetime(2025, 11, 29, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
+    assert "secretary-guo" in [p.id for p in env.registry.on_duty("demo", saturday)]
+    gone = await client.delete(f"{V1}/roster/weekly/{r.json()['id']}", headers=admin)
+    assert gone.status_code == 204
+    assert "secretary-guo" not in [p.id for p in env.registry.on_duty("demo", saturday)]
+    empty = await client.post(
+        f"{V1}/roster/weekly",
+        headers=admin,
+        json={"site": "demo", "person_id": "duty-ma", "weekday": 5, "start": "09:00", "end": "09:00"},
+    )  # fmt: skip
+    assert empty.status_code == 422 and "end" in empty.text
+
+
 async def test_risk_file_changes_the_incident_and_is_audited(client, login, env):
     admin = await login("secretary")
     body = {

@@ -72,6 +72,11 @@ async def test_running_the_community_from_the_admin_screens(
     await page.click("#admin-link")
     await expect(page.locator("#tab-people")).to_be_visible()
     await expect(page.locator('#people tr[data-id="zhang-min"]')).to_be_visible()
+    await page.locator('#people tr[data-id="li-qiang"] button.edit-person').click()
+    await page.fill("#person-form [name=phone]", "13911112222")
+    await page.click("#person-submit")
+    await expect(page.locator('#people tr[data-id="li-qiang"]')).to_contain_text("13911112222")
+    assert gateway.registry.person("li-qiang").channels["sms"] == "13911112222"  # type: ignore[union-attr]
 
     # --- roster: swap the shift on duty now; the route tester names the stand-in ---------------
     now = datetime.now(UTC)
@@ -159,7 +164,7 @@ async def test_running_the_community_from_the_admin_screens(
                     break
     page_json = pages[0]
     household = page_json["household"]
-    assert isinstance(household, dict)
+    assert isinstance(household, dict), page_json
     assert [c["phone"] for c in household["contacts"]] == ["13900001111", "13900002222"]
     assert household["facts"]["mobility"] == "卧床，需两人搬运"
     assert page_json["severity"] == "critical" and page_json["risk_tier"] == "red"
