@@ -91,7 +91,7 @@ class Gateway:
             spec = load_community_yaml(s.community_file)
             async with self.sessions.begin() as session:
                 await apply(session, spec)
-        self.registry = Registry(self.sessions)
+        self.registry = Registry(self.sessions, on_load=self._registry_loaded)
         await self.registry.load()
         self.profiles = load_profiles(s.profiles_dir)
         self.quarantine = Quarantine(self.sessions, s.ingest.quarantine_keep)
@@ -228,6 +228,16 @@ class Gateway:
             tick_interval_ms=s.alerting.tick_interval_ms,
             hold_bulk=self._hold_bulk,
         )
+
+    def _registry_loaded(self) -> None:
+        """After a registry change made through the API: the rule engine learns new devices
+        and households' changed no-activity windows (not before it exists, at start)."""
+        engine: RuleEngine | None = getattr(self, "engine", None)
+        if engine is None:
+            return
+        now = self.clock.now_ms()
+        for ctx in self.registry.devices():
+            engine.register_device(ctx, now)
 
     def _notifiers(self) -> dict[ChannelKind, Notifier]:
         n = self.settings.notify

@@ -8,7 +8,7 @@ half-built snapshot: a new one is built aside and then replaces the old one in o
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from types import MappingProxyType
@@ -131,10 +131,16 @@ class _Snapshot:
 class Registry:
     """Cached registry queries; build it with a session factory, then ``await load()``."""
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        on_load: Callable[[], None] | None = None,
+    ) -> None:
         self._sessionmaker = sessionmaker
         self._snap = _Snapshot()
         self._loaded = False
+        # Told after each (re)load: the wiring lets the rule engine follow registry changes.
+        self._on_load = on_load
 
     @property
     def loaded(self) -> bool:
@@ -146,6 +152,8 @@ class Registry:
             snap = await _read(session)
         self._snap = snap
         self._loaded = True
+        if self._on_load is not None:
+            self._on_load()
 
     async def refresh(self) -> None:
         """Re-read after edits (API changes, ledger imports)."""

@@ -132,6 +132,12 @@ def test_the_no_activity_window_is_the_households_own() -> None:
     rule = "household.elderly_no_activity"
     assert engine.state(rule, "GATE-1").due_ms == T0 + 24 * HOUR
     assert engine.state(rule, "GATE-2").due_ms == T0 + 12 * HOUR
+    # the window changed on the screen: the running timer follows, earlier or later
+    engine.register_device(replace(gate, no_activity_ms=12 * HOUR), T0 + HOUR)
+    engine.register_device(replace(own, no_activity_ms=36 * HOUR), T0 + HOUR)
+    assert engine.state(rule, "GATE-1").due_ms == T0 + 12 * HOUR
+    assert engine.state(rule, "GATE-2").due_ms == T0 + 36 * HOUR
+    assert engine.next_due_ms() is not None and engine.next_due_ms() <= T0 + 12 * HOUR
 
 
 def test_bounds_in_a_rule_file_must_hold_the_rules_own_values() -> None:
