@@ -11,8 +11,11 @@ from pydantic import ValidationError
 from alerting.incidents import IncidentService
 from alerting.incidents.tiers import DEFAULT_TIERS, RiskTier, TierPolicy, ack_due_ms
 from alerting.incidents.views import incident_message
-from alerting.models import Severity
+from alerting.models import Category, Severity
+from alerting.routing.directory import Role
 from alerting.routing.ladder import MINUTE_MS, default_ladders
+from alerting.routing.router import RoutingPolicy
+from alerting.routing.tree import route_labels
 from alerting.rules import RuleEngine, load_rules
 from alerting.rules.overrides import apply_tunings, load_tunings
 from alerting.rules.schema import parse_rule
@@ -60,6 +63,17 @@ def test_tier_shortens_the_acknowledgement_deadline(
     assert ack_due_ms(ladder, T0) == T0 + critical_deadline_ms
     assert ladder.steps[0].wait_ms == 0  # the first page still goes at once
     assert ladder.repeat_ms == critical_deadline_ms
+
+
+def test_a_raised_no_activity_alert_still_tells_the_family() -> None:
+    labels = route_labels(
+        severity=POLICY.severity("red", Severity.MAJOR),
+        category=Category.SAFETY,
+        rule_id="household.elderly_no_activity",
+        device_type="gate",
+    )
+    assert labels["severity"] == "critical"
+    assert Role.FAMILY in RoutingPolicy().ladder_for(labels).steps[0].targets
 
 
 def test_tier_settings_are_checked() -> None:
