@@ -226,6 +226,7 @@ def build_router(res: Resource) -> APIRouter:
         row = await _get(session, scope, key)
         site = getattr(row, res.site_attr)
         check_site(principal, site)
+        before = Public.model_validate(row).model_dump(mode="json")
         await session.delete(row)
         audit.record_by(
             session,
@@ -234,6 +235,7 @@ def build_router(res: Resource) -> APIRouter:
             f"{res.label}.delete",
             target=str(key),
             site=site,
+            detail={"before": before},
         )
         await commit_registry(session, services, res.label)
 

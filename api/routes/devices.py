@@ -231,6 +231,7 @@ async def delete_device(
 ) -> None:
     row = await _device(session, scope, site, device_id)
     check_site(principal, row.site)
+    before = DevicePublic.model_validate(row).model_dump(mode="json")
     await session.delete(row)
     audit.record_by(
         session,
@@ -239,6 +240,7 @@ async def delete_device(
         "device.delete",
         target=device_id,
         site=row.site,
+        detail={"before": before},
     )
     await commit_registry(session, services, "device")
 
