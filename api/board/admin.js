@@ -598,8 +598,9 @@ const Admin = {
     document.getElementById("rules").replaceChildren(...rules.map((r) => {
       const tunables = Object.entries(r.bounds || {}).map(([name, [lo, hi]]) => {
         const input = el("input", { name, value: String(r[name]), size: "6", "aria-label": name });
+        input.disabled = !["admin", "secretary"].includes(App.person.role);
         return el("span", { class: "tunable" }, `${name} `, input, ` [${lo}–${hi}] `,
-          el("button", { type: "button", onclick: () => Admin.run(async () => {
+          el("button", { type: "button", class: "apply-param", onclick: () => Admin.run(async () => {
             const raw = input.value.trim();
             const v = /^[0-9.]+$/.test(raw) ? Number(raw) : raw;
             await App.api(`/rules/${r.id}/params`, { method: "PUT", json: { params: { [name]: v } } });
@@ -610,6 +611,7 @@ const Admin = {
         await App.api(`/rules/${r.id}/enabled`, { method: "PUT", json: { enabled: !r.enabled } });
         await Admin.loadRules();
       }, App.t("saved")) }, App.t(r.enabled ? "enabled" : "disabled"));
+      toggle.disabled = App.person.role !== "admin";  // the server allows admins only
       return el("tr", { dataset: { id: r.id } }, el("td", {}, App.lang === "en" && r.title_en ? r.title_en : r.title,
         el("div", { class: "muted" }, r.id)), el("td", {}, toggle), el("td", {}, ...tunables));
     }));

@@ -182,6 +182,8 @@ async def test_running_the_community_from_the_admin_screens(
         assert page_json["ack_due"] == incident["ack_due_ms"]
     board = await page.context.new_page()
     await board.goto(f"{server_url}/board/")
+    # the red household has not been visited: overdue in its grid's card on the board
+    await expect(board.locator('.grid-card[data-grid="demo.g1"] .visits-overdue')).to_contain_text("走访逾期")
     await board.locator(f'li.incident[data-id="{incident["id"]}"]').click()
     await expect(board.locator("#detail-household a.call")).to_have_count(2)
     await board.screenshot(
