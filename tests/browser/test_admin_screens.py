@@ -105,6 +105,16 @@ async def test_running_the_community_from_the_admin_screens(
         path=str(artifacts / "admin-route-tester.png"), full_page=True, animations="disabled"
     )
 
+    # a threshold outside the rule file's safe bounds is refused, one inside is applied
+    rule = page.locator('#rules tr[data-id="smoke.obscuration"]')
+    await rule.locator("input[name=raise_at]").fill("0.5")
+    await rule.locator("button.apply-param").first.click()
+    await expect(page.locator("#notice")).to_contain_text("[0.1, 0.3]")
+    await rule.locator("input[name=raise_at]").fill("0.25")
+    await rule.locator("button.apply-param").first.click()
+    await expect(page.locator("#notice")).to_have_text("已保存")
+    assert gateway.engine.rules.by_id["smoke.obscuration"].raise_at == 0.25  # type: ignore[union-attr]
+
     # --- a red-tier elderly household with two contacts and its call button -----------------
     await page.click('[data-tab="households"]')
     form = page.locator("#household-new")
@@ -183,7 +193,9 @@ async def test_running_the_community_from_the_admin_screens(
     board = await page.context.new_page()
     await board.goto(f"{server_url}/board/")
     # the red household has not been visited: overdue in its grid's card on the board
-    await expect(board.locator('.grid-card[data-grid="demo.g1"] .visits-overdue')).to_contain_text("走访逾期")
+    await expect(board.locator('.grid-card[data-grid="demo.g1"] .visits-overdue')).to_contain_text(
+        "走访逾期"
+    )
     await board.locator(f'li.incident[data-id="{incident["id"]}"]').click()
     await expect(board.locator("#detail-household a.call")).to_have_count(2)
     await board.screenshot(
