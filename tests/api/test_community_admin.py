@@ -1,20 +1,34 @@
 """Running the community from the API: roster swaps, household risk files and visits, device
-upkeep with a ledger preview, rule tuning within bounds; audited with before/after; roles."""
+upkeep with a ledger preview, rule tuning within bounds; audited with before/after; roles.
+On SQLite and PostgreSQL alike."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from alerting.models import Severity
+from core.clock import ManualClock
 from gateway.registry.tables import Device
+from tests.api.support import Env, build_env, prepare_db
 
 V1 = "/api/v1"
 HOUSEHOLD = "demo.b02.2-202"
 SOS = "sos-b02-2-202"
 LEDGER_HEADER = "设备编号,设备类型,设备名称,所属网格,楼栋,单元,房号,安装位置,安装日期,厂商/型号,接入配置,平台设备标识,端口数,启用\n"
+
+
+@pytest.fixture
+async def env(db_url: str, tmp_path: Path, clock: ManualClock) -> AsyncIterator[Env]:
+    await prepare_db(db_url)
+    built = await build_env(db_url, tmp_path, clock)
+    yield built
+    await built.close()
+
 
 ADMIN_CALLS = [
     ("post", "/roster/swaps", {"site": "demo", "to_person": "duty-ma", "weekly_id": 1, "date": "2025-11-24"}),
