@@ -61,16 +61,17 @@ class TierPolicy:
         if found is None or found.ack_factor >= 1.0:
             return ladder
 
-        def scaled(ms: int | None) -> int | None:
-            return None if ms is None else max(1000, int(ms * found.ack_factor))
+        factor = found.ack_factor
+
+        def scaled(ms: int) -> int:
+            # a wait never shrinks below a second; step 0 (at opening) stays at once
+            return max(1000, int(ms * factor)) if ms else 0
 
         return Ladder(
             ladder.name,
-            tuple(
-                Step(scaled(s.wait_ms) or 0 if s.wait_ms else 0, s.targets) for s in ladder.steps
-            ),
-            scaled(ladder.repeat_ms),
-            scaled(ladder.remind_ms),
+            tuple(Step(scaled(s.wait_ms), s.targets) for s in ladder.steps),
+            scaled(ladder.repeat_ms) if ladder.repeat_ms else None,
+            scaled(ladder.remind_ms) if ladder.remind_ms else None,
         )
 
 
