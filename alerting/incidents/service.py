@@ -19,6 +19,7 @@ from alerting.incidents.tiers import TierPolicy, ack_due_ms
 from alerting.incidents.workflow import IncidentDesk
 from alerting.models import AlertState, AlertTransition, Category, Severity
 from alerting.notify.base import Delivery
+from alerting.routing.ladder import Ladder
 from alerting.routing.router import RoutingPolicy
 from alerting.routing.tree import route_labels
 from core.clock import Clock
@@ -106,6 +107,10 @@ class IncidentService(IncidentDesk):
         self._flood = flood if flood is not None else fl.FloodControl()
         self._actions = actions or ActionRunner()
         self._tiers = tiers if tiers is not None else TierPolicy()
+
+    def _ladder(self, row: IncidentRow) -> Ladder:
+        # a reopened or escalated incident keeps its household's shorter deadlines
+        return self._tiers.ladder(row.risk_tier, super()._ladder(row))
 
     # ------------------------------------------------------------------ alert transitions
 
@@ -237,7 +242,9 @@ class IncidentService(IncidentDesk):
         row.ack_due_ms = ack_due_ms(ladder, t.at_ms) if ladder.steps else None
         timer = None
         if ladder.steps:
-            timer = new_timer(s, row.id, kind=TimerKind.STEP, due_at_ms=first_page_ms, ladder=ladder)
+            timer = new_timer(
+                s, row.id, kind=TimerKind.STEP, due_at_ms=first_page_ms, ladder=ladder
+            )
         silence = await active_silence(
             s,
             site=row.site,

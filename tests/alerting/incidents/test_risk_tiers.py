@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from alerting.incidents import IncidentService
+from alerting.incidents.lifecycle import Resolution
 from alerting.incidents.tiers import DEFAULT_TIERS, RiskTier, TierPolicy, ack_due_ms
 from alerting.incidents.views import incident_message
 from alerting.models import Category, Severity
@@ -120,6 +121,23 @@ async def test_a_red_household_opens_critical_and_escalates_at_half_the_deadline
         assert notifier.people() == ["bl1", "duty1", "gw1"]
         await escalation.due(T0 + MINUTE_MS)  # half of the critical 2 min: backup and secretary
         assert notifier.people() == ["bk1", "bl1", "duty1", "gw1", "sec1"]
+
+
+async def test_a_reopened_incident_keeps_the_shorter_deadline(db_url: str) -> None:
+    async with open_db(db_url) as sm:
+        clock = ManualClock(T0)
+        service, escalation, notifier = stack(sm, clock)
+        red = replace(ctx(), risk_tier="red", household_card=CARD)
+        change = await service.apply(transition("sos.button", red, T0), red)
+        assert change is not None
+        await service.resolve(change.incident_id, "gw1", Resolution.FALSE_ALARM, "误按")
+        clock.set(T0 + 10 * MINUTE_MS)
+        await service.reopen(change.incident_id, "sec1", "家属又打来电话")
+        reopened = T0 + 10 * MINUTE_MS
+        await escalation.due(reopened)
+        paged = len(notifier.sent)
+        await escalation.due(reopened + MINUTE_MS)  # the second step half the usual time later
+        assert "bk1" in [d.person_id for d in notifier.sent[paged:]]
 
 
 async def test_without_a_tier_nothing_changes(db_url: str) -> None:
