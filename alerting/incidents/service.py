@@ -242,9 +242,7 @@ class IncidentService(IncidentDesk):
         row.ack_due_ms = ack_due_ms(ladder, t.at_ms) if ladder.steps else None
         timer = None
         if ladder.steps:
-            timer = new_timer(
-                s, row.id, kind=TimerKind.STEP, due_at_ms=first_page_ms, ladder=ladder
-            )
+            timer = new_timer(s, row.id, kind=TimerKind.STEP, due_at_ms=first_page_ms, ladder=ladder)
         silence = await active_silence(
             s,
             site=row.site,
