@@ -20,6 +20,7 @@ from api.headers import SecurityHeaders
 from api.incident_view import publish_incident
 from api.login_guard import LoginFloodGate, LoginGuard
 from api.routes import (
+    admin,
     auth,
     clock,
     deliveries,
@@ -84,6 +85,7 @@ def create_app(services: ApiServices) -> FastAPI:
     app.add_middleware(SecurityHeaders, docs_paths=docs)  # outermost: on every answer
     for module in (
         auth,
+        admin,  # before registry and devices: /households/tiers is not /households/{id}
         clock,
         registry,
         loop,

@@ -55,6 +55,14 @@ def record(
     return row
 
 
+def change(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """The detail of an update: each changed field's value before and after."""
+    return {
+        "before": {k: before.get(k) for k in after},
+        "after": after,
+    }
+
+
 class Actor(Protocol):
     """Who made a change (the API's Principal: a person or a service token)."""
 

@@ -52,6 +52,8 @@ class Resource:
     readers: frozenset[str] | None = None  # None: everyone, limited by ``scoped``
     order_by: str = "id"
     list_route: bool = True  # False: the resource's module lists it itself
+    # Checks a create body's values / an update's changes against configuration (FieldError).
+    check: Callable[[ApiServices, dict[str, Any]], None] | None = None
 
 
 async def check_refs(
@@ -162,6 +164,8 @@ def build_router(res: Resource) -> APIRouter:
         site = str(values[res.site_attr])
         check_site(principal, site)
         await check_refs(session, res.refs, values, site)
+        if res.check is not None:
+            res.check(services, values)
         key = res.make_key(data)
         if key is not None and await session.get(res.model, key) is not None:
             raise HTTPException(status.HTTP_409_CONFLICT, f"{res.label} '{key}' already exists")
@@ -196,6 +200,9 @@ def build_router(res: Resource) -> APIRouter:
         changes = data.model_dump(exclude_unset=True)
         check_nulls(res.model, changes)
         await check_refs(session, res.refs, changes, site)
+        if res.check is not None:
+            res.check(services, changes)
+        before = Public.model_validate(row).model_dump(mode="json")
         for name, value in changes.items():
             setattr(row, name, value)
         audit.record_by(
@@ -205,7 +212,7 @@ def build_router(res: Resource) -> APIRouter:
             f"{res.label}.update",
             target=str(key),
             site=site,
-            detail=data.model_dump(mode="json", exclude_unset=True),
+            detail=audit.change(before, data.model_dump(mode="json", exclude_unset=True)),
         )
         await commit_registry(session, services, res.label)
         await session.refresh(row)
@@ -222,6 +229,7 @@ def build_router(res: Resource) -> APIRouter:
         row = await _get(session, scope, key)
         site = getattr(row, res.site_attr)
         check_site(principal, site)
+        before = Public.model_validate(row).model_dump(mode="json")
         await session.delete(row)
         audit.record_by(
             session,
@@ -230,6 +238,7 @@ def build_router(res: Resource) -> APIRouter:
             f"{res.label}.delete",
             target=str(key),
             site=site,
+            detail={"before": before},
         )
         await commit_registry(session, services, res.label)
 

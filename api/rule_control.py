@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from alerting.rules import RuleLoadError, RuleSet
 from alerting.rules.loader import build_rule_set, parse_rules
 from alerting.rules.overrides import RuleOverrideRow
+from alerting.rules.tuning import tune
 from core.clock import Clock
 
 
@@ -41,7 +42,19 @@ class RuleSetControl:
         if rule is None:
             raise LookupError(rule_id)
         changed = rule.model_copy(update={"enabled": enabled})
-        self._rules = RuleSet(tuple(changed if r.id == rule_id else r for r in self._rules.rules))
+        return self._swap(changed)
+
+    async def tune(self, rule_id: str, params: dict[str, Any], actor: str) -> RuleSet:
+        """Change parameters within the rule file's bounds (TuningError otherwise)."""
+        rule = self._rules.by_id.get(rule_id)
+        if rule is None:
+            raise LookupError(rule_id)
+        return self._swap(tune(rule, params))
+
+    def _swap(self, changed: Any) -> RuleSet:
+        self._rules = RuleSet(
+            tuple(changed if r.id == changed.id else r for r in self._rules.rules)
+        )
         if self._on_change is not None:
             self._on_change(self._rules)
         return self._rules
@@ -65,9 +78,20 @@ class PersistentRuleControl(RuleSetControl):
         if rule_id not in self.rules.by_id:
             raise LookupError(rule_id)
         async with self._sessions.begin() as s:
-            await s.merge(
-                RuleOverrideRow(
-                    rule_id=rule_id, enabled=enabled, actor=actor, updated_ms=self._clock.now_ms()
-                )
-            )
+            row = await s.get(RuleOverrideRow, rule_id)
+            if row is None:
+                row = RuleOverrideRow(rule_id=rule_id)
+                s.add(row)
+            row.enabled, row.actor, row.updated_ms = enabled, actor, self._clock.now_ms()
         return await super().set_enabled(rule_id, enabled, actor)
+
+    async def tune(self, rule_id: str, params: dict[str, Any], actor: str) -> RuleSet:
+        rules = await super().tune(rule_id, params, actor)  # validates before anything is kept
+        async with self._sessions.begin() as s:
+            row = await s.get(RuleOverrideRow, rule_id)
+            if row is None:
+                row = RuleOverrideRow(rule_id=rule_id, enabled=rules.by_id[rule_id].enabled)
+                s.add(row)
+            row.params = {**(row.params or {}), **params}
+            row.actor, row.updated_ms = actor, self._clock.now_ms()
+        return rules

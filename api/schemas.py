@@ -141,20 +141,39 @@ class ContactIn(Input):
 FlagName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 
 
+class MemberIn(Input):
+    name: Name
+    note: Text = ""
+
+
+FactKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+#: Emergency facts (mobility, chronic_illness, key_holder, language …): key → short text.
+Facts = Annotated[dict[FactKey, Text], Field(max_length=20)]
+TierKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,15}$")]
+
+
 class HouseholdCreate(Input):
     site: SiteCode
     building_id: str = Field(max_length=100)
     unit: Short = ""
     room: Short = Field(min_length=1)
     flags: list[FlagName] = Field(default_factory=list)
-    contacts: list[ContactIn] = Field(default_factory=list)
+    contacts: list[ContactIn] = Field(default_factory=list, max_length=10)
     note: Text = ""
+    risk_tier: TierKey | None = None
+    facts: Facts = Field(default_factory=dict)
+    members: list[MemberIn] = Field(default_factory=list, max_length=20)
+    no_activity_hours: int | None = Field(None, ge=1, le=168)
 
 
 class HouseholdUpdate(Input):
     flags: list[FlagName] | None = None
-    contacts: list[ContactIn] | None = None
+    contacts: list[ContactIn] | None = Field(None, max_length=10)
     note: Text | None = None
+    risk_tier: TierKey | None = None
+    facts: Facts | None = None
+    members: list[MemberIn] | None = Field(None, max_length=20)
+    no_activity_hours: int | None = Field(None, ge=1, le=168)
 
 
 class HouseholdPublic(Output):
@@ -166,6 +185,10 @@ class HouseholdPublic(Output):
     flags: list[str]
     contacts: list[dict[str, str]]
     note: str
+    risk_tier: str | None = None
+    facts: dict[str, str] | None = None
+    members: list[dict[str, str]] | None = None
+    no_activity_hours: int | None = None
 
 
 class DeviceCreate(Input):
@@ -214,6 +237,8 @@ class DevicePublic(Output):
     ports: int | None
     installed_at: date | None
     enabled: bool
+    replaced_by: str | None = None
+    decommissioned_on: date | None = None
 
 
 class PersonCreate(Input):
@@ -228,6 +253,7 @@ class PersonCreate(Input):
     channels: dict[str, Any] = Field(default_factory=dict)
     grids: list[str] = Field(default_factory=list, description="grid ids this person answers for")
     buildings: list[str] = Field(default_factory=list, description="building ids (leaders)")
+    backup_grids: list[str] = Field(default_factory=list, description="grids they back up")
 
 
 class PersonUpdate(Input):
@@ -239,6 +265,7 @@ class PersonUpdate(Input):
     channels: dict[str, Any] | None = None
     grids: list[str] | None = None
     buildings: list[str] | None = None
+    backup_grids: list[str] | None = None
 
 
 class PersonPublic(Output):
@@ -251,6 +278,8 @@ class PersonPublic(Output):
     active: bool
     grids: list[str] = Field(default_factory=list)
     buildings: list[str] = Field(default_factory=list)
+    backup_grids: list[str] = Field(default_factory=list)
+    channels: dict[str, Any] = Field(default_factory=dict)
 
 
 class RosterShiftCreate(Input):
@@ -434,6 +463,15 @@ class QuarantinedPublic(Output):
 
 class RuleToggle(Input):
     enabled: bool
+
+
+class RuleTune(Input):
+    """Parameters to change, as written in the rule file (``raise_at``, ``for`` …); durations
+    as strings such as '36h'."""
+
+    params: dict[
+        Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,32}$")], float | str
+    ] = Field(min_length=1, max_length=10)
 
 
 class RulesValidate(Input):

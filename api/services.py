@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from alerting.incidents.service import IncidentChange
 from alerting.incidents.silences import SilenceService
+from alerting.incidents.tiers import RiskTier, TierPolicy
 from alerting.incidents.workflow import IncidentDesk
 from alerting.loop.services import LoopServices
 from alerting.models import Category, Severity
@@ -64,6 +65,7 @@ class RuleControl(Protocol):
     def rules(self) -> RuleSet: ...
     def validate(self, items: Sequence[Any]) -> list[str]: ...
     async def set_enabled(self, rule_id: str, enabled: bool, actor: str) -> RuleSet: ...
+    async def tune(self, rule_id: str, params: dict[str, Any], actor: str) -> RuleSet: ...
 
 
 class RouteTester(Protocol):
@@ -113,6 +115,9 @@ class ApiServices:
     # Login tokens live in real time even when ``clock`` is compressed (a demo at --rate
     # 3600 must not log everyone out within seconds); None: ``clock``.
     token_clock: Clock | None = None
+
+    # Household risk tiers (五彩档案) by key, highest risk first: names, meanings, effects.
+    risk_tiers: Mapping[str, RiskTier] = field(default_factory=lambda: TierPolicy().tiers)
 
     def token_now_ms(self) -> int:
         return (self.token_clock or self.clock).now_ms()

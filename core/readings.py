@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 DeviceType = Literal["smoke", "sos", "gate", "charger"]
 DEVICE_TYPES: tuple[DeviceType, ...] = ("smoke", "sos", "gate", "charger")
@@ -81,3 +81,34 @@ class DeviceContext:
     household_flags: frozenset[str] = frozenset()
     location: str = ""
     name: str = ""
+    # The household's risk file (五彩档案): its tier raises severity and shortens deadlines;
+    # the card (facts, family contacts) travels with the page. ``no_activity_ms`` overrides
+    # the elderly no-activity rule's window for this household.
+    risk_tier: str | None = None
+    no_activity_ms: int | None = None
+    household_card: HouseholdCard | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HouseholdCard:
+    """What a page says about a household: who lives there, emergency facts, whom to call.
+
+    Tuples, not dicts, so a :class:`DeviceContext` stays hashable and comparable.
+    """
+
+    household_id: str
+    address: str = ""
+    risk_tier: str | None = None
+    facts: tuple[tuple[str, str], ...] = ()
+    members: tuple[tuple[str, str], ...] = ()  # (name, note)
+    contacts: tuple[tuple[str, str, str], ...] = ()  # (name, relation, phone)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.household_id,
+            "address": self.address,
+            "risk_tier": self.risk_tier,
+            "facts": dict(self.facts),
+            "members": [{"name": n, "note": d} for n, d in self.members],
+            "contacts": [{"name": n, "relation": r, "phone": p} for n, r, p in self.contacts],
+        }

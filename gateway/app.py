@@ -28,7 +28,12 @@ from alerting.routing.ladder import default_ladders
 from alerting.routing.router import RoutingPolicy
 from alerting.rules.engine import RuleEngine
 from alerting.rules.loader import RuleSet, load_rules
-from alerting.rules.overrides import apply_overrides, load_overrides
+from alerting.rules.overrides import (
+    apply_overrides,
+    apply_tunings,
+    load_overrides,
+    load_tunings,
+)
 from alerting.state import SqlAlertStateStore
 from core import topics
 from core.clock import Clock, SystemClock
@@ -92,7 +97,7 @@ class Gateway:
             spec = load_community_yaml(s.community_file)
             async with self.sessions.begin() as session:
                 await apply(session, spec)
-        self.registry = Registry(self.sessions)
+        self.registry = Registry(self.sessions, on_load=self._registry_loaded)
         await self.registry.load()
         self.profiles = load_profiles(s.profiles_dir)
         self.quarantine = Quarantine(self.sessions, s.ingest.quarantine_keep)
@@ -183,9 +188,12 @@ class Gateway:
             for p in self.profiles.profiles()
             if p.codec == "native"
         }
-        self.rules = apply_overrides(
-            load_rules(s.alerting.rules_dir, known_events=known),
-            await load_overrides(self.sessions),
+        self.rules = apply_tunings(
+            apply_overrides(
+                load_rules(s.alerting.rules_dir, known_events=known),
+                await load_overrides(self.sessions),
+            ),
+            await load_tunings(self.sessions),
         )
         self.engine = RuleEngine(
             self.rules,
@@ -240,6 +248,7 @@ class Gateway:
             )
             if storm.enabled
             else None,
+            tiers=s.alerting.tier_policy(),
         )
         self.alerts = AlertPipeline(
             self.sessions,
@@ -251,6 +260,16 @@ class Gateway:
             tick_interval_ms=s.alerting.tick_interval_ms,
             hold_bulk=self._hold_bulk,
         )
+
+    def _registry_loaded(self) -> None:
+        """After a registry change made through the API: the rule engine learns new devices
+        and households' changed no-activity windows (not before it exists, at start)."""
+        engine: RuleEngine | None = getattr(self, "engine", None)
+        if engine is None:
+            return
+        now = self.clock.now_ms()
+        for ctx in self.registry.devices():
+            engine.register_device(ctx, now)
 
     def _notifiers(self) -> dict[ChannelKind, Notifier]:
         n = self.settings.notify
@@ -441,6 +460,7 @@ class Gateway:
             ),
             poke_escalation=self.escalation.poke,
             loop=self.loop.services,
+            risk_tiers=self.settings.alerting.tier_policy().tiers,
         )
 
 

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from alerting.incidents.tiers import DEFAULT_TIERS, RiskTier, TierPolicy
 from alerting.notify.template_check import PAGED_SEVERITIES, missing_templates
 from gateway.storage.config import TimeSeriesSettings
 
@@ -126,6 +127,33 @@ class StormSettings(Section):
     command_burst: int = Field(20, ge=1)
 
 
+class RiskTierSettings(Section):
+    """One colour of the household risk files (五彩档案): names and meaning people read, how
+    many severity levels it raises an incident, the factor on acknowledgement deadlines,
+    how often the household is visited."""
+
+    name: str = Field(min_length=1, max_length=32)
+    name_en: str = ""
+    meaning: str = ""
+    raise_levels: int = Field(0, ge=0, le=2)
+    ack_factor: float = Field(1.0, ge=0.1, le=1.0)
+    visit_every_days: int | None = Field(None, ge=1, le=366)
+
+
+def _default_tiers() -> dict[str, RiskTierSettings]:
+    return {
+        t.key: RiskTierSettings(
+            name=t.name,
+            name_en=t.name_en,
+            meaning=t.meaning,
+            raise_levels=t.raise_levels,
+            ack_factor=t.ack_factor,
+            visit_every_days=t.visit_every_days,
+        )
+        for t in DEFAULT_TIERS
+    }
+
+
 class AlertingSettings(Section):
     rules_dir: Path | None = None  # None = the built-in rule set
     startup_grace_s: int = Field(300, ge=0)
@@ -135,6 +163,13 @@ class AlertingSettings(Section):
     state_checkpoint_s: int = Field(60, ge=1)
     storm: StormSettings = StormSettings()
     escalation: EscalationDefaults = EscalationDefaults()
+    # Household risk tiers, highest risk first (keys are what households store).
+    risk_tiers: dict[str, RiskTierSettings] = Field(default_factory=_default_tiers)
+
+    def tier_policy(self) -> TierPolicy:
+        return TierPolicy(
+            {key: RiskTier(key, **t.model_dump()) for key, t in self.risk_tiers.items()}
+        )
 
 
 class ProviderTemplates(Section):

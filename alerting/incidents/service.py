@@ -16,9 +16,11 @@ from alerting.incidents.lifecycle import IncidentStatus, Resolution, auto_resolu
 from alerting.incidents.silences import active_silence, life_safety
 from alerting.incidents.store import SYSTEM, active_by_key, add_event, set_status
 from alerting.incidents.tables import IncidentRow
+from alerting.incidents.tiers import TierPolicy, ack_due_ms
 from alerting.incidents.workflow import IncidentDesk
 from alerting.models import AlertState, AlertTransition, Category, Severity
 from alerting.notify.base import Delivery
+from alerting.routing.ladder import Ladder
 from alerting.routing.router import RoutingPolicy
 from alerting.routing.tree import route_labels
 from core.clock import Clock
@@ -101,11 +103,17 @@ class IncidentService(IncidentDesk):
         flood: fl.FloodControl | None = None,
         actions: ActionRunner | None = None,
         storm: st.StormControl | None = None,
+        tiers: TierPolicy | None = None,
     ) -> None:
         super().__init__(sessionmaker, clock, policy=policy)
         self._flood = flood if flood is not None else fl.FloodControl()
         self._storm = storm
         self._actions = actions or ActionRunner()
+        self._tiers = tiers if tiers is not None else TierPolicy()
+
+    def _ladder(self, row: IncidentRow) -> Ladder:
+        # a reopened or escalated incident keeps its household's shorter deadlines
+        return self._tiers.ladder(row.risk_tier, super()._ladder(row))
 
     # ------------------------------------------------------------------ alert transitions
 
@@ -213,6 +221,9 @@ class IncidentService(IncidentDesk):
         page_now: bool = True,
     ) -> IncidentChange:
         o = what or Opening.of(t, ctx)
+        # 五彩档案: a high-risk household raises the severity and shortens the deadlines.
+        tier = ctx.risk_tier if what is None else None
+        o = replace(o, severity=self._tiers.severity(tier, o.severity))
         labels = route_labels(
             severity=o.severity,
             category=o.category,
@@ -250,6 +261,10 @@ class IncidentService(IncidentDesk):
             reading_seq=t.reading_seq,
             round=0,
             labels=labels,
+            risk_tier=tier,
+            household_card=ctx.household_card.to_json()
+            if ctx.household_card is not None and what is None
+            else None,
         )
         s.add(row)
         await s.flush()
@@ -266,7 +281,8 @@ class IncidentService(IncidentDesk):
                 "seq": t.reading_seq,
             },
         )
-        ladder = self._policy.ladder_for(labels)
+        ladder = self._tiers.ladder(tier, self._policy.ladder_for(labels))
+        row.ack_due_ms = ack_due_ms(ladder, t.at_ms) if ladder.steps else None
         timer = None
         if ladder.steps:
             timer = new_timer(

@@ -62,6 +62,11 @@ class IncidentRow(Base):
     closed_at_ms: Mapped[int | None] = mapped_column(BigInteger)
     round: Mapped[int] = mapped_column(Integer, default=0)  # +1 on every reopen
     labels: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The household's risk tier at opening, the acknowledgement deadline it set and the
+    # household card (facts, family contacts) the page shows.
+    risk_tier: Mapped[str | None] = mapped_column(String(16))
+    ack_due_ms: Mapped[int | None] = mapped_column(BigInteger)
+    household_card: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class IncidentEventRow(Base):

@@ -103,6 +103,9 @@ class IncidentView(BaseModel):
     arrived_at_ms: int | None = None  # the first 到场 (on site)
     arrived_by: str | None = None
     paged: list[PagedPerson] = []
+    risk_tier: str | None = None
+    ack_due_ms: int | None = None
+    household_card: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, row: IncidentRow) -> IncidentView:
@@ -128,7 +131,9 @@ class IncidentView(BaseModel):
         return self.model_copy(
             update={
                 "title_en": title_en,
-                "ack_deadline_ms": self.opened_at_ms + deadline * 1000 if deadline > 0 else None,
+                # the deadline the incident was opened with (a red household's is shorter)
+                "ack_deadline_ms": self.ack_due_ms
+                or (self.opened_at_ms + deadline * 1000 if deadline > 0 else None),
                 "escalations": sum(e.kind == "escalated" for e in mine),
                 "arrived_at_ms": arrived.at_ms if arrived else None,
                 "arrived_by": arrived.actor if arrived else None,
@@ -282,4 +287,7 @@ def incident_message(v: IncidentView) -> dict[str, Any]:
         "opened_at": v.opened_at_ms,
         "ts": v.reading_ts_ms,
         "seq": v.reading_seq,
+        "risk_tier": v.risk_tier,
+        "ack_due": v.ack_due_ms,
+        "household": v.household_card,
     }

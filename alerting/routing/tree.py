@@ -98,8 +98,12 @@ DEFAULT_TREE: dict[str, Any] = {
         {
             "match": {"severity": "critical"},
             "ladder": "critical",
-            # Call-device and fall incidents: the household's family is told at once.
-            "routes": [{"match": {"device_type": "sos"}, "add_targets": ["family"]}],
+            # Call-device and fall incidents: the household's family is told at once; so is a
+            # no-activity alert raised to critical by a high-risk household's tier.
+            "routes": [
+                {"match": {"device_type": "sos"}, "add_targets": ["family"]},
+                {"match": {"rule": "household.elderly_no_activity"}, "add_targets": ["family"]},
+            ],
         },
         {
             "match": {"severity": "major"},

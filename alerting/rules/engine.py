@@ -153,12 +153,21 @@ class RuleEngine:
             self.restore(await self._store.load_all())
 
     def register_device(self, ctx: DeviceContext, now_ms: int) -> None:
-        """Know a device (labels, household) and start absence timers it does not have yet."""
+        """Know a device (labels, household) and start absence timers it does not have yet;
+        a running one follows a changed window (a household's no-activity hours)."""
         self._remember(ctx)
         for spec in self.rules.absence_rules(ctx.device_type):
             key = (spec.id, ctx.device_id)
-            if key not in self._states and spec.applies_to(ctx):
-                state = RuleState(last_ms=now_ms, due_ms=now_ms + spec.for_)
+            known = self._states.get(key)
+            if known is not None:
+                if known.status != "firing" and known.last_ms is not None:
+                    due = known.last_ms + spec.window_ms(ctx)
+                    if due != known.due_ms:
+                        self._states[key] = known._replace(due_ms=due)
+                        self._schedule(key, due)
+                continue
+            if spec.applies_to(ctx):
+                state = RuleState(last_ms=now_ms, due_ms=now_ms + spec.window_ms(ctx))
                 self._states[key] = state
                 # A new timer only refreshes: a crash before the checkpoint restarts it anyway.
                 self._refreshed.add(key)

@@ -403,7 +403,7 @@ def eval_absence(
     if reading is not None:
         if not absence_expects(spec, reading):
             return st, []
-        new = alive_until(now_ms, now_ms + spec.for_)
+        new = alive_until(now_ms, now_ms + spec.window_ms(ctx))
         if st.status == "firing":
             return new, [
                 transition(spec, ctx, subject, AlertState.RESOLVED, now_ms, reading=reading)
@@ -411,7 +411,7 @@ def eval_absence(
         return new, []
     if st.status == "firing" or st.last_ms is None:
         return st, []
-    due = st.last_ms + spec.for_
+    due = st.last_ms + spec.window_ms(ctx)
     if now_ms < due:
         return (st if st.due_ms == due else st._replace(due_ms=due)), []
     wait = max(not_before, held_until(spec, now_ms) or 0)

@@ -85,6 +85,28 @@ class _RuleBase(_Strict):
     actions: tuple[Annotated[str, Field(pattern=r"^[a-z0-9_]{1,64}$")], ...] = ()
     # device: one incident per device; location: one per building (else household, location).
     dedupe: Literal["device", "location"] = "device"
+    # What a community may tune from the screens, and only within these safe limits:
+    # parameter (as written in the file, e.g. raise_at, for) → [lowest, highest]; durations
+    # as duration strings.
+    bounds: dict[str, tuple[float | str, float | str]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _bounds_hold_the_rule(self) -> _RuleBase:
+        for name, (low, high) in self.bounds.items():
+            value = self.tunable(name)
+            lo, hi = bound_number(low), bound_number(high)
+            if lo > hi:
+                raise ValueError(f"bounds.{name}: lowest {low} is above highest {high}")
+            if not lo <= value <= hi:
+                raise ValueError(f"bounds.{name}: the rule's own {name} is outside [{low}, {high}]")
+        return self
+
+    def tunable(self, name: str) -> float:
+        """The numeric value of parameter ``name`` (``for`` in ms); ValueError if none."""
+        value = getattr(self, "for_" if name == "for" else name, None)
+        if name in ("bounds", "id") or isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"bounds.{name}: not a numeric parameter of this rule")
+        return float(value)
 
     @model_validator(mode="after")
     def _fire_rules_never_auto_resolve(self) -> _RuleBase:
@@ -194,6 +216,14 @@ class AbsenceRule(_RuleBase):
     events: tuple[EventName, ...] = ()
     for_: Duration = Field(alias="for")
     require_alive: RequireAlive | None = None
+    # The household's own window (set on its risk file) replaces ``for`` when it has one.
+    household_window: bool = False
+
+    def window_ms(self, ctx: DeviceContext) -> int:
+        """How long the device may stay quiet for this household."""
+        if self.household_window and ctx.no_activity_ms:
+            return ctx.no_activity_ms
+        return self.for_
 
     @model_validator(mode="after")
     def _events_iff_expect_events(self) -> AbsenceRule:
@@ -227,6 +257,11 @@ class CorrelationRule(_RuleBase):
 
     def is_fire_rule(self) -> bool:
         return self.severity is Severity.CRITICAL and self.category is Category.SAFETY
+
+
+def bound_number(value: float | str) -> float:
+    """A bound as a number: durations ('12h') in milliseconds."""
+    return float(parse_duration(value)) if isinstance(value, str) else float(value)
 
 
 def _check_clear(op: str, raise_at: float, clear_at: float | None) -> None:

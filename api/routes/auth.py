@@ -19,14 +19,20 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 
 
 async def person_public(session: AsyncSession, person: Person) -> PersonPublic:
-    grids = await session.scalars(
-        select(PersonGrid.grid_id).where(PersonGrid.person_id == person.id)
+    duties = list(
+        await session.scalars(select(PersonGrid).where(PersonGrid.person_id == person.id))
     )
     buildings = await session.scalars(
         select(BuildingLeader.building_id).where(BuildingLeader.person_id == person.id)
     )
     public = PersonPublic.model_validate(person)
-    return public.model_copy(update={"grids": sorted(grids), "buildings": sorted(buildings)})
+    return public.model_copy(
+        update={
+            "grids": sorted(d.grid_id for d in duties if d.responsibility == "primary"),
+            "backup_grids": sorted(d.grid_id for d in duties if d.responsibility == "backup"),
+            "buildings": sorted(buildings),
+        }
+    )
 
 
 _LIMITED = {"description": "too many attempts from this address (see Retry-After)"}

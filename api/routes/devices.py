@@ -204,6 +204,7 @@ async def update_device(
     changes = body.model_dump(exclude_unset=True)
     check_nulls(Device, changes)
     await check_refs(session, REFS, changes, row.site)
+    before = DevicePublic.model_validate(row).model_dump(mode="json")
     for name, value in changes.items():
         setattr(row, name, value)
     audit.record_by(
@@ -213,7 +214,7 @@ async def update_device(
         "device.update",
         target=device_id,
         site=row.site,
-        detail=body.model_dump(mode="json", exclude_unset=True),
+        detail=audit.change(before, body.model_dump(mode="json", exclude_unset=True)),
     )
     await commit_registry(session, services, "device")
     return row
@@ -230,6 +231,7 @@ async def delete_device(
 ) -> None:
     row = await _device(session, scope, site, device_id)
     check_site(principal, row.site)
+    before = DevicePublic.model_validate(row).model_dump(mode="json")
     await session.delete(row)
     audit.record_by(
         session,
@@ -238,6 +240,7 @@ async def delete_device(
         "device.delete",
         target=device_id,
         site=row.site,
+        detail={"before": before},
     )
     await commit_registry(session, services, "device")
 

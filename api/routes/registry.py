@@ -28,6 +28,7 @@ from api.deps import (
     SiteWideReader,
     not_found,
 )
+from api.errors import FieldError
 from api.routes.auth import new_hash, person_public
 from api.schemas import (
     DB_INT_MAX,
@@ -51,6 +52,7 @@ from api.schemas import (
     SitePublic,
     SiteUpdate,
 )
+from api.services import ApiServices
 from gateway.registry.spec import WEEKDAYS
 from gateway.registry.tables import (
     Building,
@@ -78,6 +80,13 @@ def _households(q: Select[Any], scope: Scope) -> Select[Any]:
 def _site_only(q: Select[Any], scope: Scope) -> Select[Any]:
     q = q if scope.site is None else q.where(RosterShift.site == scope.site)
     return q.where(false()) if scope.grids is not None else q
+
+
+def _household_check(services: ApiServices, values: dict[str, Any]) -> None:
+    tier = values.get("risk_tier")
+    if tier is not None and tier not in services.risk_tiers:
+        known = ", ".join(services.risk_tiers)
+        raise FieldError("risk_tier", f"unknown tier '{tier}' (configured: {known})")
 
 
 def _household_key(body: HouseholdCreate) -> str:
@@ -133,6 +142,7 @@ RESOURCES = (
         make_key=_household_key,
         scoped=_households,
         refs={"site": Site, "building_id": Building},
+        check=_household_check,
     ),
     Resource(
         "rosters",
@@ -205,13 +215,33 @@ class PasswordReset(BaseModel):
 
 
 async def _set_duties(
-    session: AsyncSession, person: Person, grids: list[str] | None, buildings: list[str] | None
+    session: AsyncSession,
+    person: Person,
+    grids: list[str] | None,
+    buildings: list[str] | None,
+    backup_grids: list[str] | None = None,
 ) -> None:
-    if grids is not None:
-        for i, grid in enumerate(grids):
-            await check_refs(session, {f"grids.{i}": Grid}, {f"grids.{i}": grid}, person.site)
+    if grids is not None or backup_grids is not None:
+        old = list(
+            await session.scalars(select(PersonGrid).where(PersonGrid.person_id == person.id))
+        )
+        if grids is None:
+            grids = [d.grid_id for d in old if d.responsibility == "primary"]
+        if backup_grids is None:
+            backup_grids = [d.grid_id for d in old if d.responsibility == "backup"]
+        for field_name, ids in (("grids", grids), ("backup_grids", backup_grids)):
+            for i, grid in enumerate(ids):
+                key = f"{field_name}.{i}"
+                await check_refs(session, {key: Grid}, {key: grid}, person.site)
         await session.execute(delete(PersonGrid).where(PersonGrid.person_id == person.id))
-        session.add_all(PersonGrid(person_id=person.id, grid_id=g) for g in dict.fromkeys(grids))
+        await session.flush()
+        primary = dict.fromkeys(grids)
+        session.add_all(PersonGrid(person_id=person.id, grid_id=g) for g in primary)
+        session.add_all(
+            PersonGrid(person_id=person.id, grid_id=g, responsibility="backup")
+            for g in dict.fromkeys(backup_grids)
+            if g not in primary
+        )
     if buildings is not None:
         for i, b in enumerate(buildings):
             await check_refs(
@@ -268,12 +298,12 @@ async def create_person(
     await check_refs(session, {"site": Site}, {"site": body.site}, body.site)
     if await session.get(Person, body.id) is not None:
         raise HTTPException(status.HTTP_409_CONFLICT, f"person '{body.id}' already exists")
-    fields = body.model_dump(exclude={"password", "grids", "buildings"})
+    fields = body.model_dump(exclude={"password", "grids", "buildings", "backup_grids"})
     password_hash = await new_hash(guard.workers, body.password) if body.password else None
     person = Person(**fields, password_hash=password_hash)
     session.add(person)
     await session.flush()
-    await _set_duties(session, person, body.grids, body.buildings)
+    await _set_duties(session, person, body.grids, body.buildings, body.backup_grids)
     audit.record_by(
         session,
         principal,
@@ -296,13 +326,16 @@ async def update_person(
     session: SessionDep,
 ) -> PersonPublic:
     person = await _person(session, principal.site, person_id)
-    changes = body.model_dump(exclude_unset=True, exclude={"grids", "buildings"})
+    before = (await person_public(session, person)).model_dump(mode="json")
+    changes = body.model_dump(exclude_unset=True, exclude={"grids", "buildings", "backup_grids"})
     check_nulls(Person, changes)
     if "admin" in (changes.get("role"), person.role) and principal.role != "admin":
         raise HTTPException(status.HTTP_403_FORBIDDEN, "role: only an admin may change an admin")
     for name, value in changes.items():
         setattr(person, name, value)
-    await _set_duties(session, person, body.grids, body.buildings)
+    await _set_duties(session, person, body.grids, body.buildings, body.backup_grids)
+    await session.flush()
+    changed = body.model_dump(mode="json", exclude_unset=True)
     audit.record_by(
         session,
         principal,
@@ -310,7 +343,7 @@ async def update_person(
         "person.update",
         target=person.id,
         site=person.site,
-        detail=body.model_dump(mode="json", exclude_unset=True),
+        detail=audit.change(before, changed),
     )
     await commit_registry(session, services, "person")
     return await person_public(session, person)

@@ -7,10 +7,18 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, status
 
 from alerting.models import Category, Severity
+from alerting.rules.tuning import TuningError
 from api import audit
-from api.deps import CurrentPerson, Dispatcher, RuleWriter, ServicesDep, SessionDep
+from api.deps import (
+    CurrentPerson,
+    Dispatcher,
+    RegistryWriter,
+    RuleWriter,
+    ServicesDep,
+    SessionDep,
+)
 from api.errors import FieldError
-from api.schemas import RouteTest, RulesValidate, RuleToggle, ValidationReport
+from api.schemas import RouteTest, RulesValidate, RuleToggle, RuleTune, ValidationReport
 from core.readings import DeviceContext
 from gateway.registry.tables import Device
 
@@ -18,7 +26,7 @@ router = APIRouter(prefix="/rules", tags=["rules"])
 
 
 def _public(rule: Any) -> dict[str, Any]:
-    data: dict[str, Any] = rule.model_dump(mode="json")
+    data: dict[str, Any] = rule.model_dump(mode="json", by_alias=True)  # as in the rule file
     return data
 
 
@@ -66,6 +74,40 @@ async def set_enabled(
     )
     await session.commit()
     return _public(rules.by_id[rule_id])
+
+
+@router.put("/{rule_id}/params")
+async def tune_rule(
+    rule_id: str,
+    body: RuleTune,
+    principal: RegistryWriter,
+    services: ServicesDep,
+    session: SessionDep,
+) -> dict[str, Any]:
+    """Change a rule's thresholds, only those its file declares ``bounds`` for and only within
+    them (422 naming the parameter otherwise). Kept across restarts."""
+    rule = services.rules.rules.by_id.get(rule_id)
+    if rule is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"rule '{rule_id}' not found")
+    before = _public(rule)
+    try:
+        rules = await services.rules.tune(rule_id, body.params, principal.actor)
+    except TuningError as exc:
+        raise FieldError(f"params.{exc.field}", exc.message) from None
+    after = _public(rules.by_id[rule_id])
+    audit.record_by(
+        session,
+        principal,
+        services.clock.now_ms(),
+        "rule.tune",
+        target=rule_id,
+        detail={
+            "before": {k: before.get(k) for k in body.params},
+            "after": {k: after.get(k) for k in body.params},
+        },
+    )
+    await session.commit()
+    return after
 
 
 @router.post("/route-test")

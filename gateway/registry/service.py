@@ -8,7 +8,7 @@ half-built snapshot: a new one is built aside and then replaces the old one in o
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from types import MappingProxyType
@@ -18,8 +18,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.readings import DeviceContext, DeviceType
+from core.readings import DeviceContext, DeviceType, HouseholdCard
 from gateway.registry.tables import (
+    Building,
     BuildingLeader,
     Device,
     Grid,
@@ -27,6 +28,7 @@ from gateway.registry.tables import (
     Person,
     PersonGrid,
     RosterShift,
+    RosterSwap,
     RosterWeekly,
     Site,
 )
@@ -106,6 +108,14 @@ class _Shift:
 LOCAL_ROLES = frozenset({"grid_worker", "building_leader"})
 
 
+@dataclass(frozen=True, slots=True)
+class _Swap:
+    from_person: str
+    to_person: str
+    starts_at: datetime
+    ends_at: datetime
+
+
 @dataclass
 class _Snapshot:
     sites: dict[str, SiteInfo] = field(default_factory=dict)
@@ -122,15 +132,22 @@ class _Snapshot:
     weekly: dict[str, tuple[_Weekly, ...]] = field(default_factory=dict)
     shifts: dict[str, tuple[_Shift, ...]] = field(default_factory=dict)
     contacts: dict[str, tuple[dict[str, Any], ...]] = field(default_factory=dict)
+    swaps: dict[str, tuple[_Swap, ...]] = field(default_factory=dict)
 
 
 class Registry:
     """Cached registry queries; build it with a session factory, then ``await load()``."""
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        on_load: Callable[[], None] | None = None,
+    ) -> None:
         self._sessionmaker = sessionmaker
         self._snap = _Snapshot()
         self._loaded = False
+        # Told after each (re)load: the wiring lets the rule engine follow registry changes.
+        self._on_load = on_load
 
     @property
     def loaded(self) -> bool:
@@ -142,6 +159,8 @@ class Registry:
             snap = await _read(session)
         self._snap = snap
         self._loaded = True
+        if self._on_load is not None:
+            self._on_load()
 
     async def refresh(self) -> None:
         """Re-read after edits (API changes, ledger imports)."""
@@ -229,6 +248,11 @@ class Registry:
             if s.starts_at <= at < s.ends_at
         ]
         found += [(w.person_id, w.role) for w in self._snap.weekly.get(site, ()) if w.covers(local)]
+        for swap in self._snap.swaps.get(site, ()):
+            # 代班: the stand-in takes the shift (and its role) of the person they cover, for
+            # that time only.
+            if swap.starts_at <= at < swap.ends_at:
+                found = [(swap.to_person if p == swap.from_person else p, r) for p, r in found]
         return found
 
     def people_for_grid(
@@ -318,20 +342,48 @@ def _index_grids(snap: _Snapshot) -> None:
 
 
 async def _read_devices(session: AsyncSession, snap: _Snapshot) -> None:
-    flags: dict[str, frozenset[str]] = {}
+    households: dict[str, Household] = {}
+    buildings = {b.id: b.name for b in await session.scalars(select(Building))}
     for h in await session.scalars(select(Household)):
-        flags[h.id] = frozenset(h.flags or ())
+        households[h.id] = h
         snap.contacts[h.id] = tuple(dict(c) for c in h.contacts or () if isinstance(c, dict))
+    cards = {hid: _card(h, buildings.get(h.building_id, "")) for hid, h in households.items()}
     for d in await session.scalars(select(Device).where(Device.enabled.is_(True))):
-        ctx = _context(d, flags)
+        ctx = _context(d, households, cards)
         snap.contexts[(d.site, d.device_id)] = ctx
         snap.profiles[(d.site, d.device_id)] = d.profile
         if d.vendor_identity:
             snap.vendor[d.vendor_identity] = ctx
 
 
-def _context(d: Device, flags: Mapping[str, frozenset[str]]) -> DeviceContext:
+def _card(h: Household, building: str) -> HouseholdCard:
+    def text(value: object) -> str:
+        return "" if value is None else str(value)
+
+    unit = f"{h.unit}单元" if h.unit else ""
+    return HouseholdCard(
+        household_id=h.id,
+        address=f"{building}{unit}{h.room}室",
+        risk_tier=h.risk_tier,
+        facts=tuple((str(k), text(v)) for k, v in (h.facts or {}).items() if text(v)),
+        members=tuple(
+            (text(m.get("name")), text(m.get("note")))
+            for m in h.members or ()
+            if isinstance(m, dict)
+        ),
+        contacts=tuple(
+            (text(c.get("name")), text(c.get("relation")), text(c.get("phone")))
+            for c in h.contacts or ()
+            if isinstance(c, dict)
+        ),
+    )
+
+
+def _context(
+    d: Device, households: Mapping[str, Household], cards: Mapping[str, HouseholdCard]
+) -> DeviceContext:
     device_type: DeviceType = d.device_type  # type: ignore[assignment]
+    h = households.get(d.household_id) if d.household_id else None
     return DeviceContext(
         site=d.site,
         device_id=d.device_id,
@@ -339,9 +391,14 @@ def _context(d: Device, flags: Mapping[str, frozenset[str]]) -> DeviceContext:
         grid_id=d.grid_id,
         building_id=d.building_id,
         household_id=d.household_id,
-        household_flags=flags.get(d.household_id, frozenset()) if d.household_id else frozenset(),
+        household_flags=frozenset(h.flags or ()) if h is not None else frozenset(),
         location=d.location,
         name=d.name,
+        risk_tier=h.risk_tier if h is not None else None,
+        no_activity_ms=h.no_activity_hours * 3_600_000
+        if h is not None and h.no_activity_hours
+        else None,
+        household_card=cards.get(h.id) if h is not None else None,
     )
 
 
@@ -377,6 +434,10 @@ async def _read_roster(session: AsyncSession, snap: _Snapshot) -> None:
         shifts[s.site].append(_Shift(s.person_id, s.starts_at, s.ends_at, s.role))
     snap.weekly = {k: tuple(v) for k, v in weekly.items()}
     snap.shifts = {k: tuple(v) for k, v in shifts.items()}
+    swaps: dict[str, list[_Swap]] = defaultdict(list)
+    for sw in await session.scalars(select(RosterSwap).order_by(RosterSwap.starts_at)):
+        swaps[sw.site].append(_Swap(sw.from_person, sw.to_person, sw.starts_at, sw.ends_at))
+    snap.swaps = {k: tuple(v) for k, v in swaps.items()}
 
 
 __all__ = ["GridInfo", "PersonInfo", "Registry", "Responders", "SiteInfo"]

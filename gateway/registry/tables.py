@@ -117,6 +117,13 @@ class Household(Base):
     flags: Mapped[list[str]] = mapped_column(JSON, default=list)
     contacts: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
     note: Mapped[str] = mapped_column(Text, default="")
+    # 五彩档案: the risk tier (a key of the configured tiers, e.g. red), emergency facts
+    # (mobility, chronic_illness, key_holder, language), members, and the elderly
+    # no-activity window for this household (hours; None = the rule's own).
+    risk_tier: Mapped[str | None] = mapped_column(String(16))
+    facts: Mapped[dict[str, str] | None] = mapped_column(JSON, default=dict)
+    members: Mapped[list[dict[str, str]] | None] = mapped_column(JSON, default=list)
+    no_activity_hours: Mapped[int | None] = mapped_column(Integer)
 
 
 class Device(Base):
@@ -150,6 +157,9 @@ class Device(Base):
     ports: Mapped[int | None] = mapped_column(Integer)
     installed_at: Mapped[date | None] = mapped_column(Date)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Set when the device was replaced (the successor's id) or taken out of service.
+    replaced_by: Mapped[str | None] = mapped_column(String(64))
+    decommissioned_on: Mapped[date | None] = mapped_column(Date)
 
 
 class Person(Base):
@@ -243,6 +253,38 @@ class RosterWeekly(Base):
     role: Mapped[str] = mapped_column(String(32), default="duty_staff")
 
 
+class RosterSwap(Base):
+    """A one-off shift swap (代班): ``to_person`` covers ``from_person`` over ``[starts_at, ends_at)``."""
+
+    __tablename__ = "roster_swaps"
+    __table_args__ = (CheckConstraint("ends_at > starts_at", name="ends_after_start"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    site: Mapped[str] = mapped_column(ForeignKey("sites.code", ondelete="CASCADE"), index=True)
+    from_person: Mapped[str] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    to_person: Mapped[str] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+class HouseholdVisit(Base):
+    """A visit (走访) to a household: when, by whom, what was found, when the next one is due."""
+
+    __tablename__ = "household_visits"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    site: Mapped[str] = mapped_column(ForeignKey("sites.code", ondelete="CASCADE"), index=True)
+    household_id: Mapped[str] = mapped_column(
+        ForeignKey("households.id", ondelete="CASCADE"), index=True
+    )
+    visited_on: Mapped[date] = mapped_column(Date)
+    visitor: Mapped[str] = mapped_column(String(64))
+    notes: Mapped[str] = mapped_column(Text, default="")
+    next_due: Mapped[date | None] = mapped_column(Date)
+    risk_tier: Mapped[str | None] = mapped_column(String(16))  # tier set at this visit
+
+
 __all__ = [
     "DEVICE_TYPES",
     "RESPONSIBILITIES",
@@ -252,9 +294,11 @@ __all__ = [
     "Device",
     "Grid",
     "Household",
+    "HouseholdVisit",
     "Person",
     "PersonGrid",
     "RosterShift",
+    "RosterSwap",
     "RosterWeekly",
     "Site",
     "UTCDateTime",
