@@ -49,7 +49,7 @@ from gateway.migrations import runner as migrate
 from gateway.mqtt import MqttSession
 from gateway.notifiers import china_notifiers, confirming_channels
 from gateway.quarantine import Quarantine
-from gateway.registry.loader import apply, load_community_yaml
+from gateway.registry.loader import apply_if_changed, load_community_yaml
 from gateway.registry.service import Registry
 from gateway.runtime import tune_gc
 from gateway.settings import Settings
@@ -96,7 +96,12 @@ class Gateway:
         if s.community_file is not None:
             spec = load_community_yaml(s.community_file)
             async with self.sessions.begin() as session:
-                await apply(session, spec)
+                applied = await apply_if_changed(session, spec)
+            log.info(
+                "community file %s %s",
+                s.community_file,
+                "applied" if applied else "unchanged since last applied; edits made on the screens kept",
+            )
         self.registry = Registry(self.sessions, on_load=self._registry_loaded)
         await self.registry.load()
         self.profiles = load_profiles(s.profiles_dir)

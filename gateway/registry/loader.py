@@ -8,6 +8,7 @@ with per-row errors; ``apply`` / ``apply_ledger`` upsert into the store idempote
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -264,6 +265,32 @@ async def apply(session: AsyncSession, community: CommunitySpec) -> None:
     await _replace_duties(session, community)
     if community.roster is not None:
         await _replace_roster(session, community)
+
+
+def community_digest(community: CommunitySpec) -> str:
+    """The fingerprint of what a community file says (its ledgers merged in)."""
+    return hashlib.sha256(community.model_dump_json().encode()).hexdigest()
+
+
+async def apply_if_changed(session: AsyncSession, community: CommunitySpec) -> bool:
+    """Apply the community file only when it differs from the one last applied to its site.
+
+    Day to day the community is run from the screens; re-applying an unchanged file at every
+    start would silently undo those edits (a family member's new phone, a worker's grids).
+    A changed file is the integrator's new word and wins for what it names. The caller commits.
+    Returns whether the file was applied.
+    """
+    digest = community_digest(community)
+    stored = await session.scalar(
+        select(Site.community_digest).where(Site.code == community.site.code)
+    )
+    if stored == digest:
+        return False
+    await apply(session, community)
+    site = await session.get(Site, community.site.code)
+    assert site is not None  # apply() upserted it
+    site.community_digest = digest
+    return True
 
 
 async def apply_ledger(session: AsyncSession, site: str, ledger: Ledger) -> list[RowError]:

@@ -69,6 +69,8 @@ class Site(Base):
     name: Mapped[str] = mapped_column(String(200))
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
     address: Mapped[str] = mapped_column(String(300), default="")
+    # sha256 of the community file last applied to this site (None: built from the API only)
+    community_digest: Mapped[str | None] = mapped_column(String(64), default=None)
 
 
 class Grid(Base):
