@@ -62,6 +62,10 @@ class IncidentRow(Base):
     closed_at_ms: Mapped[int | None] = mapped_column(BigInteger)
     round: Mapped[int] = mapped_column(Integer, default=0)  # +1 on every reopen
     labels: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # What the responder needs, as known when it opened (alerting/incidents/card.py).
+    card: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Every rule of the incident's hazard that fired into it: [{rule, title, at_ms, value}].
+    reasons: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
 
 class IncidentEventRow(Base):

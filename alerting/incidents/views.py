@@ -66,6 +66,10 @@ class IncidentView(BaseModel):
     repeat_count: int
     reading_ts_ms: int | None
     reading_seq: int | None
+    # What the responder needs (alerting/incidents/card.py): what, where, household, guidance.
+    card: dict[str, Any] | None = None
+    # Every rule of the incident's hazard that fired into it (one incident per hazard).
+    reasons: list[dict[str, Any]] | None = None
 
     @classmethod
     def of(cls, row: IncidentRow) -> IncidentView:
@@ -161,4 +165,6 @@ def incident_message(v: IncidentView) -> dict[str, Any]:
         "opened_at": v.opened_at_ms,
         "ts": v.reading_ts_ms,
         "seq": v.reading_seq,
+        "card": v.card,
+        "reasons": [{"rule": r.get("rule"), "title": r.get("title")} for r in v.reasons or []],
     }

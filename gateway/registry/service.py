@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time
 from types import MappingProxyType
 from typing import Any
@@ -18,8 +18,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.readings import DeviceContext, DeviceType
+from core.readings import DeviceContext, DeviceType, FamilyContact, HouseholdFacts, PlaceFacts
 from gateway.registry.tables import (
+    Building,
     BuildingLeader,
     Device,
     Grid,
@@ -290,15 +291,34 @@ def _index_grids(snap: _Snapshot) -> None:
 
 async def _read_devices(session: AsyncSession, snap: _Snapshot) -> None:
     flags: dict[str, frozenset[str]] = {}
+    homes: dict[str, HouseholdFacts] = {}
     for h in await session.scalars(select(Household)):
         flags[h.id] = frozenset(h.flags or ())
         snap.contacts[h.id] = tuple(dict(c) for c in h.contacts or () if isinstance(c, dict))
+        homes[h.id] = _household(h, snap.contacts[h.id])
+    places = {
+        b.id: PlaceFacts(b.name, b.address, b.latitude, b.longitude)
+        for b in await session.scalars(select(Building))
+    }
     for d in await session.scalars(select(Device).where(Device.enabled.is_(True))):
         ctx = _context(d, flags)
+        extra = {
+            "household": homes.get(d.household_id) if d.household_id else None,
+            "place": places.get(d.building_id) if d.building_id else None,
+        }
+        ctx = replace(ctx, **extra)
         snap.contexts[(d.site, d.device_id)] = ctx
         snap.profiles[(d.site, d.device_id)] = d.profile
         if d.vendor_identity:
             snap.vendor[d.vendor_identity] = ctx
+
+
+def _household(h: Household, contacts: Iterable[dict[str, Any]]) -> HouseholdFacts:
+    family = tuple(
+        FamilyContact(str(c.get("name", "")), str(c.get("relation", "")), str(c.get("phone", "")))
+        for c in contacts
+    )
+    return HouseholdFacts(h.resident or "", h.unit, h.room, h.note or "", family)
 
 
 def _context(d: Device, flags: Mapping[str, frozenset[str]]) -> DeviceContext:

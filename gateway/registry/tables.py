@@ -16,6 +16,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Date,
+    Float,
     DateTime,
     ForeignKey,
     Index,
@@ -96,6 +97,8 @@ class Building(Base):
     code: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))
     address: Mapped[str] = mapped_column(String(300), default="")
+    latitude: Mapped[float | None] = mapped_column(Float)  # WGS-84, for a map link in pages
+    longitude: Mapped[float | None] = mapped_column(Float)
 
 
 class Household(Base):
@@ -117,6 +120,7 @@ class Household(Base):
     flags: Mapped[list[str]] = mapped_column(JSON, default=list)
     contacts: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
     note: Mapped[str] = mapped_column(Text, default="")
+    resident: Mapped[str] = mapped_column(String(100), default="", server_default="")
 
 
 class Device(Base):
