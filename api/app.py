@@ -25,6 +25,7 @@ from api.routes import (
     health,
     incidents,
     live,
+    push,
     quarantine,
     registry,
     reports,
@@ -88,6 +89,7 @@ def create_app(services: ApiServices) -> FastAPI:
         stats,
         reports,
         live,
+        push,
     ):
         app.include_router(module.router, prefix=PREFIX)
     app.include_router(health.router)

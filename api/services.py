@@ -37,6 +37,7 @@ class ApiConfig:
 
     secret_key: str
     token_ttl_s: int = 12 * 3600
+    refresh_ttl_s: int = 16 * 3600  # a login lasts a 12 h shift and its handover
     service_tokens: Mapping[str, str] = field(default_factory=dict)
     metrics_token: str | None = None
     login: LoginConfig = field(default_factory=LoginConfig)
@@ -103,3 +104,7 @@ class ApiServices:
     # Registers a listener for every incident change the alert path makes (the live board);
     # None when nothing but the API changes incidents (tests).
     listen_incidents: Callable[[Callable[[IncidentChange], None]], None] | None = None
+    # Web Push: the VAPID public key browsers subscribe with (None: Web Push is off), and
+    # whether plain-http push endpoints are accepted (tests' local push service only).
+    push_public_key: str | None = None
+    push_allow_http: bool = False

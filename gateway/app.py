@@ -21,6 +21,7 @@ from alerting.notify.mqtt import MqttNotifier
 from alerting.notify.sms import SmsNotifier
 from alerting.notify.stages import DeliveryPipeline, RetryPolicy
 from alerting.notify.webhook import WebhookNotifier, dingtalk_markdown, wecom_markdown
+from alerting.notify.webpush import WebPushNotifier, load_vapid, public_key
 from alerting.pipeline import AlertPipeline
 from alerting.routing.directory import ChannelKind
 from alerting.routing.ladder import default_ladders
@@ -234,6 +235,14 @@ class Gateway:
             found[ChannelKind.EMAIL] = EmailNotifier(
                 SmtpConfig(host=n.smtp_host, port=n.smtp_port, sender=n.smtp_from)
             )
+        self.push_public_key: str | None = None
+        if n.webpush:
+            key_file = n.vapid_key_file
+            vapid = load_vapid(key_file if key_file.is_absolute() else self.settings.data_dir / key_file)
+            self.push_public_key = public_key(vapid)
+            found[ChannelKind.WEBPUSH] = WebPushNotifier(
+                self.sessions, vapid, n.vapid_subject, self.clock, ttl_s=n.webpush_ttl_s
+            )
         return found
 
     # -- callbacks between stages --------------------------------------------------------------
@@ -364,6 +373,7 @@ class Gateway:
             config=ApiConfig(
                 secret_key=a.secret_key.get_secret_value(),
                 token_ttl_s=a.token_ttl_s,
+                refresh_ttl_s=a.refresh_ttl_s,
                 service_tokens={k: v.get_secret_value() for k, v in a.service_tokens.items()},
                 metrics_token=a.metrics_token.get_secret_value() if a.metrics_token else None,
                 login=LoginConfig(**a.login.model_dump()),
@@ -380,6 +390,8 @@ class Gateway:
             registry=self.registry,
             route_tester=partial(route_test, self.directory, policy=self.policy),
             device_status=self.status.get,
+            push_public_key=self.push_public_key,
+            push_allow_http=self.settings.notify.webpush_allow_http,
         )
 
 

@@ -29,6 +29,7 @@ class ChannelKind(StrEnum):
     WEBHOOK = "webhook"  # generic JSON; address = URL
     WECOM = "wecom"  # WeCom (企业微信) group robot URL
     DINGTALK = "dingtalk"  # DingTalk (钉钉) group robot URL
+    WEBPUSH = "webpush"  # Web Push to the worker app's subscriptions; address = person id
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,8 @@ TABLE_MODULES = (
     "alerting.escalation.timers",
     "api.audit",
     "alerting.rules.overrides",
+    "alerting.notify.webpush",
+    "api.refresh",
 )
 
 for _module in TABLE_MODULES:

@@ -301,12 +301,11 @@ async def _read_devices(session: AsyncSession, snap: _Snapshot) -> None:
         for b in await session.scalars(select(Building))
     }
     for d in await session.scalars(select(Device).where(Device.enabled.is_(True))):
-        ctx = _context(d, flags)
-        extra = {
-            "household": homes.get(d.household_id) if d.household_id else None,
-            "place": places.get(d.building_id) if d.building_id else None,
-        }
-        ctx = replace(ctx, **extra)
+        ctx = replace(
+            _context(d, flags),
+            household=homes.get(d.household_id) if d.household_id else None,
+            place=places.get(d.building_id) if d.building_id else None,
+        )
         snap.contexts[(d.site, d.device_id)] = ctx
         snap.profiles[(d.site, d.device_id)] = d.profile
         if d.vendor_identity:

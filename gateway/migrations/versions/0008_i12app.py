@@ -38,6 +38,7 @@ def upgrade() -> None:
     op.create_table(
         "refresh_token",
         sa.Column("id", sa.String(64), primary_key=True),
+        sa.Column("family", sa.String(64), nullable=False, index=True),
         sa.Column("person_id", sa.String(64), nullable=False, index=True),
         sa.Column("issued_at_ms", sa.BigInteger(), nullable=False),
         sa.Column("expires_at_ms", sa.BigInteger(), nullable=False),
