@@ -49,6 +49,11 @@ class LiveHub:
             return None
         return [e for e in recent if e.id > last_id]
 
+    @property
+    def last_id(self) -> int:
+        """The id of the latest event (or just below the first one to come)."""
+        return self._next - 1
+
     def publish(self, kind: str, site: str, grid_id: str | None, data: dict[str, Any]) -> LiveEvent:
         event = LiveEvent(self._next, kind, site, grid_id, data)
         self._next += 1

@@ -46,7 +46,10 @@ async def _events(
     try:
         yield "retry: 3000\nevent: hello\ndata: {}\n\n"
         if missed is None:  # too far behind, or another run's id: reload the lists
-            yield "event: reset\ndata: {}\n\n"
+            # With the newest id, so the browser's next reconnect resumes from here.
+            sent += 1
+            replayed = hub.last_id
+            yield f"id: {replayed}\nevent: reset\ndata: {{}}\n\n"
         for old in missed or ():
             if scope.sees(old.site, old.grid_id):
                 sent += 1
