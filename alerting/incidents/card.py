@@ -82,13 +82,19 @@ def _household(ctx: DeviceContext) -> dict[str, Any] | None:
         return None
     return {
         "resident": home.resident,
-        "flags": [FLAG_ZH.get(f, f) for f in sorted(ctx.household_flags)],
+        "flags": [FLAG_ZH.get(f, f) for f in sorted(ctx.household_flags, key=_flag_order)],
         "note": home.note,
         "contacts": [
             {"name": c.name, "relation": c.relation, "phone": c.phone, "tel": tel_link(c.phone)}
             for c in home.contacts
         ],
     }
+
+
+def _flag_order(flag: str) -> tuple[int, str]:
+    """Known flags in the order a responder weighs them, then the others."""
+    known = list(FLAG_ZH)
+    return (known.index(flag) if flag in known else len(known), flag)
 
 
 def tel_link(phone: str) -> str:
