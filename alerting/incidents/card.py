@@ -139,5 +139,7 @@ def short_text(message: dict[str, Any], now_ms: int) -> str:
             parts.append(f"家属:{c.get('name', '')}{c.get('relation', '')} {c.get('phone', '')}")
     if card.get("guidance"):
         parts.append(f"先做:{card['guidance']}")
-    parts.append(f"{open_for(int(message.get('opened_at') or now_ms), now_ms)} #{message.get('id')}")
+    parts.append(
+        f"{open_for(int(message.get('opened_at') or now_ms), now_ms)} #{message.get('id')}"
+    )
     return "；".join(parts)
