@@ -74,6 +74,7 @@ class Gateway:
     ingest: Ingest = field(init=False)
     mqtt: MqttSession = field(init=False)
     live: LiveHub = field(default_factory=LiveHub)
+    webpush: WebPushNotifier | None = field(default=None, init=False)
     status: DeviceStatusBoard = field(init=False)
     api_port: int = 0
 
@@ -240,9 +241,10 @@ class Gateway:
             key_file = n.vapid_key_file
             vapid = load_vapid(key_file if key_file.is_absolute() else self.settings.data_dir / key_file)
             self.push_public_key = public_key(vapid)
-            found[ChannelKind.WEBPUSH] = WebPushNotifier(
+            self.webpush = WebPushNotifier(
                 self.sessions, vapid, n.vapid_subject, self.clock, ttl_s=n.webpush_ttl_s
             )
+            found[ChannelKind.WEBPUSH] = self.webpush
         return found
 
     # -- callbacks between stages --------------------------------------------------------------
@@ -329,6 +331,9 @@ class Gateway:
             await asyncio.wait_for(self.writer.close(), 5)
         with contextlib.suppress(Exception):
             await self.http.aclose()
+        if self.webpush is not None:
+            with contextlib.suppress(Exception):
+                await self.webpush.aclose()
         await self.db.dispose()
 
     async def _finish_work(self) -> None:

@@ -139,12 +139,13 @@ def start_push_service() -> tuple[PushService, ThreadingHTTPServer]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
+            arrived = time.monotonic()  # the request reached the push service
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             headers = {k.lower(): v for k, v in self.headers.items()}
             status, payload, error = service.check(self.path, headers, body)
             with service.lock:
                 service.pushes.append(
-                    Push(self.path, headers, payload, time.monotonic(), status, error)
+                    Push(self.path, headers, payload, arrived, status, error)
                 )
             self.send_response(status)
             self.send_header("Content-Length", "0")

@@ -118,6 +118,14 @@ class WebPushNotifier:
         self._clock = clock
         self._ttl_s = ttl_s
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        # One session for every push: its connections to a push service stay open (TLS set up
+        # once, not per page).
+        self._http: aiohttp.ClientSession | None = None
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
 
     async def send(self, delivery: Delivery) -> None:
         subs = await subscriptions(self._sessions, delivery.address)
@@ -129,8 +137,9 @@ class WebPushNotifier:
             )
         data = push_payload(delivery, self._clock.now_ms())
         urgent = delivery.incident.get("severity") == "critical"
-        async with aiohttp.ClientSession(timeout=self._timeout) as http:
-            sent = await asyncio.gather(*(self._push(http, s, data, urgent) for s in subs))
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(timeout=self._timeout)
+        sent = await asyncio.gather(*(self._push(self._http, s, data, urgent) for s in subs))
         await self._record(sent)
         if any(s.status is not None and s.status < 300 for s in sent):
             return

@@ -30,6 +30,14 @@ def push_service() -> Iterator[PushService]:
 
 
 @pytest.fixture
+async def notifiers() -> AsyncIterator[list[WebPushNotifier]]:
+    made: list[WebPushNotifier] = []
+    yield made
+    for n in made:
+        await n.aclose()
+
+
+@pytest.fixture
 async def sessions(sqlite_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     await migrate.upgrade(sqlite_url)
     engine = make_engine(sqlite_url)
@@ -88,7 +96,10 @@ def page(incident_id: int = 7) -> Delivery:
 
 
 async def test_a_page_reaches_every_phone_signed_and_encrypted(
-    tmp_path: Path, push_service: PushService, sessions: async_sessionmaker[AsyncSession]
+    tmp_path: Path,
+    push_service: PushService,
+    sessions: async_sessionmaker[AsyncSession],
+    notifiers: list[WebPushNotifier],
 ) -> None:
     key = vapid_key(tmp_path)
     push_service.vapid_public_key = public_key(key)
@@ -96,6 +107,7 @@ async def test_a_page_reaches_every_phone_signed_and_encrypted(
         await subscribe(sessions, "zhang-min", push_service.subscribe())
     clock = ManualClock(int(time.time() * 1000))
     notifier = WebPushNotifier(sessions, key, "mailto:duty@yangguang.example.org", clock)
+    notifiers.append(notifier)
 
     await notifier.send(page())
 
@@ -110,19 +122,26 @@ async def test_a_page_reaches_every_phone_signed_and_encrypted(
 
 
 async def test_a_push_signed_with_another_key_is_refused(
-    tmp_path: Path, push_service: PushService, sessions: async_sessionmaker[AsyncSession]
+    tmp_path: Path,
+    push_service: PushService,
+    sessions: async_sessionmaker[AsyncSession],
+    notifiers: list[WebPushNotifier],
 ) -> None:
     push_service.vapid_public_key = public_key(vapid_key(tmp_path))  # the app's key
     await subscribe(sessions, "zhang-min", push_service.subscribe())
     impostor = vapid_key(tmp_path)
     notifier = WebPushNotifier(sessions, impostor, "mailto:x@example.org", ManualClock(0))
+    notifiers.append(notifier)
     with pytest.raises(DeliveryError, match="HTTP 403"):
         await notifier.send(page())
     assert push_service.refused and "subscribed with" in push_service.refused[0].error
 
 
 async def test_a_push_encrypted_to_other_keys_is_refused(
-    tmp_path: Path, push_service: PushService, sessions: async_sessionmaker[AsyncSession]
+    tmp_path: Path,
+    push_service: PushService,
+    sessions: async_sessionmaker[AsyncSession],
+    notifiers: list[WebPushNotifier],
 ) -> None:
     key = vapid_key(tmp_path)
     push_service.vapid_public_key = public_key(key)
@@ -131,13 +150,17 @@ async def test_a_push_encrypted_to_other_keys_is_refused(
     # The gateway holds the keys of another subscription for this endpoint: undecryptable.
     await subscribe(sessions, "zhang-min", {**real, "keys": other["keys"]})
     notifier = WebPushNotifier(sessions, key, "mailto:duty@example.org", ManualClock(0))
+    notifiers.append(notifier)
     with pytest.raises(DeliveryError, match="HTTP 400"):
         await notifier.send(page())
     assert "cannot decrypt" in push_service.refused[0].error
 
 
 async def test_a_gone_subscription_is_removed_and_the_live_one_still_paged(
-    tmp_path: Path, push_service: PushService, sessions: async_sessionmaker[AsyncSession]
+    tmp_path: Path,
+    push_service: PushService,
+    sessions: async_sessionmaker[AsyncSession],
+    notifiers: list[WebPushNotifier],
 ) -> None:
     key = vapid_key(tmp_path)
     push_service.vapid_public_key = public_key(key)
@@ -146,6 +169,7 @@ async def test_a_gone_subscription_is_removed_and_the_live_one_still_paged(
     await subscribe(sessions, "zhang-min", new)
     push_service.gone.add(old["endpoint"].removeprefix(push_service.url))
     notifier = WebPushNotifier(sessions, key, "mailto:duty@example.org", ManualClock(0))
+    notifiers.append(notifier)
 
     await notifier.send(page())
 
