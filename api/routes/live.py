@@ -98,8 +98,9 @@ async def live(
     A client that reconnects with ``Last-Event-ID`` (the header EventSource sends by itself,
     or ``?last_event_id=``) first gets every event it missed; if they are no longer kept, an
     ``event: reset`` tells it to reload its lists."""
-    if last_event_id is None and last_event_header and last_event_header.strip().isdigit():
-        last_event_id = min(int(last_event_header.strip()), 2**62)
+    header = (last_event_header or "").strip()
+    if last_event_id is None and header.isascii() and header.isdecimal():
+        last_event_id = min(int(header), 2**62)
     scope = await scope_of(principal, session)
     await session.close()  # the stream may last hours; do not hold a connection
     return StreamingResponse(
