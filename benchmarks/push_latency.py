@@ -68,10 +68,15 @@ def subscribe_everyone(port: int, push: PushService) -> None:
         push.vapid_public_key = json.loads(r.read())["public_key"]
     for person in PEOPLE:
         form = f"username={person}&password={PASSWORD}".encode()
-        token = _call(port, "/auth/login", form,
-                      {"Content-Type": "application/x-www-form-urlencoded"})["access_token"]
-        _call(port, "/push/subscriptions", json.dumps(push.subscribe()).encode(),
-              {"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+        token = _call(
+            port, "/auth/login", form, {"Content-Type": "application/x-www-form-urlencoded"}
+        )["access_token"]
+        _call(
+            port,
+            "/push/subscriptions",
+            json.dumps(push.subscribe()).encode(),
+            {"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+        )
 
 
 def measure(stack: Stack, push: PushService, alarms: int, interval_s: float) -> list[float]:
@@ -108,8 +113,10 @@ def report(latencies: list[float], alarms: int) -> None:
         print("no pushes arrived")
         return
     pct = lambda q: latencies[max(0, math.ceil(q * n) - 1)]  # noqa: E731  (nearest rank)
-    print(f"alarm → Web Push request at the push service: n={n}/{alarms}  p50 {pct(0.5):.1f} ms  "
-          f"p90 {pct(0.9):.1f} ms  p99 {pct(0.99):.1f} ms  max {latencies[-1]:.1f} ms")
+    print(
+        f"alarm → Web Push request at the push service: n={n}/{alarms}  p50 {pct(0.5):.1f} ms  "
+        f"p90 {pct(0.9):.1f} ms  p99 {pct(0.99):.1f} ms  max {latencies[-1]:.1f} ms"
+    )
 
 
 def main() -> None:
@@ -125,8 +132,10 @@ def main() -> None:
             subscribe_everyone(stack.api_port, push)
             time.sleep(1)
             report(measure(stack, push, args.alarms, args.interval), args.alarms)
-            print(f"  pushes accepted: {len(push.accepted)} (each alarm pages 2 people: the "
-                  "grid worker and the duty officer)")
+            print(
+                f"  pushes accepted: {len(push.accepted)} (each alarm pages 2 people: the "
+                "grid worker and the duty officer)"
+            )
             log = (Path(tmp) / "gateway.log").read_text(errors="replace").splitlines()
             warnings = [line for line in log if "WARNING" in line or "ERROR" in line]
             print(f"  gateway warnings/errors: {len(warnings)}")

@@ -144,9 +144,7 @@ def start_push_service() -> tuple[PushService, ThreadingHTTPServer]:
             headers = {k.lower(): v for k, v in self.headers.items()}
             status, payload, error = service.check(self.path, headers, body)
             with service.lock:
-                service.pushes.append(
-                    Push(self.path, headers, payload, arrived, status, error)
-                )
+                service.pushes.append(Push(self.path, headers, payload, arrived, status, error))
             self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()

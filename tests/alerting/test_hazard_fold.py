@@ -27,8 +27,9 @@ async def test_smoke_heat_and_rate_of_rise_at_one_detector_are_one_fire(sqlite_u
         worker = asyncio.create_task(alerts.run_worker())
         try:
             # Smoke past 0.2 dB/m; 30 s later 58 °C: past 56 °C and 12 °C up within a minute.
-            for seq, (dt, smoke, temp) in enumerate([(0, 0.05, 40.0), (10_000, 0.4, 46.0),
-                                                     (40_000, 0.6, 58.0)]):
+            for seq, (dt, smoke, temp) in enumerate(
+                [(0, 0.05, 40.0), (10_000, 0.4, 46.0), (40_000, 0.6, 58.0)]
+            ):
                 clock.set(T0 + dt)
                 alerts.on_reading(reading(seq, T0 + dt, smoke, temp), detector, T0 + dt)
                 assert await alerts.settled(timeout_s=5)

@@ -79,9 +79,7 @@ async def _read_events(resp, until) -> list[tuple[str, dict]]:
     return events
 
 
-async def test_the_live_stream_resumes_with_last_event_id_without_losing_an_incident(
-    client, env
-):
+async def test_the_live_stream_resumes_with_last_event_id_without_losing_an_incident(client, env):
     headers = _bearer(await _login(client))
     # Connected, the app sees an event; then the phone loses its network.
     task = asyncio.create_task(_first_incident(client, headers))
@@ -95,9 +93,7 @@ async def test_the_live_stream_resumes_with_last_event_id_without_losing_an_inci
     last_id = await asyncio.wait_for(task, 10)
     # While it is away an SOS opens (one in g2 too, which this worker must never see).
     missed = await env.open_incident(G2_DEVICE)
-    missed_g1 = await env.open_incident(
-        "sos-b02-2-202", rule_id="sos.button", title="一键呼叫求助"
-    )
+    missed_g1 = await env.open_incident("sos-b02-2-202", rule_id="sos.button", title="一键呼叫求助")
     # Back online: EventSource reconnects by itself with Last-Event-ID.
     resumed = {**headers, "Last-Event-ID": last_id}
     async with client.stream("GET", f"{V1}/live", headers=resumed, params={"limit": 1}) as resp:

@@ -27,7 +27,10 @@ async def _phone(browser: Browser, url: str, user: str) -> tuple[BrowserContext,
     page = await context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" and "CSP" in m.text else None)
+    page.on(
+        "console",
+        lambda m: errors.append(m.text) if m.type == "error" and "CSP" in m.text else None,
+    )
     page.errors = errors  # type: ignore[attr-defined]
     await page.goto(url)
     await page.fill("#username", user)
@@ -83,7 +86,9 @@ async def test_the_card_tells_the_worker_who_lives_there_and_whom_to_call(
     assert page.errors == []  # type: ignore[attr-defined]
 
 
-async def test_the_installed_app_opens_with_no_network(browser, gateway, server_url, mosquitto, artifacts):
+async def test_the_installed_app_opens_with_no_network(
+    browser, gateway, server_url, mosquitto, artifacts
+):
     manifest = await (await browser.new_context()).request.get(
         f"{server_url}/board/manifest.webmanifest"
     )
@@ -94,9 +99,7 @@ async def test_the_installed_app_opens_with_no_network(browser, gateway, server_
     context, page = await _phone(browser, f"{server_url}/board/worker.html", "zhang-min")
     incident_id = await _sos(gateway, mosquitto)
     await expect(page.locator(f'li.incident[data-id="{incident_id}"]')).to_be_visible()
-    scope = await page.evaluate(
-        "navigator.serviceWorker.ready.then((r) => r.active && r.scope)"
-    )
+    scope = await page.evaluate("navigator.serviceWorker.ready.then((r) => r.active && r.scope)")
     assert scope == f"{server_url}/board/"
     await page.reload()  # now under the service worker: the shell and the list get cached
     await expect(page.locator(f'li.incident[data-id="{incident_id}"]')).to_be_visible()

@@ -92,13 +92,20 @@ async def test_sos_with_the_app_closed_reaches_the_phone_by_web_push(
     home = card["household"]
     assert home["resident"]
     assert set(home["flags"]) == {"独居老人", "有基础病"}
-    assert {"name": "何红", "relation": "儿子", "phone": "13800005001", "tel": "tel:13800005001"} in home["contacts"]
+    assert {
+        "name": "何红",
+        "relation": "儿子",
+        "phone": "13800005001",
+        "tel": "tel:13800005001",
+    } in home["contacts"]
     assert card["guidance"].startswith("立即回拨老人电话")
 
     # The caller's family get a page of their own, and it went out.
     async def family() -> list[DeliveryRow]:
         async with gateway.sessions() as s:
-            rows = await s.scalars(select(DeliveryRow).where(DeliveryRow.person_id.like("%#family%")))
+            rows = await s.scalars(
+                select(DeliveryRow).where(DeliveryRow.person_id.like("%#family%"))
+            )
             return list(rows)
 
     deadline = time.monotonic() + 10
