@@ -16,6 +16,7 @@ import math
 import tempfile
 import time
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
 import paho.mqtt.client as paho
@@ -132,9 +133,12 @@ def main() -> None:
             subscribe_everyone(stack.api_port, push)
             time.sleep(1)
             report(measure(stack, push, args.alarms, args.interval), args.alarms)
+            devices = Counter(
+                (p.payload or {}).get("incident", {}).get("device") for p in push.accepted
+            )
+            spread = dict(sorted(Counter(devices.values()).items()))
             print(
-                f"  pushes accepted: {len(push.accepted)} (each alarm pages 2 people: the "
-                "grid worker and the duty officer)"
+                f"  pushes accepted: {len(push.accepted)} ({{pushes per alarm: alarms}} {spread})"
             )
             log = (Path(tmp) / "gateway.log").read_text(errors="replace").splitlines()
             warnings = [line for line in log if "WARNING" in line or "ERROR" in line]
