@@ -110,8 +110,8 @@ def key_of(row: IncidentRow, expected: list[BoundExpectation]) -> tuple[str, str
     by_building = row.device_id is None or any(
         e.building is not None and e.device_id is None and matches(e, row) for e in expected)
     where = building_code(row.building_id) if by_building else row.device_id
-    if row.dedupe_key.startswith("hazard."):
-        return row.dedupe_key.split(":", 1)[0], row.severity, where
+    if any(e.hazard is not None and matches(e, row) for e in expected):
+        return row.dedupe_key.split(":", 1)[0], row.severity, where  # declared by its hazard
     return row.rule_id, row.severity, where
 
 
