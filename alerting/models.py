@@ -51,3 +51,6 @@ class AlertTransition:
     value: float | None = None
     labels: dict[str, str] = field(default_factory=dict)
     actions: tuple[str, ...] = ()
+    # What to do first (the rule's ``guidance``), and the reading's fields that set it off.
+    guidance: str = ""
+    readings: dict[str, float | int | bool | str] = field(default_factory=dict)

@@ -30,6 +30,7 @@ from api.routes import (
     live,
     loop,
     loop_reports,
+    push,
     quarantine,
     registry,
     reports,
@@ -100,6 +101,7 @@ def create_app(services: ApiServices) -> FastAPI:
         live,
         screen,
         deliveries,
+        push,
     ):
         app.include_router(module.router, prefix=PREFIX)
     app.include_router(health.router)

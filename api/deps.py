@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import ColumnElement, and_, false, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api import security
+from api import refresh, security
 from api.login_guard import LoginGuard
 from api.services import ApiServices
 from gateway.registry.tables import Building, BuildingLeader, Grid, Person, PersonGrid
@@ -109,6 +109,10 @@ async def principal_of(token: str, services: ServicesDep, session: AsyncSession)
         raise _UNAUTHORIZED
     if not security.issued_under(claims, person.password_hash, services.config.secret_key):
         raise _UNAUTHORIZED  # the password changed since: tokens issued before are void
+    if claims.session is not None and not await refresh.alive(
+        session, claims.session, services.clock.now_ms()
+    ):
+        raise _UNAUTHORIZED  # its login was ended ("log out everywhere", or expired)
     site = None if person.role == "admin" else person.site
     return Principal(person.id, person.name, person.role, site)
 

@@ -59,6 +59,17 @@ class Token(BaseModel):
     token_type: str = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
     expires_in: int
     person: PersonPublic
+    # Exchanged at /auth/refresh for a new pair until the login ends (a shift; see api/refresh.py).
+    refresh_token: str | None = None
+    refresh_expires_at_ms: int | None = None
+
+
+class RefreshRequest(Input):
+    refresh_token: str = Field(min_length=10, max_length=200)
+
+
+class LoggedOut(BaseModel):
+    ended_logins: int
 
 
 class PasswordChange(Input):

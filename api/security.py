@@ -17,6 +17,7 @@ class TokenClaims:
     subject: str
     expires_ms: int
     password_mark: str
+    session: str | None = None  # the login (refresh-token family) it belongs to
 
 
 def password_mark(password_hash: str | None, secret: str) -> str:
@@ -33,7 +34,13 @@ def password_mark(password_hash: str | None, secret: str) -> str:
 
 
 def issue_token(
-    subject: str, *, now_ms: int, ttl_s: int, secret: str, password_hash: str | None
+    subject: str,
+    *,
+    now_ms: int,
+    ttl_s: int,
+    secret: str,
+    password_hash: str | None,
+    session: str | None = None,
 ) -> str:
     payload = {
         "sub": subject,
@@ -41,6 +48,8 @@ def issue_token(
         "exp": now_ms // 1000 + ttl_s,
         "pwd": password_mark(password_hash, secret),
     }
+    if session is not None:
+        payload["sid"] = session  # "log out everywhere" ends the login, and this token with it
     return jwt.encode(payload, secret, algorithm=ALGORITHM)
 
 
@@ -61,7 +70,8 @@ def read_token(token: str, *, now_ms: int, secret: str) -> TokenClaims | None:
         return None
     if exp * 1000 <= now_ms:
         return None
-    return TokenClaims(sub, exp * 1000, mark)
+    sid = payload.get("sid")
+    return TokenClaims(sub, exp * 1000, mark, sid if isinstance(sid, str) else None)
 
 
 def issued_under(claims: TokenClaims, password_hash: str | None, secret: str) -> bool:

@@ -39,6 +39,7 @@ class ApiConfig:
 
     secret_key: str
     token_ttl_s: int = 12 * 3600
+    refresh_ttl_s: int = 16 * 3600  # a login lasts a 12 h shift and its handover
     service_tokens: Mapping[str, str] = field(default_factory=dict)
     metrics_token: str | None = None
     login: LoginConfig = field(default_factory=LoginConfig)
@@ -118,6 +119,11 @@ class ApiServices:
 
     # Household risk tiers (五彩档案) by key, highest risk first: names, meanings, effects.
     risk_tiers: Mapping[str, RiskTier] = field(default_factory=lambda: TierPolicy().tiers)
+
+    # Web Push: the VAPID public key browsers subscribe with (None: Web Push is off), and
+    # whether plain-http push endpoints are accepted (tests' local push service only).
+    push_public_key: str | None = None
+    push_allow_http: bool = False
 
     def token_now_ms(self) -> int:
         return (self.token_clock or self.clock).now_ms()

@@ -66,6 +66,34 @@ class Rejection:
 
 
 @dataclass(frozen=True, slots=True)
+class FamilyContact:
+    name: str
+    relation: str
+    phone: str
+
+
+@dataclass(frozen=True, slots=True)
+class HouseholdFacts:
+    """What a responder must know about the home a device is in (the registry's 五彩档案)."""
+
+    resident: str = ""
+    unit: str = ""
+    room: str = ""
+    note: str = ""
+    contacts: tuple[FamilyContact, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceFacts:
+    """The building as a page names it, and where it is on a map (WGS-84) when known."""
+
+    building_name: str = ""
+    address: str = ""
+    latitude: float | None = None
+    longitude: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class DeviceContext:
     """Where a device sits in the community, as the registry knows it.
 
@@ -87,6 +115,9 @@ class DeviceContext:
     risk_tier: str | None = None
     no_activity_ms: int | None = None
     household_card: HouseholdCard | None = None
+
+    household: HouseholdFacts | None = None
+    place: PlaceFacts | None = None
 
 
 @dataclass(frozen=True, slots=True)

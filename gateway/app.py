@@ -22,6 +22,7 @@ from alerting.notify.mqtt import MqttNotifier
 from alerting.notify.sms import SmsNotifier
 from alerting.notify.stages import DeliveryPipeline, RetryPolicy
 from alerting.notify.webhook import WebhookNotifier, generic_json, wecom_markdown
+from alerting.notify.webpush import WebPushNotifier, load_vapid, public_key
 from alerting.pipeline import AlertPipeline
 from alerting.routing.directory import ChannelKind
 from alerting.routing.ladder import default_ladders
@@ -84,6 +85,7 @@ class Gateway:
     ingest: Ingest = field(init=False)
     mqtt: MqttSession = field(init=False)
     live: LiveHub = field(default_factory=LiveHub)
+    webpush: WebPushNotifier | None = field(default=None, init=False)
     status: DeviceStatusBoard = field(init=False)
     api_port: int = 0
 
@@ -297,6 +299,15 @@ class Gateway:
                 )
             )
         found.update(china_notifiers(n, self.http, self.registry, self.clock))
+        self.push_public_key: str | None = None
+        if n.webpush:
+            key_file = n.vapid_key_file
+            vapid = load_vapid(key_file if key_file.is_absolute() else self.settings.data_dir / key_file)
+            self.push_public_key = public_key(vapid)
+            self.webpush = WebPushNotifier(
+                self.sessions, vapid, n.vapid_subject, self.clock, ttl_s=n.webpush_ttl_s
+            )
+            found[ChannelKind.WEBPUSH] = self.webpush
         return found
 
     # -- callbacks between stages --------------------------------------------------------------
@@ -396,6 +407,9 @@ class Gateway:
             await asyncio.wait_for(self.writer.close(), 5)
         with contextlib.suppress(Exception):
             await self.http.aclose()
+        if self.webpush is not None:
+            with contextlib.suppress(Exception):
+                await self.webpush.aclose()
         await self.db.dispose()
         stopped_log.info("stores closed")
 
@@ -443,6 +457,7 @@ class Gateway:
             config=ApiConfig(
                 secret_key=a.secret_key.get_secret_value(),
                 token_ttl_s=a.token_ttl_s,
+                refresh_ttl_s=a.refresh_ttl_s,
                 service_tokens={k: v.get_secret_value() for k, v in a.service_tokens.items()},
                 metrics_token=a.metrics_token.get_secret_value() if a.metrics_token else None,
                 login=LoginConfig(**a.login.model_dump()),
@@ -466,6 +481,8 @@ class Gateway:
             poke_escalation=self.escalation.poke,
             loop=self.loop.services,
             risk_tiers=self.settings.alerting.tier_policy().tiers,
+            push_public_key=self.push_public_key,
+            push_allow_http=self.settings.notify.webpush_allow_http,
         )
 
 

@@ -26,6 +26,8 @@ class RegistryDirectory:
         found: list[Channel] = []
         if ChannelKind.APP in self._channels and wanted.get("mqtt", True):
             found.append(Channel(ChannelKind.APP, p.id))
+        if ChannelKind.WEBPUSH in self._channels and wanted.get("webpush", True):
+            found.append(Channel(ChannelKind.WEBPUSH, p.id))
         sms = wanted.get("sms") or (p.phone if wanted.get("sms") is True else None)
         if ChannelKind.SMS in self._channels and isinstance(sms, str) and sms:
             found.append(Channel(ChannelKind.SMS, sms))

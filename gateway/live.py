@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
-from collections.abc import AsyncIterator
+import time
+from collections import deque
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,11 +27,16 @@ class LiveHub:
     board and nothing is silently skipped on a stream that stays open.
     """
 
-    def __init__(self, max_queue: int = 1000) -> None:
+    def __init__(self, max_queue: int = 1000, replay: int = 5000) -> None:
         self._subscribers: set[asyncio.Queue[LiveEvent | None]] = set()
-        self._ids = itertools.count(1)
+        # Ids grow across restarts too (they start from the boot time), so a client's
+        # Last-Event-ID from before a restart is seen as a gap, never as "up to date".
+        self._next = time.time_ns() // 1_000_000 * 1000
         self._max_queue = max_queue
         self._closed = False
+        # The latest events, for a client that reconnects with Last-Event-ID (a phone whose
+        # network dropped for a moment gets what it missed, not a hole).
+        self._recent: deque[LiveEvent] = deque(maxlen=replay)
 
     def close(self) -> int:
         """End every stream (the service is stopping; pages reconnect to the next run) and
@@ -42,8 +48,27 @@ class LiveHub:
         self._subscribers.clear()
         return open_streams
 
+    def since(self, last_id: int) -> list[LiveEvent] | None:
+        """Events after ``last_id``; None if some of them are no longer kept, or the id is
+        not one of this run's: the client must reload its lists instead."""
+        if last_id == self._next - 1:
+            return []
+        if last_id >= self._next:
+            return None
+        recent = self._recent
+        if not recent or last_id < recent[0].id - 1:
+            return None
+        return [e for e in recent if e.id > last_id]
+
+    @property
+    def last_id(self) -> int:
+        """The id of the latest event (or just below the first one to come)."""
+        return self._next - 1
+
     def publish(self, kind: str, site: str, grid_id: str | None, data: dict[str, Any]) -> LiveEvent:
-        event = LiveEvent(next(self._ids), kind, site, grid_id, data)
+        event = LiveEvent(self._next, kind, site, grid_id, data)
+        self._next += 1
+        self._recent.append(event)
         for queue in list(self._subscribers):
             if queue.qsize() >= self._max_queue:
                 self._subscribers.discard(queue)
@@ -52,7 +77,7 @@ class LiveHub:
                 queue.put_nowait(event)
         return event
 
-    async def subscribe(self) -> AsyncIterator[LiveEvent]:
+    async def subscribe(self) -> AsyncGenerator[LiveEvent, None]:
         if self._closed:
             return
         queue: asyncio.Queue[LiveEvent | None] = asyncio.Queue()

@@ -247,6 +247,13 @@ class NotifySettings(Section):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     max_attempts: int = Field(4, ge=1)
+    # Web Push to the worker app (alerting/notify/webpush.py). The VAPID key is made on first
+    # start (relative paths are under data_dir); the subject is whom push services may contact.
+    webpush: bool = False
+    vapid_key_file: Path = Path("vapid_private.pem")
+    vapid_subject: str = Field("mailto:duty@localhost", pattern=r"^(mailto:|https://)")
+    webpush_ttl_s: int = Field(3600, ge=0, le=28 * 86400)
+    webpush_allow_http: bool = False  # plain-http push endpoints: only for a local test service
     # SMS goes through one of these when set (instead of sms_gateway_url).
     aliyun_sms: AliyunSmsSettings | None = None
     tencent_sms: TencentSmsSettings | None = None
@@ -294,6 +301,7 @@ class ApiSettings(Section):
     port: int = 8080
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
     token_ttl_s: int = 12 * 3600
+    refresh_ttl_s: int = Field(16 * 3600, ge=60)  # how long a login lasts: a shift
     service_tokens: dict[str, SecretStr] = {}
     metrics_token: SecretStr | None = None  # may read /metrics and /health's detail only
     login: LoginSettings = LoginSettings()

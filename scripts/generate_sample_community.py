@@ -51,6 +51,14 @@ SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁�
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰红梅建国淑珍德福海燕"
 
 
+NOTES = (
+    "听力不好，敲门要大声；备用钥匙在邻居家",
+    "高血压，每天服药；女儿每周末来",
+    "腿脚不便，使用助行器；门口有台阶",
+    "独居，白天常在楼下花园；耳聋，电话难接通",
+)
+
+
 def _name(rng: random.Random) -> str:
     return rng.choice(SURNAMES) + "".join(rng.choice(GIVEN) for _ in range(rng.choice((1, 2))))
 
@@ -72,12 +80,19 @@ def _bname(code: str) -> str:
     return f"{int(code[1:])}号楼"
 
 
+def _coordinates(n: int) -> dict[str, float]:
+    """A made-up spot per building on a small grid of streets (pages link to a map)."""
+    return {"latitude": round(31.2301 + 0.0004 * (n // 4), 6),
+            "longitude": round(121.4701 + 0.0005 * (n % 4), 6)}  # fmt: skip
+
+
 def buildings() -> list[dict[str, Any]]:
     homes = [
-        {"code": b, "name": _bname(b), "grid": g, "address": f"阳光路88弄{int(b[1:])}号"}
+        {"code": b, "name": _bname(b), "grid": g, "address": f"阳光路88弄{int(b[1:])}号",
+         **_coordinates(int(b[1:]))}
         for g, codes in GRIDS.items()
         for b in codes
-    ]
+    ]  # fmt: skip
     sheds = [
         {"code": s, "name": name, "grid": g, "address": f"阳光路88弄 {where}"}
         for s, (g, name, where) in SHEDS.items()
@@ -101,7 +116,12 @@ def households(rng: random.Random) -> list[dict[str, Any]]:
         if n % 3 == 0:
             contacts.append({"name": _name(rng), "relation": "侄女", "phone": _phone(5100 + n)})
         flags = ["elderly_alone"] + (["mobility_impaired"] if n % 5 == 0 else [])
-        out.append({"building": b, "unit": u, "room": r, "flags": flags, "contacts": contacts})
+        flags += ["chronic_illness"] if n % 4 == 1 else []
+        # Names and notes from an rng of their own: the rest of the file stays as it was.
+        own = random.Random(f"resident-{b}-{u}-{r}")
+        home = {"building": b, "unit": u, "room": r, "flags": flags, "contacts": contacts,
+                "resident": _name(own), "note": own.choice(NOTES)}  # fmt: skip
+        out.append(home)
     others = [x for x in every if x not in elderly]
     for b, u, r in sorted(rng.sample(others, 4)):
         out.append(

@@ -95,6 +95,9 @@ class Expectation(_Strict):
     incident: bool
     role: str | None = None
     building: str | None = None
+    # The rule's hazard: its incident is the device's one incident of that hazard, listing
+    # the rule among its reasons (several rules of one hazard fold into one incident).
+    hazard: str | None = Field(default=None, pattern=r"^[a-z]{1,32}$")
     note: str = ""
     #: "22:00-06:00": the rule only acts in this window of the gateway's local time; outside
     #: it the check expects no incident (and says why).
@@ -187,6 +190,7 @@ class BoundExpectation:
     incident: bool
     device_id: str | None
     building: str | None
+    hazard: str | None = None
 
 
 @dataclass
@@ -218,7 +222,7 @@ class ScenarioRun:
             building = self.buildings[exp.building] if exp.building else None
             out.append(BoundExpectation(exp.rule, exp.severity, exp.incident,
                                         dev.device_id if dev else None,
-                                        dev.building if dev else building))
+                                        dev.building if dev else building, exp.hazard))
         return out
 
     @property

@@ -12,6 +12,7 @@ from alerting.escalation.timers import EscalationTimerRow, TimerKind, new_timer,
 from alerting.incidents import flood as fl
 from alerting.incidents import storm as st
 from alerting.incidents.actions import ActionOutcome, ActionRunner
+from alerting.incidents.card import build_card
 from alerting.incidents.lifecycle import IncidentStatus, Resolution, auto_resolution
 from alerting.incidents.silences import active_silence, life_safety
 from alerting.incidents.store import SYSTEM, active_by_key, add_event, set_status
@@ -149,6 +150,11 @@ class IncidentService(IncidentDesk):
             found = await fl.attached_open(s, t.dedupe_key)
             row = found[0] if found else None
         if row is not None:
+            if _add_reason(row, t):
+                add_event(
+                    s, row.id, t.at_ms, "reason_added", actor=f"rule:{t.rule_id}", note=t.title,
+                    data={"device": t.device_id, "value": t.value, "seq": t.reading_seq},
+                )  # fmt: skip
             row.repeat_count += 1
             row.last_seen_ms = row.updated_at_ms = t.at_ms
             row.alert_firing = True
@@ -265,6 +271,8 @@ class IncidentService(IncidentDesk):
             household_card=ctx.household_card.to_json()
             if ctx.household_card is not None and what is None
             else None,
+            card=build_card(t, ctx) if what is None else None,
+            reasons=[_reason(t)] if what is None else None,
         )
         s.add(row)
         await s.flush()
@@ -388,8 +396,11 @@ class IncidentService(IncidentDesk):
                     ChangeKind.AUTO_RESOLVED, outage.id, Severity(outage.severity)
                 )
             return IncidentChange(ChangeKind.CLEARED, outage.id, Severity(outage.severity))
-        row.alert_firing = False
         row.updated_at_ms = t.at_ms
+        if _clear_reason(row, t):
+            add_event(s, row.id, t.at_ms, "reason_cleared", actor=f"rule:{t.rule_id}")
+            return IncidentChange(ChangeKind.CLEARED, row.id, Severity(row.severity))
+        row.alert_firing = False
         if t.auto_resolve and row.auto_resolve:
             await self._auto_resolve(s, row, t.at_ms)
             return IncidentChange(ChangeKind.AUTO_RESOLVED, row.id, Severity(row.severity))
@@ -454,3 +465,30 @@ class IncidentService(IncidentDesk):
                 note=o.error,
                 data={"action": o.action, "topic": o.topic, "payload": o.payload},
             )
+
+
+def _reason(t: AlertTransition) -> dict[str, object]:
+    return {"rule": t.rule_id, "title": t.title, "at_ms": t.at_ms, "value": t.value, "firing": True}
+
+
+def _add_reason(row: IncidentRow, t: AlertTransition) -> bool:
+    """Record ``t``'s rule among the incident's reasons; True if it is a new reason (another
+    rule of the same hazard fired on the device)."""
+    reasons = list(row.reasons or [])
+    for i, r in enumerate(reasons):
+        if r.get("rule") == t.rule_id:
+            reasons[i] = {**r, "firing": True}
+            row.reasons = reasons  # a new list: the JSON column sees the change
+            return False
+    row.reasons = [*reasons, _reason(t)]
+    return True
+
+
+def _clear_reason(row: IncidentRow, t: AlertTransition) -> bool:
+    """Mark ``t``'s rule cleared; True while another reason of the incident still fires (the
+    incident's alert is then not over)."""
+    reasons = [
+        {**r, "firing": False} if r.get("rule") == t.rule_id else r for r in row.reasons or []
+    ]
+    row.reasons = reasons
+    return any(r.get("firing") for r in reasons)

@@ -67,6 +67,10 @@ class IncidentRow(Base):
     risk_tier: Mapped[str | None] = mapped_column(String(16))
     ack_due_ms: Mapped[int | None] = mapped_column(BigInteger)
     household_card: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # What the responder needs, as known when it opened (alerting/incidents/card.py).
+    card: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Every rule of the incident's hazard that fired into it: [{rule, title, at_ms, value}].
+    reasons: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
 
 class IncidentEventRow(Base):

@@ -106,6 +106,10 @@ class IncidentView(BaseModel):
     risk_tier: str | None = None
     ack_due_ms: int | None = None
     household_card: dict[str, Any] | None = None
+    # What the responder needs (alerting/incidents/card.py): what, where, household, guidance.
+    card: dict[str, Any] | None = None
+    # Every rule of the incident's hazard that fired into it (one incident per hazard).
+    reasons: list[dict[str, Any]] | None = None
 
     @classmethod
     def of(cls, row: IncidentRow) -> IncidentView:
@@ -290,4 +294,6 @@ def incident_message(v: IncidentView) -> dict[str, Any]:
         "risk_tier": v.risk_tier,
         "ack_due": v.ack_due_ms,
         "household": v.household_card,
+        "card": v.card,
+        "reasons": [{"rule": r.get("rule"), "title": r.get("title")} for r in v.reasons or []],
     }

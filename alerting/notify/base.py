@@ -75,8 +75,34 @@ def local_time(ms: int | None) -> str:
 
 def title(d: Delivery) -> str:
     sev = SEVERITY_ZH.get(str(d.incident.get("severity")), "")
-    prefix = {DeliveryKind.REMINDER: "【提醒】", DeliveryKind.OUTCOME: "【处理结果】"}.get(d.kind, "")
+    prefix = {DeliveryKind.REMINDER: "【提醒】", DeliveryKind.OUTCOME: "【处理结果】"}.get(
+        d.kind, ""
+    )
     return f"{prefix}【{sev}】{d.incident.get('title', '')}"
+
+
+def card_lines(card: dict[str, Any] | None) -> list[str]:
+    """The responder's facts of an incident card (alerting/incidents/card.py) as text lines."""
+    if not card:
+        return []
+    lines = []
+    home = card.get("household") or {}
+    who = "、".join(x for x in (home.get("resident"), *home.get("flags", ())) if x)
+    if who:
+        lines.append(f"住户: {who}")
+    if home.get("note"):
+        lines.append(f"备注: {home['note']}")
+    family = [
+        f"{c.get('name', '')}({c.get('relation', '')}) {c.get('phone', '')}"
+        for c in home.get("contacts") or ()
+    ]
+    if family:
+        lines.append("家属: " + "，".join(family))
+    if card.get("guidance"):
+        lines.append(f"先做: {card['guidance']}")
+    if (card.get("where") or {}).get("map_url"):
+        lines.append(f"地图: {card['where']['map_url']}")
+    return lines
 
 
 def render_text(d: Delivery) -> str:
@@ -90,6 +116,7 @@ def render_text(d: Delivery) -> str:
         if i.get("device"):  # a hotline call or a patrol finding has no device
             lines.append(f"设备: {i.get('device')} ({i.get('device_type', '')})")
         lines.append(f"时间: {local_time(i.get('opened_at'))}")
+        lines += card_lines(i.get("card"))
         if d.kind == DeliveryKind.REMINDER:
             lines.append("事件已确认但尚未处理完毕，请尽快处置。")
         if d.text:

@@ -34,6 +34,7 @@ class ChannelKind(StrEnum):
     # ordinary fan-out: the escalation rings it for critical fire / SOS incidents still open
     # after the first step, and as the next channel when a critical page was not delivered.
     VOICE = "voice"
+    WEBPUSH = "webpush"  # Web Push to the worker app's subscriptions; address = person id
 
 
 @dataclass(frozen=True, slots=True)

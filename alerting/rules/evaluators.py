@@ -73,8 +73,12 @@ def transition(
     dedupe_subject = subject
     if spec.dedupe == "location":
         dedupe_subject = location_key(ctx) or location_key(ctx, "household") or subject
+    # One incident per hazard of a device: every rule of the hazard shares its key.
+    group = f"hazard.{spec.hazard}" if spec.hazard and spec.dedupe == "device" else spec.id
+    readings: dict[str, FieldValue] = {}
     if reading is not None:
         ts_seq = (reading.ts_ms, reading.seq)
+        readings = dict(reading.fields)
     return AlertTransition(
         rule_id=spec.id,
         subject=subject,
@@ -85,13 +89,15 @@ def transition(
         category=spec.category,
         title=spec.title,
         at_ms=now_ms,
-        dedupe_key=f"{spec.id}:{dedupe_subject}",
+        dedupe_key=f"{group}:{dedupe_subject}",
         auto_resolve=spec.auto_resolve,
         reading_ts_ms=ts_seq[0],
         reading_seq=ts_seq[1],
         value=value,
         labels=labels,
         actions=spec.actions if state is AlertState.FIRING else (),
+        guidance=spec.guidance,
+        readings=readings,
     )
 
 
@@ -444,6 +450,7 @@ def _correlation_transition(
         value=float(len({h[1] for h in st.hits})),
         labels=dict(st.labels),
         actions=spec.actions if state is AlertState.FIRING else (),
+        guidance=spec.guidance,
     )
 
 

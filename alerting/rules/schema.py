@@ -55,6 +55,7 @@ RuleId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,95}$")]
 EventName = Annotated[str, Field(pattern=r"^[a-z0-9_]{1,64}$")]
 FieldName = Annotated[str, Field(pattern=r"^[a-z0-9_]{1,64}$")]
 Comparison = Literal[">", ">=", "<", "<="]
+Hazard = Literal["fire", "electrical", "intrusion", "medical"]
 
 
 class _Strict(BaseModel):
@@ -107,6 +108,11 @@ class _RuleBase(_Strict):
         if name in ("bounds", "id") or isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"bounds.{name}: not a numeric parameter of this rule")
         return float(value)
+    # The danger the rule watches for. Rules of one hazard fold, per device, into one incident
+    # that lists every rule that fired (smoke, static heat and rate of rise: one fire).
+    hazard: Hazard | None = None
+    # What the responder does first, in plain Chinese; every page and the worker's card show it.
+    guidance: str = Field(default="", max_length=300)
 
     @model_validator(mode="after")
     def _fire_rules_never_auto_resolve(self) -> _RuleBase:
@@ -249,6 +255,8 @@ class CorrelationRule(_RuleBase):
 
     @model_validator(mode="after")
     def _groups_not_empty(self) -> CorrelationRule:
+        if self.hazard is not None:
+            raise ValueError("hazard: folds one device's rules; a correlation has no one device")
         if any(not group for group in self.groups):
             raise ValueError("groups: every group names at least one rule")
         if self.min_devices < 2 and len(self.groups) < 2:

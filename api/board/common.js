@@ -230,17 +230,43 @@ const App = {
       throw new Error(App.t("login_limited").replace("{s}", r.headers.get("Retry-After") || "60"));
     }
     if (!r.ok) throw new Error(App.t("login_failed"));
-    const data = await r.json();
+    App.keep(await r.json());
+    return App.person;
+  },
+
+  keep(data) {
     App.token = data.access_token;
     App.person = data.person;
     localStorage.setItem("token", App.token);
     localStorage.setItem("person", JSON.stringify(App.person));
-    return data.person;
+    if (data.refresh_token) localStorage.setItem("refresh_token", data.refresh_token);
+  },
+
+  // A login lasts a shift: a refused access token is renewed with the refresh token (one
+  // renewal at a time: a refresh token works once). False once the login has ended.
+  refresh() {
+    if (!App.refreshing) {
+      App.refreshing = (async () => {
+        const token = localStorage.getItem("refresh_token");
+        if (!token) return false;
+        const r = await fetch("/api/v1/auth/refresh", {
+          method: "POST", headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ refresh_token: token }),
+        }).catch(() => null);
+        if (r === null) return null;  // offline: the login may still stand
+        if (!r.ok) return false;
+        App.keep(await r.json());
+        return true;
+      })().finally(() => { App.refreshing = null; });
+    }
+    return App.refreshing;
   },
 
   logout() {
-    localStorage.removeItem("token");
-    localStorage.removeItem("person");
+    for (const key of ["token", "person", "refresh_token"]) localStorage.removeItem(key);
+    if (navigator.serviceWorker && navigator.serviceWorker.controller) {
+      navigator.serviceWorker.controller.postMessage("logout");
+    }
     location.reload();
   },
 
@@ -250,7 +276,10 @@ const App = {
       headers["Content-Type"] = "application/json";
       options.body = JSON.stringify(options.json);
     }
-    const r = await fetch(`/api/v1${path}`, Object.assign({}, options, { headers }));
+    let r = await fetch(`/api/v1${path}`, Object.assign({}, options, { headers }));
+    if (r.status === 401 && !options.retried && await App.refresh()) {
+      return App.api(path, Object.assign({}, options, { retried: true, headers: options.headers }));
+    }
     if (r.status === 401) { App.logout(); throw new Error("unauthorized"); }
     if (!r.ok) {
       const err = await r.json().catch(() => ({ detail: r.statusText }));
@@ -261,15 +290,31 @@ const App = {
     return r.status === 204 ? null : r.json();
   },
 
-  // EventSource reconnects by itself; onState(true|false) shows the connection to the staff.
+  // EventSource reconnects by itself, sending Last-Event-ID: the server replays what was
+  // missed. When it gives up (the server refused or was gone), a new stream resumes from the
+  // last event seen, with a renewed token. onState(true|false) shows the connection.
   live(handlers, onState) {
-    const source = new EventSource(`/api/v1/live?access_token=${encodeURIComponent(App.token)}`);
-    source.addEventListener("hello", () => onState(true));
-    source.onerror = () => onState(false);
-    for (const [kind, fn] of Object.entries(handlers)) {
-      source.addEventListener(kind, (e) => fn(JSON.parse(e.data)));
-    }
-    return source;
+    let lastId = null;
+    const open = () => {
+      let url = `/api/v1/live?access_token=${encodeURIComponent(App.token)}`;
+      if (lastId !== null) url += `&last_event_id=${encodeURIComponent(lastId)}`;
+      const source = new EventSource(url);
+      source.addEventListener("hello", () => onState(true));
+      source.onerror = () => {
+        onState(false);
+        if (source.readyState !== EventSource.CLOSED) return;
+        setTimeout(async () => { await App.refresh(); open(); }, 3000);
+      };
+      for (const [kind, fn] of Object.entries(handlers)) {
+        source.addEventListener(kind, (e) => {
+          if (e.lastEventId) lastId = e.lastEventId;
+          fn(JSON.parse(e.data));
+        });
+      }
+      if (!handlers.reset) source.addEventListener("reset", (e) => { lastId = e.lastEventId || lastId; });
+      App.source = source;
+    };
+    open();
   },
 
   // Always the site's time zone (never the browser's): "11-25 08:03:04".

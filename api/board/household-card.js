@@ -22,7 +22,7 @@ const HouseholdCard = {
     return HouseholdCard.cache.get(id);
   },
 
-  node(i) {
+  node(i, withContacts = true) {
     const el = App.el;
     const h = i.household_card;
     const parts = [];
@@ -34,7 +34,7 @@ const HouseholdCard = {
         ` ${h.address || ""}`));
       const facts = Object.entries(h.facts || {}).map(([k, v]) => `${HouseholdCard.w(k)}：${v}`).join("；");
       if (facts) parts.push(el("div", { class: "facts" }, facts));
-      parts.push(el("div", { class: "contacts" }, ...(h.contacts || []).map((c) =>
+      if (withContacts) parts.push(el("div", { class: "contacts" }, ...(h.contacts || []).map((c) =>
         el("a", { class: "call", href: `tel:${c.phone}` }, `${c.name}${c.relation ? `（${c.relation}）` : ""} ${c.phone}`))));
     }
     return parts.length ? el("div", { class: "household-card" }, ...parts) : null;
@@ -43,7 +43,8 @@ const HouseholdCard = {
   async attach(li) {
     if (li.querySelector(".household-card") || !li.dataset.id) return;
     const i = await HouseholdCard.incident(li.dataset.id);
-    const card = i && HouseholdCard.node(i);
+    // the worker's card already lists the family to call (worker-card.js): not twice
+    const card = i && HouseholdCard.node(i, !li.querySelector(".card-family"));
     if (card && !li.querySelector(".household-card")) li.append(card);
   },
 

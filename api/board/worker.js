@@ -11,14 +11,43 @@ const Worker = {
   async start(person) {
     Worker.me = person.id;
     document.addEventListener("langchange", Worker.render);
-    App.live({ incident: Worker.onIncident }, (up) => {
-      const el = document.getElementById("live-state");
-      el.dataset.i18n = up ? "live_on" : "live_off";
-      el.classList.toggle("off", !up);
-      el.textContent = App.t(el.dataset.i18n);
-    });
+    App.live({ incident: Worker.onIncident, reset: () => Worker.load() }, Worker.online);
+    window.addEventListener("offline", () => Worker.online(false));
+    window.addEventListener("hashchange", Worker.focus);
+    document.addEventListener("click", () => Alarm.audio());  // a tap lets the siren sound
+    document.getElementById("logout-everywhere").addEventListener("click", Worker.logoutEverywhere);
+    setInterval(WorkerCard.tick, 30000);
+    if ("serviceWorker" in navigator) {
+      navigator.serviceWorker.addEventListener("message", (e) => {
+        if (e.data && e.data.kind === "open") location.href = e.data.url;
+        if (e.data && e.data.kind === "push") Worker.load().catch(() => {});
+      });
+      navigator.serviceWorker.register("sw.js").then(() => Push.setup()).catch(() => {});
+    }
     await Worker.load();
     setInterval(Worker.load, 30000);  // escalations and deliveries happen between changes
+  },
+
+  // The live stream's state; offline, a banner says so until the stream is back.
+  online(up) {
+    const el = document.getElementById("live-state");
+    el.dataset.i18n = up ? "live_on" : "live_off";
+    el.classList.toggle("off", !up);
+    el.textContent = App.t(el.dataset.i18n);
+    document.getElementById("offline-banner").hidden = up;
+    if (up) Worker.load().catch(() => {});  // anything changed while away (the API is back)
+  },
+
+  async logoutEverywhere() {
+    if (!confirm(App.t("logout_everywhere_confirm"))) return;
+    try { await App.api("/auth/logout-everywhere", { method: "POST" }); } finally { App.logout(); }
+  },
+
+  focus() {
+    const m = location.hash.match(/^#incident-(\d+)$/);
+    const card = m && document.querySelector(`#my-incidents li[data-id="${m[1]}"]`);
+    document.querySelectorAll("li.incident.selected").forEach((el) => el.classList.remove("selected"));
+    if (card) { card.classList.add("selected"); card.scrollIntoView({ block: "start" }); }
   },
 
   async load() {
@@ -50,6 +79,8 @@ const Worker = {
     const list = document.getElementById("my-incidents");
     list.replaceChildren(...(mine.length ? mine.map(Worker.card)
       : [App.el("li", { class: "empty" }, App.t("no_incidents"))]));
+    Alarm.set(mine.some((i) => i.severity === "critical" && i.status === "open"));
+    Worker.focus();
     document.getElementById("history").replaceChildren(...Worker.history.map((i) => App.el("li",
       { class: `incident sev-${i.severity} status-${i.status}`, dataset: { id: i.id } },
       App.el("div", { class: "title" }, App.title(i)),
@@ -83,6 +114,7 @@ const Worker = {
       pressure,
       App.el("div", { class: "meta status" }, App.t(i.status),
         i.assignee && !mine ? ` · ${App.t("assigned_to", { who: App.personName(i.assignee) })}` : ""),
+      ...WorkerCard.details(i),
       actions);
   },
 

@@ -9,10 +9,10 @@ from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api import audit, security
+from api import audit, refresh, security
 from api.deps import CurrentPerson, LoginGuardDep, ServicesDep, SessionDep, not_found
 from api.login_guard import LIMITED_DETAIL, LoginBusy, PasswordWorkers
-from api.schemas import PasswordChange, PersonPublic, Token
+from api.schemas import LoggedOut, PasswordChange, PersonPublic, RefreshRequest, Token
 from gateway.registry.tables import BuildingLeader, Person, PersonGrid
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -83,6 +83,21 @@ async def login(
         await session.commit()
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong login name or password")
     guard.limiter.succeeded(account, address)
+    issued = refresh.start(session, person.id, now, services.config.refresh_ttl_s)
+    audit.record(
+        session, at_ms=now, actor=person.id, role=person.role, action="auth.login", site=person.site
+    )
+    await session.commit()
+    return await _tokens(services, session, person, issued, now)
+
+
+async def _tokens(
+    services: ServicesDep,
+    session: AsyncSession,
+    person: Person,
+    issued: refresh.Issued,
+    now: int,
+) -> Token:
     ttl = services.config.token_ttl_s
     token = security.issue_token(
         person.id,
@@ -90,12 +105,45 @@ async def login(
         ttl_s=ttl,
         secret=services.config.secret_key,
         password_hash=person.password_hash,
+        session=issued.family,
     )
-    audit.record(
-        session, at_ms=now, actor=person.id, role=person.role, action="auth.login", site=person.site
+    return Token(
+        access_token=token,
+        expires_in=ttl,
+        person=await person_public(session, person),
+        refresh_token=issued.token,
+        refresh_expires_at_ms=issued.expires_at_ms,
     )
+
+
+@router.post("/refresh", response_model=Token)
+async def refresh_login(body: RefreshRequest, services: ServicesDep, session: SessionDep) -> Token:
+    """A new access token and the login's next refresh token (the one sent is used up).
+
+    The login lasts ``refresh_ttl_s`` from the password login (a shift); a refresh token used
+    twice ends the login on every device (someone copied it)."""
+    now = services.clock.now_ms()
+    rotated = await refresh.rotate(session, body.refresh_token, now)
+    person = await session.get(Person, rotated[0]) if rotated else None
+    if rotated is None or person is None or not person.active:
+        await session.commit()  # a reused token's family stays ended
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "login ended: log in again")
     await session.commit()
-    return Token(access_token=token, expires_in=ttl, person=await person_public(session, person))
+    return await _tokens(services, session, person, rotated[1], now)
+
+
+@router.post("/logout-everywhere", response_model=LoggedOut)
+async def logout_everywhere(
+    principal: CurrentPerson, services: ServicesDep, session: SessionDep
+) -> LoggedOut:
+    """End every login of the caller — a lost phone — refresh and access tokens alike."""
+    if principal.is_service:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "service tokens have no logins")
+    now = services.clock.now_ms()
+    ended = await refresh.end_all(session, principal.id, now)
+    audit.record_by(session, principal, now, "auth.logout_everywhere", target=principal.id)
+    await session.commit()
+    return LoggedOut(ended_logins=ended)
 
 
 async def _verify(workers: PasswordWorkers, password: str, password_hash: str | None) -> bool:

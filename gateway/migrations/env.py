@@ -31,6 +31,8 @@ TABLE_MODULES = (
     "api.audit",
     "alerting.rules.overrides",
     "alerting.loop.tables",
+    "alerting.notify.webpush",
+    "api.refresh",
 )
 
 for _module in TABLE_MODULES:

@@ -350,7 +350,8 @@ def _building_rows(c: CommunitySpec) -> list[dict[str, Any]]:
     site = c.site.code
     return [
         {"id": building_id(site, b.code), "site": site, "code": b.code, "name": b.name,
-         "grid_id": grid_id(site, b.grid), "address": b.address}
+         "grid_id": grid_id(site, b.grid), "address": b.address,
+         "latitude": b.latitude, "longitude": b.longitude}
         for b in c.buildings
     ]  # fmt: skip
 
@@ -364,6 +365,7 @@ def _household_rows(c: CommunitySpec) -> list[dict[str, Any]]:
             "id": hid, "site": site, "building_id": building_id(site, h.building),
             "unit": h.unit, "room": h.room, "flags": list(h.flags),
             "contacts": [x.model_dump() for x in h.contacts], "note": h.note,
+            "resident": h.resident,
         }  # fmt: skip
     return list(rows.values())
 

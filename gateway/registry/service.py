@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time
 from types import MappingProxyType
 from typing import Any
@@ -18,7 +18,14 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.readings import DeviceContext, DeviceType, HouseholdCard
+from core.readings import (
+    DeviceContext,
+    DeviceType,
+    FamilyContact,
+    HouseholdCard,
+    HouseholdFacts,
+    PlaceFacts,
+)
 from gateway.registry.tables import (
     Building,
     BuildingLeader,
@@ -343,17 +350,34 @@ def _index_grids(snap: _Snapshot) -> None:
 
 async def _read_devices(session: AsyncSession, snap: _Snapshot) -> None:
     households: dict[str, Household] = {}
-    buildings = {b.id: b.name for b in await session.scalars(select(Building))}
+    homes: dict[str, HouseholdFacts] = {}
     for h in await session.scalars(select(Household)):
         households[h.id] = h
         snap.contacts[h.id] = tuple(dict(c) for c in h.contacts or () if isinstance(c, dict))
-    cards = {hid: _card(h, buildings.get(h.building_id, "")) for hid, h in households.items()}
+        homes[h.id] = _household(h, snap.contacts[h.id])
+    buildings = list(await session.scalars(select(Building)))
+    names = {b.id: b.name for b in buildings}
+    places = {b.id: PlaceFacts(b.name, b.address, b.latitude, b.longitude) for b in buildings}
+    cards = {hid: _card(h, names.get(h.building_id, "")) for hid, h in households.items()}
     for d in await session.scalars(select(Device).where(Device.enabled.is_(True))):
-        ctx = _context(d, households, cards)
+        ctx = replace(
+            _context(d, households, cards),
+            household=homes.get(d.household_id) if d.household_id else None,
+            place=places.get(d.building_id) if d.building_id else None,
+        )
         snap.contexts[(d.site, d.device_id)] = ctx
         snap.profiles[(d.site, d.device_id)] = d.profile
         if d.vendor_identity:
             snap.vendor[d.vendor_identity] = ctx
+
+
+def _household(h: Household, contacts: Iterable[dict[str, Any]]) -> HouseholdFacts:
+    family = tuple(
+        FamilyContact(str(c.get("name", "")), str(c.get("relation", "")), str(c.get("phone", "")))
+        for c in contacts
+    )
+    return HouseholdFacts(h.resident or "", h.unit, h.room, h.note or "", family)
+
 
 
 def _card(h: Household, building: str) -> HouseholdCard:

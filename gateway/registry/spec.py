@@ -55,6 +55,9 @@ class BuildingSpec(_Spec):
     name: Text
     grid: Code
     address: Text = ""
+    # WGS-84 coordinates: a page then carries a map link to the building.
+    latitude: Annotated[float, Field(ge=-90, le=90)] | None = None
+    longitude: Annotated[float, Field(ge=-180, le=180)] | None = None
 
 
 class Contact(_Spec):
@@ -72,6 +75,7 @@ class HouseholdSpec(_Spec):
     )
     contacts: list[Contact] = Field(default_factory=list)
     note: Text = ""
+    resident: Text = ""  # the resident's name, as a page shows it
 
 
 class DeviceSpec(_Spec):

@@ -17,6 +17,7 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -98,6 +99,8 @@ class Building(Base):
     code: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))
     address: Mapped[str] = mapped_column(String(300), default="")
+    latitude: Mapped[float | None] = mapped_column(Float)  # WGS-84, for a map link in pages
+    longitude: Mapped[float | None] = mapped_column(Float)
 
 
 class Household(Base):
@@ -126,6 +129,7 @@ class Household(Base):
     facts: Mapped[dict[str, str] | None] = mapped_column(JSON, default=dict)
     members: Mapped[list[dict[str, str]] | None] = mapped_column(JSON, default=list)
     no_activity_hours: Mapped[int | None] = mapped_column(Integer)
+    resident: Mapped[str] = mapped_column(String(100), default="", server_default="")
 
 
 class Device(Base):

@@ -17,9 +17,8 @@ from core.db import make_engine, make_sessionmaker
 from core.readings import Rejection, RejectReason
 from gateway.migrations import runner as migrate
 from gateway.quarantine import QuarantinedMessage
-from gateway.registry import apply, hash_password, load_community_yaml
-from gateway.registry.tables import Person, Site
-from gateway.sample import demo_community_path
+from gateway.registry import hash_password
+from gateway.registry.tables import Device, Grid, Person, Site
 from tests.api.support import DEMO_PASSWORD, SERVICE_TOKEN, build_env, prepare_db
 
 V1 = "/api/v1"
@@ -127,9 +126,20 @@ async def test_rows_kept_from_before_the_upgrade_get_their_site(db_url: str) -> 
     engine = make_engine(db_url)
     try:
         sessions = make_sessionmaker(engine)
-        async with sessions.begin() as session:
-            await apply(session, load_community_yaml(demo_community_path()))
         async with engine.begin() as conn:
+            # The registry as it was then: only the vendor device the migration looks up (the
+            # community file's loader writes today's columns, which 0003 does not have).
+            await conn.execute(insert(Site.__table__), [{"code": "demo", "name": "阳光社区"}])
+            await conn.execute(
+                insert(Grid.__table__), [{"id": "demo.g1", "site": "demo", "code": "g1", "name": "g1"}]
+            )
+            await conn.execute(
+                insert(Device.__table__),
+                [{"site": "demo", "device_id": "smk-b03-1-101", "device_type": "smoke",
+                  "profile": "aliyun.smoke.js_sd01", "vendor_identity": DEMO_VENDOR,
+                  "grid_id": "demo.g1", "location": "", "name": "", "model": "",
+                  "enabled": True}],
+            )  # fmt: skip
             await conn.execute(  # no site: the column does not exist yet
                 insert(QuarantinedMessage.__table__),
                 [

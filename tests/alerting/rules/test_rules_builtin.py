@@ -280,4 +280,4 @@ def test_firing_actions_are_attached_only_to_firing() -> None:
         ("resolved", ()),
     ]
     assert found[0].labels["port"] == "1"
-    assert found[0].dedupe_key == "charger.leakage:CH-1#1"
+    assert found[0].dedupe_key == "hazard.electrical:CH-1#1"  # one incident per hazard
