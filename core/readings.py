@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
-DeviceType = Literal["smoke", "sos", "gate", "charger"]
-DEVICE_TYPES: tuple[DeviceType, ...] = ("smoke", "sos", "gate", "charger")
+#: A device type is named by its native device profile (device_profiles/profiles/native/):
+#: adding a type is adding a profile, so the name is any short lowercase word, not a closed list.
+DeviceType = str
+DEVICE_TYPE_PATTERN = r"^[a-z][a-z0-9_]{0,15}$"
 ReadingKind = Literal["telemetry", "event", "status"]
 FieldValue = float | int | bool | str
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from core.readings import DeviceType, ReadingKind, RejectReason
+from core.readings import DEVICE_TYPE_PATTERN, DeviceType, ReadingKind, RejectReason
 
 FieldType = Literal["float", "int", "bool", "enum"]
 
@@ -212,7 +212,7 @@ class _ProfileBase(_Strict):
     """What every profile file says besides its fields: topics, identity, heartbeat, examples."""
 
     id: Annotated[str, Field(pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)+$")]
-    device_type: DeviceType
+    device_type: Annotated[DeviceType, Field(pattern=DEVICE_TYPE_PATTERN)]
     codec: str
     description: str = ""
     enabled: bool = True

@@ -6,12 +6,16 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any
 
 import yaml
+from pydantic import StringConstraints
 
-DeviceType = Literal["smoke", "sos", "gate", "charger"]
-DEVICE_TYPES: tuple[DeviceType, ...] = ("smoke", "sos", "gate", "charger")
+from simulators.devices import BEHAVIOURS
+
+DeviceType = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,15}$")]
+#: The device types the simulator can play (those with a behaviour model).
+DEVICE_TYPES: tuple[str, ...] = tuple(BEHAVIOURS)
 
 _ID_KEYS = ("device_id", "id", "serial", "code")
 _TYPE_KEYS = ("type", "device_type", "kind")

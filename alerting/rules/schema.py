@@ -17,7 +17,9 @@ from pydantic import (
 
 from alerting.models import Category, Severity
 from alerting.rules.schedule import Schedule
-from core.readings import DeviceContext, DeviceType
+from core.readings import DEVICE_TYPE_PATTERN, DeviceContext
+
+DeviceType = Annotated[str, Field(pattern=DEVICE_TYPE_PATTERN)]
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _UNITS_MS = (86_400_000, 3_600_000, 60_000, 1_000)

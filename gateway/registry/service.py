@@ -302,7 +302,7 @@ async def _read_devices(session: AsyncSession, snap: _Snapshot) -> None:
 
 
 def _context(d: Device, flags: Mapping[str, frozenset[str]]) -> DeviceContext:
-    device_type: DeviceType = d.device_type  # type: ignore[assignment]
+    device_type: DeviceType = d.device_type
     return DeviceContext(
         site=d.site,
         device_id=d.device_id,

@@ -20,7 +20,9 @@ from pydantic import (
     model_validator,
 )
 
-DeviceTypeName = Literal["smoke", "sos", "gate", "charger"]
+from core.readings import DEVICE_TYPE_PATTERN
+
+DeviceTypeName = Annotated[str, StringConstraints(pattern=DEVICE_TYPE_PATTERN)]
 RoleName = Literal["grid_worker", "building_leader", "duty_staff", "secretary", "admin"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
