@@ -10,7 +10,8 @@ from typing import Literal
 #: adding a type is adding a profile, so the name is any short lowercase word, not a closed list.
 DeviceType = str
 DEVICE_TYPE_PATTERN = r"^[a-z][a-z0-9_]{0,15}$"
-ReadingKind = Literal["telemetry", "event", "status"]
+#: ``cmd_ack``: a device's answer to a command (``fields``: cmd_id, ok, state).
+ReadingKind = Literal["telemetry", "event", "status", "cmd_ack"]
 FieldValue = float | int | bool | str
 
 

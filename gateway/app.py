@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 
+from alerting.commands import CommandDesk, CommandPolicy
 from alerting.escalation.scheduler import EscalationScheduler
-from alerting.incidents.actions import ActionRunner
 from alerting.incidents.service import IncidentService
 from alerting.notify.base import Notifier
 from alerting.notify.email import EmailNotifier, SmtpConfig
@@ -74,6 +74,7 @@ class Gateway:
     mqtt: MqttSession = field(init=False)
     live: LiveHub = field(default_factory=LiveHub)
     status: DeviceStatusBoard = field(init=False)
+    commands: CommandDesk = field(init=False)
     api_port: int = 0
 
     async def start(self) -> None:
@@ -203,11 +204,13 @@ class Gateway:
         )
         self.policy = routing_policy(s)
         self.escalation = EscalationScheduler(self.sessions, self.clock, directory, pipeline)
+        self.commands = self._command_desk()
+        await self.commands.load()
         self.incidents = IncidentService(
             self.sessions,
             self.clock,
             policy=self.policy,
-            actions=ActionRunner(self._publish_command),
+            actions=self.commands,
         )
         self.alerts = AlertPipeline(
             self.sessions,
@@ -218,6 +221,23 @@ class Gateway:
             self.registry.context,
             tick_interval_ms=s.alerting.tick_interval_ms,
             hold_bulk=self._hold_bulk,
+        )
+
+    def _command_desk(self) -> CommandDesk:
+        c = self.settings.alerting.commands
+        natives = {p.device_type: p.commands for p in self.profiles.profiles() if p.codec == "native"}
+        return CommandDesk(
+            self.sessions,
+            self.clock,
+            lambda device_type: natives.get(device_type, {}),
+            self._publish_command,
+            CommandPolicy(
+                ack_timeout_ms=int(c.ack_timeout_s * 1000),
+                retry_ms=int(c.retry_s * 1000),
+                attempts=c.attempts,
+                backoff=c.backoff,
+            ),
+            escalate=self.escalation.poke,
         )
 
     def _notifiers(self) -> dict[ChannelKind, Notifier]:
@@ -260,6 +280,7 @@ class Gateway:
 
     def _on_reading(self, reading: Reading, ctx: DeviceContext, now_ms: int) -> None:
         self.status.update(reading, ctx)
+        self.commands.observe(reading, ctx)
         self.alerts.on_reading(reading, ctx, now_ms)
 
     async def _publish_confirmed(self, topic: str, payload: bytes, qos: int) -> None:
@@ -282,6 +303,7 @@ class Gateway:
                 tg.create_task(self.alerts.run_worker(), name="alert-worker")
                 tg.create_task(self.alerts.run_timers(), name="alert-timers")
                 tg.create_task(self.alerts.run_escalation(stop), name="escalation")
+                tg.create_task(self.commands.run_loop(stop), name="device-commands")
                 if self.spool is not None:
                     tg.create_task(self.spool.replay(), name="spool-replay")
                 if (db_file := sqlite_path(self.settings.database.url)) is not None:

@@ -102,11 +102,24 @@ class EscalationDefaults(Section):
     minor_ack_s: int = 24 * 3600
 
 
+class CommandSettings(Section):
+    """Device commands (cut power, close a valve …): an attempt waits ``ack_timeout_s`` for the
+    device's cmd_ack and the telemetry that shows the new state; a refused attempt is sent
+    again after ``retry_s``; each later wait is ``backoff`` times longer; after ``attempts``
+    sends the command fails and its incident escalates at once."""
+
+    ack_timeout_s: float = Field(30.0, gt=0, le=3600)
+    retry_s: float = Field(5.0, gt=0, le=3600)
+    attempts: int = Field(3, ge=1, le=10)
+    backoff: float = Field(2.0, ge=1, le=10)
+
+
 class AlertingSettings(Section):
     rules_dir: Path | None = None  # None = the built-in rule set
     startup_grace_s: int = Field(300, ge=0)
     tick_interval_ms: int = Field(1000, ge=50)
     escalation: EscalationDefaults = EscalationDefaults()
+    commands: CommandSettings = CommandSettings()
 
 
 class NotifySettings(Section):

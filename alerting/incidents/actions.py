@@ -10,6 +10,7 @@ from typing import Any
 
 from alerting.models import AlertTransition
 from core import topics
+from core.readings import DeviceContext
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,8 @@ class ActionOutcome:
     topic: str = ""
     payload: dict[str, Any] = field(default_factory=dict)
     error: str = ""
+    # The runner put it on the incident timeline itself (a tracked command).
+    recorded: bool = False
 
 
 def command_for(
@@ -49,6 +52,12 @@ class ActionRunner:
 
     def __init__(self, publish: CommandPublisher | None = None) -> None:
         self._publish = publish
+
+    async def run_action(
+        self, action: str, transition: AlertTransition, ctx: DeviceContext, incident_id: int
+    ) -> ActionOutcome:
+        """Run one action of a firing rule for the device ``ctx``."""
+        return await self.run(action, transition, ctx.device_type, incident_id)
 
     async def run(
         self, action: str, transition: AlertTransition, device_type: str, incident_id: int

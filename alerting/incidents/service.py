@@ -347,11 +347,13 @@ class IncidentService(IncidentDesk):
         if change is None or not t.actions or t.state is not AlertState.FIRING:
             return change
         outcomes = tuple(
-            [await self._actions.run(a, t, ctx.device_type, change.incident_id) for a in t.actions]
+            [await self._actions.run_action(a, t, ctx, change.incident_id) for a in t.actions]
         )
 
         async def record(s: AsyncSession) -> None:
             for o in outcomes:
+                if o.recorded:
+                    continue
                 add_event(
                     s,
                     change.incident_id,

@@ -30,6 +30,7 @@ TABLE_MODULES = (
     "alerting.escalation.timers",
     "api.audit",
     "alerting.rules.overrides",
+    "alerting.commands.tables",
 )
 
 for _module in TABLE_MODULES:

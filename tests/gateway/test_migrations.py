@@ -19,6 +19,7 @@ async def test_migrations_match_the_declared_tables(db_url: str) -> None:
         "alerting.state",
         "alerting.incidents.tables",
         "api.audit",
+        "alerting.commands.tables",
     ):
         importlib.import_module(module)
     await migrate.upgrade(db_url)
