@@ -51,3 +51,4 @@ class AlertTransition:
     value: float | None = None
     labels: dict[str, str] = field(default_factory=dict)
     actions: tuple[str, ...] = ()
+    page_household: bool = False

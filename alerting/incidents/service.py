@@ -179,6 +179,7 @@ class IncidentService(IncidentDesk):
             grid_id=ctx.grid_id,
             building_id=ctx.building_id,
             household_flags=ctx.household_flags,
+            page_household=t.page_household,
         )
         row = IncidentRow(
             site=t.site,

@@ -74,6 +74,7 @@ def route_labels(
     grid_id: str = "",
     building_id: str | None = None,
     household_flags: frozenset[str] | str = frozenset(),
+    page_household: bool = False,
 ) -> dict[str, str]:
     """The labels the tree matches on, built the same way for live incidents and the tester."""
     flags = (
@@ -88,6 +89,7 @@ def route_labels(
         "grid": grid_id,
         "building": building_id or "",
         "household_flags": flags,
+        "page_household": "yes" if page_household else "",
     }
 
 
@@ -99,13 +101,18 @@ DEFAULT_TREE: dict[str, Any] = {
             "match": {"severity": "critical"},
             "ladder": "critical",
             # Call-device and fall incidents: the household's family is told at once.
-            "routes": [{"match": {"device_type": "sos"}, "add_targets": ["family"]}],
+            "routes": [
+                {"match": {"device_type": "sos"}, "add_targets": ["family"]},
+                # Rules that say so (page_household), e.g. a gas leak at home.
+                {"match": {"page_household": "yes"}, "add_targets": ["family"]},
+            ],
         },
         {
             "match": {"severity": "major"},
             "ladder": "major",
             "routes": [
                 {"match": {"rule": "household.elderly_no_activity"}, "add_targets": ["family"]},
+                {"match": {"page_household": "yes"}, "add_targets": ["family"]},
             ],
         },
     ],

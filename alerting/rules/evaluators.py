@@ -92,6 +92,7 @@ def transition(
         value=value,
         labels=labels,
         actions=spec.actions if state is AlertState.FIRING else (),
+        page_household=spec.page_household,
     )
 
 
@@ -444,6 +445,7 @@ def _correlation_transition(
         value=float(len({h[1] for h in st.hits})),
         labels=dict(st.labels),
         actions=spec.actions if state is AlertState.FIRING else (),
+        page_household=spec.page_household,
     )
 
 

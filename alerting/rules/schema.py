@@ -85,6 +85,9 @@ class _RuleBase(_Strict):
     schedule: Schedule | None = None
     match: Match | None = None
     actions: tuple[Annotated[str, Field(pattern=r"^[a-z0-9_]{1,64}$")], ...] = ()
+    # Page the household's own contacts with the first step (a gas leak at home): the route
+    # tree adds them for incidents of such rules, as it does for call devices.
+    page_household: bool = False
     # device: one incident per device; location: one per building (else household, location).
     dedupe: Literal["device", "location"] = "device"
 
