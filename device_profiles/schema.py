@@ -152,7 +152,8 @@ class CommandSpec(_Strict):
     reports ``valve: closed``); the gateway holds the command pending until the device has
     acknowledged it *and* a telemetry message shows these values (for the same ``port`` when
     the command names one). Without ``confirm`` the acknowledgement alone confirms it.
-    ``port``: the command names a port (a charging pile's socket).
+    ``port``: the command may name a port (a charging pile's socket); without one it is
+    meant for the whole device.
     """
 
     label: str = Field(min_length=1, max_length=40)

@@ -97,8 +97,8 @@ class CommandDesk(ActionRunner):
         spec = self._commands_of(device_type).get(command)
         if spec is None:
             raise CommandRefused(f"a {device_type} device has no command {command!r}")
-        if spec.port and port is None:
-            raise CommandRefused(f"{command} needs a port")
+        if port is not None and not spec.port:
+            raise CommandRefused(f"{command} takes no port")
         return spec
 
     async def create(
@@ -115,7 +115,7 @@ class CommandDesk(ActionRunner):
         :meth:`send` once that transaction has committed."""
         spec = self.spec(ctx.device_type, command, port)
         now = self._clock.now_ms()
-        await self._supersede(s, ctx, port, now)
+        await self._supersede(s, ctx, command, port, now)
         row = DeviceCommandRow(
             id=uuid.uuid4().hex[:16],
             site=ctx.site,
@@ -292,8 +292,10 @@ class CommandDesk(ActionRunner):
 
     # -- helpers -------------------------------------------------------------------------------
     async def _supersede(
-        self, s: AsyncSession, ctx: DeviceContext, port: int | None, now: int
+        self, s: AsyncSession, ctx: DeviceContext, command: str, port: int | None, now: int
     ) -> None:
+        """A different command to the same device and port (restore after a cut) ends the
+        earlier one; the same command again is tracked on its own."""
         rows = await s.execute(
             select(DeviceCommandRow).where(
                 DeviceCommandRow.site == ctx.site,
@@ -302,7 +304,7 @@ class CommandDesk(ActionRunner):
             )
         )
         for row in rows.scalars():
-            if row.port == port:
+            if row.port == port and row.command != command:
                 self._finish(s, row, CommandStatus.SUPERSEDED, now)
                 self._event(s, row, now, "command_superseded", "被新的命令取代")
 
