@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simulators.clock import SimClock, anchored_start_ms
+from simulators.commands import CommandResponder, Obedience, command_effects, command_topic
 from simulators.device import OFFLINE, SimulatedDevice
 from simulators.hostile import ATTACKS
 from simulators.inventory import DeviceSpec, DeviceType, default_devices
@@ -41,6 +42,9 @@ class RoleSpec(_Strict):
     flags: tuple[str, ...] = ()
     household: bool | None = None  # True: a household's own device; False: a shared one
     same_household_as: str | None = None
+    # How the device answers the gateway's commands (own connections only): obey (ack and
+    # report the new state), refuse (ack ok: false, state unchanged) or silent (no answer).
+    commands: Obedience = "obey"
 
 
 class Ramp(_Strict):
@@ -109,6 +113,8 @@ class Scenario(_Strict):
     steps: tuple[Step, ...] = Field(min_length=1)
     expect: tuple[Expectation, ...] = Field(min_length=1)
     no_other_incidents: bool = False
+    # Simulated seconds the devices stay connected after the last step, answering commands.
+    linger: float = Field(default=0.0, ge=0)
 
     @model_validator(mode="after")
     def _references(self) -> Scenario:
@@ -181,6 +187,8 @@ class ScenarioRun:
     sim_start_ms: int = 0
     sim_end_ms: int = 0
     real_seconds: float = 0.0
+    #: device id -> the commands it received (role devices on their own connections)
+    commands: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def expected(self) -> list[BoundExpectation]:
@@ -315,6 +323,7 @@ class _Runner:
         self.role_of = {d.device_id: r for r, d in run.roles.items()}
         self.shared: MqttLink | None = None
         self.dropped: set[str] = set()
+        self.responders: dict[str, CommandResponder] = {}
 
     def record(self, at: float, sim: SimulatedDevice | None, kind: str, topic: str | bytes,
                body: bytes, retain: bool, via: Any, attack: str | None = None,
@@ -329,8 +338,28 @@ class _Runner:
         await self.shared.connect()
         if self.connections == "device":
             await asyncio.gather(*(s.connect(self.broker_url) for s in self.sims.values()))
+            for device_id, role in self.role_of.items():
+                await self.obey(self.sims[device_id], self.run.scenario.roles[role].commands)
         for sim in self.sims.values():
             await self.send(0.0, sim, "status", {"online": True})
+
+    async def obey(self, sim: SimulatedDevice, obedience: Obedience) -> None:
+        """Answer the gateway's commands to ``sim`` (if its type takes any)."""
+        spec = sim.spec
+        if sim.link is None or not command_effects(spec.type):
+            return
+
+        async def send(kind: str, fields: dict[str, Any]) -> None:
+            await self.send(self.clock.elapsed_s(), sim, kind, fields)
+
+        responder = CommandResponder(spec.type, send, obedience)
+        self.responders[spec.device_id] = responder
+        self.run.commands[spec.device_id] = responder.received
+        await sim.link.subscribe(command_topic(spec.site, spec.type, spec.device_id), responder.on_message)
+
+    async def settle(self) -> None:
+        for responder in self.responders.values():
+            await responder.settle()
 
     async def close(self) -> None:
         for sim in self.sims.values():
@@ -435,6 +464,8 @@ async def run_scenario(
         for at, step, payload in ((a, s, p) for a, _, s, p in _timeline(spec)):
             await sim_clock.sleep_until(at)
             await runner.step(at, step, payload)
+        await sim_clock.sleep_until(spec.duration_s + spec.linger)
+        await runner.settle()
     finally:
         await runner.close()
     run.sim_end_ms = sim_clock.at_ms(spec.duration_s)
