@@ -23,7 +23,9 @@ Emission = tuple[float, str, dict[str, Any]]
 Behaviour = Callable[["SimulatedDevice", int], Iterator[Emission]]
 
 #: Check-in intervals when device_profiles is not importable (the native profiles' values).
-DEFAULT_HEARTBEAT_S = {"smoke": 86_400.0, "sos": 3_600.0, "gate": 300.0, "charger": 60.0}
+DEFAULT_HEARTBEAT_S = {
+    "smoke": 86_400.0, "sos": 3_600.0, "gate": 300.0, "charger": 60.0, "gas": 3_600.0,
+}
 
 
 @cache
@@ -83,6 +85,7 @@ BEHAVIOURS: dict[str, str] = {
     "sos": "simulators.devices.sos",
     "gate": "simulators.devices.gate",
     "charger": "simulators.devices.charger",
+    "gas": "simulators.devices.gas",
 }
 
 
