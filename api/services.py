@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from alerting.commands import CommandDesk
 from alerting.incidents.service import IncidentChange
 from alerting.incidents.silences import SilenceService
 from alerting.incidents.workflow import IncidentDesk
@@ -79,6 +80,13 @@ class RouteTester(Protocol):
     ) -> Awaitable[list[tuple[int, list[Paged]]]]: ...
 
 
+def shipped_device_types() -> frozenset[str]:
+    """The device types of the profiles shipped with the code."""
+    from device_profiles import load_profiles
+
+    return frozenset(load_profiles().device_types())
+
+
 @dataclass
 class ApiServices:
     """Everything ``create_app`` needs; nothing in api/ builds services of its own."""
@@ -103,3 +111,8 @@ class ApiServices:
     # Registers a listener for every incident change the alert path makes (the live board);
     # None when nothing but the API changes incidents (tests).
     listen_incidents: Callable[[Callable[[IncidentChange], None]], None] | None = None
+    # Device types with a native profile (a device of another type is refused); the
+    # shipped profiles' types unless the wiring says otherwise.
+    device_types: frozenset[str] = field(default_factory=shipped_device_types)
+    # Device commands (restore a port's power, open a valve …); None: commands are refused.
+    commands: CommandDesk | None = None

@@ -402,6 +402,8 @@ class Gateway:
             registry=self.registry,
             route_tester=partial(route_test, self.directory, policy=self.policy),
             device_status=self.status.get,
+            device_types=frozenset(self.profiles.device_types()),
+            commands=self.commands,
         )
 
 
