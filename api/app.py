@@ -21,6 +21,7 @@ from api.incident_view import publish_incident
 from api.login_guard import LoginFloodGate, LoginGuard
 from api.routes import (
     auth,
+    commands,
     devices,
     health,
     incidents,
@@ -83,6 +84,7 @@ def create_app(services: ApiServices) -> FastAPI:
         incidents,
         silences,
         devices,
+        commands,
         rules,
         quarantine,
         stats,

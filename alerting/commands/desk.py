@@ -93,8 +93,12 @@ class CommandDesk(ActionRunner):
             self._wake.set()
 
     # -- creating and sending ----------------------------------------------------------------
+    def commands_of(self, device_type: str) -> Mapping[str, CommandSpec]:
+        """The commands a device type takes (from its native profile)."""
+        return self._commands_of(device_type)
+
     def spec(self, device_type: str, command: str, port: int | None) -> CommandSpec:
-        spec = self._commands_of(device_type).get(command)
+        spec = self.commands_of(device_type).get(command)
         if spec is None:
             raise CommandRefused(f"a {device_type} device has no command {command!r}")
         if port is not None and not spec.port:
