@@ -67,9 +67,9 @@ async def test_power_cut_is_confirmed_and_a_worker_restores_it_from_the_phone(
         cut = await until(lambda: _confirmed(gateway, "cut_power"))
         assert (cut.device_id, cut.port, cut.ack_state) == ("chg-s1-01", 3, "off")
         kinds = await _timeline(gateway, cut.incident_id)
-        assert ["command_sent", "command_acked", "command_confirmed"] == [
+        assert [
             k for k in kinds if k.startswith("command_")
-        ]
+        ] == ["command_sent", "command_acked", "command_confirmed"]
 
         context = await browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN")
         page = await context.new_page()
