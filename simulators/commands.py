@@ -62,6 +62,11 @@ class CommandResponder:
         self.received: list[dict[str, Any]] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
+    def observe(self, fields: dict[str, Any]) -> None:
+        """Keep the state fields the device reports (what a refusal says is still so)."""
+        watched = {k for effect in command_effects(self.device_type).values() for k in effect}
+        self.state.update({k: v for k, v in fields.items() if k in watched})
+
     def on_message(self, topic: str, payload: bytes) -> None:
         """The link's handler: parse the command and answer it in a task of its own."""
         try:
@@ -82,7 +87,8 @@ class CommandResponder:
             return
         effect = command_effects(self.device_type).get(str(name))
         if effect is None or self.obedience == "refuse":
-            shown = next(iter(self.state.values()), "unchanged")
+            key = next(iter(effect or {}), None)
+            shown = self.state.get(key, "unchanged") if key else "unchanged"
             await self._send("cmd_ack", {"cmd_id": cmd_id, "ok": False, "state": str(shown)})
             return
         self.state.update(effect)

@@ -371,6 +371,9 @@ class _Runner:
     async def send(self, at: float, sim: SimulatedDevice, kind: str, fields: dict[str, Any]) -> None:
         link = sim.link if sim.link is not None else self.shared
         sent = await sim.publish(kind, fields, self.clock.at_ms(at), link)
+        responder = self.responders.get(sim.spec.device_id)
+        if responder is not None and kind == "telemetry":
+            responder.observe(fields)
         via = "device" if link is sim.link else "shared"
         for topic, body, retain in sent:
             self.record(at, sim, kind, topic, body, retain, via)
