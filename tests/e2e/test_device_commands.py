@@ -168,3 +168,42 @@ async def _later_steps(gateway: Any, incident_id: int) -> list[DeliveryRow]:
     found = await rows(gateway, DeliveryRow, DeliveryRow.incident_id == incident_id)
     timer = await rows(gateway, EscalationTimerRow, EscalationTimerRow.incident_id == incident_id)
     return [d for d in found if d.step != found[0].step] if timer or found else []
+
+
+async def test_commands_from_people_are_checked_by_role_and_grid(
+    start_gateway: Any, mosquitto: Any, recording_http_server: Any
+) -> None:
+    import httpx
+
+    from api.audit import AuditRow
+    from tests.api.support import DEMO_PASSWORD
+
+    gateway = await start(start_gateway, recording_http_server)
+    devices = community_devices(demo_community_path(), "demo")
+    await run_scenario("gas-kitchen-leak", mosquitto.url, "demo", devices, speed=40)
+    incident = (await rows(gateway, IncidentRow, IncidentRow.device_id == DEVICE))[0]
+    url = f"http://127.0.0.1:{gateway.api_port}/api/v1"
+    async with httpx.AsyncClient(base_url=url) as client:
+
+        async def as_(user: str) -> dict[str, str]:
+            r = await client.post("/auth/login", data={"username": user, "password": DEMO_PASSWORD})
+            return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+        path = f"/incidents/{incident.id}/commands"
+        duty, other = await as_("duty-sun"), await as_("wang-fang")
+        listed = (await client.get(path, headers=duty)).json()
+        assert {c["command"] for c in listed["available"]} == {
+            "close_valve", "open_valve", "self_test", "silence_local_alarm"}
+        assert [c["status"] for c in listed["sent"]] == ["confirmed"]
+        # a worker of another grid does not even see the incident
+        r = await client.post(path, json={"command": "self_test"}, headers=other)
+        assert r.status_code == 404
+        r = await client.post(path, json={"command": "cut_power"}, headers=duty)
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "command"
+        r = await client.post(path, json={"command": "open_valve"}, headers=duty)
+        assert r.status_code == 422, "nobody has taken charge of the leak yet"
+        r = await client.post(path, json={"command": "self_test"}, headers=duty)
+        assert r.status_code == 202 and r.json()["status"] == "sent"
+    audit = await rows(gateway, AuditRow, AuditRow.action == "device.command")
+    assert [(a.actor, a.target, a.detail["command"]) for a in audit] == [
+        ("duty-sun", DEVICE, "self_test")]
