@@ -471,6 +471,6 @@ async def run_scenario(
         await runner.settle()
     finally:
         await runner.close()
-    run.sim_end_ms = sim_clock.at_ms(spec.duration_s)
+    run.sim_end_ms = sim_clock.at_ms(spec.duration_s + spec.linger)
     run.real_seconds = time.monotonic() - began
     return run
