@@ -85,7 +85,8 @@ IncidentId = Annotated[int, Field(ge=1, le=DB_INT_MAX)]
 
 def _desk(services: ServicesDep) -> CommandDesk:
     if services.commands is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "device commands are not running")
+        # An API without the gateway's command loop (tests, tools): nothing could track it.
+        raise HTTPException(status.HTTP_409_CONFLICT, "device commands are not running here")
     return services.commands
 
 
