@@ -452,7 +452,7 @@ async def run_scenario(
     if clock is not None:
         start_ms = clock.now_ms()
     elif start_ms is None:
-        start_ms = anchored_start_ms(spec.duration_s, speed, time_of_day=spec.start_at)
+        start_ms = anchored_start_ms(spec.duration_s + spec.linger, speed, time_of_day=spec.start_at)
     sim_clock = SimClock(speed, start_ms)
     run = ScenarioRun(spec, site, roles, buildings, speed=speed, sim_start_ms=start_ms)
     runner = _Runner(run, broker_url, pool, connections, sim_clock)
