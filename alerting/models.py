@@ -54,3 +54,4 @@ class AlertTransition:
     # What to do first (the rule's ``guidance``), and the reading's fields that set it off.
     guidance: str = ""
     readings: dict[str, float | int | bool | str] = field(default_factory=dict)
+    page_household: bool = False

@@ -16,6 +16,7 @@ from pydantic import (
 
 from alerting.incidents.lifecycle import Department, Resolution
 from alerting.incidents.views import IncidentView
+from core.readings import DEVICE_TYPE_PATTERN
 from core.zones import TimeZoneName
 
 SiteCode = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,32}$")]
@@ -26,7 +27,7 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)]
 Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=16)]
-DeviceType = Literal["smoke", "sos", "gate", "charger"]
+DeviceType = Annotated[str, StringConstraints(pattern=DEVICE_TYPE_PATTERN)]
 Role = Literal["grid_worker", "building_leader", "duty_staff", "secretary", "admin"]
 Severity = Literal["critical", "major", "minor", "info"]
 IncidentStatus = Literal["open", "acknowledged", "resolved", "closed"]

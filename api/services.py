@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from alerting.commands import CommandDesk
 from alerting.incidents.service import IncidentChange
 from alerting.incidents.silences import SilenceService
 from alerting.incidents.tiers import RiskTier, TierPolicy
@@ -83,6 +84,13 @@ class RouteTester(Protocol):
     ) -> Awaitable[list[tuple[int, list[Paged]]]]: ...
 
 
+def shipped_device_types() -> frozenset[str]:
+    """The device types of the profiles shipped with the code."""
+    from device_profiles import load_profiles
+
+    return frozenset(load_profiles().device_types())
+
+
 @dataclass
 class ApiServices:
     """Everything ``create_app`` needs; nothing in api/ builds services of its own."""
@@ -124,6 +132,12 @@ class ApiServices:
     # whether plain-http push endpoints are accepted (tests' local push service only).
     push_public_key: str | None = None
     push_allow_http: bool = False
+
+    # Device types with a native profile (a device of another type is refused); the
+    # shipped profiles' types unless the wiring says otherwise.
+    device_types: frozenset[str] = field(default_factory=shipped_device_types)
+    # Device commands (restore a port's power, open a valve …); None: commands are refused.
+    commands: CommandDesk | None = None
 
     def token_now_ms(self) -> int:
         return (self.token_clock or self.clock).now_ms()

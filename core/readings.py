@@ -6,9 +6,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
-DeviceType = Literal["smoke", "sos", "gate", "charger"]
-DEVICE_TYPES: tuple[DeviceType, ...] = ("smoke", "sos", "gate", "charger")
-ReadingKind = Literal["telemetry", "event", "status"]
+#: A device type is named by its native device profile (device_profiles/profiles/native/):
+#: adding a type is adding a profile, so the name is any short lowercase word, not a closed list.
+DeviceType = str
+DEVICE_TYPE_PATTERN = r"^[a-z][a-z0-9_]{0,15}$"
+#: ``cmd_ack``: a device's answer to a command (``fields``: cmd_id, ok, state).
+ReadingKind = Literal["telemetry", "event", "status", "cmd_ack"]
 FieldValue = float | int | bool | str
 
 

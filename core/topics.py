@@ -1,16 +1,16 @@
 """Every MQTT topic of the native wire contract (README "Native wire contract"), in one place.
 
 Uplink, device → gateway: ``safety/{site}/{type}/{device_id}/{kind}``, kind ``telemetry`` |
-``event`` | ``status``. Downlink, gateway → people and devices: a worker's app
+``event`` | ``status`` | ``cmd_ack`` (the answer to a command: ``{"cmd_id", "ok", "state"}``). Downlink, gateway → people and devices: a worker's app
 ``safety/{site}/workers/{worker_id}/incidents``, a device's commands
-``safety/{site}/{type}/{device_id}/cmd``, and the gateway's own ``safety/{site}/gateway/status``.
+``safety/{site}/{type}/{device_id}/cmd`` (``{"cmd_id", "command", "port"?, "ts"}``), and the gateway's own ``safety/{site}/gateway/status``.
 Vendor envelopes (Alink, IoTDA) are topic patterns of their device profiles, not listed here.
 """
 
 from __future__ import annotations
 
 ROOT = "safety"
-UPLINK_KINDS = ("telemetry", "event", "status")
+UPLINK_KINDS = ("telemetry", "event", "status", "cmd_ack")
 
 #: Everything under the native root (the gateway's bulk subscription).
 ALL = f"{ROOT}/#"
@@ -28,6 +28,11 @@ def uplink(site: str, device_type: str, device_id: str, kind: str) -> str:
 def command(site: str, device_type: str, device_id: str) -> str:
     """Where the gateway sends a device its commands (e.g. cut a charger port's power)."""
     return f"{ROOT}/{site}/{device_type}/{device_id}/cmd"
+
+
+def cmd_ack(site: str, device_type: str, device_id: str) -> str:
+    """Where a device answers a command: ``{"cmd_id", "ok", "state"}`` (one per attempt)."""
+    return f"{ROOT}/{site}/{device_type}/{device_id}/cmd_ack"
 
 
 def worker_pages(site: str, worker_id: str) -> str:

@@ -21,6 +21,7 @@ from device_profiles.registry import (
     load_profiles,
 )
 from device_profiles.schema import (
+    CommandSpec,
     DeviceProfile,
     EventsSpec,
     Example,
@@ -38,6 +39,7 @@ __all__ = [
     "DEFAULT_PROFILES_DIR",
     "FUTURE_TOLERANCE_MS",
     "Codec",
+    "CommandSpec",
     "CompiledProfile",
     "DecodeFn",
     "DeviceProfile",

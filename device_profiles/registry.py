@@ -161,6 +161,10 @@ class ProfileRegistry:
                 return profile.spec
         raise KeyError(f"no native profile for device type {device_type!r}")
 
+    def device_types(self) -> list[str]:
+        """Every device type with a native profile, sorted (adding a type is adding one)."""
+        return sorted({p.device_type for p in self._profiles.values() if p.codec == "native"})
+
     def get(self, profile_id: str) -> DeviceProfile:
         """A profile by id (e.g. ``native.smoke``, ``huawei.smoke.hs_ws2``)."""
         return self._profiles[profile_id].spec

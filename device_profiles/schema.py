@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from core.readings import DeviceType, ReadingKind, RejectReason
+from core.readings import DEVICE_TYPE_PATTERN, DeviceType, ReadingKind, RejectReason
 
 FieldType = Literal["float", "int", "bool", "enum"]
 
@@ -144,6 +144,26 @@ class VendorEventsSpec(_EventsBase):
     fields: dict[Annotated[str, Field(pattern=_NAME)], FieldMapping] = Field(default_factory=dict)
 
 
+class CommandSpec(_Strict):
+    """A downlink command the device type obeys (native contract: ``.../cmd`` with a
+    ``cmd_id``, answered on ``.../cmd_ack``).
+
+    ``confirm``: telemetry field values that show the command took effect (a closed valve
+    reports ``valve: closed``); the gateway holds the command pending until the device has
+    acknowledged it *and* a telemetry message shows these values (for the same ``port`` when
+    the command names one). Without ``confirm`` the acknowledgement alone confirms it.
+    ``port``: the command may name a port (a charging pile's socket); without one it is
+    meant for the whole device.
+    """
+
+    label: str = Field(min_length=1, max_length=40)
+    label_en: str = Field(min_length=1, max_length=60)
+    confirm: dict[Annotated[str, Field(pattern=_NAME)], str | bool | int] = Field(
+        default_factory=dict
+    )
+    port: bool = False
+
+
 class Heartbeat(_Strict):
     """How often a device reports and when silence means offline."""
 
@@ -212,7 +232,7 @@ class _ProfileBase(_Strict):
     """What every profile file says besides its fields: topics, identity, heartbeat, examples."""
 
     id: Annotated[str, Field(pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)+$")]
-    device_type: DeviceType
+    device_type: Annotated[DeviceType, Field(pattern=DEVICE_TYPE_PATTERN)]
     codec: str
     description: str = ""
     enabled: bool = True
@@ -223,6 +243,9 @@ class _ProfileBase(_Strict):
     ignore: tuple[str, ...] = ()
     heartbeat: Heartbeat
     examples: tuple[Example, ...] = Field(min_length=1)
+    commands: dict[Annotated[str, Field(pattern=_NAME)], CommandSpec] = Field(
+        default_factory=dict
+    )
 
 
 class DeviceProfile(_ProfileBase):
@@ -234,6 +257,19 @@ class DeviceProfile(_ProfileBase):
 
     telemetry: dict[Annotated[str, Field(pattern=_NAME)], FieldSpec]
     events: EventsSpec
+
+    @model_validator(mode="after")
+    def _commands_confirm_known_values(self) -> DeviceProfile:
+        for name, cmd in self.commands.items():
+            for field_name, value in cmd.confirm.items():
+                spec = self.telemetry.get(field_name)
+                if spec is None:
+                    raise ValueError(f"commands.{name}: confirm names unknown field {field_name!r}")
+                if spec.type == "enum" and value not in (spec.values or ()):
+                    raise ValueError(f"commands.{name}: {value!r} is not a {field_name} value")
+            if cmd.port and "port" not in self.telemetry:
+                raise ValueError(f"commands.{name}: a port command needs a `port` field")
+        return self
 
     @model_validator(mode="after")
     def _native_is_plain(self) -> DeviceProfile:
@@ -258,6 +294,14 @@ class VendorProfile(_ProfileBase):
 
     telemetry: dict[Annotated[str, Field(pattern=_NAME)], FieldMapping]
     events: VendorEventsSpec
+
+    @model_validator(mode="after")
+    def _no_commands(self) -> VendorProfile:
+        # Vendor clouds take commands through their own service calls (Alink service
+        # invocation, IoTDA commands); the gateway sends only the native contract's.
+        if self.commands:
+            raise ValueError("commands are part of the native contract only")
+        return self
 
     def complete(self, telemetry: dict[str, FieldSpec], events: EventsSpec) -> DeviceProfile:
         """This model with its fields as resolved against the native profile."""

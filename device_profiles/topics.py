@@ -30,7 +30,7 @@ def _one_of(*options: str) -> Callable[[str], bool]:
 VARIABLES: dict[str, Callable[[str], bool]] = {
     "site": _charset(_LOWER + _DIGITS + "-", 32),
     "device_id": _charset(_ALNUM + "_.-", 64),
-    "kind": _one_of("telemetry", "event", "status"),
+    "kind": _one_of("telemetry", "event", "status", "cmd_ack"),
     "product_key": _charset(_ALNUM, 32),
     "device_name": _charset(_ALNUM + "_.:@-", 64),
     "identifier": _charset(_ALNUM + "_", 64),

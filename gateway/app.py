@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 
+from alerting.commands import CommandDesk, CommandPolicy
 from alerting.escalation.scheduler import EscalationScheduler
-from alerting.incidents.actions import ActionRunner
 from alerting.incidents.service import IncidentService
 from alerting.incidents.storm import StormControl, StormLimits
 from alerting.notify.base import Notifier
@@ -87,6 +87,7 @@ class Gateway:
     live: LiveHub = field(default_factory=LiveHub)
     webpush: WebPushNotifier | None = field(default=None, init=False)
     status: DeviceStatusBoard = field(init=False)
+    commands: CommandDesk = field(init=False)
     api_port: int = 0
 
     async def start(self) -> None:
@@ -235,14 +236,13 @@ class Gateway:
         )
         self.loop = build_loop(s, self.sessions, self.clock, notifiers, self.escalation.poke)
         storm = s.alerting.storm
-        self.actions = ActionRunner(
-            self._publish_command, rate_per_s=storm.command_rate_per_s, burst=storm.command_burst
-        )
+        self.commands = self._command_desk()
+        await self.commands.load()
         self.incidents = IncidentService(
             self.sessions,
             self.clock,
             policy=self.policy,
-            actions=self.actions,
+            actions=self.commands,
             storm=StormControl(
                 threshold=storm.threshold,
                 window_ms=storm.window_s * 1000,
@@ -277,6 +277,23 @@ class Gateway:
         now = self.clock.now_ms()
         for ctx in self.registry.devices():
             engine.register_device(ctx, now)
+
+    def _command_desk(self) -> CommandDesk:
+        c = self.settings.alerting.commands
+        natives = {p.device_type: p.commands for p in self.profiles.profiles() if p.codec == "native"}
+        return CommandDesk(
+            self.sessions,
+            self.clock,
+            lambda device_type: natives.get(device_type, {}),
+            self._publish_command,
+            CommandPolicy(
+                ack_timeout_ms=int(c.ack_timeout_s * 1000),
+                retry_ms=int(c.retry_s * 1000),
+                attempts=c.attempts,
+                backoff=c.backoff,
+            ),
+            escalate=self.escalation.poke,
+        )
 
     def _notifiers(self) -> dict[ChannelKind, Notifier]:
         n = self.settings.notify
@@ -334,6 +351,7 @@ class Gateway:
 
     def _on_reading(self, reading: Reading, ctx: DeviceContext, now_ms: int) -> None:
         self.status.update(reading, ctx)
+        self.commands.observe(reading, ctx)
         self.alerts.on_reading(reading, ctx, now_ms)
 
     async def _publish_confirmed(self, topic: str, payload: bytes, qos: int) -> None:
@@ -357,7 +375,7 @@ class Gateway:
                 tg.create_task(self.alerts.run_timers(), name="alert-timers")
                 tg.create_task(self.alerts.run_escalation(stop), name="escalation")
                 tg.create_task(self.loop.watch.run(stop), name="loop-deadlines")
-                tg.create_task(self.actions.run_queue(), name="device-commands")
+                tg.create_task(self.commands.run_loop(stop), name="device-commands")
                 if self.spool is not None:
                     tg.create_task(self.spool.replay(), name="spool-replay")
                 if (db_file := sqlite_path(self.settings.database.url)) is not None:
@@ -483,6 +501,8 @@ class Gateway:
             risk_tiers=self.settings.alerting.tier_policy().tiers,
             push_public_key=self.push_public_key,
             push_allow_http=self.settings.notify.webpush_allow_http,
+            device_types=frozenset(self.profiles.device_types()),
+            commands=self.commands,
         )
 
 

@@ -154,6 +154,18 @@ def _default_tiers() -> dict[str, RiskTierSettings]:
     }
 
 
+class CommandSettings(Section):
+    """Device commands (cut power, close a valve …): an attempt waits ``ack_timeout_s`` for the
+    device's cmd_ack and the telemetry that shows the new state; a refused attempt is sent
+    again after ``retry_s``; each later wait is ``backoff`` times longer; after ``attempts``
+    sends the command fails and its incident escalates at once."""
+
+    ack_timeout_s: float = Field(30.0, gt=0, le=3600)
+    retry_s: float = Field(5.0, gt=0, le=3600)
+    attempts: int = Field(3, ge=1, le=10)
+    backoff: float = Field(2.0, ge=1, le=10)
+
+
 class AlertingSettings(Section):
     rules_dir: Path | None = None  # None = the built-in rule set
     startup_grace_s: int = Field(300, ge=0)
@@ -163,6 +175,7 @@ class AlertingSettings(Section):
     state_checkpoint_s: int = Field(60, ge=1)
     storm: StormSettings = StormSettings()
     escalation: EscalationDefaults = EscalationDefaults()
+    commands: CommandSettings = CommandSettings()
     # Household risk tiers, highest risk first (keys are what households store).
     risk_tiers: dict[str, RiskTierSettings] = Field(default_factory=_default_tiers)
 

@@ -26,7 +26,7 @@ class DeviceStatusBoard:
         self._live = live
         self._offline_after_ms = {
             t: int(profiles.profile_for(t).heartbeat.offline_after.total_seconds() * 1000)
-            for t in ("smoke", "sos", "gate", "charger")
+            for t in profiles.device_types()
         }
         self._devices: dict[tuple[str, str], DeviceStatus] = {}
         self._types: dict[tuple[str, str], str] = {}

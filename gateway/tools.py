@@ -16,7 +16,6 @@ from alerting.routing.router import route_test as plan_route
 from alerting.rules.loader import load_rules
 from core import topics
 from core.db import make_engine, make_sessionmaker
-from core.readings import DEVICE_TYPES
 from gateway.cli_config import require_schema
 from gateway.directory import RegistryDirectory
 from gateway.registry.service import Registry
@@ -139,7 +138,7 @@ def acl_lines(
         "topic read /sys/#",
         "topic read $oc/devices/#",
         f"topic write {topics.ALL_WORKER_PAGES}",
-        *(f"topic write {topics.command('+', t, '+')}" for t in DEVICE_TYPES),
+        f"topic write {topics.command('+', '+', '+')}",
         f"topic write {topics.gateway_status('+')}",
         "",
     ]

@@ -6,12 +6,16 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any
 
 import yaml
+from pydantic import StringConstraints
 
-DeviceType = Literal["smoke", "sos", "gate", "charger"]
-DEVICE_TYPES: tuple[DeviceType, ...] = ("smoke", "sos", "gate", "charger")
+from simulators.devices import BEHAVIOURS
+
+DeviceType = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,15}$")]
+#: The device types the simulator can play (those with a behaviour model).
+DEVICE_TYPES: tuple[str, ...] = tuple(BEHAVIOURS)
 
 _ID_KEYS = ("device_id", "id", "serial", "code")
 _TYPE_KEYS = ("type", "device_type", "kind")
@@ -43,7 +47,8 @@ class DeviceSpec:
 def demo_devices(site: str = "demo", buildings: int = 6, smoke_per_building: int = 8) -> list[
     DeviceSpec
 ]:
-    """A small residential community: buildings with smoke, SOS and gates; one charging shed.
+    """A small residential community: buildings with smoke, SOS, gates and a gas detector in
+    the elderly household's kitchen; one charging shed.
 
     Ids follow the demo registry's style: SD-B01-0001, SOS-B01-0001, GATE-B01-E1, CHG-S1-01.
     Each building has one elderly-alone household with an SOS caller and a door sensor (a gate
@@ -61,6 +66,7 @@ def demo_devices(site: str = "demo", buildings: int = 6, smoke_per_building: int
         out.append(DeviceSpec(site, "sos", f"SOS-{bld}-0002", bld, f"{bld}-0601"))
         out += [DeviceSpec(site, "gate", f"GATE-{bld}-E{e}", bld) for e in (1, 2)]
         out.append(DeviceSpec(site, "gate", f"GATE-{bld}-D0302", bld, elder, ("elderly_alone",)))
+        out.append(DeviceSpec(site, "gas", f"GAS-{bld}-0302", bld, elder, ("elderly_alone",)))
     shed = "S1"
     out += [DeviceSpec(site, "charger", f"CHG-{shed}-{p:02d}", shed, ports=10) for p in (1, 2, 3)]
     out.append(DeviceSpec(site, "smoke", f"SD-{shed}-0001", shed))

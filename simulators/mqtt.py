@@ -9,6 +9,7 @@ import struct
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -154,6 +155,28 @@ class MqttLink:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
+
+    # -- receiving (a device's commands) ---------------------------------------------------
+
+    async def subscribe(
+        self, topic: str, handler: Callable[[str, bytes], None], qos: int = 1
+    ) -> None:
+        """Subscribe and wait for the SUBACK; ``handler(topic, payload)`` runs on the loop."""
+        loop = self._loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def on_message(client: Any, userdata: Any, msg: Any) -> None:
+            loop.call_soon_threadsafe(handler, msg.topic, bytes(msg.payload))
+
+        def on_subscribe(client: Any, userdata: Any, mid: int, rcs: Any, props: Any) -> None:
+            loop.call_soon_threadsafe(_resolve, done)
+
+        self._client.on_message = on_message
+        self._client.on_subscribe = on_subscribe
+        rc, _mid = self._client.subscribe(topic, qos)
+        if rc != paho.MQTT_ERR_SUCCESS:
+            raise ConnectionError(f"subscribe to {topic!r} failed: {paho.error_string(rc)}")
+        await asyncio.wait_for(done, 10)
 
     # -- publishing ------------------------------------------------------------------------
 

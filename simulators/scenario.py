@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simulators.claims import claim_payload, claim_topic, new_run_id
 from simulators.clock import SimClock, anchored_start_ms, wall_ms
+from simulators.commands import CommandResponder, Obedience, command_effects, command_topic
 from simulators.device import OFFLINE, SimulatedDevice
 from simulators.hostile import ATTACKS
 from simulators.inventory import DeviceSpec, DeviceType, default_devices
@@ -42,6 +43,9 @@ class RoleSpec(_Strict):
     flags: tuple[str, ...] = ()
     household: bool | None = None  # True: a household's own device; False: a shared one
     same_household_as: str | None = None
+    # How the device answers the gateway's commands (own connections only): obey (ack and
+    # report the new state), refuse (ack ok: false, state unchanged) or silent (no answer).
+    commands: Obedience = "obey"
 
 
 class Ramp(_Strict):
@@ -130,6 +134,8 @@ class Scenario(_Strict):
     needs_gateway_time: bool = False
     #: Simulated seconds the gateway's timers may need after the last step (a duration rule).
     settle_s: float = Field(default=0.0, ge=0)
+    # Simulated seconds the devices stay connected after the last step, answering commands.
+    linger: float = Field(default=0.0, ge=0)
 
     @model_validator(mode="after")
     def _references(self) -> Scenario:
@@ -213,6 +219,8 @@ class ScenarioRun:
         """Every device the run played (roles and whole buildings)."""
         return {d.device_id for d in self.roles.values()} | {
             m.device_id for m in self.published if m.device_id}
+    #: device id -> the commands it received (role devices on their own connections)
+    commands: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def expected(self) -> list[BoundExpectation]:
@@ -347,6 +355,7 @@ class _Runner:
         self.role_of = {d.device_id: r for r, d in run.roles.items()}
         self.shared: MqttLink | None = None
         self.dropped: set[str] = set()
+        self.responders: dict[str, CommandResponder] = {}
 
     def record(self, at: float, sim: SimulatedDevice | None, kind: str, topic: str | bytes,
                body: bytes, retain: bool, via: Any, attack: str | None = None,
@@ -361,6 +370,8 @@ class _Runner:
         await self.shared.connect()
         if self.connections == "device":
             await asyncio.gather(*(s.connect(self.broker_url) for s in self.sims.values()))
+            for device_id, role in self.role_of.items():
+                await self.obey(self.sims[device_id], self.run.scenario.roles[role].commands)
         # One burst on the shared connection (its order is the recorded one): every device's
         # last sign of life before the steps is the same moment, as for a building whose
         # devices then lose power together, even on a gateway clock running 3600x.
@@ -374,6 +385,24 @@ class _Runner:
                 sends.append(shared.publish(topic, body, 1, retain))
         await asyncio.gather(*sends)
 
+    async def obey(self, sim: SimulatedDevice, obedience: Obedience) -> None:
+        """Answer the gateway's commands to ``sim`` (if its type takes any)."""
+        spec = sim.spec
+        if sim.link is None or not command_effects(spec.type):
+            return
+
+        async def send(kind: str, fields: dict[str, Any]) -> None:
+            await self.send(self.clock.elapsed_s(), sim, kind, fields)
+
+        responder = CommandResponder(spec.type, send, obedience)
+        self.responders[spec.device_id] = responder
+        self.run.commands[spec.device_id] = responder.received
+        await sim.link.subscribe(command_topic(spec.site, spec.type, spec.device_id), responder.on_message)
+
+    async def settle(self) -> None:
+        for responder in self.responders.values():
+            await responder.settle()
+
     async def close(self) -> None:
         for sim in self.sims.values():
             if sim.link is not None and sim.spec.device_id not in self.dropped:
@@ -384,6 +413,9 @@ class _Runner:
     async def send(self, at: float, sim: SimulatedDevice, kind: str, fields: dict[str, Any]) -> None:
         link = sim.link if sim.link is not None else self.shared
         sent = await sim.publish(kind, fields, self.clock.at_ms(at), link)
+        responder = self.responders.get(sim.spec.device_id)
+        if responder is not None and kind == "telemetry":
+            responder.observe(fields)
         via = "device" if link is sim.link else "shared"
         for topic, body, retain in sent:
             self.record(at, sim, kind, topic, body, retain, via)
@@ -467,7 +499,7 @@ async def run_scenario(
     if clock is not None:
         start_ms = clock.now_ms()
     elif start_ms is None:
-        start_ms = anchored_start_ms(spec.duration_s, speed, time_of_day=spec.start_at)
+        start_ms = anchored_start_ms(spec.duration_s + spec.linger, speed, time_of_day=spec.start_at)
     sim_clock = SimClock(speed, start_ms)
     run = ScenarioRun(spec, site, roles, buildings, speed=speed, sim_start_ms=start_ms)
     runner = _Runner(run, broker_url, pool, connections, sim_clock)
@@ -496,9 +528,11 @@ async def run_scenario(
         for probe_at, probe in pending:
             await sim_clock.sleep_until(probe_at)
             await probe(run)
+        await sim_clock.sleep_until(spec.duration_s + spec.linger)
+        await runner.settle()
     finally:
         await runner.close()
-    run.sim_end_ms = sim_clock.at_ms(spec.duration_s)
+    run.sim_end_ms = sim_clock.at_ms(spec.duration_s + spec.linger)
     run.real_seconds = time.monotonic() - began
     return run
 

@@ -83,6 +83,10 @@ def test_each_device_may_publish_only_on_its_own_topics() -> None:
         assert may_write(first.id, own)
         assert not may_write(second.id, own), "a device cannot publish as another"
     assert not may_write(first.id, f"safety/demo/{first.type}/{first.id}/cmd")
+    # a device answers its commands on its own cmd_ack topic, and only there
+    assert may_write(first.id, f"safety/demo/{first.type}/{first.id}/cmd_ack")
+    assert not may_write(second.id, f"safety/demo/{first.type}/{first.id}/cmd_ack")
+    assert may_write("gateway", f"safety/demo/gas/{first.id}/cmd")
     assert not may_write(first.id, "safety/demo/workers/zhang-min/incidents")
     assert may_write("gateway", "safety/demo/workers/zhang-min/incidents")
     assert may_write("gateway", f"safety/demo/charger/{first.id}/cmd")

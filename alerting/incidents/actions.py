@@ -13,6 +13,7 @@ from typing import Any
 
 from alerting.models import AlertTransition
 from core import topics
+from core.readings import DeviceContext
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,8 @@ class ActionOutcome:
     error: str = ""
     # Over the command rate (a storm): recorded now, published by ``ActionRunner.run_queue``.
     queued: bool = False
+    # The runner put it on the incident timeline itself (a tracked command).
+    recorded: bool = False
 
 
 def command_for(
@@ -118,6 +121,12 @@ class ActionRunner:
             except Exception as exc:
                 self.failed += 1
                 log.warning("queued command to %s failed: %s", topic, exc)
+
+    async def run_action(
+        self, action: str, transition: AlertTransition, ctx: DeviceContext, incident_id: int
+    ) -> ActionOutcome:
+        """Run one action of a firing rule for the device ``ctx``."""
+        return await self.run(action, transition, ctx.device_type, incident_id)
 
     async def run(
         self, action: str, transition: AlertTransition, device_type: str, incident_id: int

@@ -239,6 +239,7 @@ class IncidentService(IncidentDesk):
             grid_id=ctx.grid_id,
             building_id=ctx.building_id,
             household_flags=ctx.household_flags,
+            page_household=t.page_household,
         )
         row = IncidentRow(
             site=t.site,
@@ -445,7 +446,7 @@ class IncidentService(IncidentDesk):
         if change is None or not t.actions or t.state is not AlertState.FIRING:
             return ()
         return tuple(
-            [await self._actions.run(a, t, ctx.device_type, change.incident_id) for a in t.actions]
+            [await self._actions.run_action(a, t, ctx, change.incident_id) for a in t.actions]
         )
 
     @staticmethod
@@ -457,6 +458,8 @@ class IncidentService(IncidentDesk):
     ) -> None:
         """The actions' outcomes on the incident's record, in the caller's transaction."""
         for o in outcomes:
+            if o.recorded:  # a tracked command is on the timeline already (alerting/commands)
+                continue
             add_event(
                 s,
                 change.incident_id,

@@ -74,6 +74,7 @@ def route_labels(
     grid_id: str = "",
     building_id: str | None = None,
     household_flags: frozenset[str] | str = frozenset(),
+    page_household: bool = False,
 ) -> dict[str, str]:
     """The labels the tree matches on, built the same way for live incidents and the tester."""
     flags = (
@@ -88,6 +89,7 @@ def route_labels(
         "grid": grid_id,
         "building": building_id or "",
         "household_flags": flags,
+        "page_household": "yes" if page_household else "",
     }
 
 
@@ -99,10 +101,12 @@ DEFAULT_TREE: dict[str, Any] = {
             "match": {"severity": "critical"},
             "ladder": "critical",
             # Call-device and fall incidents: the household's family is told at once; so is a
-            # no-activity alert raised to critical by a high-risk household's tier.
+            # no-activity alert raised to critical by a high-risk household's tier, and rules that say
+            # so (page_household), e.g. a gas leak at home.
             "routes": [
                 {"match": {"device_type": "sos"}, "add_targets": ["family"]},
                 {"match": {"rule": "household.elderly_no_activity"}, "add_targets": ["family"]},
+                {"match": {"page_household": "yes"}, "add_targets": ["family"]},
             ],
         },
         {
@@ -110,6 +114,7 @@ DEFAULT_TREE: dict[str, Any] = {
             "ladder": "major",
             "routes": [
                 {"match": {"rule": "household.elderly_no_activity"}, "add_targets": ["family"]},
+                {"match": {"page_household": "yes"}, "add_targets": ["family"]},
             ],
         },
     ],

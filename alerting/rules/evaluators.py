@@ -98,6 +98,7 @@ def transition(
         actions=spec.actions if state is AlertState.FIRING else (),
         guidance=spec.guidance,
         readings=readings,
+        page_household=spec.page_household,
     )
 
 
@@ -451,6 +452,7 @@ def _correlation_transition(
         labels=dict(st.labels),
         actions=spec.actions if state is AlertState.FIRING else (),
         guidance=spec.guidance,
+        page_household=spec.page_household,
     )
 
 

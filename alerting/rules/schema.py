@@ -17,7 +17,9 @@ from pydantic import (
 
 from alerting.models import Category, Severity
 from alerting.rules.schedule import Schedule
-from core.readings import DeviceContext, DeviceType
+from core.readings import DEVICE_TYPE_PATTERN, DeviceContext
+
+DeviceType = Annotated[str, Field(pattern=DEVICE_TYPE_PATTERN)]
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _UNITS_MS = (86_400_000, 3_600_000, 60_000, 1_000)
@@ -84,6 +86,9 @@ class _RuleBase(_Strict):
     schedule: Schedule | None = None
     match: Match | None = None
     actions: tuple[Annotated[str, Field(pattern=r"^[a-z0-9_]{1,64}$")], ...] = ()
+    # Page the household's own contacts with the first step (a gas leak at home): the route
+    # tree adds them for incidents of such rules, as it does for call devices.
+    page_household: bool = False
     # device: one incident per device; location: one per building (else household, location).
     dedupe: Literal["device", "location"] = "device"
     # What a community may tune from the screens, and only within these safe limits:

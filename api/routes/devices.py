@@ -36,7 +36,9 @@ from api.schemas import (
 from api.services import ApiServices
 from core.readings import FieldValue
 from gateway.registry import (
+    Ledger,
     LedgerError,
+    RowError,
     apply_ledger,
     export_device_ledger_csv,
     import_device_ledger_csv,
@@ -143,7 +145,8 @@ async def import_ledger(
             select(Device.device_id).where(Device.site == code, Device.device_id.in_(ids))
         )
     )
-    errors = ledger.errors or await apply_ledger(session, code, ledger)
+    errors = ledger.errors or _unknown_types(ledger, services.device_types)
+    errors = errors or await apply_ledger(session, code, ledger)
     if errors:
         await session.rollback()
         raise LedgerRowsError(errors)
@@ -161,11 +164,23 @@ async def import_ledger(
     return ImportResult(created=created, updated=updated)
 
 
+def _unknown_types(ledger: Ledger, known: frozenset[str]) -> list[RowError]:
+    """Rows naming a device type no profile defines (a code the ledger passed through)."""
+    return [
+        RowError(ledger.source, r.row, r.headers.get("type", "type"), f"no profile for {r.device.type!r}")
+        for r in ledger.rows
+        if r.device.type not in known
+    ]
+
+
 @router.post("", response_model=DevicePublic, status_code=201)
 async def create_device(
     body: DeviceCreate, principal: RegistryWriter, services: ServicesDep, session: SessionDep
 ) -> Device:
     check_site(principal, body.site)
+    if body.device_type not in services.device_types:
+        known = "/".join(sorted(services.device_types))
+        raise FieldError("device_type", f"no device profile for '{body.device_type}' ({known})")
     await check_refs(session, REFS, body.model_dump(), body.site)
     if await session.get(Device, (body.site, body.device_id)) is not None:
         raise HTTPException(status.HTTP_409_CONFLICT, f"device '{body.device_id}' already exists")

@@ -125,7 +125,7 @@ async def route_test(
     ctx = DeviceContext(
         site=device.site,
         device_id=device.device_id,
-        device_type=device.device_type,  # type: ignore[arg-type]
+        device_type=device.device_type,
         grid_id=device.grid_id,
         building_id=device.building_id,
         household_id=device.household_id,

@@ -16,7 +16,13 @@ from device_profiles.compiled import (
 )
 
 REQUIRED_VARS = frozenset({"site", "device_id", "kind"})
-_KINDS: dict[str, ReadingKind] = {"telemetry": "telemetry", "event": "event", "status": "status"}
+_KINDS: dict[str, ReadingKind] = {
+    "telemetry": "telemetry",
+    "event": "event",
+    "status": "status",
+    "cmd_ack": "cmd_ack",
+}
+_CMD_ID = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 _ENVELOPE_KEYS = frozenset({"ts", "seq"})
 
 
@@ -39,6 +45,8 @@ def decode(
             fields = _telemetry(obj, profile)
         elif kind == "event":
             event, fields = _event(obj, profile)
+        elif kind == "cmd_ack":
+            fields = _ack(obj, profile)
         else:
             fields = _status(obj)
     except DecodeError as err:
@@ -92,6 +100,28 @@ def _event(obj: dict[str, Any], profile: CompiledProfile) -> tuple[str, dict[str
             raise DecodeError(RejectReason.UNKNOWN_FIELD, f"unknown event field {key[:64]!r}")
         fields[key] = check.check(raw)
     return name, fields
+
+
+def _ack(obj: dict[str, Any], profile: CompiledProfile) -> dict[str, FieldValue]:
+    """``{"cmd_id", "ok", "state"?}``: a device's answer to one of its commands."""
+    if not profile.spec.commands:
+        raise DecodeError(RejectReason.UNKNOWN_TOPIC, f"{profile.device_type} takes no commands")
+    cmd_id, ok, state = obj.get("cmd_id"), obj.get("ok"), obj.get("state")
+    if cmd_id is None or ok is None:
+        raise DecodeError(RejectReason.MISSING_FIELD, "cmd_ack needs `cmd_id` and `ok`")
+    if not isinstance(cmd_id, str) or not 0 < len(cmd_id) <= 64 or not _CMD_ID.issuperset(cmd_id):
+        raise DecodeError(RejectReason.WRONG_TYPE, f"cmd_id must be an id, got {cmd_id!r}"[:120])
+    if ok is not True and ok is not False:
+        raise DecodeError(RejectReason.WRONG_TYPE, f"ok must be a boolean, got {ok!r}"[:120])
+    if state is not None and (not isinstance(state, str) or len(state) > 32):
+        raise DecodeError(RejectReason.WRONG_TYPE, f"state must be a short text, got {state!r}"[:120])
+    for key in obj:
+        if key not in ("cmd_id", "ok", "state") and key not in _ENVELOPE_KEYS:
+            raise DecodeError(RejectReason.UNKNOWN_FIELD, f"unknown cmd_ack field {key[:64]!r}")
+    fields: dict[str, FieldValue] = {"cmd_id": cmd_id, "ok": ok}
+    if state is not None:
+        fields["state"] = state
+    return fields
 
 
 def _status(obj: dict[str, Any]) -> dict[str, FieldValue]:

@@ -33,6 +33,7 @@ TABLE_MODULES = (
     "alerting.loop.tables",
     "alerting.notify.webpush",
     "api.refresh",
+    "alerting.commands.tables",
 )
 
 for _module in TABLE_MODULES:

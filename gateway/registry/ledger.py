@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from core.readings import DEVICE_TYPE_PATTERN
 from gateway.registry.spec import DeviceSpec
 
 #: canonical column -> accepted headers (first one is what export writes)
@@ -51,6 +52,7 @@ TYPE_NAMES: dict[str, str] = {
 TYPE_LABELS = {"smoke": "烟感", "sos": "一键呼叫", "gate": "门禁", "charger": "充电桩"}
 _TRUE = {"1", "true", "yes", "y", "是", "启用", "在用"}
 _FALSE = {"0", "false", "no", "n", "否", "停用", "禁用"}
+_TYPE_CODE = re.compile(DEVICE_TYPE_PATTERN)
 _DATE = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?$")
 
 
@@ -231,6 +233,10 @@ def _validate(
 def _convert(column: str, cell: str) -> object:
     if column == "type":
         kind = TYPE_NAMES.get(cell.lower())
+        if kind is None and _TYPE_CODE.match(cell):
+            # A device type added as a profile (e.g. gas) goes by its code until it has a
+            # Chinese name here, so an exported ledger goes back in as it came out.
+            return cell
         if kind is None:
             raise ValueError(f"unknown device type {cell!r} (烟感/一键呼叫/门禁/充电桩)")
         return kind

@@ -406,7 +406,7 @@ def _card(h: Household, building: str) -> HouseholdCard:
 def _context(
     d: Device, households: Mapping[str, Household], cards: Mapping[str, HouseholdCard]
 ) -> DeviceContext:
-    device_type: DeviceType = d.device_type  # type: ignore[assignment]
+    device_type: DeviceType = d.device_type
     h = households.get(d.household_id) if d.household_id else None
     return DeviceContext(
         site=d.site,

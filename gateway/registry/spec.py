@@ -18,9 +18,10 @@ from pydantic import (
     model_validator,
 )
 
+from core.readings import DEVICE_TYPE_PATTERN
 from core.zones import TimeZoneName
 
-DeviceTypeName = Literal["smoke", "sos", "gate", "charger"]
+DeviceTypeName = Annotated[str, StringConstraints(pattern=DEVICE_TYPE_PATTERN)]
 RoleName = Literal["grid_worker", "building_leader", "duty_staff", "secretary", "admin"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

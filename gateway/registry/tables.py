@@ -32,7 +32,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base
 
-DEVICE_TYPES = ("smoke", "sos", "gate", "charger")
 ROLES = ("grid_worker", "building_leader", "duty_staff", "secretary", "admin")
 RESPONSIBILITIES = ("primary", "backup")
 
@@ -142,7 +141,6 @@ class Device(Base):
 
     __tablename__ = "devices"
     __table_args__ = (
-        CheckConstraint(_one_of("device_type", DEVICE_TYPES), name="device_type"),
         Index("ix_devices_grid_id", "grid_id"),
         Index("ix_devices_building_id", "building_id"),
     )
@@ -292,7 +290,6 @@ class HouseholdVisit(Base):
 
 
 __all__ = [
-    "DEVICE_TYPES",
     "RESPONSIBILITIES",
     "ROLES",
     "Building",

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import httpx
 
-from core.readings import DEVICE_TYPES, FieldValue
+from core.readings import FieldValue
 from gateway.storage import RangeBucket, StorageRejected, StorageUnavailable, StoredReading
 from gateway.storage.config import TimeSeriesSettings
 from gateway.storage.lineprotocol import LineEncoder
@@ -130,11 +130,14 @@ class InfluxWriter:
 
     async def _field_types(self) -> list[tuple[str, str, str]]:
         """(measurement, field, type) for every field the device types have."""
-        results = await self._query([f"SHOW FIELD KEYS FROM {self._from(m)}" for m in DEVICE_TYPES])
+        # Every measurement (one per device type, whichever profiles are installed).
+        prefix = self._from_prefix
+        stmt = f"SHOW FIELD KEYS FROM {prefix}/.*/" if prefix else "SHOW FIELD KEYS"
+        results = await self._query([stmt])
         out: list[tuple[str, str, str]] = []
-        for measurement, result in zip(DEVICE_TYPES, results, strict=True):
+        for result in results:
             for series in result.get("series", []):
-                out.extend((measurement, row[0], row[1]) for row in series["values"])
+                out.extend((series["name"], row[0], row[1]) for row in series["values"])
         return out
 
     def _where(self, site: str, device_id: str) -> str:

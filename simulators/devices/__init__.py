@@ -23,7 +23,9 @@ Emission = tuple[float, str, dict[str, Any]]
 Behaviour = Callable[["SimulatedDevice", int], Iterator[Emission]]
 
 #: Check-in intervals when device_profiles is not importable (the native profiles' values).
-DEFAULT_HEARTBEAT_S = {"smoke": 86_400.0, "sos": 3_600.0, "gate": 300.0, "charger": 60.0}
+DEFAULT_HEARTBEAT_S = {
+    "smoke": 86_400.0, "sos": 3_600.0, "gate": 300.0, "charger": 60.0, "gas": 3_600.0,
+}
 
 
 @cache
@@ -76,14 +78,18 @@ def every(start: float, interval: float, rng: random.Random, jitter: float = 0.0
         t += interval * rng.uniform(1 - jitter, 1 + jitter)
 
 
+#: Device type -> the module of its behaviour model (a module of this package with a
+#: ``behaviour`` function). A new device type is a module and a line here.
+BEHAVIOURS: dict[str, str] = {
+    "smoke": "simulators.devices.smoke",
+    "sos": "simulators.devices.sos",
+    "gate": "simulators.devices.gate",
+    "charger": "simulators.devices.charger",
+    "gas": "simulators.devices.gas",
+}
+
+
 def behaviour_for(device_type: str) -> Behaviour:
     """The behaviour model of a device type."""
-    from simulators.devices import charger, gate, smoke, sos
-
-    table: dict[str, Behaviour] = {
-        "smoke": smoke.behaviour,
-        "sos": sos.behaviour,
-        "gate": gate.behaviour,
-        "charger": charger.behaviour,
-    }
-    return table[device_type]
+    found: Behaviour = importlib.import_module(BEHAVIOURS[device_type]).behaviour
+    return found

@@ -74,3 +74,20 @@ def test_every_native_type_has_a_profile() -> None:
 def test_vendors_present() -> None:
     codecs = {p.codec for p in REGISTRY.profiles()}
     assert {"native", "alink", "iotda"} <= codecs
+
+
+def test_a_profile_with_commands_shows_their_acknowledgement() -> None:
+    """A device type that takes commands documents its cmd_ack, and each command's
+    confirming values are real values of its telemetry (checked at load)."""
+    for profile in REGISTRY.profiles():
+        if not profile.commands:
+            continue
+        kinds = {
+            want.kind
+            for ex in profile.examples
+            if not isinstance(ex.expect, ExpectRejection)
+            for want in (ex.expect if isinstance(ex.expect, list) else [ex.expect])
+        }
+        assert "cmd_ack" in kinds, profile.id
+    assert set(REGISTRY.profile_for("gas").commands) >= {"close_valve", "open_valve", "self_test"}
+    assert REGISTRY.profile_for("charger").commands["cut_power"].confirm == {"output": "off"}

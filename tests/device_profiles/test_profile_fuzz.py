@@ -87,7 +87,7 @@ def check(result: object) -> None:
     for reading in result:
         assert isinstance(reading, Reading)
         assert reading.ts_ms <= NOW + 300_000
-        assert reading.kind in ("telemetry", "event", "status")
+        assert reading.kind in ("telemetry", "event", "status", "cmd_ack")
 
 
 @settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])

@@ -87,7 +87,7 @@ def test_example_error_path_has_index(tmp_path: Path) -> None:
         ("offline_after: 49h", "offline_after: 1h", "heartbeat"),
         ("min: -40, max: 150", "min: 150, max: -40", "telemetry.temp_c"),
         ("type: float", "type: double", "telemetry.temp_c.type"),
-        ("device_type: smoke", "device_type: toaster", "device_type"),
+        ("device_type: smoke", "device_type: Toaster-2", "device_type"),
         ("names: [alarm]", "names: [alarm, alarm]", "events"),
         ("unit: °C,", "unit: °C, source: Temp,", "(top level)"),
     ],

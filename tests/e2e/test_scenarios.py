@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from alerting.commands import DeviceCommandRow
 from alerting.incidents.flood import OUTAGE_RULE
 from alerting.incidents.tables import IncidentDeviceRow, IncidentRow
 from core.clock import CompressedClock
@@ -223,6 +224,7 @@ async def test_scenario_against_the_gateway(name: str, start_gateway: Any,
         opened = Counter(key_of(r, run.expected_incidents) for r in ours)
         assert opened == declared, f"opened {shown}"
 
+    await check_commands(gateway, run)
     device_messages = [m for m in run.published if m.kind != "hostile"]
     if name == "hostile-flood":
         assert not rows, f"the hostile flood opened {describe(rows)}"
@@ -234,6 +236,24 @@ async def test_scenario_against_the_gateway(name: str, start_gateway: Any,
     while gateway.ingest.stats.stored - stored_before < len(device_messages):
         assert time.monotonic() < deadline, (gateway.ingest.stats, len(device_messages))
         await asyncio.sleep(0.05)
+
+
+async def check_commands(gateway: Any, run: ScenarioRun) -> None:
+    """Every command the gateway sent a role's device ends as the role says: confirmed by a
+    device that obeys (a pile's power cut, a valve closing), failed for one that refuses."""
+    want = {"obey": {"confirmed", "superseded"}, "refuse": {"failed"}, "silent": {"failed"}}
+    for role, device in run.roles.items():
+        obedience = run.scenario.roles[role].commands
+        deadline = time.monotonic() + 15
+        while True:
+            async with gateway.sessions() as s:
+                sent = (await s.scalars(select(DeviceCommandRow).where(
+                    DeviceCommandRow.device_id == device.device_id))).all()
+            if all(c.status in want[obedience] for c in sent) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)
+        assert len(sent) == len(run.commands.get(device.device_id, [])) or obedience != "obey"
+        assert {c.status for c in sent} <= want[obedience], [(c.command, c.status) for c in sent]
 
 
 async def check_quarantine(gateway: Any, run: ScenarioRun) -> None:

@@ -21,6 +21,7 @@ async def test_migrations_match_the_declared_tables(db_url: str) -> None:
         "api.audit",
         "alerting.notify.webpush",
         "api.refresh",
+        "alerting.commands.tables",
     ):
         importlib.import_module(module)
     await migrate.upgrade(db_url)

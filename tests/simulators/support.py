@@ -12,8 +12,8 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 NATIVE_TOPIC = re.compile(
-    r"^safety/[a-z0-9-]{1,32}/(smoke|sos|gate|charger)/[A-Za-z0-9_.-]{1,64}/"
-    r"(telemetry|event|status)$"
+    r"^safety/[a-z0-9-]{1,32}/[a-z][a-z0-9_]{0,15}/[A-Za-z0-9_.-]{1,64}/"
+    r"(telemetry|event|status|cmd_ack)$"
 )
 
 

@@ -75,7 +75,7 @@ async def test_scenario_delivered_in_order(name: str, mosquitto: Mosquitto) -> N
         got = recorder.wait_for(len(sent) + len(wills))
     finally:
         recorder.close()
-    assert run.sim_end_ms - run.sim_start_ms == int(sc.duration_s * 1000)
+    assert run.sim_end_ms - run.sim_start_ms == int((sc.duration_s + sc.linger) * 1000)
     assert run.sim_end_ms <= wall_ms() + 1000, "no ts in the future"
     will_topics = [str(m.topic) for m in wills]
     for topic in will_topics:  # wills come from the broker, in its own time

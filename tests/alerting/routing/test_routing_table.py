@@ -9,7 +9,7 @@ import yaml
 
 from alerting.models import Category, Severity
 from alerting.routing import Role, Route, RoutingPolicy, default_ladders, route_test, select
-from alerting.routing.tree import route_labels
+from alerting.routing.tree import default_tree, route_labels
 from tests.alerting.incidents.incident_support import HOUR, MIN, T0, ctx, directory
 
 CASES = yaml.safe_load("""
@@ -142,3 +142,21 @@ def test_deadlines_are_configurable() -> None:
     assert [at - T0 for at, _, _ in ladder.schedule(T0, 90_000)] == [0, 30_000, 60_000, 90_000]
     assert ladder.steps[0].targets == (Role.GRID_WORKER, Role.BUILDING_LEADER, Role.DUTY_STAFF)
     assert default_ladders()["minor"].steps[1].wait_ms == 24 * HOUR
+
+
+@pytest.mark.parametrize(
+    ("severity", "page_household", "extra"),
+    [("critical", True, ["family"]), ("critical", False, []), ("major", True, ["family"])],
+)
+def test_a_rule_that_pages_the_household_adds_its_family_to_the_first_step(
+    severity: str, page_household: bool, extra: list[str]
+) -> None:
+    labels = route_labels(
+        severity=Severity(severity),
+        category=Category.SAFETY,
+        rule_id="gas.leak",
+        device_type="gas",
+        page_household=page_household,
+    )
+    decision = select(default_tree(), labels)
+    assert [r.value for r in decision.add_targets] == extra

@@ -46,6 +46,7 @@ FLEET = {
         ctx("GT-2", "gate"),
         ctx("CH-1", "charger"),
         ctx("CH-2", "charger", building="B-02"),
+        ctx("GS-1", "gas", household="H-2"),
     )
 }
 

@@ -228,6 +228,60 @@ SCENARIOS: dict[str, tuple[list[tuple[Any, ...]], list[tuple[float, str, str]]]]
 }
 
 
+SCENARIOS.update({
+    "gas.alarm": (
+        [
+            ("E", 0, "GS-1", "alarm", {"level": "low", "gas_lel_pct": 12.0}),
+            ("E", 30, "GS-1", "alarm", {"level": "high", "gas_lel_pct": 26.0}),
+            ("E", 300, "GS-1", "alarm_cleared"),
+        ],
+        [(0, "GS-1", F), (300, "GS-1", R)],
+    ),
+    "gas.concentration": (
+        [
+            ("T", 0, "GS-1", {"gas_lel_pct": 0.3}),
+            ("T", 10, "GS-1", {"gas_lel_pct": 24.9}),
+            ("T", 20, "GS-1", {"gas_lel_pct": 25.0}),
+            ("T", 30, "GS-1", {"gas_lel_pct": 12.0}),
+            ("T", 40, "GS-1", {"gas_lel_pct": 9.5}),
+        ],
+        [(20, "GS-1", F), (40, "GS-1", R)],
+    ),
+    "gas.sensor_expired": (
+        [("E", 0, "GS-1", "sensor_expired"), ("E", 60, "GS-1", "sensor_expired")],
+        [(0, "GS-1", F)],
+    ),
+    "gas.fault": ([("E", 0, "GS-1", "fault"), ("tick", H)], [(0, "GS-1", F), (H, "GS-1", R)]),
+    "gas.valve_fault": (
+        [
+            ("T", 0, "GS-1", {"valve": "open"}),
+            ("T", 10, "GS-1", {"valve": "fault"}),
+            ("T", 70, "GS-1", {"valve": "fault"}),
+            ("T", 80, "GS-1", {"valve": "closed"}),
+        ],
+        [(10, "GS-1", P), (70, "GS-1", F), (80, "GS-1", R)],
+    ),
+    "gas.low_battery": ([("E", 0, "GS-1", "low_battery")], [(0, "GS-1", F)]),
+    "gas.self_test": (
+        [("E", 0, "GS-1", "self_test"), ("tick", 60)],
+        [(0, "GS-1", F), (60, "GS-1", R)],
+    ),
+    "gas.offline": (
+        [("tick", 3 * H - 1), ("tick", 3 * H), ("T", 3 * H + 5, "GS-1", {"gas_lel_pct": 0.2})],
+        [(3 * H, "GS-1", F), (3 * H + 5, "GS-1", R)],
+    ),
+})
+
+
+def test_a_gas_leak_closes_the_valve_and_pages_the_household() -> None:
+    spec = RULES.by_id["gas.alarm"]
+    assert spec.severity is Severity.CRITICAL and spec.page_household and not spec.auto_resolve
+    found = play(make_engine(RULES, devices={"GS-1"}), [("E", 0, "GS-1", "alarm")])
+    [fired] = [t for t in found if t.rule_id == "gas.alarm"]
+    assert fired.actions == ("close_valve",) and fired.page_household
+    assert RULES.by_id["gas.sensor_expired"].category is Category.MAINTENANCE
+
+
 def test_every_builtin_rule_has_a_scenario() -> None:
     assert sorted(SCENARIOS) == sorted(r.id for r in RULES.rules)
 

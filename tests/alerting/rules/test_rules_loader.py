@@ -32,6 +32,17 @@ DESIGN_EVENTS = {
         "tamper",
     ],
     "charger": ["session_start", "session_end", "over_current", "over_temp", "leakage", "fault"],
+    # README "Native wire contract" (the fifth type, after DESIGN.md was written)
+    "gas": [
+        "alarm",
+        "alarm_cleared",
+        "fault",
+        "sensor_expired",
+        "valve_closed",
+        "valve_open",
+        "self_test",
+        "low_battery",
+    ],
 }
 
 
@@ -48,7 +59,7 @@ def problems(tmp_path: Path) -> list[str]:
 
 def test_builtin_rules_load_and_use_only_contract_events() -> None:
     rules = load_rules(known_events=DESIGN_EVENTS)
-    assert {r.device_type for r in rules.rules} == {"smoke", "sos", "gate", "charger"}
+    assert {r.device_type for r in rules.rules} == {"smoke", "sos", "gate", "charger", "gas"}
 
 
 def test_bad_field_names_file_rule_and_path(tmp_path: Path) -> None:

@@ -76,8 +76,8 @@ def test_small_community_parses(tmp_path: Path) -> None:
     ("change", "expected"),
     [
         (
-            ("type: smoke", "type: fire"),
-            "devices[0].type: Input should be 'smoke', 'sos', 'gate' or 'charger'",
+            ("type: smoke", "type: Fire!"),
+            "devices[0].type: String should match pattern",
         ),
         (("grid: g1, location", "grid: g9, location"), "devices[1].grid: unknown grid 'g9'"),
         (("grids: [g1]", "grids: [g1, nope]"), "people[0].grids[1]: unknown grid 'nope'"),

@@ -84,7 +84,7 @@ async def test_sample_community_loads(demo: Registry, sessionmaker) -> None:  # 
     devices = demo.devices("demo")
     counts = Counter(d.device_type for d in devices)
     assert 280 <= len(devices) <= 340
-    assert set(counts) == {"smoke", "sos", "gate", "charger"}
+    assert set(counts) == {"smoke", "sos", "gate", "charger", "gas"}
     async with sessionmaker() as session:
         elderly = [
             h for h in await session.scalars(select(Household)) if "elderly_alone" in h.flags

@@ -1,0 +1,13 @@
+"""Device commands that are confirmed: cmd_id out, cmd_ack and telemetry back, retries, escalation."""
+
+from alerting.commands.desk import UNCONFIRMED, CommandDesk, CommandPolicy, CommandRefused
+from alerting.commands.tables import CommandStatus, DeviceCommandRow
+
+__all__ = [
+    "UNCONFIRMED",
+    "CommandDesk",
+    "CommandPolicy",
+    "CommandRefused",
+    "CommandStatus",
+    "DeviceCommandRow",
+]
