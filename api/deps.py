@@ -110,7 +110,7 @@ async def principal_of(token: str, services: ServicesDep, session: AsyncSession)
     if not security.issued_under(claims, person.password_hash, services.config.secret_key):
         raise _UNAUTHORIZED  # the password changed since: tokens issued before are void
     if claims.session is not None and not await refresh.alive(
-        session, claims.session, services.clock.now_ms()
+        session, claims.session, services.token_now_ms()  # logins live in real time
     ):
         raise _UNAUTHORIZED  # its login was ended ("log out everywhere", or expired)
     site = None if person.role == "admin" else person.site

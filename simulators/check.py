@@ -115,8 +115,14 @@ def _building_code(building_id: str | None) -> str | None:
     return None if building_id is None else building_id.rsplit(".", 1)[-1]
 
 
+def _rules_of(row: dict[str, Any]) -> set[str]:
+    """The rules an incident stands for: its own, and every rule of its hazard that fired on
+    the device and folded into it (one incident per hazard of a device)."""
+    return {row["rule_id"], *(r.get("rule") for r in row.get("reasons") or ())}
+
+
 def _matches(exp: BoundExpectation, row: dict[str, Any]) -> bool:
-    if row["rule_id"] != exp.rule:
+    if exp.rule not in (_rules_of(row) if exp.hazard else {row["rule_id"]}):
         return False
     if exp.device_id is not None:
         return bool(row["device_id"] == exp.device_id)

@@ -54,7 +54,7 @@ async def login(
     """
     account = form.username[:80]
     address = request.client.host if request.client else "-"
-    now = services.clock.now_ms()
+    now = services.token_now_ms()
     # Refused before any argon2 work and without touching the database. (An address over
     # its own budget never gets here: api.login_guard.LoginFloodGate answers it.)
     wait_s = guard.limiter.retry_after_s(account, address, now)
@@ -68,7 +68,7 @@ async def login(
         )
     person = await session.get(Person, form.username)
     ok = await _verify(guard.workers, form.password, person.password_hash if person else None)
-    now = services.clock.now_ms()
+    now = services.token_now_ms()
     if person is None or not ok or not person.active:
         guard.limiter.failed(account, address, now)
         audit.record(
@@ -122,7 +122,7 @@ async def refresh_login(body: RefreshRequest, services: ServicesDep, session: Se
 
     The login lasts ``refresh_ttl_s`` from the password login (a shift); a refresh token used
     twice ends the login on every device (someone copied it)."""
-    now = services.clock.now_ms()
+    now = services.token_now_ms()
     rotated = await refresh.rotate(session, body.refresh_token, now)
     person = await session.get(Person, rotated[0]) if rotated else None
     if rotated is None or person is None or not person.active:
@@ -139,7 +139,7 @@ async def logout_everywhere(
     """End every login of the caller — a lost phone — refresh and access tokens alike."""
     if principal.is_service:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "service tokens have no logins")
-    now = services.clock.now_ms()
+    now = services.token_now_ms()
     ended = await refresh.end_all(session, principal.id, now)
     audit.record_by(session, principal, now, "auth.logout_everywhere", target=principal.id)
     await session.commit()
