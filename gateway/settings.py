@@ -112,7 +112,7 @@ class StormRuleSettings(Section):
 class StormSettings(Section):
     """Alert storms (alerting/incidents/storm.py): more than ``threshold`` devices of a site
     raising one rule within ``window_s`` make one grouped incident; ``rules`` overrides the
-    two per rule id. Device commands beyond ``command_rate_per_s`` wait in a queue."""
+    two per rule id. Device commands are tracked one by one (alerting/commands)."""
 
     enabled: bool = True
     threshold: int = Field(10, ge=1)
@@ -123,8 +123,6 @@ class StormSettings(Section):
     rules: dict[str, StormRuleSettings] = {}
     # Life-safety (critical) rules page every device unless this is set.
     group_critical: bool = False
-    command_rate_per_s: float = Field(20.0, ge=0)  # 0 = no limit
-    command_burst: int = Field(20, ge=1)
 
 
 class RiskTierSettings(Section):
