@@ -74,7 +74,7 @@ const LoopBoard = {
   item(i, buttons = []) {
     const li = App.el("li", { class: `incident sev-${i.severity} status-${i.status}`, dataset: { id: i.id },
       onclick: () => LoopBoard.select(i.id) },
-    App.el("div", {}, App.el("div", { class: "title" }, i.title),
+    App.el("div", {}, App.el("div", { class: "title" }, App.title(i)),
       App.el("div", { class: "meta" }, `#${i.id} · ${i.location || i.grid_id} · ${App.time(i.opened_at_ms)}`)),
     App.el("div", { class: "actions" }, buttons));
     return li;
@@ -116,7 +116,7 @@ const LoopBoard = {
     const [detail, c] = await Promise.all([App.api(`/incidents/${id}`), App.api(`/incidents/${id}/case`)]);
     const i = detail.incident;
     document.getElementById("case").hidden = false;
-    document.getElementById("case-title").textContent = `#${i.id} ${i.title}`;
+    document.getElementById("case-title").textContent = `#${i.id} ${App.title(i)}`;
     const tier = c.tier ? App.el("span", { class: `tier ${c.tier}` }, App.t(`tier_${c.tier}`)) : "";
     const maintenance = detail.timeline.some((e) => e.kind === "under_maintenance")
       ? App.el("span", { class: "badge maintenance" }, App.t("under_maintenance")) : "";

@@ -9,7 +9,7 @@ Object.assign(I18N.zh, {
   push_unavailable: "本机不支持推送通知", logout_everywhere: "所有设备退出",
   logout_everywhere_confirm: "退出本账号在所有手机和电脑上的登录？",
   guidance: "先做", household: "住户", family: "家属电话", readings: "最新读数", reasons: "报警原因",
-  open_for: "已持续", map: "地图", resident_note: "备注", just_now: "刚刚", minutes: "分钟", hours: "小时",
+  map: "地图", resident_note: "备注",
 });
 Object.assign(I18N.en, {
   offline_banner: "Offline — reconnecting", alarm_on: "Critical incident! Acknowledge to stop the alarm",
@@ -19,18 +19,10 @@ Object.assign(I18N.en, {
   logout_everywhere: "Log out on all devices",
   logout_everywhere_confirm: "Log this account out on every phone and computer?",
   guidance: "Do first", household: "Household", family: "Family", readings: "Latest readings",
-  reasons: "Reasons", open_for: "Open for", map: "Map", resident_note: "Note", just_now: "just now",
-  minutes: "min", hours: "h",
+  reasons: "Reasons", map: "Map", resident_note: "Note",
 });
 
 const WorkerCard = {
-  duration(ms) {
-    const min = Math.max(0, Math.floor((Date.now() - ms) / 60000));
-    if (min < 1) return App.t("just_now");
-    if (min < 60) return `${min} ${App.t("minutes")}`;
-    return `${Math.floor(min / 60)} ${App.t("hours")} ${min % 60} ${App.t("minutes")}`;
-  },
-
   details(i) {
     const c = i.card || {};
     const where = c.where || {};
@@ -42,7 +34,6 @@ const WorkerCard = {
         App.t("map")));
     }
     parts.push(place);
-    // how long it has been open: the card's time-pressure line (worker.js) says it
     if (c.guidance) {
       parts.push(App.el("div", { class: "card-guidance" },
         App.el("strong", {}, `${App.t("guidance")}：`), c.guidance));
@@ -70,12 +61,6 @@ const WorkerCard = {
           `${p.name}${p.relation ? `（${p.relation}）` : ""} ${p.phone}`))));
     }
     return box;
-  },
-
-  tick() {
-    document.querySelectorAll(".card-open").forEach((el) => {
-      el.textContent = `${App.t("open_for")} ${WorkerCard.duration(Number(el.dataset.opened))}`;
-    });
   },
 };
 

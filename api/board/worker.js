@@ -16,7 +16,6 @@ const Worker = {
     window.addEventListener("hashchange", Worker.focus);
     document.addEventListener("click", () => Alarm.audio());  // a tap lets the siren sound
     document.getElementById("logout-everywhere").addEventListener("click", Worker.logoutEverywhere);
-    setInterval(WorkerCard.tick, 30000);
     if ("serviceWorker" in navigator) {
       navigator.serviceWorker.addEventListener("message", (e) => {
         if (e.data && e.data.kind === "open") location.href = e.data.url;
