@@ -8,7 +8,7 @@ import io
 from collections import defaultdict
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from openpyxl import Workbook
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -89,44 +89,23 @@ async def _ledger(
     return await _build(services, session, principal, site, month, filters)
 
 
+# The month's ledger as the query names it (site, month, filters), for every format below.
+LedgerReport = Annotated[LoopLedgerPublic, Depends(_ledger)]
+
+
 @router.get("/loop-ledger", response_model=LoopLedgerPublic)
-async def loop_ledger(
-    principal: ReportReader,
-    services: ServicesDep,
-    session: SessionDep,
-    site: SiteQ = None,
-    month: Month = None,
-    grid: Filter = None,
-    source: Filter = None,
-    category: Filter = None,
-    tier: Filter = None,
-    status_: Annotated[str | None, Query(alias="status", max_length=16)] = None,
-) -> LoopLedgerPublic:
+async def loop_ledger(report: LedgerReport) -> LoopLedgerPublic:
     """台账: filterable by grid, source, category, tier and status; figures per grid and worker."""
-    return await _ledger(
-        principal, services, session, site, month, grid, source, category, tier, status_
-    )
+    return report
 
 
 @router.get("/loop-ledger.csv", response_class=Response)
 async def loop_ledger_csv(
-    principal: ReportReader,
-    services: ServicesDep,
-    session: SessionDep,
-    site: SiteQ = None,
-    month: Month = None,
-    grid: Filter = None,
-    source: Filter = None,
-    category: Filter = None,
-    tier: Filter = None,
-    status_: Annotated[str | None, Query(alias="status", max_length=16)] = None,
+    report: LedgerReport,
     lang: Annotated[
         labels.Lang, Query(description="zh (default): Chinese headers and values; en")
     ] = "zh",
 ) -> Response:
-    report = await _ledger(
-        principal, services, session, site, month, grid, source, category, tier, status_
-    )
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(_loop_header(lang))
@@ -192,21 +171,7 @@ def workbook(report: LoopLedgerPublic) -> bytes:
 
 
 @router.get("/loop-ledger.xlsx", response_class=Response)
-async def loop_ledger_xlsx(
-    principal: ReportReader,
-    services: ServicesDep,
-    session: SessionDep,
-    site: SiteQ = None,
-    month: Month = None,
-    grid: Filter = None,
-    source: Filter = None,
-    category: Filter = None,
-    tier: Filter = None,
-    status_: Annotated[str | None, Query(alias="status", max_length=16)] = None,
-) -> Response:
-    report = await _ledger(
-        principal, services, session, site, month, grid, source, category, tier, status_
-    )
+async def loop_ledger_xlsx(report: LedgerReport) -> Response:
     name = f"loop-ledger-{report.site}-{report.month}.xlsx"
     return Response(
         workbook(report),
