@@ -79,7 +79,7 @@ def check_nulls(model: type[Base], changes: dict[str, Any]) -> None:
 
 
 def check_site(principal: Principal, site: str) -> None:
-    if principal.site is not None and site != principal.site:
+    if not principal.sees_site(site):
         raise FieldError("site", f"you may not change site '{site}'", status.HTTP_403_FORBIDDEN)
 
 

@@ -14,14 +14,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api import refresh, security
 from api.login_guard import LoginGuard
 from api.services import ApiServices
-from gateway.registry.tables import Building, BuildingLeader, Grid, Person, PersonGrid
+from gateway.registry.tables import Building, BuildingLeader, Grid, Person, PersonGrid, Site
 
-SITE_WIDE = frozenset({"admin", "secretary", "duty_staff", "service"})
+# A street office (街道) sees every community of its street, whole; it dispatches and
+# acknowledges there (a street duty officer covers a community's empty desk at night) but does
+# not edit a community's registry piece by piece: that stays with the community's secretary
+# (the street office may replace a whole community file through /api/v1/sites).
+SITE_WIDE = frozenset({"admin", "secretary", "duty_staff", "service", "street_office"})
 GRID_BOUND = frozenset({"grid_worker", "building_leader"})
 REGISTRY_WRITERS = frozenset({"admin", "secretary"})
+# Roles whose reach goes beyond one community: only an admin makes or changes such people.
+ABOVE_SITE = frozenset({"admin", "street_office"})
 RULE_WRITERS = frozenset({"admin"})
-DISPATCHERS = frozenset({"admin", "secretary", "duty_staff", "service"})
-REPORT_READERS = frozenset({"admin", "secretary", "duty_staff", "service"})
+DISPATCHERS = frozenset({"admin", "secretary", "duty_staff", "service", "street_office"})
+REPORT_READERS = frozenset({"admin", "secretary", "duty_staff", "service", "street_office"})
 
 bearer = HTTPBearer(auto_error=False, description="A login token or a service token")
 
@@ -33,23 +39,45 @@ class Principal:
     id: str
     name: str
     role: str
-    site: str | None  # None: every site (admin, service tokens)
+    sites: frozenset[str] | None  # None: every site (admin, service tokens)
     is_service: bool = False
+    home: str | None = None  # the site the person belongs to (None: admin, service tokens)
 
     @property
     def actor(self) -> str:
         return f"service:{self.id}" if self.is_service else self.id
 
+    def sees_site(self, site: str | None) -> bool:
+        return self.sites is None or (site is not None and site in self.sites)
+
+    @property
+    def only_site(self) -> str | None:
+        """The caller's one site, the default where a route takes ``?site=`` (None: several)."""
+        return next(iter(self.sites)) if self.sites is not None and len(self.sites) == 1 else None
+
+    def site_or(self, site: str | None) -> str | None:
+        """The site asked for, else the caller's only one (None when it stays ambiguous)."""
+        return site or self.only_site
+
 
 @dataclass(frozen=True)
 class Scope:
-    """What the caller may see and act on: a site (None = all) and grids (None = all)."""
+    """What the caller may see and act on: sites (None = all) and grids (None = all)."""
 
-    site: str | None
+    sites: frozenset[str] | None
     grids: frozenset[str] | None
 
+    def sees_site(self, site: str | None) -> bool:
+        return self.sites is None or (site is not None and site in self.sites)
+
+    def narrowed(self, site: str | None) -> Scope:
+        """This scope limited to ``site`` (a site filter); empty when ``site`` is not seen."""
+        if site is None:
+            return self
+        return Scope(frozenset({site}) if self.sees_site(site) else frozenset(), self.grids)
+
     def sees(self, site: str, grid_id: str | None) -> bool:
-        if self.site is not None and site != self.site:
+        if not self.sees_site(site):
             return False
         if self.grids is None:
             return True
@@ -58,8 +86,8 @@ class Scope:
     def where(self, site_col: Any, grid_col: Any | None) -> ColumnElement[bool]:
         """A SQL condition limiting rows to this scope."""
         clauses: list[ColumnElement[bool]] = []
-        if self.site is not None:
-            clauses.append(site_col == self.site)
+        if self.sites is not None:
+            clauses.append(site_col.in_(sorted(self.sites)))
         if self.grids is not None:
             clauses.append(grid_col.in_(sorted(self.grids)) if grid_col is not None else false())
         return and_(true(), *clauses)
@@ -113,8 +141,22 @@ async def principal_of(token: str, services: ServicesDep, session: AsyncSession)
         session, claims.session, services.token_now_ms()  # logins live in real time
     ):
         raise _UNAUTHORIZED  # its login was ended ("log out everywhere", or expired)
-    site = None if person.role == "admin" else person.site
-    return Principal(person.id, person.name, person.role, site)
+    return Principal(
+        person.id, person.name, person.role, await sites_of(session, person), home=person.site
+    )
+
+
+async def sites_of(session: AsyncSession, person: Person) -> frozenset[str] | None:
+    """The sites a person works in: admin every one; a street office every site of the street
+    its own site belongs to; everyone else their own site."""
+    if person.role == "admin":
+        return None
+    if person.role == "street_office":
+        street = await session.scalar(select(Site.street).where(Site.code == person.site))
+        if street is not None:
+            codes = await session.scalars(select(Site.code).where(Site.street == street))
+            return frozenset(codes) | {person.site}
+    return frozenset({person.site})
 
 
 async def current_principal(
@@ -151,9 +193,9 @@ async def grid_scope(principal: CurrentPerson, session: SessionDep) -> Scope:
 
 
 async def scope_of(principal: Principal, session: AsyncSession) -> Scope:
-    """Least privilege in one place: site-wide roles see their site, others their grids."""
+    """Least privilege in one place: site-wide roles see their sites, others their grids."""
     if principal.role not in GRID_BOUND:
-        return Scope(principal.site, None)
+        return Scope(principal.sites, None)
     own = set(
         await session.scalars(
             select(PersonGrid.grid_id).where(PersonGrid.person_id == principal.id)
@@ -167,7 +209,7 @@ async def scope_of(principal: Principal, session: AsyncSession) -> Scope:
                 .where(BuildingLeader.person_id == principal.id)
             )
         )
-    return Scope(principal.site, frozenset(await _with_descendants(session, own)))
+    return Scope(principal.sites, frozenset(await _with_descendants(session, own)))
 
 
 async def _with_descendants(session: AsyncSession, roots: set[str]) -> set[str]:

@@ -28,7 +28,9 @@ Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)]
 Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=16)]
 DeviceType = Annotated[str, StringConstraints(pattern=DEVICE_TYPE_PATTERN)]
-Role = Literal["grid_worker", "building_leader", "duty_staff", "secretary", "admin"]
+Role = Literal[
+    "grid_worker", "building_leader", "duty_staff", "secretary", "admin", "street_office"
+]
 Severity = Literal["critical", "major", "minor", "info"]
 IncidentStatus = Literal["open", "acknowledged", "resolved", "closed"]
 

@@ -127,7 +127,7 @@ async def record_visit(
     if principal.role not in {"admin", "secretary", "grid_worker", "building_leader"}:
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"role '{principal.role}' records no visits")
     household, _grid = await _household(session, scope, household_id)
-    if principal.site is not None and household.site != principal.site:
+    if not principal.sees_site(household.site):
         raise not_found("household", household_id)
     if body.risk_tier is not None and body.risk_tier not in services.risk_tiers:
         raise FieldError("risk_tier", f"unknown tier '{body.risk_tier}'")
@@ -241,9 +241,9 @@ async def visit_figures(
 ) -> dict[str, Any]:
     """每周走访: each grid worker's visits in the month, week by week (ISO weeks), against a
     weekly target, with the households of their grids whose visit is overdue today."""
-    code = site or principal.site
+    code = principal.site_or(site)
     if code is None:
-        raise FieldError("site", "required for admins and service tokens")
+        raise FieldError("site", "required: you see several sites (name one with ?site=)")
     check_site(principal, code)
     year, mon = (int(x) for x in month.split("-"))
     first = date(year, mon, 1)
@@ -352,18 +352,16 @@ async def history(
         raise FieldError("kind", f"one of: {', '.join(HISTORY_KINDS)}")
     targets = [target]
     if kind == "device":
-        code = site or principal.site
+        code = principal.site_or(site)
         if code is None:
             raise FieldError("site", "required for a device's history")
+        check_site(principal, code)
         targets += await predecessors(session, code, target)
     q = select(audit.AuditRow).where(audit.AuditRow.target.in_(targets))
-    if principal.site is not None:
+    if principal.sites is not None:
         # rules are shared by every site: their changes carry none
-        q = q.where(
-            or_(audit.AuditRow.site == principal.site, audit.AuditRow.site.is_(None))
-            if kind == "rule"
-            else audit.AuditRow.site == principal.site
-        )
+        own = audit.AuditRow.site.in_(sorted(principal.sites))
+        q = q.where(or_(own, audit.AuditRow.site.is_(None)) if kind == "rule" else own)
     if site is not None:
         q = q.where(audit.AuditRow.site == site)
     rows = await session.scalars(q.order_by(audit.AuditRow.at_ms.desc(), audit.AuditRow.id.desc()))

@@ -108,9 +108,9 @@ async def export_ledger(
 
 
 def _ledger_site(principal: Principal, site: str | None) -> str:
-    code = site or principal.site
+    code = principal.site_or(site)
     if code is None:
-        raise FieldError("site", "required for admins and service tokens")
+        raise FieldError("site", "required: you see several sites (name one with ?site=)")
     check_site(principal, code)
     return code
 

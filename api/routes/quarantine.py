@@ -60,10 +60,13 @@ async def counts(
         .group_by(QuarantinedMessage.reason)
     )
     q = services.quarantine
-    if scope.site is None:
+    if scope.sites is None:
         since_start = dict(q.counts)
     else:
-        since_start = {r: n for (site, r), n in q.site_counts.items() if site == scope.site}
+        since_start = {}
+        for (site, reason), n in q.site_counts.items():
+            if scope.sees_site(site):
+                since_start[reason] = since_start.get(reason, 0) + n
     return {
         "since_start": since_start,
         "stored": {str(reason): int(n) for reason, n in stored.all()},

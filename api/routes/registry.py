@@ -19,8 +19,10 @@ from api.crud import (
     commit_registry,
 )
 from api.deps import (
+    ABOVE_SITE,
     SITE_WIDE,
     LoginGuardDep,
+    Principal,
     RegistryWriter,
     Scope,
     ServicesDep,
@@ -68,7 +70,7 @@ from gateway.registry.tables import (
 
 
 def _sites(q: Select[Any], scope: Scope) -> Select[Any]:
-    return q if scope.site is None else q.where(Site.code == scope.site)
+    return q if scope.sites is None else q.where(Site.code.in_(sorted(scope.sites)))
 
 
 def _households(q: Select[Any], scope: Scope) -> Select[Any]:
@@ -78,7 +80,7 @@ def _households(q: Select[Any], scope: Scope) -> Select[Any]:
 
 
 def _site_only(q: Select[Any], scope: Scope) -> Select[Any]:
-    q = q if scope.site is None else q.where(RosterShift.site == scope.site)
+    q = q if scope.sites is None else q.where(RosterShift.site.in_(sorted(scope.sites)))
     return q.where(false()) if scope.grids is not None else q
 
 
@@ -174,12 +176,14 @@ async def list_rosters(
 ) -> list[RosterEntryPublic]:
     """The whole roster: the weekly slots (as the community file gives them), then the shifts
     (``limit``/``offset`` page through both)."""
-    sites = [s for s in (principal.site, site) if s is not None]
     weekly_q = select(RosterWeekly).order_by(RosterWeekly.person_id, RosterWeekly.start_time)
     shifts_q = select(RosterShift).order_by(RosterShift.starts_at, RosterShift.id)
-    for code in sites:
-        weekly_q = weekly_q.where(RosterWeekly.site == code)
-        shifts_q = shifts_q.where(RosterShift.site == code)
+    if principal.sites is not None:
+        weekly_q = weekly_q.where(RosterWeekly.site.in_(sorted(principal.sites)))
+        shifts_q = shifts_q.where(RosterShift.site.in_(sorted(principal.sites)))
+    if site is not None:
+        weekly_q = weekly_q.where(RosterWeekly.site == site)
+        shifts_q = shifts_q.where(RosterShift.site == site)
     slots: dict[tuple[str, str, str, Any, Any], list[int]] = {}
     for w in await session.scalars(weekly_q):
         slots.setdefault((w.site, w.person_id, w.role, w.start_time, w.end_time), []).append(
@@ -253,9 +257,9 @@ async def _set_duties(
         )
 
 
-async def _person(session: AsyncSession, principal_site: str | None, person_id: str) -> Person:
+async def _person(session: AsyncSession, principal: Principal, person_id: str) -> Person:
     person = await session.get(Person, person_id)
-    if person is None or (principal_site is not None and person.site != principal_site):
+    if person is None or not principal.sees_site(person.site):
         raise not_found("person", person_id)
     return person
 
@@ -268,8 +272,8 @@ async def list_people(
     role: Annotated[str | None, Query(max_length=32)] = None,
 ) -> list[PersonPublic]:
     q = select(Person).order_by(Person.id)
-    if principal.site is not None:
-        q = q.where(Person.site == principal.site)
+    if principal.sites is not None:
+        q = q.where(Person.site.in_(sorted(principal.sites)))
     if site is not None:
         q = q.where(Person.site == site)
     if role is not None:
@@ -281,7 +285,7 @@ async def list_people(
 async def get_person(
     person_id: str, principal: SiteWideReader, session: SessionDep
 ) -> PersonPublic:
-    return await person_public(session, await _person(session, principal.site, person_id))
+    return await person_public(session, await _person(session, principal, person_id))
 
 
 @people.post("", response_model=PersonPublic, status_code=201)
@@ -293,8 +297,10 @@ async def create_person(
     guard: LoginGuardDep,
 ) -> PersonPublic:
     check_site(principal, body.site)
-    if body.role == "admin" and principal.role != "admin":
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "role: only an admin may create an admin")
+    if body.role in ABOVE_SITE and principal.role != "admin":
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, f"role: only an admin may create a {body.role}"
+        )
     await check_refs(session, {"site": Site}, {"site": body.site}, body.site)
     if await session.get(Person, body.id) is not None:
         raise HTTPException(status.HTTP_409_CONFLICT, f"person '{body.id}' already exists")
@@ -325,12 +331,15 @@ async def update_person(
     services: ServicesDep,
     session: SessionDep,
 ) -> PersonPublic:
-    person = await _person(session, principal.site, person_id)
+    person = await _person(session, principal, person_id)
     before = (await person_public(session, person)).model_dump(mode="json")
     changes = body.model_dump(exclude_unset=True, exclude={"grids", "buildings", "backup_grids"})
     check_nulls(Person, changes)
-    if "admin" in (changes.get("role"), person.role) and principal.role != "admin":
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "role: only an admin may change an admin")
+    if ABOVE_SITE & {changes.get("role"), person.role} and principal.role != "admin":
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "role: only an admin may change an admin or a street_office person",
+        )
     for name, value in changes.items():
         setattr(person, name, value)
     await _set_duties(session, person, body.grids, body.buildings, body.backup_grids)
@@ -358,10 +367,10 @@ async def reset_password(
     session: SessionDep,
     guard: LoginGuardDep,
 ) -> None:
-    person = await _person(session, principal.site, person_id)
-    if person.role == "admin" and principal.role != "admin":
+    person = await _person(session, principal, person_id)
+    if person.role in ABOVE_SITE and principal.role != "admin":
         raise HTTPException(
-            status.HTTP_403_FORBIDDEN, "only an admin may reset an admin's password"
+            status.HTTP_403_FORBIDDEN, f"only an admin may reset a {person.role}'s password"
         )
     person.password_hash = await new_hash(guard.workers, body.new_password)
     audit.record_by(
@@ -379,9 +388,9 @@ async def reset_password(
 async def delete_person(
     person_id: str, principal: RegistryWriter, services: ServicesDep, session: SessionDep
 ) -> None:
-    person = await _person(session, principal.site, person_id)
-    if person.role == "admin" and principal.role != "admin":
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "only an admin may delete an admin")
+    person = await _person(session, principal, person_id)
+    if person.role in ABOVE_SITE and principal.role != "admin":
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"only an admin may delete a {person.role}")
     await session.execute(delete(PersonGrid).where(PersonGrid.person_id == person.id))
     await session.execute(delete(BuildingLeader).where(BuildingLeader.person_id == person.id))
     await session.delete(person)

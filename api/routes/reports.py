@@ -54,11 +54,11 @@ SiteQ = Annotated[str | None, Query(max_length=32)]
 
 
 async def _site(session: AsyncSession, principal: Principal, site: str | None) -> Site:
-    code = site or principal.site
+    code = principal.site_or(site)
     if code is None:
-        raise FieldError("site", "required for admins and service tokens")
+        raise FieldError("site", "required: you see several sites (name one with ?site=)")
     row = await session.get(Site, code)
-    if row is None or (principal.site is not None and code != principal.site):
+    if row is None or not principal.sees_site(code):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"site '{code}' not found")
     return row
 

@@ -94,9 +94,9 @@ async def week(
     ] = None,
 ) -> dict[str, Any]:
     """Seven days from the Monday of ``start``: each day's duty slots with who covers them."""
-    code = site or principal.site
+    code = principal.site_or(site)
     if code is None:
-        raise FieldError("site", "required for admins and service tokens")
+        raise FieldError("site", "required: you see several sites (name one with ?site=)")
     check_site(principal, code)
     tz = await _zone(session, code)
     today = datetime.fromtimestamp(services.clock.now_ms() / 1000, UTC).astimezone(tz).date()
@@ -210,7 +210,7 @@ async def remove_weekly(
     weekly_id: RosterId, principal: RegistryWriter, services: ServicesDep, session: SessionDep
 ) -> None:
     row = await session.get(RosterWeekly, weekly_id)
-    if row is None or (principal.site is not None and row.site != principal.site):
+    if row is None or not principal.sees_site(row.site):
         raise not_found("weekly slot", weekly_id)
     before = {
         "person_id": row.person_id,
@@ -250,8 +250,8 @@ async def list_swaps(
     site: Annotated[str | None, Query(max_length=32)] = None,
 ) -> list[dict[str, Any]]:
     q = select(RosterSwap).order_by(RosterSwap.starts_at)
-    if principal.site is not None:
-        q = q.where(RosterSwap.site == principal.site)
+    if principal.sites is not None:
+        q = q.where(RosterSwap.site.in_(sorted(principal.sites)))
     if site is not None:
         q = q.where(RosterSwap.site == site)
     return [_swap_public(r) for r in await session.scalars(q)]
@@ -313,7 +313,7 @@ async def delete_swap(
     swap_id: RosterId, principal: RegistryWriter, services: ServicesDep, session: SessionDep
 ) -> None:
     row = await session.get(RosterSwap, swap_id)
-    if row is None or (principal.site is not None and row.site != principal.site):
+    if row is None or not principal.sees_site(row.site):
         raise not_found("swap", swap_id)
     public = _swap_public(row)
     await session.delete(row)

@@ -117,7 +117,7 @@ async def route_test(
     """Who would be paged, and when, if this device opened an incident now and nobody acked."""
     if services.route_tester is None:
         raise HTTPException(status.HTTP_501_NOT_IMPLEMENTED, "no route tester is configured")
-    if principal.site is not None and body.site != principal.site:
+    if not principal.sees_site(body.site):
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"site: not yours ('{body.site}')")
     device = await session.get(Device, (body.site, body.device_id))
     if device is None:

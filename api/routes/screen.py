@@ -33,12 +33,15 @@ async def screen_context(
     session: SessionDep,
     site: Annotated[str | None, Query(max_length=32)] = None,
 ) -> ScreenContext:
-    """The caller's site (or ``site``, for admins) with the names its screens show."""
-    code = scope.site or site
-    if code is None:  # an admin without a site: the first one
-        code = await session.scalar(select(Site.code).order_by(Site.code).limit(1))
+    """The caller's site (or ``site``, for admins and street offices) with the names its
+    screens show."""
+    code = site
+    if code is None:  # without ?site=: the caller's only site, else the first it sees
+        code = await session.scalar(
+            select(Site.code).where(scope.where(Site.code, None)).order_by(Site.code).limit(1)
+        )
     row = await session.get(Site, code) if code is not None else None
-    if row is None or (scope.site is not None and site not in (None, scope.site)):
+    if row is None or not scope.sees_site(row.code):
         raise not_found("site", site or "")
     grids = await session.execute(
         select(Grid.id, Grid.name).where(Grid.site == row.code, scope.where(Grid.site, Grid.id))

@@ -40,8 +40,8 @@ async def list_silences(
 ) -> list[SilenceRow]:
     """Silences of the caller's site (grid-bound people see those of their grids)."""
     q = select(SilenceRow).order_by(SilenceRow.id.desc())
-    if scope.site is not None:
-        q = q.where(SilenceRow.site == scope.site)
+    if scope.sites is not None:
+        q = q.where(SilenceRow.site.in_(sorted(scope.sites)))
     if active:
         now = services.clock.now_ms()
         q = q.where(SilenceRow.starts_at_ms <= now, SilenceRow.ends_at_ms > now)
@@ -103,7 +103,7 @@ async def expire_silence(
 ) -> None:
     """End a silence now (it stays on record)."""
     row = await session.get(SilenceRow, silence_id)
-    if row is None or (principal.site is not None and row.site != principal.site):
+    if row is None or not principal.sees_site(row.site):
         raise not_found("silence", silence_id)
     await services.silences.expire(silence_id)
     audit.record_by(

@@ -58,7 +58,7 @@ async def stats(
         grids.append(grid_stats(g, per_grid[g], deadlines))
         await asyncio.sleep(0)  # a turn for the alarm path between grids (api/paged.py)
     return StatsPublic(
-        site=site or scope.site,
+        site=site or (next(iter(scope.sites)) if scope.sites and len(scope.sites) == 1 else None),
         start_ms=start_ms,
         end_ms=end_ms,
         total=grid_stats("*", rows, deadlines),
@@ -67,8 +67,14 @@ async def stats(
 
 
 @router.get("/overview")
-async def overview(scope: GridScope, services: ServicesDep, session: SessionDep) -> dict[str, Any]:
+async def overview(
+    scope: GridScope,
+    services: ServicesDep,
+    session: SessionDep,
+    site: Annotated[str | None, Query(max_length=32, description="one of your sites")] = None,
+) -> dict[str, Any]:
     """Grids → buildings with device counts and status, open incidents, offline devices."""
+    scope = scope.narrowed(site)
     grids = list(
         await session.scalars(select(Grid).where(scope.where(Grid.site, Grid.id)).order_by(Grid.id))
     )

@@ -47,6 +47,7 @@ from gateway.registry.tables import (
     RosterShift,
     RosterWeekly,
     Site,
+    Street,
 )
 
 __all__ = [
@@ -256,7 +257,14 @@ async def apply(session: AsyncSession, community: CommunitySpec) -> None:
     The caller commits.
     """
     site = community.site.code
-    await _upsert(session, Site, [community.site.model_dump()])
+    street = community.site.street
+    if street is not None:
+        await _upsert(session, Street, [street.model_dump()])
+    await _upsert(
+        session,
+        Site,
+        [community.site.model_dump(exclude={"street"}) | {"street": street.code if street else None}],
+    )
     await _upsert(session, Grid, _grid_rows(community))
     await _upsert(session, Building, _building_rows(community))
     await _upsert(session, Household, _household_rows(community))
@@ -480,6 +488,9 @@ async def _upsert(session: AsyncSession, model: type[Any], rows: Iterable[dict[s
 async def _existing(
     session: AsyncSession, model: type[Any], pk: list[str], rows: list[dict[str, Any]]
 ) -> dict[tuple[Any, ...], Any]:
+    if model is Street:  # streets are not per site: the few named
+        found = await session.scalars(select(Street).where(Street.code.in_([r["code"] for r in rows])))
+        return {(obj.code,): obj for obj in found}
     sites = sorted({row["site"] if "site" in row else row["code"] for row in rows})
     site_col = model.__table__.c.site if "site" in model.__table__.c else model.__table__.c.code
     found = await session.scalars(select(model).where(site_col.in_(sites)))

@@ -22,7 +22,9 @@ from core.readings import DEVICE_TYPE_PATTERN
 from core.zones import TimeZoneName
 
 DeviceTypeName = Annotated[str, StringConstraints(pattern=DEVICE_TYPE_PATTERN)]
-RoleName = Literal["grid_worker", "building_leader", "duty_staff", "secretary", "admin"]
+RoleName = Literal[
+    "grid_worker", "building_leader", "duty_staff", "secretary", "admin", "street_office"
+]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -38,11 +40,20 @@ class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
 
+class StreetSpec(_Spec):
+    """The street office (街道) a community belongs to; its ``street_office`` people see all of
+    the street's communities."""
+
+    code: SiteCode
+    name: Text
+
+
 class SiteSpec(_Spec):
     code: SiteCode
     name: Text
     timezone: TimeZoneName = "Asia/Shanghai"
     address: Text = ""
+    street: StreetSpec | None = None
 
 
 class GridSpec(_Spec):
@@ -275,6 +286,12 @@ def cross_check(spec: CommunitySpec) -> list[str]:
             buildings,
             [(b, f"people[{i}].buildings[{j}]") for j, b in enumerate(p.buildings)],
             "building",
+        )
+    if spec.site.street is None:
+        problems.extend(
+            f"people[{i}].role: a street_office person needs site.street (the street it serves)"
+            for i, p in enumerate(spec.people)
+            if p.role == "street_office"
         )
     if spec.roster is not None:
         _refs(

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base
 
-ROLES = ("grid_worker", "building_leader", "duty_staff", "secretary", "admin")
+ROLES = ("grid_worker", "building_leader", "duty_staff", "secretary", "admin", "street_office")
 RESPONSIBILITIES = ("primary", "backup")
 
 
@@ -60,6 +60,15 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+class Street(Base):
+    """A street office (街道): the communities it runs are the sites whose ``street`` is it."""
+
+    __tablename__ = "streets"
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+
+
 class Site(Base):
     """A community (社区); ``code`` is the ``{site}`` segment of device topics."""
 
@@ -71,6 +80,10 @@ class Site(Base):
     address: Mapped[str] = mapped_column(String(300), default="")
     # sha256 of the community file last applied to this site (None: built from the API only)
     community_digest: Mapped[str | None] = mapped_column(String(64), default=None)
+    # The street office this community belongs to (None: a community on its own).
+    street: Mapped[str | None] = mapped_column(
+        ForeignKey("streets.code", ondelete="SET NULL"), index=True, default=None
+    )
 
 
 class Grid(Base):
@@ -304,5 +317,6 @@ __all__ = [
     "RosterSwap",
     "RosterWeekly",
     "Site",
+    "Street",
     "UTCDateTime",
 ]
