@@ -38,6 +38,7 @@ from api.routes import (
     rules,
     screen,
     silences,
+    sites,
     stats,
 )
 from api.services import ApiServices
@@ -89,6 +90,7 @@ def create_app(services: ApiServices) -> FastAPI:
         auth,
         admin,  # before registry and devices: /households/tiers is not /households/{id}
         clock,
+        sites,  # before registry: GET/POST /sites are its own (figures, community files)
         registry,
         loop,
         incidents,

@@ -52,6 +52,7 @@ class Resource:
     readers: frozenset[str] | None = None  # None: everyone, limited by ``scoped``
     order_by: str = "id"
     list_route: bool = True  # False: the resource's module lists it itself
+    create_route: bool = True  # False: another module creates it (sites: api/routes/sites.py)
     # Checks a create body's values / an update's changes against configuration (FieldError).
     check: Callable[[ApiServices, dict[str, Any]], None] | None = None
 
@@ -152,7 +153,6 @@ def build_router(res: Resource) -> APIRouter:
         _readable(res, principal)
         return await _get(session, scope, key)
 
-    @router.post("", response_model=Public, status_code=201, summary=f"Create a {res.label}")
     async def create_row(
         body: Create,  # type: ignore[valid-type]
         principal: RegistryWriter,
@@ -183,6 +183,11 @@ def build_router(res: Resource) -> APIRouter:
         )
         await commit_registry(session, services, res.label)
         return row
+
+    if res.create_route:
+        router.post("", response_model=Public, status_code=201, summary=f"Create a {res.label}")(
+            create_row
+        )
 
     @router.patch("/{key}", response_model=Public, summary=f"Change a {res.label}")
     async def update_row(

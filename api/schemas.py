@@ -101,6 +101,7 @@ class SitePublic(Output):
     name: str
     timezone: str
     address: str
+    street: str | None = None  # the street office (街道) it belongs to
 
 
 class GridCreate(Input):

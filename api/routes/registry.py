@@ -111,6 +111,8 @@ RESOURCES = (
         scoped=_sites,
         site_attr="code",
         order_by="code",
+        list_route=False,  # api/routes/sites.py lists sites with their figures
+        create_route=False,  # and creates them (a community file, or a bare site)
     ),
     Resource(
         "grids",

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from alerting.incidents.lifecycle import ACTIVE_STATUSES, IncidentStatus
 from alerting.incidents.tables import IncidentRow
-from api.deps import GridScope, ServicesDep, SessionDep
+from api.deps import GridScope, ServicesDep, SessionDep, not_found
 from api.errors import FieldError
 from api.figures import grid_stats
 from api.paged import incidents_opened
@@ -43,6 +43,8 @@ async def stats(
     resolution rate (办结率: resolved or closed over all)."""
     if end_ms <= start_ms:
         raise FieldError("end_ms", "must be after start_ms")
+    if site is not None and not scope.sees_site(site):
+        raise not_found("site", site)
     where = [scope.where(IncidentRow.site, IncidentRow.grid_id)]
     if site is not None:
         where.append(IncidentRow.site == site)

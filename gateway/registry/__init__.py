@@ -13,6 +13,7 @@ from gateway.registry.loader import (
     apply_ledger,
     export_device_ledger_csv,
     import_device_ledger_csv,
+    load_community_text,
     load_community_yaml,
 )
 from gateway.registry.passwords import hash_password, verify_password
@@ -35,6 +36,7 @@ __all__ = [
     "export_device_ledger_csv",
     "hash_password",
     "import_device_ledger_csv",
+    "load_community_text",
     "load_community_yaml",
     "verify_password",
 ]

@@ -59,6 +59,7 @@ __all__ = [
     "apply_ledger",
     "export_device_ledger_csv",
     "import_device_ledger_csv",
+    "load_community_text",
     "load_community_yaml",
     "parse_community",
 ]
@@ -110,24 +111,54 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping
 def load_community_yaml(path: str | Path) -> CommunitySpec:
     """Read, validate and cross-check a community file, merging its device ledgers."""
     path = Path(path)
+    return load_community_text(
+        path.read_text(encoding="utf-8"), source=str(path), base_dir=path.parent
+    )
+
+
+def load_community_text(
+    text: str, *, source: str = "<community>", base_dir: Path | None = None
+) -> CommunitySpec:
+    """A community file's text (e.g. uploaded through the API): every problem names the line
+    and the field. ``base_dir=None`` refuses ``device_ledgers`` (files on the server must not
+    be read on an uploader's say-so)."""
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506
+        raw = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
-        raise CommunityError(str(path), [f"{path}: not valid YAML: {exc}"]) from None
-    return parse_community(raw, source=str(path), base_dir=path.parent)
+        raise CommunityError(source, [f"{source}: not valid YAML: {exc}"]) from None
+    if base_dir is None and isinstance(raw, dict) and raw.get("device_ledgers"):
+        raise CommunityError(
+            source,
+            [
+                f"{source}: device_ledgers: not read from an upload; list the devices under"
+                " devices: or import the CSV ledger through /api/v1/devices/ledger"
+                f"{_line(root, ('device_ledgers',))}"
+            ],
+        )
+    return parse_community(raw, source=source, base_dir=base_dir, nodes=root)
 
 
 def parse_community(
-    raw: object, *, source: str = "<community>", base_dir: Path | None = None
+    raw: object,
+    *,
+    source: str = "<community>",
+    base_dir: Path | None = None,
+    nodes: yaml.Node | None = None,
 ) -> CommunitySpec:
-    """Validate already-parsed YAML/JSON data (see :func:`load_community_yaml`)."""
+    """Validate already-parsed YAML/JSON data (see :func:`load_community_yaml`); with the
+    composed ``nodes`` of the text, problems carry line numbers."""
     try:
         spec = CommunitySpec.model_validate(raw)
     except ValidationError as exc:
         raise CommunityError(
-            source, [f"{source}: {_loc(e['loc'])}: {e['msg']}" for e in exc.errors()]
+            source,
+            [
+                f"{source}: {_loc(e['loc'])}: {e['msg']}{_line(nodes, e['loc'])}"
+                for e in exc.errors()
+            ],
         ) from None
-    problems = [f"{source}: {p}" for p in cross_check(spec)]
+    problems = [f"{source}: {p}{_line(nodes, _path_of(p))}" for p in cross_check(spec)]
     if problems:
         raise CommunityError(source, problems)
     grid_of = {b.code: b.grid for b in spec.buildings}
@@ -138,6 +169,31 @@ def parse_community(
     for i, ref in enumerate(spec.device_ledgers):
         _merge_ledger(spec, (base_dir or Path.cwd()) / ref, f"{source}: device_ledgers[{i}]")
     return spec
+
+
+def _path_of(problem: str) -> tuple[int | str, ...]:
+    """``people[2].grids[0]: unknown grid`` → ("people", 2, "grids", 0)."""
+    head = problem.split(":", 1)[0]
+    parts: list[int | str] = []
+    for name, index in re.findall(r"([A-Za-z_]+)|\[(\d+)\]", head):
+        parts.append(int(index) if index else name)
+    return tuple(parts)
+
+
+def _line(node: yaml.Node | None, loc: tuple[int | str, ...]) -> str:
+    """`` (line N)``: where the deepest node the path reaches starts ("" without the text)."""
+    if node is None:
+        return ""
+    for part in loc:
+        child: yaml.Node | None = None
+        if isinstance(node, yaml.MappingNode):
+            child = next((v for k, v in node.value if k.value == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            child = node.value[part] if 0 <= part < len(node.value) else None
+        if child is None:
+            break
+        node = child
+    return f" (line {node.start_mark.line + 1})"
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:
