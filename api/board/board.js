@@ -8,10 +8,15 @@ const Board = {
   muted: localStorage.getItem("muted") === "1",
   audio: null,
   dispatcher: false,
+  // A street office's site filter (sites.js); null: all of its sites. Community staff: null.
+  site: new URLSearchParams(location.search).get("site"),
+
+  siteQuery(sep) { return Board.site ? `${sep}site=${encodeURIComponent(Board.site)}` : ""; },
 
   async start(person) {
     document.getElementById("who").textContent = person.name;
-    Board.dispatcher = ["admin", "secretary", "duty_staff"].includes(person.role);
+    Board.dispatcher = ["admin", "secretary", "duty_staff", "street_office"].includes(person.role);
+    await Sites.start(person);
     document.getElementById("mute").addEventListener("click", Board.toggleMute);
     document.addEventListener("langchange", () => {
       Board.render(); Board.renderMute(); Board.loadOverview();
@@ -43,13 +48,13 @@ const Board = {
   },
 
   async loadIncidents() {
-    const page = await App.api("/incidents?status=open&status=acknowledged&limit=500");
+    const page = await App.api(`/incidents?status=open&status=acknowledged&limit=500${Board.siteQuery("&")}`);
     Board.incidents = new Map(page.data.map((i) => [i.id, i]));
     Board.render();
   },
 
   async loadOverview() {
-    const o = await App.api("/stats/overview").catch(() => null);
+    const o = await App.api(`/stats/overview${Board.siteQuery("?")}`).catch(() => null);
     if (!o) return;
     // The header and the grid cards count alike, from the same answer: 未结 = open or
     // acknowledged, 待确认 = open and nobody has acknowledged it (api/routes/stats.py).
@@ -73,6 +78,8 @@ const Board = {
   },
 
   onIncident(incident) {
+    Sites.changed();
+    if (Board.site && incident.site !== Board.site) return;  // filtered out: only its card counts
     const known = Board.incidents.get(incident.id);
     if (["resolved", "closed"].includes(incident.status)) {
       Board.incidents.delete(incident.id);
@@ -149,7 +156,8 @@ const Board = {
     const dialog = document.getElementById("assign-dialog");
     const select = document.getElementById("assignee");
     const fit = Board.people.filter((p) => p.active && (
-      ["duty_staff", "secretary", "admin"].includes(p.role) || p.grids.includes(incident.grid_id)));
+      (p.site === incident.site || !p.site) && (
+      ["duty_staff", "secretary", "admin"].includes(p.role) || p.grids.includes(incident.grid_id))));
     select.replaceChildren(...fit.map((p) => App.el("option", { value: p.id }, `${p.name}（${App.t(`role_${p.role}`)}）`)));
     dialog.onclose = () => {
       if (dialog.returnValue === "ok" && select.value) Board.act(incident.id, "assign", { assignee: select.value });
