@@ -72,3 +72,32 @@ def test_the_broker_password_file_and_the_tools_configuration_are_documented() -
     assert "--data-dir" in text and "never create" in text
     assert "safety-sim scenario" in README and "--api" in README
     assert ".venv/bin/safety-sim" in README
+
+
+async def test_the_several_communities_section_matches_the_api_and_the_roles(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    from api.deps import DISPATCHERS, REGISTRY_WRITERS
+    from api.routes.sites import FILE_WRITERS
+    from core.clock import ManualClock
+    from gateway.registry.tables import ROLES
+    from tests.api.support import prepare_db
+
+    await prepare_db(sqlite_url)
+    env = await build_env(sqlite_url, tmp_path, ManualClock())
+    try:
+        paths = create_app(env.services).openapi()["paths"]
+    finally:
+        await env.close()
+    text = section("Several communities (street offices)")
+    named = re.findall(r"`(GET|POST|PUT) (/api/v1/[^`?]+)", text)
+    assert {p for _, p in named} >= {"/api/v1/sites", "/api/v1/sites/{code}"}
+    for method, path in named:
+        assert method.lower() in paths.get(path, {}), f"{method} {path} is not in the API"
+    rows = {m.group(1): m.group(2).split(" | ") for m in re.finditer(
+        r"^\| `([a-z_]+)`[^|]* \| (.+?) \|$", text, re.MULTILINE)}
+    assert set(rows) == {*ROLES, "service"}, rows
+    for role, (_sees, dispatch, registry, file) in rows.items():
+        assert (dispatch == "yes") == (role in DISPATCHERS), role
+        assert (registry == "yes") == (role in REGISTRY_WRITERS), role
+        assert (file != "no") == (role in FILE_WRITERS), role

@@ -34,7 +34,7 @@ const I18N = {
     role_street_office: "街道", sites_title: "辖区社区", site_filter: "社区", all_sites: "全部社区",
     site_devices: "设备 {n} 台：在线 {on} / 离线 {off} / 未上报 {unknown}", site_open: "未结 {n}", site_unacked: "待确认 {n}",
     site_overdue: "超时 {n}", site_rectified: "本月整改完成率 {r}", site_no_hazards: "本月无隐患",
-    site_open_board: "进入该社区值班台", site_current: "当前查看",
+    site_open_board: "进入该社区值班台", site_current: "当前查看", pick_site: "请选择社区：",
     ev_opened: "报警触发", ev_repeated: "再次报警", ev_notified: "已通知", ev_escalated: "升级通知",
     ev_escalated_manually: "人工上报", ev_escalating: "无人可达，立即通知下一级",
     ev_acknowledged: "确认", ev_assigned: "指派", ev_commented: "备注", ev_arrived: "到场",
@@ -86,6 +86,7 @@ const I18N = {
     site_open: "open {n}", site_unacked: "unacknowledged {n}", site_overdue: "overdue {n}",
     site_rectified: "rectified this month {r}", site_no_hazards: "no hazards this month",
     site_open_board: "Open this community's board", site_current: "Showing",
+    pick_site: "Choose a community:",
     ev_opened: "Alarm raised", ev_repeated: "Alarm repeated", ev_notified: "Paged",
     ev_escalated: "Escalated", ev_escalated_manually: "Escalated by hand",
     ev_escalating: "Nobody reachable: paging the next step now", ev_acknowledged: "Acknowledged",
@@ -119,7 +120,37 @@ const App = {
   },
 
   async loadContext() {
-    App.ctx = await App.api("/screen").catch(() => App.ctx);
+    App.ctx = await App.api(`/screen${App.siteQuery("?")}`).catch(() => App.ctx);
+  },
+
+  // A street office names one of its communities with ?site= (the board's site filter);
+  // the one-site pages pass it on to the API. Community staff have no ?site=.
+  siteQuery(sep) {
+    const site = new URLSearchParams(location.search).get("site");
+    return site ? `${sep}site=${encodeURIComponent(site)}` : "";
+  },
+
+  // Links between the one-site pages keep the chosen community.
+  carrySite() {
+    const site = new URLSearchParams(location.search).get("site");
+    if (!site) return;
+    document.querySelectorAll('a[href*=".html"]').forEach((a) => {
+      const url = new URL(a.getAttribute("href"), location.href);
+      if (url.origin !== location.origin) return;
+      url.searchParams.set("site", site);
+      a.setAttribute("href", `${url.pathname.split("/").pop()}${url.search}`);
+    });
+  },
+
+  // A one-site page opened by a street office without ?site=: links to each of its sites.
+  async pickSite(box) {
+    const sites = await App.api("/sites").catch(() => []);
+    box.replaceChildren(App.el("span", {}, `${App.t("pick_site")} `), ...sites.map((s) => {
+      const url = new URL(location.href);
+      url.searchParams.set("site", s.code);
+      return App.el("a", { href: url.toString(), class: "pick-site", dataset: { site: s.code } }, s.name);
+    }));
+    box.hidden = false;
   },
 
   gridName(id) { return App.ctx.grids[id] || id || ""; },
@@ -382,6 +413,7 @@ const App = {
 
   async started(start, person, show) {
     await App.loadContext();
+    App.carrySite();
     App.translate();
     show(true);
     App.tick();

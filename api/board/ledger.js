@@ -32,7 +32,7 @@ const Ledger = {
     const f = document.getElementById("filters");
     const now = new Date();
     f.month.value = `${now.getFullYear()}-${String(now.getMonth() + 1).padStart(2, "0")}`;
-    const grids = await App.api("/grids?limit=500");
+    const grids = await App.api(`/grids?limit=500${App.siteQuery("&")}`);
     const list = Array.isArray(grids) ? grids : grids.data || [];
     f.grid.append(...list.map((g) => App.el("option", { value: g.id }, g.name)));
     Ledger.gridNames = Object.fromEntries(list.map((g) => [g.id, g.name]));
@@ -49,6 +49,8 @@ const Ledger = {
     const f = document.getElementById("filters");
     const q = new URLSearchParams();
     for (const k of ["month", "grid", "source", "category", "tier", "status"]) if (f[k].value) q.set(k, f[k].value);
+    const site = new URLSearchParams(location.search).get("site");
+    if (site) q.set("site", site);
     return q.toString();
   },
 

@@ -8,7 +8,7 @@ const LoopBoard = {
   async start() {
     const form = document.getElementById("intake");
     const [grids, buildings, departments] = await Promise.all([
-      App.api("/grids?limit=500"), App.api("/buildings?limit=500"), App.api("/loop/departments"),
+      App.api(`/grids?limit=500${App.siteQuery("&")}`), App.api(`/buildings?limit=500${App.siteQuery("&")}`), App.api("/loop/departments"),
     ]);
     const list = (x) => (Array.isArray(x) ? x : x.data || []);
     LoopBoard.buildings = list(buildings);
@@ -82,8 +82,8 @@ const LoopBoard = {
 
   async refresh() {
     const [queue, resolved, open] = await Promise.all([
-      App.api("/loop/triage"), App.api("/incidents?status=resolved&limit=50"),
-      App.api("/incidents?status=open&status=acknowledged&limit=50"),
+      App.api(`/loop/triage${App.siteQuery("?")}`), App.api(`/incidents?status=resolved&limit=50${App.siteQuery("&")}`),
+      App.api(`/incidents?status=open&status=acknowledged&limit=50${App.siteQuery("&")}`),
     ]);
     const tierButtons = (i) => ["grid", "community"].map((tier) => App.el("button", {
       type: "button", class: tier === "grid" ? "primary" : "", dataset: { tier },

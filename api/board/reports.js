@@ -24,13 +24,14 @@ const Reports = {
     let ledger, trend;
     try {
       [ledger, trend] = await Promise.all([
-        App.api(`/reports/ledger?month=${month}`),
-        App.api(`/reports/trend?month=${month}&months=6`),
+        App.api(`/reports/ledger?month=${month}${App.siteQuery("&")}`),
+        App.api(`/reports/trend?month=${month}&months=6${App.siteQuery("&")}`),
       ]);
     } catch (err) {
       document.getElementById("ledger").replaceChildren();
       document.getElementById("charts").replaceChildren();
       Reports.say(err.status === 403 ? App.t("no_report_access") : App.t("load_failed", { e: err.message }));
+      if (err.status === 422 && !App.siteQuery("&")) await App.pickSite(document.getElementById("report-error"));
       return;
     }
     Reports.say("");

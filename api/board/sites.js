@@ -17,6 +17,7 @@ const Sites = {
     document.getElementById("sites-panel").hidden = false;
     document.addEventListener("langchange", Sites.render);
     Sites.render();
+    Sites.links();
     setInterval(Sites.refresh, 30000);
   },
 
@@ -47,11 +48,21 @@ const Sites = {
     const url = new URL(location.href);
     if (code) url.searchParams.set("site", code); else url.searchParams.delete("site");
     history.replaceState(null, "", url);
+    Sites.links();
     Board.selected = null;
     document.getElementById("detail").hidden = true;
     Sites.render();
     Board.loadIncidents();
     Board.loadOverview();
+  },
+
+  // The ledger and closed-loop pages follow the chosen community.
+  links() {
+    document.querySelectorAll('header a[href^="reports.html"], header a[href^="loop.html"]').forEach((a) => {
+      const url = new URL(a.getAttribute("href"), location.href);
+      if (Board.site) url.searchParams.set("site", Board.site); else url.searchParams.delete("site");
+      a.setAttribute("href", `${url.pathname.split("/").pop()}${url.search}`);
+    });
   },
 
   render() {

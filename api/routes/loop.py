@@ -57,11 +57,10 @@ async def intake(
 ) -> IncidentPublic:
     """立案: a hotline call, a patrol finding, a resident's report or an inspection's hazard."""
     loop = _loop(services)
-    site = principal.site_or(body.site)
-    if site is None:
-        raise FieldError("site", "required: you see several sites (say which)")
     grid = await session.get(Grid, body.grid_id)
-    if grid is None or grid.site != site or not scope.sees(site, grid.id):
+    # The grid says which site (a street office sees several); a site given must agree.
+    site = principal.site_or(body.site) or (grid.site if grid is not None else None)
+    if grid is None or site is None or grid.site != site or not scope.sees(site, grid.id):
         raise FieldError("grid_id", f"no grid '{body.grid_id}' you may report in")
     household_id, place = None, ""
     if body.building_id is not None:
@@ -241,6 +240,7 @@ async def triage_queue(
     services: ServicesDep,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 200,
+    site: Annotated[str | None, Query(max_length=32, description="one of your sites")] = None,
 ) -> list[IncidentPublic]:
     """研判: open reports without a tier, and device incidents nobody is assigned to yet."""
     loop = _loop(services)
@@ -253,6 +253,8 @@ async def triage_queue(
     )
     if principal.sites is not None:
         q = q.where(IncidentRow.site.in_(sorted(principal.sites)))
+    if site is not None:
+        q = q.where(IncidentRow.site == site)
     out = []
     for row, case in (await session.execute(q)).all():
         source = case.source if case is not None else "device"

@@ -132,7 +132,7 @@ def load_community_text(
             source,
             [
                 f"{source}: device_ledgers: not read from an upload; list the devices under"
-                " devices: or import the CSV ledger through /api/v1/devices/ledger"
+                " devices: or import the CSV ledger (POST /api/v1/devices/ledger.csv)"
                 f"{_line(root, ('device_ledgers',))}"
             ],
         )

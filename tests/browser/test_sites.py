@@ -97,6 +97,10 @@ async def test_a_street_office_runs_its_communities_from_one_board(
     await expect(board.locator(".grid-card")).to_have_count(1)
     await expect(board.locator(".grid-card").first).to_contain_text("和谐一网格")
     await expect(board.locator("#unacked-count")).to_have_text("1")
+    # The ledger and closed-loop pages follow the chosen community.
+    await expect(board.locator('header a[href^="reports.html"]')).to_have_attribute(
+        "href", "reports.html?site=hexie"
+    )
     # The street's duty officer acknowledges for the community: the card follows.
     await item.locator("button.ack").click()
     await expect(board.locator("#unacked-count")).to_have_text("0")
