@@ -127,6 +127,8 @@ def load_community_text(
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         raise CommunityError(source, [f"{source}: not valid YAML: {exc}"]) from None
+    if base_dir is None:
+        _no_aliases(text, source)
     if base_dir is None and isinstance(raw, dict) and raw.get("device_ledgers"):
         raise CommunityError(
             source,
@@ -169,6 +171,17 @@ def parse_community(
     for i, ref in enumerate(spec.device_ledgers):
         _merge_ledger(spec, (base_dir or Path.cwd()) / ref, f"{source}: device_ledgers[{i}]")
     return spec
+
+
+def _no_aliases(text: str, source: str) -> None:
+    """An upload may not use YAML aliases: a community file needs none, and a few nested ones
+    make validation walk billions of items (the "billion laughs")."""
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            line = event.start_mark.line + 1 if event.start_mark else "?"
+            raise CommunityError(
+                source, [f"{source}: YAML aliases (*name) are not accepted (line {line})"]
+            )
 
 
 def _path_of(problem: str) -> tuple[int | str, ...]:

@@ -314,6 +314,9 @@ async def test_a_bad_community_file_names_the_field_and_the_line(
                           headers=admin | YAML)  # fmt: skip
     assert r.status_code == 422 and "device_ledgers" in r.text
     assert "root:" not in r.text
+    bomb = "x: &a [1, 1, 1, 1, 1, 1, 1, 1]\ny: &b [*a, *a, *a, *a, *a, *a, *a, *a]\n" + HEXIE
+    r = await client.post(f"{V1}/sites", content=bomb, headers=admin | YAML)
+    assert r.status_code == 422 and "aliases" in r.text
     r = await client.post(f"{V1}/sites", content=b"\x00\x01", headers=admin)
     assert r.status_code == 415
     # Nothing half-loaded: the site does not exist after the refusals.
