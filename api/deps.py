@@ -83,6 +83,10 @@ class Scope:
             return True
         return grid_id is not None and grid_id in self.grids
 
+    def site_where(self, site_col: Any) -> ColumnElement[bool]:
+        """A SQL condition limiting rows to this scope's sites (whatever the grids)."""
+        return site_col.in_(sorted(self.sites)) if self.sites is not None else true()
+
     def where(self, site_col: Any, grid_col: Any | None) -> ColumnElement[bool]:
         """A SQL condition limiting rows to this scope."""
         clauses: list[ColumnElement[bool]] = []

@@ -70,7 +70,7 @@ from gateway.registry.tables import (
 
 
 def _sites(q: Select[Any], scope: Scope) -> Select[Any]:
-    return q if scope.sites is None else q.where(Site.code.in_(sorted(scope.sites)))
+    return q.where(scope.site_where(Site.code))
 
 
 def _households(q: Select[Any], scope: Scope) -> Select[Any]:
@@ -80,7 +80,7 @@ def _households(q: Select[Any], scope: Scope) -> Select[Any]:
 
 
 def _site_only(q: Select[Any], scope: Scope) -> Select[Any]:
-    q = q if scope.sites is None else q.where(RosterShift.site.in_(sorted(scope.sites)))
+    q = q.where(scope.site_where(RosterShift.site))
     return q.where(false()) if scope.grids is not None else q
 
 

@@ -38,7 +38,7 @@ async def screen_context(
     code = site
     if code is None:  # without ?site=: the caller's only site, else the first it sees
         code = await session.scalar(
-            select(Site.code).where(scope.where(Site.code, None)).order_by(Site.code).limit(1)
+            select(Site.code).where(scope.site_where(Site.code)).order_by(Site.code).limit(1)
         )
     row = await session.get(Site, code) if code is not None else None
     if row is None or not scope.sees_site(row.code):

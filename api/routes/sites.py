@@ -111,9 +111,7 @@ async def list_sites(
     """Every site the caller sees (a street office: all of its street's communities), with
     devices online/offline, open and overdue incidents and the month's 整改完成率. Grid-bound
     people get the figures of their own grids."""
-    q = select(Site)
-    if scope.sites is not None:
-        q = q.where(Site.code.in_(sorted(scope.sites)))
+    q = select(Site).where(scope.site_where(Site.code))
     if street is not None:
         q = q.where(Site.street == street)
     sites = list(await session.scalars(q.order_by(Site.code)))

@@ -215,16 +215,28 @@ async def test_the_live_stream_of_a_secretary_skips_the_other_site(
 
 
 async def test_the_street_office_sees_both_sites_with_their_secretaries_figures(
-    client: httpx.AsyncClient, two_sites: dict[str, Any]
+    client: httpx.AsyncClient, env: Env, two_sites: dict[str, Any]
 ) -> None:
     office = await login(client, "jiedao-chen")
+    # A hazard the street office finds on a patrol in 和谐社区: the grid says which site.
+    hazard = {
+        "source": "patrol", "category": "corridor", "grid_id": "hexie.g1",
+        "building_id": "hexie.b1", "description": "楼道堆放纸箱", "severity": "minor",
+        "hazard": True, "deadline_ms": env.clock.now_ms() + 72 * 3600 * 1000,
+        "responsible_kind": "household", "responsible_name": "住户",
+    }  # fmt: skip
+    r = await client.post(f"{V1}/incidents", json=hazard, headers=office)
+    assert r.status_code == 201, r.text
+    assert r.json()["site"] == "hexie"
     r = await client.get(f"{V1}/sites", headers=office)
     assert r.status_code == 200, r.text
     cards = {s["code"]: s for s in r.json()}
     assert set(cards) == {"demo", "hexie"}
     assert {s["street_name"] for s in cards.values()} == {"青山街道"}
     assert cards["hexie"]["figures"]["devices"] == 2
-    assert cards["hexie"]["figures"]["open_incidents"] == 1
+    assert cards["hexie"]["figures"]["open_incidents"] == 2
+    assert cards["hexie"]["figures"]["hazards"] == 1
+    assert cards["hexie"]["figures"]["rectification_rate"] == 0.0
     assert cards["demo"]["figures"]["open_incidents"] == 2
 
     for site, secretary_id in (("demo", "secretary-guo"), ("hexie", "secretary-li")):
@@ -247,6 +259,10 @@ async def test_the_street_office_sees_both_sites_with_their_secretaries_figures(
 
     incidents = (await client.get(f"{V1}/incidents", headers=office)).json()
     assert {i["site"] for i in incidents["data"]} == {"demo", "hexie"}
+    assert all(c["figures"]["overdue"] == 0 for c in cards.values())
+    env.clock.advance(121_000)  # past the critical alarms' acknowledgement deadline (120 s)
+    late = (await client.get(f"{V1}/sites", headers=office)).json()
+    assert {c["code"]: c["figures"]["overdue"] for c in late} == {"demo": 2, "hexie": 1}
 
 
 async def test_what_a_street_office_may_do(
