@@ -153,7 +153,10 @@ SECRETARY_READS = [
     "/reports/loop-ledger?site=hexie",
     "/reports/loop-ledger.csv?site=hexie",
     "/reports/loop-ledger.xlsx?site=hexie",
-    "/incidents/1/case",
+    "/incidents/3",  # site B's incident (the fixture opens A's 1 and 2 first)
+    "/incidents/3/case",
+    "/incidents/3/deliveries",
+    "/incidents/3/commands",
     "/reports/trend?site=hexie",
     "/loop/triage",
     "/devices/ledger.csv?site=hexie",
@@ -172,6 +175,7 @@ async def test_a_secretary_sees_nothing_of_another_site(
 ) -> None:
     """Every route of SECRETARY_READS in one database (one setup: the table is the parameter;
     every leaking route is reported, not only the first)."""
+    assert two_sites["b"] == [3]
     secretary = await login(client, "secretary-guo")
     leaked = {}
     for path in SECRETARY_READS:
