@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from alerting.incidents.lifecycle import ACTIVE_STATUSES, IncidentStatus
@@ -263,6 +264,14 @@ async def _guard(
             )
 
 
+def _constraint(exc: IntegrityError) -> str:
+    """Which rule the database refused, without the row's values."""
+    text = str(exc.orig).lower()
+    if "vendor_identity" in text:
+        return "a devices[].vendor_identity is already another device's"
+    return "a name or id in it is already used elsewhere"
+
+
 async def _load(
     services: ApiServices,
     session: AsyncSession,
@@ -271,7 +280,14 @@ async def _load(
     stored: Site | None,
 ) -> CommunityLoaded:
     await _guard(session, principal, spec, stored)
-    await apply(session, spec)
+    try:
+        await apply(session, spec)
+    except IntegrityError as exc:  # e.g. a vendor identity another site's device already has
+        await session.rollback()
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"the community file conflicts with existing data: {_constraint(exc)}",
+        ) from None
     site = await session.get(Site, spec.site.code)
     assert site is not None  # apply() upserted it
     site.community_digest = community_digest(spec)

@@ -18,6 +18,7 @@ from alerting.models import AlertState, AlertTransition, Category, Severity
 from api.app import create_app
 from api.incident_view import publish
 from core.clock import ManualClock
+from gateway.registry.tables import Device
 from tests.api.support import DEMO_PASSWORD, G1_DEVICE, G2_DEVICE, Env, build_env, prepare_db
 
 V1 = "/api/v1"
@@ -337,6 +338,16 @@ async def test_a_bad_community_file_names_the_field_and_the_line(
     bomb = "x: &a [1, 1, 1, 1, 1, 1, 1, 1]\ny: &b [*a, *a, *a, *a, *a, *a, *a, *a]\n" + HEXIE
     r = await client.post(f"{V1}/sites", content=bomb, headers=admin | YAML)
     assert r.status_code == 422 and "aliases" in r.text
+    taken = HEXIE.replace(
+        "location: 和谐1号楼楼道}", "location: 和谐1号楼楼道, vendor_identity: a1SmkJs2024/SD_0301}"
+    )
+    async with env.services.sessions() as s:  # a device of site A speaks through a vendor cloud
+        row = await s.get(Device, ("demo", G1_DEVICE))
+        assert row is not None
+        row.vendor_identity = "a1SmkJs2024/SD_0301"
+        await s.commit()
+    r = await client.post(f"{V1}/sites", content=taken, headers=admin | YAML)
+    assert r.status_code == 409 and "vendor_identity" in r.text, r.text
     r = await client.post(f"{V1}/sites", content=b"\x00\x01", headers=admin)
     assert r.status_code == 415
     # Nothing half-loaded: the site does not exist after the refusals.
