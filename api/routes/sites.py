@@ -36,7 +36,7 @@ from api.errors import FieldError
 from api.figures import local_month, month_bounds
 from api.loop_ledger import figures, ledger_items, ledger_row
 from api.routes.devices import device_status
-from api.schemas import SiteCreate
+from api.schemas import DB_INT_MAX, SiteCreate
 from api.services import ApiServices
 from gateway.registry import CommunityError, apply, load_community_text
 from gateway.registry.loader import community_digest
@@ -108,6 +108,8 @@ async def list_sites(
     services: ServicesDep,
     session: SessionDep,
     street: Annotated[str | None, Query(max_length=32, description="one street office")] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+    offset: Annotated[int, Query(ge=0, le=DB_INT_MAX)] = 0,
 ) -> list[SiteOverview]:
     """Every site the caller sees (a street office: all of its street's communities), with
     devices online/offline, open and overdue incidents and the month's 整改完成率. Grid-bound
@@ -115,7 +117,7 @@ async def list_sites(
     q = select(Site).where(scope.site_where(Site.code))
     if street is not None:
         q = q.where(Site.street == street)
-    sites = list(await session.scalars(q.order_by(Site.code)))
+    sites = list(await session.scalars(q.order_by(Site.code).limit(limit).offset(offset)))
     names = {s.code: s.name for s in await session.scalars(select(Street))}
     return [
         SiteOverview(
