@@ -397,3 +397,14 @@ async def test_silence_an_incidents_device_from_the_incident(client, login, loop
     report = (await client.post(f"{V1}/incidents", json=HOTLINE, headers=duty)).json()["id"]
     r = await client.post(f"{V1}/incidents/{report}/silence", json=body, headers=duty)
     assert r.status_code == 422  # a report has no device to silence
+
+
+async def test_the_triage_queue_reads_in_english_too(client, login, loop, env):  # type: ignore[no-untyped-def]
+    """The loop page's queue shows a device incident as the board does: its English title and
+    its acknowledgement deadline come with it (the English toggle used to leave it Chinese)."""
+    duty = await login("duty")
+    iid = await env.open_incident()
+    [queued] = [i for i in (await client.get(f"{V1}/loop/triage", headers=duty)).json() if i["id"] == iid]
+    assert queued["title"] == "烟感报警"
+    assert queued["title_en"] == "Smoke alarm"
+    assert queued["ack_due_ms"] is not None
