@@ -338,21 +338,25 @@ async def test_the_monthly_ledger_and_its_excel_export_agree(client, login, loop
     x = await client.get(f"{V1}/reports/loop-ledger.xlsx", headers=duty)
     assert x.status_code == 200
     wb = load_workbook(io.BytesIO(x.content))
-    assert wb.sheetnames == ["汇总", "demo.g1"]
+    grid_name = env.registry.grid("demo.g1").name
+    assert wb.sheetnames == ["汇总", grid_name]  # sheets named as people know the grids
     sheet = wb["汇总"]
     head = [c.value for c in sheet[1]]
     total = dict(zip(head, [c.value for c in sheet[2]], strict=True))
-    for key in (
-        "incidents",
-        "closed",
-        "closed_within_grid_share",
-        "false_alarm_rate",
-        "ack_median_s",
-        "arrive_median_s",
-        "resolve_p90_s",
+    for key, label in (
+        ("incidents", "事件数"),
+        ("closed", "已办结"),
+        ("closed_within_grid_share", "网格内办结率"),
+        ("false_alarm_rate", "误报率"),
+        ("ack_median_s", "确认用时中位数（秒）"),
+        ("arrive_median_s", "到场用时中位数（秒）"),
+        ("resolve_p90_s", "办结用时P90（秒）"),
     ):
-        assert total[key] == s[key], key
-    assert wb["demo.g1"].max_row == 3  # header + two incidents
+        assert total[label] == s[key], key
+    assert total["按来源"] == "设备告警 1，24小时热线 1"  # words, not codes
+    scopes = [row[0].value for row in sheet.iter_rows(min_row=2)]
+    assert f"网格 {grid_name}" in scopes and "处置人 张敏" in scopes  # names, not ids or logins
+    assert wb[grid_name].max_row == 3  # header + two incidents
     c = await client.get(f"{V1}/reports/loop-ledger.csv", headers=duty)
     assert c.text.count("\n") == 3
     # people read the ledger: Chinese headers and words, not field names and codes
