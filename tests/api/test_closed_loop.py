@@ -412,3 +412,31 @@ async def test_the_triage_queue_reads_in_english_too(client, login, loop, env): 
     assert queued["title"] == "烟感报警"
     assert queued["title_en"] == "Smoke alarm"
     assert queued["ack_due_ms"] is not None
+
+
+async def test_a_referral_survives_a_passing_provider_failure(
+    client, login, loop, env, recording_http_server
+):  # type: ignore[no-untyped-def]
+    """The SMS gateway answers 503 once: the fire brigade still gets the referral (tried again),
+    and when the gateway keeps failing the timeline says so, with how often it was tried."""
+    duty = await login("duty")
+    call = (await client.post(f"{V1}/incidents", json=HOTLINE, headers=duty)).json()["id"]
+    recording_http_server.script = [503]
+    body = {"department": "fire_119", "note": "请派员检查"}
+    assert (await client.post(f"{V1}/incidents/{call}/refer", json=body, headers=duty)).status_code == 200
+    sms = [r for r in recording_http_server.requests if r.path == "/sms"]
+    assert [r.status for r in sms] == [503, 200]  # type: ignore[attr-defined]
+    detail = (await client.get(f"{V1}/incidents/{call}", headers=duty)).json()
+    kinds = [e["kind"] for e in detail["timeline"]]
+    assert "referral_sent" in kinds and "referral_send_failed" not in kinds
+
+    # the SMS gateway is down for good: the webhook still reaches the brigade, the SMS is
+    # recorded as failed after its attempts (and the duty officer sees it on the timeline)
+    recording_http_server.requests.clear()
+    recording_http_server.script = [503, 503, 503]
+    other = (await client.post(f"{V1}/incidents", json=HOTLINE, headers=duty)).json()["id"]
+    await client.post(f"{V1}/incidents/{other}/refer", json=body, headers=duty)
+    assert len([r for r in recording_http_server.requests if r.path == "/sms"]) == 3
+    detail = (await client.get(f"{V1}/incidents/{other}", headers=duty)).json()
+    [sent] = [e for e in detail["timeline"] if e["kind"] == "referral_sent"]
+    assert "after 3 attempts" in sent["note"] and "sms 119" in sent["note"]
