@@ -216,7 +216,7 @@ class Gateway:
         self.engine.start(now)
         self.http = httpx.AsyncClient(timeout=10)
         notifiers = self._notifiers()
-        self.directory = directory = RegistryDirectory(self.registry, notifiers.keys())
+        self.directory = directory = RegistryDirectory(self.registry, notifiers.keys(), self.clock)
         pipeline = DeliveryPipeline(
             self.sessions,
             self.clock,
