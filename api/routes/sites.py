@@ -9,6 +9,7 @@ registry reloads, so the running gateway knows the new devices at once (no resta
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, status
@@ -205,13 +206,13 @@ async def _body(request: Request) -> tuple[str, bytes]:
     return kind, body
 
 
-def _parse(body: bytes, source: str) -> CommunitySpec:
+def _parse(body: bytes, source: str, tiers: Collection[str]) -> CommunitySpec:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise FieldError("body", "the community file must be UTF-8 text") from None
     try:
-        return load_community_text(text, source=source)
+        return load_community_text(text, source=source, tiers=tiers)
     except CommunityError as exc:
         raise HTTPException(
             422,
@@ -349,7 +350,8 @@ async def create_site(
         )
     if principal.role != "admin":
         raise HTTPException(status.HTTP_403_FORBIDDEN, "only an admin adds a site")
-    spec = await asyncio.to_thread(_parse, body, "community file")  # the alarm path runs on
+    # Parsed off the event loop: the alarm path keeps running meanwhile.
+    spec = await asyncio.to_thread(_parse, body, "community file", list(services.risk_tiers))
     stored = await session.get(Site, spec.site.code)
     if stored is not None:
         raise FieldError(
@@ -425,7 +427,7 @@ async def replace_site(
         raise HTTPException(
             status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "send the community file as application/yaml"
         )
-    spec = await asyncio.to_thread(_parse, body, "community file")
+    spec = await asyncio.to_thread(_parse, body, "community file", list(services.risk_tiers))
     if spec.site.code != code:
         raise FieldError("site.code", f"the file is for site '{spec.site.code}', not '{code}'")
     return await _load(services, session, principal, spec, stored)

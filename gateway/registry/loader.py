@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,16 +108,21 @@ def _mapping(loader: _Loader, node: yaml.MappingNode) -> dict[Any, Any]:
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
 
 
-def load_community_yaml(path: str | Path) -> CommunitySpec:
-    """Read, validate and cross-check a community file, merging its device ledgers."""
+def load_community_yaml(path: str | Path, tiers: Collection[str] | None = None) -> CommunitySpec:
+    """Read, validate and cross-check a community file, merging its device ledgers; with
+    ``tiers`` (the configured risk tiers' keys), every household's tier must be one of them."""
     path = Path(path)
     return load_community_text(
-        path.read_text(encoding="utf-8"), source=str(path), base_dir=path.parent
+        path.read_text(encoding="utf-8"), source=str(path), base_dir=path.parent, tiers=tiers
     )
 
 
 def load_community_text(
-    text: str, *, source: str = "<community>", base_dir: Path | None = None
+    text: str,
+    *,
+    source: str = "<community>",
+    base_dir: Path | None = None,
+    tiers: Collection[str] | None = None,
 ) -> CommunitySpec:
     """A community file's text (e.g. uploaded through the API): every problem names the line
     and the field. ``base_dir=None`` refuses ``device_ledgers`` (files on the server must not
@@ -138,7 +143,7 @@ def load_community_text(
                 f"{_line(root, ('device_ledgers',))}"
             ],
         )
-    return parse_community(raw, source=source, base_dir=base_dir, nodes=root)
+    return parse_community(raw, source=source, base_dir=base_dir, nodes=root, tiers=tiers)
 
 
 def parse_community(
@@ -147,6 +152,7 @@ def parse_community(
     source: str = "<community>",
     base_dir: Path | None = None,
     nodes: yaml.Node | None = None,
+    tiers: Collection[str] | None = None,
 ) -> CommunitySpec:
     """Validate already-parsed YAML/JSON data (see :func:`load_community_yaml`); with the
     composed ``nodes`` of the text, problems carry line numbers."""
@@ -161,6 +167,13 @@ def parse_community(
             ],
         ) from None
     problems = [f"{source}: {p}{_line(nodes, _path_of(p))}" for p in cross_check(spec)]
+    if tiers is not None:
+        problems += [
+            f"{source}: households[{i}].risk_tier: '{h.risk_tier}' is not a configured risk "
+            f"tier (one of: {', '.join(tiers)}){_line(nodes, ('households', i, 'risk_tier'))}"
+            for i, h in enumerate(spec.households)
+            if h.risk_tier is not None and h.risk_tier not in tiers
+        ]
     if problems:
         raise CommunityError(source, problems)
     grid_of = {b.code: b.grid for b in spec.buildings}
@@ -444,6 +457,12 @@ def _household_rows(c: CommunitySpec) -> list[dict[str, Any]]:
             "contacts": [x.model_dump() for x in h.contacts], "note": h.note,
             "resident": h.resident,
         }  # fmt: skip
+        # The risk file only where the community file gives it: a file that says nothing
+        # about a household's tier must not wipe the tier a grid worker set on a visit.
+        for key in ("risk_tier", "facts", "members", "no_activity_hours"):
+            if key in h.model_fields_set:
+                value = getattr(h, key)
+                rows[hid][key] = [m.model_dump() for m in value] if key == "members" else value
     return list(rows.values())
 
 
