@@ -309,5 +309,5 @@ async def test_the_community_file_carries_the_household_risk_file(
         load_community_yaml(path, tiers=tiers)
     assert info.value.problems == [
         f"{path}: households[0].risk_tier: 'purple' is not a configured risk tier "
-        "(one of: red, orange, yellow, blue, green)"
+        "(one of: red, orange, yellow, blue, green) (line 16)"  # the line of the tier
     ]
