@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from alerting.commands import CommandDesk, CommandPolicy
+from alerting.commands import CommandDesk, CommandPolicy, CommandRate
 from alerting.escalation.scheduler import EscalationScheduler
 from alerting.incidents.service import IncidentService
 from alerting.incidents.storm import StormControl, StormLimits
@@ -293,6 +293,8 @@ class Gateway:
                 backoff=c.backoff,
             ),
             escalate=self.escalation.poke,
+            rate=CommandRate(c.max_per_s, c.burst),
+            connected=lambda: hasattr(self, "mqtt_out") and self.mqtt_out.connected.is_set(),
         )
 
     def _notifiers(self) -> dict[ChannelKind, Notifier]:
