@@ -50,7 +50,7 @@ from gateway.migrations import runner as migrate
 from gateway.mqtt import MqttSession
 from gateway.notifiers import china_notifiers, confirming_channels
 from gateway.quarantine import Quarantine
-from gateway.registry.loader import apply_if_changed, load_community_yaml
+from gateway.registry.loader import apply_if_changed, load_community_cached
 from gateway.registry.service import Registry
 from gateway.runtime import tune_gc
 from gateway.settings import Settings
@@ -97,7 +97,7 @@ class Gateway:
         self.db = make_engine(s.database.url)
         self.sessions = make_sessionmaker(self.db)
         if s.community_file is not None:
-            spec = load_community_yaml(s.community_file)
+            spec = load_community_cached(s.community_file, s.data_dir)
             async with self.sessions.begin() as session:
                 applied = await apply_if_changed(session, spec)
             log.info(

@@ -272,7 +272,7 @@ async def test_a_gas_leak_closes_its_valve_at_once_while_power_cuts_wait_their_t
         async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="valve-watch") as c:
             await c.subscribe("safety/demo/gas/+/cmd", qos=1)
             ready.set()
-            async for msg in c.messages:
+            async for _msg in c.messages:
                 valve.append((time.monotonic(), gateway.commands.held))
 
     listener = asyncio.create_task(listen())
