@@ -34,7 +34,12 @@ from alerting.commands.tables import (
     DeviceCommandRow,
 )
 from alerting.escalation.timers import EscalationTimerRow, TimerKind
-from alerting.incidents.actions import ActionOutcome, ActionRunner, CommandPublisher
+from alerting.incidents.actions import (
+    ActionOutcome,
+    ActionRequest,
+    ActionRunner,
+    CommandPublisher,
+)
 from alerting.incidents.lifecycle import IncidentStatus
 from alerting.incidents.store import SYSTEM, add_event
 from alerting.incidents.tables import IncidentRow
@@ -257,6 +262,38 @@ class CommandDesk(ActionRunner):
             row = await self.issue(ctx, action, port=port, incident_id=incident_id, urgent=urgent)
         except CommandRefused as exc:
             return ActionOutcome(action, ok=False, error=str(exc))
+        return self._outcome(action, ctx, row)
+
+    async def run_actions(self, work: list[ActionRequest]) -> list[ActionOutcome]:
+        """A batch of firing rules' actions (a storm's power cuts): every command created in
+        one transaction (one commit, not one per device), then sent or left held."""
+        created: list[DeviceCommandRow | CommandRefused] = []
+        async with self._sessions.begin() as s:
+            for action, t, ctx, incident_id in work:
+                raw = t.labels.get("port")
+                try:
+                    created.append(
+                        await self.create(
+                            s,
+                            ctx,
+                            action,
+                            port=int(raw) if raw is not None and raw.isdigit() else None,
+                            incident_id=incident_id,
+                            urgent=t.severity is Severity.CRITICAL,
+                        )
+                    )
+                except CommandRefused as exc:
+                    created.append(exc)
+        outcomes = []
+        for (action, _, ctx, _), row in zip(work, created, strict=True):
+            if isinstance(row, CommandRefused):
+                outcomes.append(ActionOutcome(action, ok=False, error=str(row)))
+                continue
+            await self.send(row)
+            outcomes.append(self._outcome(action, ctx, row))
+        return outcomes
+
+    def _outcome(self, action: str, ctx: DeviceContext, row: DeviceCommandRow) -> ActionOutcome:
         topic = topics.command(ctx.site, ctx.device_type, ctx.device_id)
         held = row.status == CommandStatus.HELD.value
         return ActionOutcome(
