@@ -82,6 +82,32 @@ LOOP_LEDGER_COLUMNS: dict[str, tuple[str, str]] = {
     "verified_by": ("核查人", "Verified by"),
     "rating": ("居民评价", "Resident's rating"),
 }
+#: The ledger's figures (LoopFigures fields), for the summary sheet of its Excel workbook.
+LOOP_FIGURE_COLUMNS: dict[str, str] = {
+    "incidents": "事件数",
+    "closed": "已办结",
+    "closed_within_grid_share": "网格内办结率",
+    "ack_median_s": "确认用时中位数（秒）",
+    "ack_p90_s": "确认用时P90（秒）",
+    "arrive_median_s": "到场用时中位数（秒）",
+    "arrive_p90_s": "到场用时P90（秒）",
+    "resolve_median_s": "办结用时中位数（秒）",
+    "resolve_p90_s": "办结用时P90（秒）",
+    "ack_on_time_rate": "按时确认率",
+    "arrive_on_time_rate": "按时到场率",
+    "resolve_on_time_rate": "按时办结率",
+    "hazards": "隐患数",
+    "hazards_rectified": "已整改",
+    "rectification_rate": "整改完成率",
+    "overdue_hazards": "逾期隐患",
+    "false_alarm_rate": "误报率",
+    "ratings": "评价数",
+    "satisfaction": "满意率",
+    "by_source": "按来源",
+    "by_category": "按类别",
+}
+
+
 _YES_NO = {"True": ("是", "Yes"), "False": ("否", "No")}
 VALUES.update(
     {

@@ -97,7 +97,9 @@ class Gateway:
         self.db = make_engine(s.database.url)
         self.sessions = make_sessionmaker(self.db)
         if s.community_file is not None:
-            spec = load_community_cached(s.community_file, s.data_dir)
+            spec = load_community_cached(
+                s.community_file, s.data_dir, tiers=s.alerting.risk_tiers.keys()
+            )
             async with self.sessions.begin() as session:
                 applied = await apply_if_changed(session, spec)
             log.info(
@@ -216,7 +218,7 @@ class Gateway:
         self.engine.start(now)
         self.http = httpx.AsyncClient(timeout=10)
         notifiers = self._notifiers()
-        self.directory = directory = RegistryDirectory(self.registry, notifiers.keys())
+        self.directory = directory = RegistryDirectory(self.registry, notifiers.keys(), self.clock)
         pipeline = DeliveryPipeline(
             self.sessions,
             self.clock,

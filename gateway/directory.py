@@ -6,6 +6,7 @@ from collections.abc import Collection, Iterable
 from datetime import UTC, datetime
 
 from alerting.routing.directory import Channel, ChannelKind, GridStaff, Recipient
+from core.clock import Clock, SystemClock
 from gateway.registry.service import PersonInfo, Registry
 
 
@@ -17,9 +18,13 @@ class RegistryDirectory:
         self,
         registry: Registry,
         channels: Collection[ChannelKind],
+        clock: Clock | None = None,
     ) -> None:
         self._registry = registry
         self._channels = frozenset(channels)
+        # The gateway's clock, not the wall's: who is on a roster shift is read at the time
+        # the gateway lives in (a compressed demo, a test's manual clock).
+        self._clock: Clock = clock or SystemClock()
 
     def recipient(self, p: PersonInfo) -> Recipient:
         wanted = p.channels or {}
@@ -53,7 +58,8 @@ class RegistryDirectory:
         return tuple(self.recipient(p) for p in people)
 
     async def grid_workers(self, site: str, grid_id: str) -> GridStaff:
-        r = self._registry.people_for_grid(grid_id, datetime.now(UTC))
+        now = datetime.fromtimestamp(self._clock.now_ms() / 1000, UTC)
+        r = self._registry.people_for_grid(grid_id, now)
         return GridStaff(self._many(r.primary), self._many(r.backup))
 
     async def building_leaders(self, site: str, building_id: str) -> tuple[Recipient, ...]:

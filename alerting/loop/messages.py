@@ -1,9 +1,12 @@
 """What the loop sends outside: an incident to a department, the result to a resident. Both
 go through the gateway's own notifiers (SMS gateway, webhook, email); each send's outcome is
-recorded on the incident's timeline by the caller, so nothing fails unseen."""
+recorded on the incident's timeline by the caller, so nothing fails unseen. A send that fails
+for a passing reason (a timeout, a 5xx) is tried again a few times before it counts as failed:
+a referral to the fire brigade must not be lost to one dropped connection."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -11,15 +14,25 @@ from typing import Any
 from alerting.loop.config import DepartmentSpec
 from alerting.loop.intake import CATEGORY_ZH
 from alerting.notify.base import Delivery, DeliveryError, Notifier
+from alerting.notify.stages import RetryPolicy
 from alerting.notify.tables import DeliveryKind
 from alerting.routing.directory import ChannelKind
 
 log = logging.getLogger(__name__)
 
 
+# A person waits on the screen for the outcome: a few quick tries, seconds in all.
+QUICK_RETRY = RetryPolicy(attempts=3, base_s=0.5, factor=3.0, max_s=5.0)
+
+
 class LoopMessenger:
-    def __init__(self, notifiers: Mapping[ChannelKind, Notifier]) -> None:
+    def __init__(
+        self,
+        notifiers: Mapping[ChannelKind, Notifier],
+        retry: RetryPolicy = QUICK_RETRY,
+    ) -> None:
         self._notifiers = notifiers
+        self._retry = retry
 
     async def _send(
         self,
@@ -48,14 +61,22 @@ class LoopMessenger:
             text=text,
             incident=incident,
         )
-        try:
-            await notifier.send(d)
-        except DeliveryError as exc:
-            return str(exc)
-        except Exception as exc:  # an unreachable provider must not lose the referral
-            log.warning("loop message %s failed: %s", key, exc)
-            return f"{type(exc).__name__}: {exc}"
-        return None
+        error = ""
+        for attempt in range(1, self._retry.attempts + 1):
+            try:
+                await notifier.send(d)
+            except DeliveryError as exc:
+                if exc.permanent:
+                    return str(exc)  # a wrong number stays wrong: no point trying again
+                error = str(exc)
+            except Exception as exc:  # an unreachable provider must not lose the referral
+                error = f"{type(exc).__name__}: {exc}"
+            else:
+                return None
+            log.warning("loop message %s attempt %d failed: %s", key, attempt, error)
+            if attempt < self._retry.attempts:
+                await asyncio.sleep(self._retry.backoff_s(attempt))
+        return f"{error} (after {self._retry.attempts} attempts)"
 
     async def refer(
         self,

@@ -68,7 +68,7 @@ const Field = {
     const due = c.hazard && c.deadline_ms ? App.el("div", { class: c.hazard_state === "overdue" ? "overdue" : "state" },
       `${App.t("due")} ${App.time(c.deadline_ms)} · ${App.t(c.hazard_state)}`) : "";
     return App.el("li", { class: `incident sev-${i.severity} status-${i.status}`, dataset: { id: i.id } },
-      App.el("div", {}, App.el("div", { class: "title" }, i.title),
+      App.el("div", {}, App.el("div", { class: "title" }, App.title(i)),
         App.el("div", { class: "meta" }, `#${i.id} · ${i.location || i.grid_id} · ${App.time(i.opened_at_ms)}`),
         c.description ? App.el("div", {}, c.description) : "", due, await Loop.thumbs(i.id, c.photos)),
       App.el("div", { class: "actions" }, buttons));

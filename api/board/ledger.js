@@ -82,7 +82,7 @@ const Ledger = {
       Ledger.chart(App.t("closed_within_grid_share"), names, grids.map(([, f]) => (f.closed_within_grid_share || 0) * 100), (v) => `${v.toFixed(0)}%`),
     );
     Ledger.table("by-grid", App.t("grid"), grids.map(([g, f]) => [Ledger.gridNames[g] || g, f]));
-    Ledger.table("by-worker", App.t("handled_by"), Object.entries(r.by_worker));
+    Ledger.table("by-worker", App.t("handled_by"), Object.entries(r.by_worker).map(([who, f]) => [App.personName(who), f]));
     const cols = ["opened", "where", "source", "case_category", "tier", "what", "status", "handled_by", "deadline", "rating"];
     document.getElementById("rows").replaceChildren(
       App.el("thead", {}, App.el("tr", {}, ...cols.map((c) => App.el("th", {}, App.t(c))))),
@@ -91,7 +91,7 @@ const Ledger = {
         App.el("td", {}, App.t(x.category)), App.el("td", {}, x.tier ? App.t(`tier_${x.tier}`) : "–"),
         App.el("td", {}, x.title), App.el("td", { class: x.overdue ? "overdue" : "" },
           `${App.t(x.status)}${x.hazard_state ? ` · ${App.t(x.hazard_state)}` : ""}`),
-        App.el("td", {}, x.worker || ""), App.el("td", {}, x.deadline || ""),
+        App.el("td", {}, x.worker ? App.personName(x.worker) : ""), App.el("td", {}, x.deadline || ""),
         App.el("td", {}, x.rating ? App.t(x.rating) : "")))));
   },
 

@@ -20,7 +20,7 @@ from alerting.loop.tables import CaseRow, DeptReferralRow, PhotoRow
 from api import audit
 from api.deps import CurrentPerson, Dispatcher, GridScope, ServicesDep, SessionDep, not_found
 from api.errors import FieldError
-from api.incident_view import publish, scoped_incident
+from api.incident_view import incident_views, publish, scoped_incident
 from api.loop_schemas import (
     CasePublic,
     DepartmentPublic,
@@ -253,7 +253,7 @@ async def triage_queue(
     )
     if principal.site is not None:
         q = q.where(IncidentRow.site == principal.site)
-    out = []
+    waiting_rows = []
     for row, case in (await session.execute(q)).all():
         source = case.source if case is not None else "device"
         untriaged = case is None or case.triaged_at_ms is None
@@ -261,8 +261,9 @@ async def triage_queue(
             source != "device" and case is not None and case.tier is None
         )
         if untriaged and (waiting or (source == "device" and row.assignee is None)):
-            out.append(IncidentPublic.model_validate(row))
-    return out
+            waiting_rows.append(row)
+    # The same view as the board's lists: English titles, deadlines, who was paged.
+    return await incident_views(services, session, waiting_rows)
 
 
 @router.get("/loop/departments", response_model=list[DepartmentPublic])

@@ -26,6 +26,7 @@ from api.loop_ledger import (
 from api.routes.reports import Month, SiteQ, _site
 from api.services import ApiServices
 from gateway.registry.ledger import spreadsheet_safe
+from gateway.registry.service import Registry
 
 router = APIRouter(prefix="/reports", tags=["reports"])
 Filter = Annotated[str | None, Query(max_length=100)]
@@ -137,30 +138,50 @@ def _loop_cells(row: LoopLedgerRow, lang: labels.Lang) -> list[object]:
     return cells
 
 
-SUMMARY_HEAD = ["网格 grid", *LoopFigures.model_fields]
+SUMMARY_HEAD = ["范围", *(labels.LOOP_FIGURE_COLUMNS[f] for f in LoopFigures.model_fields)]
 
 
 def _figure_cells(f: LoopFigures) -> list[object]:
     return [
-        ", ".join(f"{k}:{v}" for k, v in value.items()) if isinstance(value, dict) else value
-        for value in f.model_dump().values()
+        "，".join(f"{labels.value(name.removeprefix('by_'), k, 'zh')} {v}" for k, v in value.items())
+        if isinstance(value, dict)
+        else value
+        for name, value in zip(
+            LoopFigures.model_fields, f.model_dump().values(), strict=True
+        )
     ]
 
 
-def workbook(report: LoopLedgerPublic) -> bytes:
-    """汇总 (summary: the whole site, then each grid and worker) and one sheet per grid."""
+def workbook(report: LoopLedgerPublic, registry: Registry | None = None) -> bytes:
+    """汇总 (summary: the whole site, then each grid and worker) and one sheet per grid, with
+    the names people know (grids and workers by name, not by id)."""
+
+    def grid_name(grid_id: str) -> str:
+        g = registry.grid(grid_id) if registry is not None else None
+        return g.name if g is not None else grid_id
+
+    def person_name(person_id: str) -> str:
+        p = registry.person(person_id) if registry is not None else None
+        return p.name if p is not None else person_id
+
     wb = Workbook()
     summary = wb.active
     assert summary is not None
     summary.title = "汇总"
     summary.append(SUMMARY_HEAD)
-    summary.append(["全部 all", *_figure_cells(report.summary)])
+    summary.append(["全部", *_figure_cells(report.summary)])
     for grid, f in report.by_grid.items():
-        summary.append([grid, *_figure_cells(f)])
+        summary.append([f"网格 {grid_name(grid)}", *_figure_cells(f)])
     for worker, f in report.by_worker.items():
-        summary.append([f"网格员 {worker}", *_figure_cells(f)])
+        summary.append([f"处置人 {person_name(worker)}", *_figure_cells(f)])
+    used: set[str] = set()
     for grid in report.by_grid:
-        sheet = wb.create_sheet(grid.replace(":", "_")[:31])
+        # Excel sheet names: at most 31 characters, none of []:*?/\ and unique.
+        title = "".join(c for c in grid_name(grid) if c not in "[]:*?/\\")[:28] or "grid"
+        while title in used or title == "汇总":
+            title = f"{title[:26]}-{len(used)}"
+        used.add(title)
+        sheet = wb.create_sheet(title)
         sheet.append(_loop_header("zh"))
         for r in report.rows:
             if r.grid_id == grid:
@@ -171,10 +192,10 @@ def workbook(report: LoopLedgerPublic) -> bytes:
 
 
 @router.get("/loop-ledger.xlsx", response_class=Response)
-async def loop_ledger_xlsx(report: LedgerReport) -> Response:
+async def loop_ledger_xlsx(report: LedgerReport, services: ServicesDep) -> Response:
     name = f"loop-ledger-{report.site}-{report.month}.xlsx"
     return Response(
-        workbook(report),
+        workbook(report, services.registry),
         media_type=XLSX,
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )

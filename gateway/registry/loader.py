@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -119,36 +119,42 @@ def _mapping(loader: _Loader, node: yaml.MappingNode) -> dict[Any, Any]:
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
 
 
-def load_community_yaml(path: str | Path) -> CommunitySpec:
-    """Read, validate and cross-check a community file, merging its device ledgers."""
+def load_community_yaml(path: str | Path, tiers: Collection[str] | None = None) -> CommunitySpec:
+    """Read, validate and cross-check a community file, merging its device ledgers; with
+    ``tiers`` (the configured risk tiers' keys), every household's tier must be one of them."""
     path = Path(path)
     try:
         raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506
     except yaml.YAMLError as exc:
         raise CommunityError(str(path), [f"{path}: not valid YAML: {exc}"]) from None
-    return parse_community(raw, source=str(path), base_dir=path.parent)
+    return parse_community(raw, source=str(path), base_dir=path.parent, tiers=tiers)
 
 
-def load_community_cached(path: str | Path, cache_dir: Path) -> CommunitySpec:
+def load_community_cached(
+    path: str | Path, cache_dir: Path, tiers: Collection[str] | None = None
+) -> CommunitySpec:
     """:func:`load_community_yaml`, remembering the result in ``cache_dir``: a restart with
     the same file and ledgers (the same bytes) reads the checked community back in about a
     second instead of parsing 100,000 devices of YAML and CSV again. Any change of a byte in
-    the file or one of its ledgers parses it afresh; an unreadable cache is ignored."""
+    the file or one of its ledgers (or of the configured risk ``tiers`` it is checked against)
+    parses it afresh; an unreadable cache is ignored."""
     path = Path(path)
     cache = cache_dir / "community-cache.json"
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    checked = None if tiers is None else sorted(tiers)
     try:
         kept = json.loads(cache.read_bytes())
-        if kept["file"] == [str(path.resolve()), sha] and all(
+        if kept["file"] == [str(path.resolve()), sha] and kept["tiers"] == checked and all(
             _sha_of(Path(ledger)) == digest for ledger, digest in kept["ledgers"]
         ):
             return CommunitySpec.model_validate_json(kept["spec"])
     except (OSError, ValueError, KeyError, TypeError, ValidationError):
         pass  # no cache yet, or one from another file or version: parse
-    spec = load_community_yaml(path)
+    spec = load_community_yaml(path, tiers)
     ledgers = [(path.parent / ref).resolve() for ref in spec.device_ledgers]
     entry = {
         "file": [str(path.resolve()), sha],
+        "tiers": checked,
         "ledgers": [[str(ledger), _sha_of(ledger)] for ledger in ledgers],
         "spec": spec.model_dump_json(),
     }
@@ -167,7 +173,11 @@ def _sha_of(path: Path) -> str:
 
 
 def parse_community(
-    raw: object, *, source: str = "<community>", base_dir: Path | None = None
+    raw: object,
+    *,
+    source: str = "<community>",
+    base_dir: Path | None = None,
+    tiers: Collection[str] | None = None,
 ) -> CommunitySpec:
     """Validate already-parsed YAML/JSON data (see :func:`load_community_yaml`)."""
     try:
@@ -177,6 +187,13 @@ def parse_community(
             source, [f"{source}: {_loc(e['loc'])}: {e['msg']}" for e in exc.errors()]
         ) from None
     problems = [f"{source}: {p}" for p in cross_check(spec)]
+    if tiers is not None:
+        problems += [
+            f"{source}: households[{i}].risk_tier: '{h.risk_tier}' is not a configured risk "
+            f"tier (one of: {', '.join(tiers)})"
+            for i, h in enumerate(spec.households)
+            if h.risk_tier is not None and h.risk_tier not in tiers
+        ]
     if problems:
         raise CommunityError(source, problems)
     grid_of = {b.code: b.grid for b in spec.buildings}
@@ -417,6 +434,12 @@ def _household_rows(c: CommunitySpec) -> list[dict[str, Any]]:
             "contacts": [x.model_dump() for x in h.contacts], "note": h.note,
             "resident": h.resident,
         }  # fmt: skip
+        # The risk file only where the community file gives it: a file that says nothing
+        # about a household's tier must not wipe the tier a grid worker set on a visit.
+        for key in ("risk_tier", "facts", "members", "no_activity_hours"):
+            if key in h.model_fields_set:
+                value = getattr(h, key)
+                rows[hid][key] = [m.model_dump() for m in value] if key == "members" else value
     return list(rows.values())
 
 

@@ -67,6 +67,11 @@ class Contact(_Spec):
     phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9 -]{3,20}$")]
 
 
+class Member(_Spec):
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    note: Text = ""
+
+
 class HouseholdSpec(_Spec):
     building: Code
     unit: Short = ""
@@ -77,6 +82,16 @@ class HouseholdSpec(_Spec):
     contacts: list[Contact] = Field(default_factory=list)
     note: Text = ""
     resident: Text = ""  # the resident's name, as a page shows it
+    # 五彩档案, as the screens keep it: the risk tier (a key of alerting.risk_tiers), emergency
+    # facts (mobility, chronic_illness, key_holder, language …), the people living there, and
+    # the elderly no-activity window in hours. Left out = what the screens set is kept.
+    risk_tier: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,15}$")] | None = None
+    facts: Annotated[
+        dict[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")], Text],
+        Field(max_length=20),
+    ] = Field(default_factory=dict)
+    members: list[Member] = Field(default_factory=list, max_length=20)
+    no_activity_hours: int | None = Field(None, ge=1, le=168)
 
 
 class DeviceSpec(_Spec):

@@ -338,21 +338,25 @@ async def test_the_monthly_ledger_and_its_excel_export_agree(client, login, loop
     x = await client.get(f"{V1}/reports/loop-ledger.xlsx", headers=duty)
     assert x.status_code == 200
     wb = load_workbook(io.BytesIO(x.content))
-    assert wb.sheetnames == ["汇总", "demo.g1"]
+    grid_name = env.registry.grid("demo.g1").name
+    assert wb.sheetnames == ["汇总", grid_name]  # sheets named as people know the grids
     sheet = wb["汇总"]
     head = [c.value for c in sheet[1]]
     total = dict(zip(head, [c.value for c in sheet[2]], strict=True))
-    for key in (
-        "incidents",
-        "closed",
-        "closed_within_grid_share",
-        "false_alarm_rate",
-        "ack_median_s",
-        "arrive_median_s",
-        "resolve_p90_s",
+    for key, label in (
+        ("incidents", "事件数"),
+        ("closed", "已办结"),
+        ("closed_within_grid_share", "网格内办结率"),
+        ("false_alarm_rate", "误报率"),
+        ("ack_median_s", "确认用时中位数（秒）"),
+        ("arrive_median_s", "到场用时中位数（秒）"),
+        ("resolve_p90_s", "办结用时P90（秒）"),
     ):
-        assert total[key] == s[key], key
-    assert wb["demo.g1"].max_row == 3  # header + two incidents
+        assert total[label] == s[key], key
+    assert total["按来源"] == "设备告警 1，24小时热线 1"  # words, not codes
+    scopes = [row[0].value for row in sheet.iter_rows(min_row=2)]
+    assert f"网格 {grid_name}" in scopes and "处置人 张敏" in scopes  # names, not ids or logins
+    assert wb[grid_name].max_row == 3  # header + two incidents
     c = await client.get(f"{V1}/reports/loop-ledger.csv", headers=duty)
     assert c.text.count("\n") == 3
     # people read the ledger: Chinese headers and words, not field names and codes
@@ -397,3 +401,42 @@ async def test_silence_an_incidents_device_from_the_incident(client, login, loop
     report = (await client.post(f"{V1}/incidents", json=HOTLINE, headers=duty)).json()["id"]
     r = await client.post(f"{V1}/incidents/{report}/silence", json=body, headers=duty)
     assert r.status_code == 422  # a report has no device to silence
+
+
+async def test_the_triage_queue_reads_in_english_too(client, login, loop, env):  # type: ignore[no-untyped-def]
+    """The loop page's queue shows a device incident as the board does: its English title and
+    its acknowledgement deadline come with it (the English toggle used to leave it Chinese)."""
+    duty = await login("duty")
+    iid = await env.open_incident()
+    [queued] = [i for i in (await client.get(f"{V1}/loop/triage", headers=duty)).json() if i["id"] == iid]
+    assert queued["title"] == "烟感报警"
+    assert queued["title_en"] == "Smoke alarm"
+    assert queued["ack_due_ms"] is not None
+
+
+async def test_a_referral_survives_a_passing_provider_failure(
+    client, login, loop, env, recording_http_server
+):  # type: ignore[no-untyped-def]
+    """The SMS gateway answers 503 once: the fire brigade still gets the referral (tried again),
+    and when the gateway keeps failing the timeline says so, with how often it was tried."""
+    duty = await login("duty")
+    call = (await client.post(f"{V1}/incidents", json=HOTLINE, headers=duty)).json()["id"]
+    recording_http_server.script = [503]
+    body = {"department": "fire_119", "note": "请派员检查"}
+    assert (await client.post(f"{V1}/incidents/{call}/refer", json=body, headers=duty)).status_code == 200
+    sms = [r for r in recording_http_server.requests if r.path == "/sms"]
+    assert [r.status for r in sms] == [503, 200]  # type: ignore[attr-defined]
+    detail = (await client.get(f"{V1}/incidents/{call}", headers=duty)).json()
+    kinds = [e["kind"] for e in detail["timeline"]]
+    assert "referral_sent" in kinds and "referral_send_failed" not in kinds
+
+    # the SMS gateway is down for good: the webhook still reaches the brigade, the SMS is
+    # recorded as failed after its attempts (and the duty officer sees it on the timeline)
+    recording_http_server.requests.clear()
+    recording_http_server.script = [503, 503, 503]
+    other = (await client.post(f"{V1}/incidents", json=HOTLINE, headers=duty)).json()["id"]
+    await client.post(f"{V1}/incidents/{other}/refer", json=body, headers=duty)
+    assert len([r for r in recording_http_server.requests if r.path == "/sms"]) == 3
+    detail = (await client.get(f"{V1}/incidents/{other}", headers=duty)).json()
+    [sent] = [e for e in detail["timeline"] if e["kind"] == "referral_sent"]
+    assert "after 3 attempts" in sent["note"] and "sms 119" in sent["note"]

@@ -77,3 +77,34 @@ async def test_rosters_lists_the_weekly_roster_and_the_shifts_with_their_roles(
     # a grid worker reads no site roster
     r = await client.get(f"{V1}/rosters", headers=await login("worker_g1"))
     assert r.status_code == 403
+
+
+async def test_a_grid_workers_shift_is_read_at_the_gateways_time(
+    client: Any, login: Any, env: Any, clock: Any
+) -> None:
+    """A backup worker on a roster shift answers for the grid first. Who is on shift is read
+    at the gateway's time (a compressed demo, a manual clock), not the wall clock's."""
+    from alerting.routing.directory import ChannelKind
+    from gateway.directory import RegistryDirectory
+
+    h = await login("admin")
+    r = await client.post(f"{V1}/people", headers=h, json={
+        "id": "zhou-yu", "site": "demo", "name": "周雨", "role": "grid_worker",
+        "backup_grids": ["demo.g4"], "channels": {"mqtt": True}})
+    assert r.status_code == 201, r.text
+    start = datetime.fromtimestamp(clock.now_ms() / 1000, UTC) + timedelta(hours=1)
+    r = await client.post(f"{V1}/rosters", headers=h, json={
+        "site": "demo", "person_id": "zhou-yu", "role": "grid_worker",
+        "starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=8)).isoformat()})
+    assert r.status_code == 201, r.text
+    directory = RegistryDirectory(env.registry, [ChannelKind.APP], clock)
+
+    async def g4_workers() -> list[str]:
+        staff = await directory.grid_workers("demo", "demo.g4")
+        return [p.name for p in staff.primary]
+
+    assert "周雨" not in await g4_workers()  # before the shift
+    clock.advance(2 * 3_600_000)
+    assert "周雨" in await g4_workers()  # on shift
+    clock.advance(8 * 3_600_000)
+    assert "周雨" not in await g4_workers()  # after it

@@ -204,6 +204,9 @@ async def test_hotline_call_round_the_closed_loop_and_an_overdue_hazard(
     await expect(notice.locator(f'#rows tr[data-id="{iid}"]')).to_be_visible()
     await expect(notice.locator(f'#rows tr[data-id="{hid}"] td.overdue')).to_be_visible()
     await expect(notice.locator('[data-figure="overdue_hazards"] b')).to_have_text("1")
+    # who handled what, by name: the secretary does not read login ids
+    await expect(notice.locator("#by-worker")).to_contain_text("张敏")
+    await expect(notice.locator("#by-worker")).not_to_contain_text("zhang-min")
     await notice.screenshot(path=str(artifacts / "loop-ledger.png"), full_page=True)
     for p in (board, dept, worker, resident, notice):
         assert p.errors == [], p.errors  # type: ignore[attr-defined]

@@ -280,3 +280,60 @@ def test_alembic_command_line(tmp_path: Path) -> None:
     from gateway.migrations.runner import head_revision
 
     assert f"{head_revision()} (head)" in out.stdout
+
+
+RISK_FILE = SMALL.replace(
+    '    contacts: [{name: 李四, relation: 儿子, phone: "13900000000"}]\n',
+    '    contacts: [{name: 李四, relation: 儿子, phone: "13900000000"}]\n'
+    "    risk_tier: red\n"
+    "    facts: {mobility: 卧床, key_holder: 对门102}\n"
+    "    members: [{name: 王奶奶, note: 86岁}]\n"
+    "    no_activity_hours: 8\n",
+)
+
+
+async def test_the_community_file_carries_the_household_risk_file(
+    tmp_path: Path, db_url: str
+) -> None:
+    """五彩档案 from the community file: tier, facts, members and the no-activity window reach
+    the store and the pages' context; a file that later says nothing about them keeps what a
+    grid worker set on a visit; an unknown tier is refused, naming the household."""
+    await upgrade(db_url)
+    engine = make_engine(db_url)
+    sessionmaker = make_sessionmaker(engine)
+    tiers = ("red", "orange", "yellow", "blue", "green")
+    try:
+        async with sessionmaker.begin() as session:
+            await apply(session, load_community_yaml(write(tmp_path, RISK_FILE), tiers=tiers))
+        async with sessionmaker() as session:
+            home = await session.get(Household, "tiny.b1.1-101")
+        assert home is not None
+        assert (home.risk_tier, home.no_activity_hours) == ("red", 8)
+        assert home.facts == {"mobility": "卧床", "key_holder": "对门102"}
+        assert home.members == [{"name": "王奶奶", "note": "86岁"}]
+        registry = Registry(sessionmaker)
+        await registry.load()
+        ctx = registry.context("tiny", "smk-1")
+        assert ctx is not None and ctx.household_card is not None
+        assert ctx.household_card.risk_tier == "red"
+
+        # a visit sets orange on the screens; the file (without tiers) is applied again
+        async with sessionmaker.begin() as session:
+            visited = await session.get(Household, "tiny.b1.1-101")
+            assert visited is not None
+            visited.risk_tier = "orange"
+        async with sessionmaker.begin() as session:
+            await apply(session, load_community_yaml(write(tmp_path, SMALL), tiers=tiers))
+        async with sessionmaker() as session:
+            kept = await session.get(Household, "tiny.b1.1-101")
+        assert kept is not None and kept.risk_tier == "orange" and kept.members
+    finally:
+        await engine.dispose()
+
+    path = write(tmp_path, RISK_FILE.replace("risk_tier: red", "risk_tier: purple"), "bad.yaml")
+    with pytest.raises(CommunityError) as info:
+        load_community_yaml(path, tiers=tiers)
+    assert info.value.problems == [
+        f"{path}: households[0].risk_tier: 'purple' is not a configured risk tier "
+        "(one of: red, orange, yellow, blue, green)"
+    ]
