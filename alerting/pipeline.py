@@ -245,9 +245,9 @@ class AlertPipeline:
             return
         self._normal.extendleft(reversed(items[done:]))  # after the alarm, in order
         try:
-            acted = []
-            for (t, target), change in zip(pairs, changes, strict=True):
-                acted.append(await self._incidents.device_actions(change, t, target))
+            acted = await self._incidents.device_actions_many(
+                [(change, t, target) for (t, target), change in zip(pairs, changes, strict=True)]
+            )
             async with self._sessions.begin() as s:
                 for (t, _), change, outcomes in zip(pairs, changes, acted, strict=True):
                     if change is not None and outcomes:

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from alerting.commands import CommandDesk, CommandPolicy
+from alerting.commands import CommandDesk, CommandPolicy, CommandRate
 from alerting.escalation.scheduler import EscalationScheduler
 from alerting.incidents.service import IncidentService
 from alerting.incidents.storm import StormControl, StormLimits
@@ -50,7 +50,7 @@ from gateway.migrations import runner as migrate
 from gateway.mqtt import MqttSession
 from gateway.notifiers import china_notifiers, confirming_channels
 from gateway.quarantine import Quarantine
-from gateway.registry.loader import apply_if_changed, load_community_yaml
+from gateway.registry.loader import apply_if_changed, load_community_cached
 from gateway.registry.service import Registry
 from gateway.runtime import tune_gc
 from gateway.settings import Settings
@@ -97,7 +97,9 @@ class Gateway:
         self.db = make_engine(s.database.url)
         self.sessions = make_sessionmaker(self.db)
         if s.community_file is not None:
-            spec = load_community_yaml(s.community_file, tiers=s.alerting.risk_tiers.keys())
+            spec = load_community_cached(
+                s.community_file, s.data_dir, tiers=s.alerting.risk_tiers.keys()
+            )
             async with self.sessions.begin() as session:
                 applied = await apply_if_changed(session, spec)
             log.info(
@@ -293,6 +295,8 @@ class Gateway:
                 backoff=c.backoff,
             ),
             escalate=self.escalation.poke,
+            rate=CommandRate(c.max_per_s, c.burst),
+            connected=lambda: hasattr(self, "mqtt_out") and self.mqtt_out.connected.is_set(),
         )
 
     def _notifiers(self) -> dict[ChannelKind, Notifier]:

@@ -156,12 +156,16 @@ class CommandSettings(Section):
     """Device commands (cut power, close a valve …): an attempt waits ``ack_timeout_s`` for the
     device's cmd_ack and the telemetry that shows the new state; a refused attempt is sent
     again after ``retry_s``; each later wait is ``backoff`` times longer; after ``attempts``
-    sends the command fails and its incident escalates at once."""
+    sends the command fails and its incident escalates at once. A site's devices get at most
+    ``max_per_s`` commands a second after a ``burst`` (0 = no limit): the rest (a storm's power
+    cuts) are held and sent in order; a life-safety rule's or a person's never wait."""
 
     ack_timeout_s: float = Field(30.0, gt=0, le=3600)
     retry_s: float = Field(5.0, gt=0, le=3600)
     attempts: int = Field(3, ge=1, le=10)
     backoff: float = Field(2.0, ge=1, le=10)
+    max_per_s: float = Field(20.0, ge=0, le=10_000)
+    burst: int = Field(20, ge=1, le=10_000)
 
 
 class AlertingSettings(Section):

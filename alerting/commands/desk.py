@@ -2,7 +2,10 @@
 retry with backoff, and fail loudly (the incident escalates at once) when unconfirmed.
 
 A command is one durable row (``device_command``); the loop in :meth:`CommandDesk.run_loop`
-resends or fails what is due, so a restart resumes every pending command. Rules send
+resends or fails what is due, so a restart resumes every pending command. Commands of a site
+beyond its rate (alerting/commands/rate.py: a storm's thousands of power cuts) are ``held``:
+recorded with the reason on the incident's timeline and sent in order as the rate allows, with
+no attempt spent while they wait; urgent commands (a life-safety rule's, a person's) never wait. Rules send
 commands through :meth:`CommandDesk.run_action` (an ``ActionRunner``), people through the API
 (:meth:`CommandDesk.create` inside the API's audited transaction, then :meth:`send`).
 """
@@ -10,9 +13,11 @@ commands through :meth:`CommandDesk.run_action` (an ``ActionRunner``), people th
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -21,13 +26,24 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from alerting.commands.tables import OPEN_STATUSES, CommandStatus, DeviceCommandRow
+from alerting.commands.rate import CommandRate, SiteBuckets
+from alerting.commands.tables import (
+    OPEN_STATUSES,
+    PENDING_STATUSES,
+    CommandStatus,
+    DeviceCommandRow,
+)
 from alerting.escalation.timers import EscalationTimerRow, TimerKind
-from alerting.incidents.actions import ActionOutcome, ActionRunner, CommandPublisher
+from alerting.incidents.actions import (
+    ActionOutcome,
+    ActionRequest,
+    ActionRunner,
+    CommandPublisher,
+)
 from alerting.incidents.lifecycle import IncidentStatus
 from alerting.incidents.store import SYSTEM, add_event
 from alerting.incidents.tables import IncidentRow
-from alerting.models import AlertTransition
+from alerting.models import AlertTransition, Severity
 from core import topics
 from core.clock import Clock
 from core.readings import DeviceContext, Reading
@@ -39,6 +55,8 @@ log = logging.getLogger(__name__)
 UNCONFIRMED = "断电/关阀未确认 — 请现场处置"
 
 CommandsOf = Callable[[str], Mapping[str, CommandSpec]]  # device type -> its commands
+# A held command whose row is still not visible this long after it was made was rolled back.
+ORPHAN_S = 10.0
 
 
 class CommandRefused(ValueError):
@@ -72,6 +90,9 @@ class CommandDesk(ActionRunner):
         policy: CommandPolicy | None = None,
         *,
         escalate: Callable[[], None] | None = None,
+        rate: CommandRate | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        connected: Callable[[], bool] = lambda: True,
     ) -> None:
         super().__init__(publish)
         self._sessions = sessions
@@ -79,6 +100,16 @@ class CommandDesk(ActionRunner):
         self._commands_of = commands_of
         self._policy = policy or CommandPolicy()
         self._escalate = escalate or (lambda: None)
+        self._limits = rate or CommandRate()
+        self._buckets = SiteBuckets(self._limits, monotonic)
+        self._monotonic = monotonic
+        # Held commands are released only while the broker connection is up: one released
+        # into a dead connection would wait its whole ack timeout, out of its turn.
+        self._connected = connected
+        # Held commands per site, in the order they go out: (cmd_id, made at, monotonic).
+        self._held: dict[str, collections.deque[tuple[str, float]]] = {}
+        self._last_due: dict[str, int] = {}  # the latest expected send time queued per site
+        # Devices with a command on the wire: their telemetry may confirm it.
         self._watching: dict[tuple[str, str], int] = {}
         self._inbox: asyncio.Queue[Reading] = asyncio.Queue()
         self._wake = asyncio.Event()
@@ -114,12 +145,18 @@ class CommandDesk(ActionRunner):
         port: int | None = None,
         incident_id: int | None = None,
         actor: str = SYSTEM,
+        urgent: bool | None = None,
     ) -> DeviceCommandRow:
         """Add a command (and its timeline event) in the caller's transaction; send it with
-        :meth:`send` once that transaction has committed."""
+        :meth:`send` once that transaction has committed. Over the site's rate it is held
+        (sent in order later) unless ``urgent`` (default: asked for by a person)."""
         spec = self.spec(ctx.device_type, command, port)
         now = self._clock.now_ms()
         await self._supersede(s, ctx, command, port, now)
+        if urgent is None:
+            urgent = actor != SYSTEM
+        # Behind a queue a command waits its turn even if a token is free: order is kept.
+        hold = not urgent and (bool(self._held.get(ctx.site)) or not self._buckets.take(ctx.site))
         row = DeviceCommandRow(
             id=uuid.uuid4().hex[:16],
             site=ctx.site,
@@ -138,17 +175,45 @@ class CommandDesk(ActionRunner):
             due_at_ms=now + self._policy.ack_timeout_ms,
             error="",
         )
+        if hold:
+            self._hold(row, now)
         s.add(row)
         if incident_id is not None:
             note = f"{spec.label}" + (f"（{port}号口）" if row.port is not None else "")
-            add_event(s, incident_id, now, "command_sent", actor=actor, note=note, data=_data(row))
-        key = (ctx.site, ctx.device_id)
-        self._watching[key] = self._watching.get(key, 0) + 1
+            if hold:
+                ahead = len(self._held.get(ctx.site, ())) - 1
+                note += (
+                    f"：限速排队（本站每秒最多{self._limits.max_per_s:g}条命令，前面{ahead}条，"
+                    f"预计{max(0, row.due_at_ms - now) / 1000:.0f}秒后发出）"
+                )
+            kind = "command_held" if hold else "command_sent"
+            add_event(s, incident_id, now, kind, actor=actor, note=note, data=_data(row))
+        if not hold:
+            self._watch(row)
         return row
 
+    def _hold(self, row: DeviceCommandRow, now: int) -> None:
+        """Queue ``row`` behind its site's earlier held commands: no attempt spent yet."""
+        step = 1000 / self._limits.max_per_s if self._limits.max_per_s > 0 else 0
+        due = max(now, self._last_due.get(row.site, 0)) + max(1, int(step))
+        self._last_due[row.site] = due
+        row.status, row.attempts, row.due_at_ms = CommandStatus.HELD.value, 0, due
+        self._held.setdefault(row.site, collections.deque()).append((row.id, self._monotonic()))
+        self._wake.set()
+
+    def _watch(self, row: DeviceCommandRow) -> None:
+        key = (row.site, row.device_id)
+        self._watching[key] = self._watching.get(key, 0) + 1
+
+    @property
+    def held(self) -> int:
+        """Commands waiting for their site's rate."""
+        return sum(len(q) for q in self._held.values())
+
     async def send(self, row: DeviceCommandRow) -> bool:
-        """Publish one attempt; a failed publish is left to the loop's retry."""
-        if self._publish is None:
+        """Publish one attempt; a failed publish is left to the loop's retry. A held command
+        is not published: the loop sends it when its turn comes."""
+        if self._publish is None or row.status == CommandStatus.HELD.value:
             return False
         payload: dict[str, Any] = {
             "cmd_id": row.id,
@@ -175,11 +240,12 @@ class CommandDesk(ActionRunner):
         port: int | None = None,
         incident_id: int | None = None,
         actor: str = SYSTEM,
+        urgent: bool | None = None,
     ) -> DeviceCommandRow:
-        """Create, commit and send a command."""
+        """Create, commit and send a command (or leave it held for its turn)."""
         async with self._sessions.begin() as s:
             row = await self.create(
-                s, ctx, command, port=port, incident_id=incident_id, actor=actor
+                s, ctx, command, port=port, incident_id=incident_id, actor=actor, urgent=urgent
             )
         await self.send(row)
         return row
@@ -190,26 +256,80 @@ class CommandDesk(ActionRunner):
         """A firing rule's action (e.g. close the valve) as a tracked command."""
         raw = transition.labels.get("port")
         port = int(raw) if raw is not None and raw.isdigit() else None
+        # A life-safety rule's command (a gas valve at a gas alarm) never waits behind a storm.
+        urgent = transition.severity is Severity.CRITICAL
         try:
-            row = await self.issue(ctx, action, port=port, incident_id=incident_id)
+            row = await self.issue(ctx, action, port=port, incident_id=incident_id, urgent=urgent)
         except CommandRefused as exc:
             return ActionOutcome(action, ok=False, error=str(exc))
+        return self._outcome(action, ctx, row)
+
+    async def run_actions(self, work: list[ActionRequest]) -> list[ActionOutcome]:
+        """A batch of firing rules' actions (a storm's power cuts): every command created in
+        one transaction (one commit, not one per device), then sent or left held."""
+        created: list[DeviceCommandRow | CommandRefused] = []
+        async with self._sessions.begin() as s:
+            for action, t, ctx, incident_id in work:
+                raw = t.labels.get("port")
+                try:
+                    created.append(
+                        await self.create(
+                            s,
+                            ctx,
+                            action,
+                            port=int(raw) if raw is not None and raw.isdigit() else None,
+                            incident_id=incident_id,
+                            urgent=t.severity is Severity.CRITICAL,
+                        )
+                    )
+                except CommandRefused as exc:
+                    created.append(exc)
+        outcomes = []
+        for (action, _, ctx, _), row in zip(work, created, strict=True):
+            if isinstance(row, CommandRefused):
+                outcomes.append(ActionOutcome(action, ok=False, error=str(row)))
+                continue
+            await self.send(row)
+            outcomes.append(self._outcome(action, ctx, row))
+        return outcomes
+
+    def _outcome(self, action: str, ctx: DeviceContext, row: DeviceCommandRow) -> ActionOutcome:
         topic = topics.command(ctx.site, ctx.device_type, ctx.device_id)
+        held = row.status == CommandStatus.HELD.value
         return ActionOutcome(
-            action, True, topic, {"cmd_id": row.id, "command": action}, recorded=True
+            action,
+            True,
+            topic,
+            {"cmd_id": row.id, "command": action},
+            error="held: over the site's command rate" if held else "",
+            queued=held,
+            recorded=True,
         )
 
     # -- the loop ----------------------------------------------------------------------------
     async def load(self) -> None:
-        """Remember which devices have open commands (after a restart)."""
+        """Remember which devices have open commands and which wait their turn, in order
+        (after a restart)."""
         async with self._sessions() as s:
             rows = await s.execute(
-                select(DeviceCommandRow.site, DeviceCommandRow.device_id).where(
-                    DeviceCommandRow.status.in_(OPEN_STATUSES)
+                select(
+                    DeviceCommandRow.id,
+                    DeviceCommandRow.site,
+                    DeviceCommandRow.device_id,
+                    DeviceCommandRow.status,
+                    DeviceCommandRow.due_at_ms,
                 )
+                .where(DeviceCommandRow.status.in_(PENDING_STATUSES))
+                .order_by(DeviceCommandRow.due_at_ms, DeviceCommandRow.created_at_ms)
             )
-            for site, device_id in rows:
-                self._watching[(site, device_id)] = self._watching.get((site, device_id), 0) + 1
+            for cmd_id, site, device_id, status, due in rows:
+                if status == CommandStatus.HELD.value:
+                    self._held.setdefault(site, collections.deque()).append(
+                        (cmd_id, self._monotonic())
+                    )
+                    self._last_due[site] = max(self._last_due.get(site, 0), due)
+                else:
+                    self._watching[(site, device_id)] = self._watching.get((site, device_id), 0) + 1
 
     async def run_loop(self, stop: asyncio.Event, *, tick_s: float = 0.5) -> None:
         """Handle answers as they come and look at due commands every ``tick_s``."""
@@ -217,12 +337,73 @@ class CommandDesk(ActionRunner):
             try:
                 while not self._inbox.empty():
                     await self.handle(self._inbox.get_nowait())
+                await self.release()
                 await self.due(self._clock.now_ms())
             except Exception:
                 log.exception("command loop failed; retrying")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), tick_s)
+                await asyncio.wait_for(self._wake.wait(), self._next_turn_s(tick_s))
             self._wake.clear()
+
+    def _next_turn_s(self, tick_s: float) -> float:
+        """Until the next held command may go (at least 0.1 s: a few go per transaction)."""
+        waits = [self._buckets.wait_s(site) for site, q in self._held.items() if q]
+        return min(tick_s, max(0.1, min(waits))) if waits else tick_s
+
+    async def release(self) -> int:
+        """Send the held commands whose turn has come, in order per site; returns how many."""
+        plan = {
+            site: [cmd_id for cmd_id, _ in list(q)[: self._buckets.available(site)]]
+            for site, q in self._held.items()
+            if q
+        }
+        plan = {site: ids for site, ids in plan.items() if ids}
+        if not plan or not self._connected():
+            return 0
+        now, mono = self._clock.now_ms(), self._monotonic()
+        released: list[DeviceCommandRow] = []
+        async with self._sessions.begin() as s:
+            found = {
+                row.id: row
+                for row in (
+                    await s.execute(
+                        select(DeviceCommandRow).where(
+                            DeviceCommandRow.id.in_([i for ids in plan.values() for i in ids])
+                        )
+                    )
+                ).scalars()
+            }
+            for site, ids in plan.items():
+                queue, sent = self._held[site], 0
+                for cmd_id in ids:
+                    row = found.get(cmd_id)
+                    if row is None and mono - queue[0][1] < ORPHAN_S:
+                        break  # its transaction has not committed yet: keep the order
+                    queue.popleft()
+                    if row is None or row.status != CommandStatus.HELD.value:
+                        continue  # rolled back, or superseded while it waited
+                    waited_s = (now - row.created_at_ms) / 1000
+                    row.status, row.attempts = CommandStatus.SENT.value, 1
+                    row.due_at_ms = now + self._policy.ack_timeout_ms
+                    self._event(
+                        s,
+                        row,
+                        now,
+                        "command_sent",
+                        f"{self._label(row)}：排队{waited_s:.0f}秒后发出",
+                    )
+                    self._watch(row)
+                    released.append(row)
+                    sent += 1
+                self._buckets.take(site, sent)
+        for row in released:
+            await self.send(row)
+        return len(released)
+
+    def _label(self, row: DeviceCommandRow) -> str:
+        spec = self.commands_of(row.device_type).get(row.command)
+        label = spec.label if spec is not None else row.command
+        return label + (f"（{row.port}号口）" if row.port is not None else "")
 
     async def handle(self, reading: Reading) -> None:
         """A cmd_ack, or telemetry that may confirm an open command of its device."""
@@ -304,7 +485,7 @@ class CommandDesk(ActionRunner):
             select(DeviceCommandRow).where(
                 DeviceCommandRow.site == ctx.site,
                 DeviceCommandRow.device_id == ctx.device_id,
-                DeviceCommandRow.status.in_(OPEN_STATUSES),
+                DeviceCommandRow.status.in_(PENDING_STATUSES),
             )
         )
         for row in rows.scalars():
@@ -315,7 +496,10 @@ class CommandDesk(ActionRunner):
     def _finish(
         self, s: AsyncSession, row: DeviceCommandRow, status: CommandStatus, now: int
     ) -> None:
+        was_open = row.status in OPEN_STATUSES
         row.status, row.finished_at_ms = status.value, now
+        if not was_open:
+            return  # a held command was never watched
         key = (row.site, row.device_id)
         left = self._watching.get(key, 1) - 1
         if left > 0:

@@ -12,10 +12,12 @@ from core.db import Base, IdType
 
 
 class CommandStatus(StrEnum):
-    """``sent`` (waiting for the device's cmd_ack) → ``acknowledged`` (waiting for telemetry
+    """``held`` (over its site's command rate: waiting in order to be sent; no attempt spent)
+    → ``sent`` (waiting for the device's cmd_ack) → ``acknowledged`` (waiting for telemetry
     that shows the new state) → ``confirmed``; or ``failed`` once its attempts are spent, or
     ``superseded`` by a later command to the same device and port."""
 
+    HELD = "held"
     SENT = "sent"
     ACKNOWLEDGED = "acknowledged"
     CONFIRMED = "confirmed"
@@ -24,6 +26,8 @@ class CommandStatus(StrEnum):
 
 
 OPEN_STATUSES = (CommandStatus.SENT.value, CommandStatus.ACKNOWLEDGED.value)
+#: Not finished: on the wire (open) or waiting for its turn (held).
+PENDING_STATUSES = (CommandStatus.HELD.value, *OPEN_STATUSES)
 
 
 class DeviceCommandRow(Base):
@@ -50,7 +54,8 @@ class DeviceCommandRow(Base):
     state_seen: Mapped[bool] = mapped_column(Boolean, default=False)
     ack_state: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
-    # When the loop looks at it next: resend, or give up.
+    # When the loop looks at it next: resend, or give up. A held command: when it is expected
+    # to go out (increasing per site, so the queue's order survives a restart).
     due_at_ms: Mapped[int] = mapped_column(BigInteger, index=True)
     finished_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     error: Mapped[str] = mapped_column(Text, default="")

@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 # (topic, payload, qos): shared with the gateway's MQTT session, like the app notifier.
 CommandPublisher = Callable[[str, bytes, int], Awaitable[None]]
+# (action, transition, device, incident id): one action a firing rule asks for.
+ActionRequest = tuple[str, AlertTransition, DeviceContext, int]
 
 SUPPORTED = {"cut_power": ("charger",)}
 
@@ -127,6 +129,10 @@ class ActionRunner:
     ) -> ActionOutcome:
         """Run one action of a firing rule for the device ``ctx``."""
         return await self.run(action, transition, ctx.device_type, incident_id)
+
+    async def run_actions(self, work: list[ActionRequest]) -> list[ActionOutcome]:
+        """Several actions (a batch of a storm's transitions), one outcome each, in order."""
+        return [await self.run_action(*w) for w in work]
 
     async def run(
         self, action: str, transition: AlertTransition, device_type: str, incident_id: int

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from alerting.escalation.timers import EscalationTimerRow, TimerKind, new_timer, stop_timer
 from alerting.incidents import flood as fl
 from alerting.incidents import storm as st
-from alerting.incidents.actions import ActionOutcome, ActionRunner
+from alerting.incidents.actions import ActionOutcome, ActionRequest, ActionRunner
 from alerting.incidents.card import build_card
 from alerting.incidents.lifecycle import IncidentStatus, Resolution, auto_resolution
 from alerting.incidents.silences import active_silence, life_safety
@@ -448,6 +448,25 @@ class IncidentService(IncidentDesk):
         return tuple(
             [await self._actions.run_action(a, t, ctx, change.incident_id) for a in t.actions]
         )
+
+    async def device_actions_many(
+        self, items: list[tuple[IncidentChange | None, AlertTransition, DeviceContext]]
+    ) -> list[tuple[ActionOutcome, ...]]:
+        """:meth:`device_actions` of a batch, handed to the runner at once (the command desk
+        records a storm batch's commands in one transaction, not one each)."""
+        work: list[ActionRequest] = []
+        owner: list[int] = []
+        for i, (change, t, ctx) in enumerate(items):
+            if change is None or not t.actions or t.state is not AlertState.FIRING:
+                continue
+            for a in t.actions:
+                work.append((a, t, ctx, change.incident_id))
+                owner.append(i)
+        outcomes = await self._actions.run_actions(work) if work else []
+        grouped: list[list[ActionOutcome]] = [[] for _ in items]
+        for i, outcome in zip(owner, outcomes, strict=True):
+            grouped[i].append(outcome)
+        return [tuple(g) for g in grouped]
 
     @staticmethod
     def record_actions(

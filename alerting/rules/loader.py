@@ -46,10 +46,12 @@ class RuleSet:
     by_id: dict[str, RuleSpec] = field(init=False)
     _by_reading: dict[tuple[str, str, str | None], tuple[DeviceRule, ...]] = field(init=False)
     _correlations: dict[str, tuple[CorrelationRule, ...]] = field(init=False)
+    _absence: dict[str, tuple[AbsenceRule, ...]] = field(init=False)
 
     def __post_init__(self) -> None:
         self.by_id = {rule.id: rule for rule in self.rules}
         self._by_reading = {}
+        self._absence = {}
         corr: dict[str, list[CorrelationRule]] = {}
         for rule in self.rules:
             if isinstance(rule, CorrelationRule) and rule.enabled:
@@ -70,7 +72,13 @@ class RuleSet:
         return found
 
     def absence_rules(self, device_type: str) -> tuple[AbsenceRule, ...]:
-        return tuple(r for r in self._device_rules(device_type) if isinstance(r, AbsenceRule))
+        # Asked once per device at start (100,000 of them): per type, not per device.
+        found = self._absence.get(device_type)
+        if found is None:
+            found = tuple(r for r in self._device_rules(device_type) if isinstance(r, AbsenceRule))
+            if len(self._absence) < 1_000:
+                self._absence[device_type] = found
+        return found
 
     def correlations_for(self, rule_id: str) -> tuple[CorrelationRule, ...]:
         return self._correlations.get(rule_id, ())

@@ -1,17 +1,17 @@
 // Device commands on an incident (worker cards and the board's detail panel): restore a port's
 // power, open a valve, run a self-test … each after a confirmation, with the command's state
-// (sent → acknowledged → confirmed, or unconfirmed: go and see) shown under the buttons.
+// (held over the rate → sent → acknowledged → confirmed, or unconfirmed: go and see) shown under the buttons.
 "use strict";
 
 Object.assign(I18N.zh, {
   device_commands: "设备操作", cmd_confirm: "确定向设备发送「{label}」吗？",
-  cmd_port: "{n}号口", cmd_sent: "已发送，等待设备回执", cmd_acknowledged: "设备已回执，等待状态确认",
+  cmd_port: "{n}号口", cmd_held: "限速排队，按顺序发送", cmd_sent: "已发送，等待设备回执", cmd_acknowledged: "设备已回执，等待状态确认",
   cmd_confirmed: "设备已确认", cmd_failed: "未确认 — 请现场处置", cmd_superseded: "已被新的操作取代",
   cmd_ack_first: "请先点“确认”接手此事件，再恢复供电或开阀",
 });
 Object.assign(I18N.en, {
   device_commands: "Device", cmd_confirm: "Send \"{label}\" to the device?",
-  cmd_port: "port {n}", cmd_sent: "Sent, waiting for the device", cmd_acknowledged:
+  cmd_port: "port {n}", cmd_held: "Queued by the command rate, sent in order", cmd_sent: "Sent, waiting for the device", cmd_acknowledged:
     "Device answered, waiting for its state", cmd_confirmed: "Confirmed by the device",
   cmd_failed: "Not confirmed — check on site", cmd_superseded: "Replaced by a later command",
   cmd_ack_first: "Acknowledge the incident first: someone must be in charge",
@@ -65,7 +65,7 @@ const Commands = {
     const follow = setInterval(async () => {
       const data = await Commands.get(id, true).catch(() => null);
       const last = data && data.sent[data.sent.length - 1];
-      if (!box.isConnected || !last || !["sent", "acknowledged"].includes(last.status)) clearInterval(follow);
+      if (!box.isConnected || !last || !["held", "sent", "acknowledged"].includes(last.status)) clearInterval(follow);
       if (box.isConnected) Commands.fill(box, id);
     }, 2000);
   },

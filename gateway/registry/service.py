@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, time
 from types import MappingProxyType
 from typing import Any
@@ -359,12 +359,21 @@ async def _read_devices(session: AsyncSession, snap: _Snapshot) -> None:
     names = {b.id: b.name for b in buildings}
     places = {b.id: PlaceFacts(b.name, b.address, b.latitude, b.longitude) for b in buildings}
     cards = {hid: _card(h, names.get(h.building_id, "")) for hid, h in households.items()}
-    for d in await session.scalars(select(Device).where(Device.enabled.is_(True))):
-        ctx = replace(
-            _context(d, households, cards),
-            household=homes.get(d.household_id) if d.household_id else None,
-            place=places.get(d.building_id) if d.building_id else None,
-        )
+    # Plain rows, not ORM objects, and each context built once: 100,000 devices at start.
+    columns = (
+        Device.site,
+        Device.device_id,
+        Device.device_type,
+        Device.grid_id,
+        Device.building_id,
+        Device.household_id,
+        Device.location,
+        Device.name,
+        Device.profile,
+        Device.vendor_identity,
+    )
+    for d in await session.execute(select(*columns).where(Device.enabled.is_(True))):
+        ctx = _context(d, households, cards, homes, places)
         snap.contexts[(d.site, d.device_id)] = ctx
         snap.profiles[(d.site, d.device_id)] = d.profile
         if d.vendor_identity:
@@ -404,7 +413,11 @@ def _card(h: Household, building: str) -> HouseholdCard:
 
 
 def _context(
-    d: Device, households: Mapping[str, Household], cards: Mapping[str, HouseholdCard]
+    d: Any,  # a row of Device's columns
+    households: Mapping[str, Household],
+    cards: Mapping[str, HouseholdCard],
+    homes: Mapping[str, HouseholdFacts],
+    places: Mapping[str, PlaceFacts],
 ) -> DeviceContext:
     device_type: DeviceType = d.device_type
     h = households.get(d.household_id) if d.household_id else None
@@ -423,6 +436,8 @@ def _context(
         if h is not None and h.no_activity_hours
         else None,
         household_card=cards.get(h.id) if h is not None else None,
+        household=homes.get(d.household_id) if d.household_id else None,
+        place=places.get(d.building_id) if d.building_id else None,
     )
 
 
