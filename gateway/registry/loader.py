@@ -407,6 +407,13 @@ async def apply(session: AsyncSession, community: CommunitySpec) -> None:
     The caller commits.
     """
     site = community.site.code
+    taken = await _ids_elsewhere(session, site)
+    if clashes := [
+        f"devices[{i}].id: '{d.id}' is already registered at site '{taken[d.id]}'"
+        for i, d in enumerate(community.devices)
+        if d.id in taken
+    ]:
+        raise CommunityError(f"site {site}", [*clashes, DEVICE_IDS_UNIQUE])
     street = community.site.street
     if street is not None:
         await _upsert(session, Street, [street.model_dump()])
@@ -451,6 +458,18 @@ async def apply_if_changed(session: AsyncSession, community: CommunitySpec) -> b
     return True
 
 
+DEVICE_IDS_UNIQUE = (
+    "device ids must be unique across every site of a deployment (the rule engine and the "
+    "incidents know a device by its id): rename it, e.g. with the site's code as a prefix"
+)
+
+
+async def _ids_elsewhere(session: AsyncSession, site: str) -> dict[str, str]:
+    """Device ids registered at other sites, with their site (empty for a one-site gateway)."""
+    rows = await session.execute(select(Device.device_id, Device.site).where(Device.site != site))
+    return {device_id: other for device_id, other in rows.all()}
+
+
 async def apply_ledger(session: AsyncSession, site: str, ledger: Ledger) -> list[RowError]:
     """Upsert a ledger's good rows into ``site`` (which must exist with its grids and buildings).
 
@@ -459,6 +478,13 @@ async def apply_ledger(session: AsyncSession, site: str, ledger: Ledger) -> list
     """
     names = await Names.of_store(session, site)
     devices, errors = names.resolve(ledger)
+    taken = await _ids_elsewhere(session, site)
+    for i, (row, d) in enumerate(zip(ledger.rows, devices, strict=True)):
+        if d is not None and d.id in taken:
+            column = row.headers.get("id", "设备编号")
+            message = f"'{d.id}' is already registered at site '{taken[d.id]}'; {DEVICE_IDS_UNIQUE}"
+            errors.append(RowError(ledger.source, row.row, column, message))
+            devices[i] = None
     good = [d for d in devices if d is not None]
     await _upsert(session, Household, [h for d in good if (h := _implicit_household(site, d))])
     await _upsert(session, Device, [_device_row(site, d) for d in good])

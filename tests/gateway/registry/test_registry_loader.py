@@ -337,3 +337,49 @@ async def test_the_community_file_carries_the_household_risk_file(
         f"{path}: households[0].risk_tier: 'purple' is not a configured risk tier "
         "(one of: red, orange, yellow, blue, green) (line 16)"  # the line of the tier
     ]
+
+
+async def test_a_device_id_registered_at_another_site_is_refused(
+    tmp_path: Path, db_url: str
+) -> None:
+    """Two communities of one deployment must not share a device id: the rule engine and the
+    incidents know a device by its id, so the second site's alarm would open nothing. The
+    community file and the CSV ledger are refused for that device, naming the other site."""
+    await upgrade(db_url)
+    engine = make_engine(db_url)
+    sessionmaker = make_sessionmaker(engine)
+    try:
+        async with sessionmaker.begin() as session:
+            await apply(session, load_community_yaml(write(tmp_path, SMALL)))
+        other = (
+            SMALL.replace("site: {code: tiny, name: 小区}", "site: {code: other, name: 和谐}")
+            .replace("id: w1", "id: other-w1")
+            .replace("id: d1", "id: other-d1")
+            .replace("person: d1", "person: other-d1")
+        )
+        with pytest.raises(CommunityError) as info:
+            async with sessionmaker.begin() as session:
+                await apply(session, load_community_yaml(write(tmp_path, other, "other.yaml")))
+        assert info.value.problems[0] == "devices[0].id: 'smk-1' is already registered at site 'tiny'"
+        async with sessionmaker() as session:
+            assert await session.get(Device, ("other", "smk-1")) is None  # nothing half-applied
+
+        renamed = other.replace("smk-1", "other-smk-1").replace("gate-east", "other-gate")
+        async with sessionmaker.begin() as session:
+            await apply(session, load_community_yaml(write(tmp_path, renamed, "other.yaml")))
+            first = await apply_ledger(session, "tiny", import_device_ledger_csv(LEDGER, name="l.csv"))
+            again = await apply_ledger(session, "tiny", import_device_ledger_csv(LEDGER, name="l.csv"))
+        assert again == first  # its own site again: nothing new wrong
+        async with sessionmaker.begin() as session:
+            refused = await apply_ledger(
+                session, "other", import_device_ledger_csv(LEDGER, name="other.csv")
+            )
+        clash = [e for e in refused if "already registered at site 'tiny'" in e.message]
+        assert [(e.row, e.column) for e in clash] == [(2, "设备编号"), (7, "设备编号")]
+        async with sessionmaker() as session:
+            at_other = set(
+                await session.scalars(select(Device.device_id).where(Device.site == "other"))
+            )
+        assert at_other == {"other-smk-1", "other-gate"}
+    finally:
+        await engine.dispose()
