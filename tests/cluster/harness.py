@@ -590,8 +590,9 @@ class Cluster:
     def owners(self) -> dict[str, str]:
         """Partition → the instance holding an unexpired lease on it (the lease table)."""
         rows = _pg(
-            "SELECT partition, owner FROM partition_lease WHERE expires_at_ms > $1",
-            int(time.time() * 1000), url=self.pg_url,
+            "SELECT partition, owner FROM partition_lease "
+            "WHERE owner IS NOT NULL AND expires_at > now()",
+            url=self.pg_url,
         )
         return {str(r["partition"]): str(r["owner"]) for r in rows}
 
