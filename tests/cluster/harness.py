@@ -541,7 +541,10 @@ class Cluster:
         config: dict[str, Any] = {
             "mode": "development",
             "data_dir": str(self.workdir / instance_id),
-            "mqtt": {"url": self.mosquitto.url, "client_id": f"gw-{instance_id}"},
+            # With the cluster on, the partitions' sessions are "<client_id>-p-<partition>": one
+            # prefix for every instance, so whoever takes a partition over resumes its session.
+            "mqtt": {"url": self.mosquitto.url,
+                     "client_id": "gw" if st.cluster else f"gw-{instance_id}"},
             "database": {"url": self.db_url},
             "timeseries": {"backend": "influxdb1", "url": self.influxd.url,
                            "database": self.influx_db, "flush_interval_ms": 100},
