@@ -28,6 +28,7 @@ from alerting.incidents.lifecycle import IncidentStatus
 from alerting.incidents.store import SYSTEM, add_event
 from alerting.incidents.tables import IncidentRow
 from alerting.models import AlertTransition
+from alerting.scope import OwnedSites, every_site
 from core import topics
 from core.clock import Clock
 from core.readings import DeviceContext, Reading
@@ -82,6 +83,8 @@ class CommandDesk(ActionRunner):
         self._watching: dict[tuple[str, str], int] = {}
         self._inbox: asyncio.Queue[Reading] = asyncio.Queue()
         self._wake = asyncio.Event()
+        # In a cluster, the sites whose due commands this instance resends (gateway/cluster).
+        self.owned_sites: OwnedSites = every_site
 
     # -- the hot path: cheap, synchronous --------------------------------------------------
     def observe(self, reading: Reading, ctx: DeviceContext) -> None:
@@ -257,20 +260,20 @@ class CommandDesk(ActionRunner):
 
     async def due(self, now_ms: int) -> int:
         """Resend or fail every open command whose time has come; returns how many."""
-        async with self._sessions.begin() as s:
-            rows = list(
-                (
-                    await s.execute(
-                        select(DeviceCommandRow)
-                        .where(
-                            DeviceCommandRow.status.in_(OPEN_STATUSES),
-                            DeviceCommandRow.due_at_ms <= now_ms,
-                        )
-                        .order_by(DeviceCommandRow.due_at_ms)
-                        .limit(100)
-                    )
-                ).scalars()
+        stmt = (
+            select(DeviceCommandRow)
+            .where(
+                DeviceCommandRow.status.in_(OPEN_STATUSES),
+                DeviceCommandRow.due_at_ms <= now_ms,
             )
+            .order_by(DeviceCommandRow.due_at_ms)
+            .limit(100)
+            .with_for_update(skip_locked=True)
+        )
+        if (sites := self.owned_sites()) is not None:
+            stmt = stmt.where(DeviceCommandRow.site.in_(sites))
+        async with self._sessions.begin() as s:
+            rows = list((await s.execute(stmt)).scalars())
             resend: list[DeviceCommandRow] = []
             failed = False
             for row in rows:

@@ -34,6 +34,7 @@ from alerting.notify.tables import DeliveryKind, DeliveryRow
 from alerting.routing.directory import ChannelKind, Directory, Role
 from alerting.routing.ladder import Ladder
 from alerting.routing.router import Paged, RoutePlace, resolve_roles
+from alerting.scope import OwnedSites, every_site
 from core.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,9 @@ class EscalationScheduler:
         *,
         batch: int = 100,
         voice_device_types: frozenset[str] = frozenset({"smoke", "sos"}),
+        owned_sites: OwnedSites = every_site,
     ) -> None:
+        self._owned = owned_sites
         self._sm = sessionmaker
         self._clock = clock
         self._directory = directory
@@ -110,17 +113,19 @@ class EscalationScheduler:
         await self._undelivered.receipts_due(now_ms)
         total = 0
         for _ in range(max_rounds):
-            async with self._sm() as s:
-                ids = list(
-                    (
-                        await s.execute(
-                            select(EscalationTimerRow.incident_id)
-                            .where(EscalationTimerRow.due_at_ms <= now_ms)
-                            .order_by(EscalationTimerRow.due_at_ms)
-                            .limit(self._batch)
-                        )
-                    ).scalars()
+            stmt = (
+                select(EscalationTimerRow.incident_id)
+                .where(EscalationTimerRow.due_at_ms <= now_ms)
+                .order_by(EscalationTimerRow.due_at_ms)
+                .limit(self._batch)
+            )
+            if (sites := self._owned()) is not None:
+                # A cluster: only the incidents of the partitions this instance owns.
+                stmt = stmt.join(IncidentRow, IncidentRow.id == EscalationTimerRow.incident_id).where(
+                    IncidentRow.site.in_(sites)
                 )
+            async with self._sm() as s:
+                ids = list((await s.execute(stmt)).scalars())
             if not ids:
                 break
             planned: list[DeliveryRow] = []

@@ -190,27 +190,25 @@ class LeaseManager:
 
     # -- running -------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
-        """Cycle every ``renew_s`` until ``stop``; then release everything."""
-        try:
-            while not stop.is_set():
-                try:
-                    await self.cycle()
-                except Exception:
-                    self.stats.renew_failures += 1
-                    log.exception("lease cycle failed; retrying in %.1f s", self.renew_s)
-                    await self._self_fence()
-                waits = {
-                    asyncio.ensure_future(self._wake.wait()),
-                    asyncio.ensure_future(stop.wait()),
-                }
-                _, pending = await asyncio.wait(
-                    waits, timeout=self.renew_s, return_when=asyncio.FIRST_COMPLETED
-                )
-                for task in pending:
-                    task.cancel()
-                self._wake.clear()
-        finally:
-            await asyncio.shield(self.release_all())
+        """Cycle every ``renew_s`` until ``stop`` (the owner then calls :meth:`release_all`
+        once the rest of its shutdown allows)."""
+        while not stop.is_set():
+            try:
+                await self.cycle()
+            except Exception:
+                self.stats.renew_failures += 1
+                log.exception("lease cycle failed; retrying in %.1f s", self.renew_s)
+                await self._self_fence()
+            waits = {
+                asyncio.ensure_future(self._wake.wait()),
+                asyncio.ensure_future(stop.wait()),
+            }
+            _, pending = await asyncio.wait(
+                waits, timeout=self.renew_s, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in pending:
+                task.cancel()
+            self._wake.clear()
 
     async def cycle(self) -> None:
         async with self._lock:
