@@ -37,7 +37,7 @@ from alerting.rules.overrides import (
     load_overrides,
     load_tunings,
 )
-from alerting.scope import every_site
+from alerting.scope import every_site, no_fence
 from alerting.state import SqlAlertStateStore
 from core import topics
 from core.clock import Clock, SystemClock
@@ -285,6 +285,7 @@ class Gateway:
             pipeline,
             voice_device_types=frozenset(s.notify.voice_device_types),
             owned_sites=owned,
+            fence=self.cluster.fence if self.cluster is not None else no_fence,
         )
         self.loop = build_loop(
             s, self.sessions, self.clock, notifiers, self.escalation.poke, owned_sites=owned

@@ -34,7 +34,7 @@ from alerting.notify.tables import DeliveryKind, DeliveryRow
 from alerting.routing.directory import ChannelKind, Directory, Role
 from alerting.routing.ladder import Ladder
 from alerting.routing.router import Paged, RoutePlace, resolve_roles
-from alerting.scope import OwnedSites, every_site
+from alerting.scope import NotOwner, OwnedSites, SiteFence, every_site, no_fence
 from core.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -56,8 +56,10 @@ class EscalationScheduler:
         batch: int = 100,
         voice_device_types: frozenset[str] = frozenset({"smoke", "sos"}),
         owned_sites: OwnedSites = every_site,
+        fence: SiteFence = no_fence,
     ) -> None:
         self._owned = owned_sites
+        self._fence = fence
         self._sm = sessionmaker
         self._clock = clock
         self._directory = directory
@@ -137,6 +139,11 @@ class EscalationScheduler:
                     # outage): the transaction rolled back; the next tick reads it afresh.
                     log.info("escalation of incident %s changed under us; retried", incident_id)
                     continue
+                except NotOwner as exc:
+                    # Our lease on its partition is gone: the new owner runs this step (the
+                    # transaction rolled back, the timer is untouched).
+                    log.warning("escalation of incident %s left to its owner: %s", incident_id, exc)
+                    continue
                 total += ran
                 planned += deliveries
             await self._deliver([row.id for row in planned])
@@ -157,6 +164,9 @@ class EscalationScheduler:
             incident = await s.get(IncidentRow, incident_id) if timer else None
             if timer is None or incident is None:
                 return 0, []
+            # A cluster: only the partition's owner at its current lease epoch may step (the
+            # lease row stays share-locked until this commits, so no takeover slips between).
+            await self._fence(s, incident.site)
             if timer.kind == TimerKind.OUTCOME:
                 return 1, await self._outcome(s, timer, incident, now_ms)
             status = IncidentStatus(incident.status)

@@ -36,6 +36,7 @@ from typing import Any
 from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from alerting.scope import NotOwner
 from gateway.cluster.partitions import fair_share
 
 log = logging.getLogger(__name__)
@@ -44,10 +45,6 @@ log = logging.getLogger(__name__)
 StartWork = Callable[[str, int], Awaitable[None]]
 #: Stop a partition's work; ``lost`` = another instance owns it already (save nothing).
 StopWork = Callable[[str, bool], Awaitable[None]]
-
-
-class NotOwner(Exception):
-    """This instance no longer holds the partition's lease at the epoch it works under."""
 
 
 @dataclass

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from alerting.pipeline import AlertPipeline
 from alerting.rules.engine import RuleEngine
@@ -97,6 +97,11 @@ class ClusterNode:
     # -- what this instance owns ---------------------------------------------------------------
     def owned_sites(self) -> frozenset[str] | None:
         return self._owned
+
+    async def fence(self, session: AsyncSession, site: str) -> None:
+        """The escalation's fence (alerting.scope.SiteFence): our lease on ``site``'s
+        partition, at our epoch, checked and share-locked in the step's transaction."""
+        await self.lease.check(await session.connection(), partition_of(site, self._mode))
 
     def partition_of_device(self, ctx: DeviceContext) -> str:
         if self._registry.vendor_identity(ctx.site, ctx.device_id) is not None:
