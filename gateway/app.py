@@ -101,7 +101,9 @@ class Gateway:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
         await migrate.upgrade(s.database.url)
-        self.db = make_engine(s.database.url)
+        self.db = make_engine(
+            s.database.url, application_name=s.cluster.instance() if s.cluster.enabled else None
+        )
         self.sessions = make_sessionmaker(self.db)
         await self._apply_community_files()
         self.registry = Registry(self.sessions, on_load=self._registry_loaded)
@@ -461,7 +463,15 @@ class Gateway:
             self.ready.set()
 
         streams: list[int] = []
-        app = create_app(self.api_services())
+        services = self.api_services()
+        app = create_app(services)
+        if self.cluster is not None:
+            from api.incident_view import publish_incident
+
+            # Incidents changed by the other instances, on this instance's board too.
+            self.cluster.feed.on_incident = lambda incident_id: publish_incident(
+                services, incident_id
+            )
         try:
             await serve(
                 app,

@@ -113,6 +113,7 @@ _RELEASE = text(
      WHERE partition = :p AND owner = :me AND epoch = :epoch
     """
 )
+_ANNOUNCE = text("SELECT pg_notify('partition_lease', :me)")
 _LEAVE = text("DELETE FROM gateway_instance WHERE id = :me")
 _CHECK = text(
     "SELECT 1 FROM partition_lease WHERE partition = :p AND owner = :me AND epoch = :epoch "
@@ -314,6 +315,8 @@ class LeaseManager:
     async def _free(self, partition: str, epoch: int) -> None:
         async with self._db.begin() as conn:
             await conn.execute(_RELEASE, {"p": partition, "me": self.instance_id, "epoch": epoch})
+            # The others (gateway/cluster/feed.py) run their cycle now, not at the next tick.
+            await conn.execute(_ANNOUNCE, {"me": self.instance_id[:63]})
 
     async def _self_fence(self) -> None:
         """The database was not reachable: past most of a lease, another instance may own our

@@ -33,6 +33,7 @@ from alerting.rules.engine import RuleEngine
 from core import topics
 from core.clock import Clock
 from core.readings import DeviceContext
+from gateway.cluster.feed import ClusterFeed
 from gateway.cluster.lease import LeaseManager
 from gateway.cluster.partitions import VENDOR, partition_of, partitions_for, sites_of
 from gateway.ingest import Ingest
@@ -75,6 +76,9 @@ class ClusterNode:
             stop_work=self._stop,
         )
         self._db = db
+        self.feed = ClusterFeed(
+            settings.database.url, self.lease.instance_id, on_lease_change=self.lease.wake
+        )
 
     def bind(
         self,
@@ -195,4 +199,6 @@ class ClusterNode:
         log.info("partition %s: work stopped (%s)", partition, "lost" if lost else "handed over")
 
     async def run(self, stop: asyncio.Event) -> None:
-        await self.lease.run(stop)
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.feed.run(stop), name="cluster-feed")
+            tg.create_task(self.lease.run(stop), name="partition-leases")

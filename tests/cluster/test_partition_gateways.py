@@ -189,3 +189,38 @@ async def test_an_alarm_raised_while_its_partition_has_no_owner_is_paged_once(
         b, "SELECT idempotency_key FROM delivery WHERE incident_id = :i", i=incident_id
     )
     assert pages and len(pages) == len({p[0] for p in pages})
+
+
+async def test_every_instance_s_board_follows_the_incidents_of_every_partition(
+    cluster: tuple[Start, Callable[[Gateway], Awaitable[None]]], mosquitto: Mosquitto
+) -> None:
+    start, _stop = cluster
+    a = await start("a")
+    await until(lambda: len(owned(a)) == 3, 10, "a owns everything")
+    b = await start("b")
+    await until(lambda: bool(owned(b)) and len(owned(a)) + len(owned(b)) == 3, 15, "b gets a share")
+    await sessions_up(a)
+    await sessions_up(b)
+    site_of_a = next(s for s in SITES if s in owned(a))
+    assert b.cluster is not None
+    await until(lambda: bool(b.cluster and b.cluster.feed.connected), 10, "b listens")
+
+    seen: list[Any] = []
+
+    async def watch_b() -> None:
+        async for event in b.live.subscribe():
+            if event.kind == "incident":
+                seen.append(event)
+
+    watcher = asyncio.create_task(watch_b())
+    await asyncio.sleep(0.1)
+    devices = publisher(mosquitto)
+    smoke = site_devices(site_of_a, {"smoke": 1})[0]
+    body = {"ts": int(time.time() * 1000), "seq": 9, "event": "alarm", "smoke_dbm": 0.41}
+    devices.publish(f"{smoke.topic}/event", json.dumps(body), qos=1).wait_for_publish(5)
+    devices.loop_stop()
+    # a (the owner) opens the incident; b's board gets it through the database's NOTIFY.
+    await until(lambda: any(e.site == site_of_a for e in seen), 15, "b's board shows a's incident")
+    watcher.cancel()
+    assert seen[0].data["device_id"] == smoke.id
+    assert b.cluster.feed.received >= 1

@@ -40,9 +40,36 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_gateway_instance_heartbeat_at"), "gateway_instance", ["heartbeat_at"]
     )
+    if op.get_bind().dialect.name == "postgresql":
+        # Every committed change of an incident (or a new timeline event) is announced to the
+        # instances listening (gateway/cluster/feed.py), with the changing connection's
+        # application_name (the instance id), so each board follows every partition.
+        op.execute(INCIDENT_NOTIFY)
+        for table, column in (("incident", "id"), ("incident_event", "incident_id")):
+            op.execute(
+                f"CREATE TRIGGER {table}_notify AFTER INSERT OR UPDATE ON {table} "
+                f"FOR EACH ROW EXECUTE FUNCTION incident_notify('{column}')"
+            )
+
+
+INCIDENT_NOTIFY = """
+CREATE OR REPLACE FUNCTION incident_notify() RETURNS trigger AS $$
+BEGIN
+    PERFORM pg_notify(
+        'incident_changed',
+        (to_jsonb(NEW) ->> TG_ARGV[0]) || ' ' || coalesce(current_setting('application_name', true), '')
+    );
+    RETURN NULL;
+END
+$$ LANGUAGE plpgsql
+"""
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER IF EXISTS incident_event_notify ON incident_event")
+        op.execute("DROP TRIGGER IF EXISTS incident_notify ON incident")
+        op.execute("DROP FUNCTION IF EXISTS incident_notify()")
     op.drop_index(op.f("ix_gateway_instance_heartbeat_at"), table_name="gateway_instance")
     op.drop_table("gateway_instance")
     op.drop_table("partition_lease")
