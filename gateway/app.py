@@ -144,6 +144,7 @@ class Gateway:
             self.alerts,
             self.spool,
             s.timeseries.backend,
+            self.cluster,
         )
 
     async def _apply_community_files(self) -> None:

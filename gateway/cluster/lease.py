@@ -344,5 +344,6 @@ class LeaseManager:
                 }
                 for p, h in sorted(self.held.items())
             },
+            "last_renewed_s_ago": round(time.monotonic() - self._last_renewed, 1),
             **vars(self.stats),
         }

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
@@ -24,6 +25,7 @@ from tests.cluster.harness import site_devices, telemetry, write_communities
 from tests.services import Mosquitto
 
 SITES = ["s01", "s02"]
+TOKEN = "cluster-test-metrics-token-0123456789abcdef"
 Start = Callable[[str], Awaitable[Gateway]]
 
 
@@ -43,7 +45,7 @@ async def cluster(
             database={"url": postgres_url},
             timeseries={"backend": "embedded"},
             ingest={"flush_interval_ms": 50},
-            api={"port": 0},
+            api={"port": 0, "metrics_token": TOKEN},
             alerting={"startup_grace_s": 0, "tick_interval_ms": 100},
             cluster={"enabled": True, "instance_id": instance, "lease_s": 3, "renew_s": 0.5},
         )
@@ -119,6 +121,20 @@ async def test_each_site_is_handled_by_one_instance_and_a_clean_stop_hands_over(
     await sessions_up(b)
     owner = {site: (a if site in owned(a) else b) for site in SITES}
     assert owner["s01"] is not owner["s02"]  # 3 partitions over 2 instances: one site each
+
+    # /health and /metrics say which partitions each instance owns, since when, at which epoch.
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+        health = (await http.get(f"http://127.0.0.1:{b.api_port}/health")).json()
+        metrics = (await http.get(f"http://127.0.0.1:{b.api_port}/metrics")).text
+    cluster = health["components"]["cluster"]
+    assert cluster["instance_id"] == "b" and cluster["status"] == "ok"
+    assert set(cluster["partitions"]) == owned(b)
+    assert all(p["epoch"] >= 1 and p["owned_for_s"] >= 0 for p in cluster["partitions"].values())
+    assert cluster["live_instances"] == 2 and cluster["takeovers"] == 0
+    assert any(c.startswith("gw-p-") for c in health["components"]["mqtt"]["connections"])
+    assert 'safety_cluster_instance{instance_id="b"} 1.0' in metrics
+    assert f"safety_cluster_partitions_owned {float(len(owned(b)))}" in metrics
+    assert "safety_cluster_lease_age_seconds{partition=" in metrics
 
     devices = publisher(mosquitto)
     sent = {"s01": 0, "s02": 0}
