@@ -95,6 +95,8 @@ class Gateway:
     status: DeviceStatusBoard = field(init=False)
     commands: CommandDesk = field(init=False)
     cluster: ClusterNode | None = field(default=None, init=False)
+    _peer_refresh: bool = field(default=False, init=False)
+    _chores: set[asyncio.Task[None]] = field(default_factory=set, init=False)
     api_port: int = 0
 
     async def start(self) -> None:
@@ -110,6 +112,7 @@ class Gateway:
         await self.registry.load()
         if s.cluster.enabled:
             self.cluster = ClusterNode(s, self.db, self.registry, self.clock)
+            self.cluster.feed.on_registry_change = self._registry_changed_elsewhere
         self.profiles = load_profiles(s.profiles_dir)
         self.quarantine = Quarantine(self.sessions, s.ingest.quarantine_keep)
         self._build_storage()
@@ -337,6 +340,29 @@ class Gateway:
         for ctx in self.registry.devices():
             if self.cluster is None or self.cluster.owns_device(ctx):
                 engine.register_device(ctx, now)
+        if self.cluster is not None and not self._peer_refresh:
+            self._background(self.cluster.announce_registry_change(), "announce registry change")
+
+    def _registry_changed_elsewhere(self) -> None:
+        self._background(self._refresh_for_peer(), "registry refresh")
+
+    async def _refresh_for_peer(self) -> None:
+        self._peer_refresh = True  # their change: not announced back
+        try:
+            await self.registry.refresh()
+        finally:
+            self._peer_refresh = False
+
+    def _background(self, work: Coroutine[Any, Any, None], what: str) -> None:
+        async def logged() -> None:
+            try:
+                await work
+            except Exception:
+                log.exception("%s failed", what)
+
+        task = asyncio.get_running_loop().create_task(logged(), name=what)
+        self._chores.add(task)  # held until done, or the loop may drop it
+        task.add_done_callback(self._chores.discard)
 
     def _command_desk(self) -> CommandDesk:
         c = self.settings.alerting.commands

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 INCIDENTS = "incident_changed"
 LEASES = "partition_lease"
+#: The registry (sites, devices, people) was edited through another instance's API.
+REGISTRY = "registry_changed"
 
 
 class ClusterFeed:
@@ -40,6 +42,8 @@ class ClusterFeed:
         self._on_lease_change = on_lease_change
         # Set once the API exists: publish one incident on this instance's live hub.
         self.on_incident: Callable[[int], Awaitable[None]] | None = None
+        # Set by the gateway: re-read the registry another instance changed.
+        self.on_registry_change: Callable[[], None] = lambda: None
         self._coalesce_s = coalesce_s
         self._pending: set[int] = set()
         self._wake = asyncio.Event()
@@ -53,6 +57,10 @@ class ClusterFeed:
         self.received += 1
         self._pending.add(int(incident))
         self._wake.set()
+
+    def _registry(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        if payload != self._me:
+            self.on_registry_change()
 
     def _lease(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         if payload != self._me:
@@ -76,6 +84,7 @@ class ClusterFeed:
                 try:
                     await conn.add_listener(INCIDENTS, self._incident)
                     await conn.add_listener(LEASES, self._lease)
+                    await conn.add_listener(REGISTRY, self._registry)
                     self.connected = True
                     waits = {asyncio.ensure_future(lost.wait()), asyncio.ensure_future(stop.wait())}
                     while not (stop.is_set() or lost.is_set()):

@@ -25,7 +25,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from alerting.pipeline import AlertPipeline
@@ -106,6 +106,15 @@ class ClusterNode:
         """The escalation's fence (alerting.scope.SiteFence): our lease on ``site``'s
         partition, at our epoch, checked and share-locked in the step's transaction."""
         await self.lease.check(await session.connection(), partition_of(site, self._mode))
+
+    async def announce_registry_change(self) -> None:
+        """Tell the other instances to re-read the registry (edited through our API): the
+        owner of a site must know a device added here before its first message."""
+        async with self._db.begin() as conn:
+            await conn.execute(
+                text("SELECT pg_notify('registry_changed', :me)"),
+                {"me": self.lease.instance_id[:63]},
+            )
 
     def partition_of_device(self, ctx: DeviceContext) -> str:
         if self._registry.vendor_identity(ctx.site, ctx.device_id) is not None:

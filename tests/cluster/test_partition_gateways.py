@@ -240,3 +240,26 @@ async def test_every_instance_s_board_follows_the_incidents_of_every_partition(
     watcher.cancel()
     assert seen[0].data["device_id"] == smoke.id
     assert b.cluster.feed.received >= 1
+
+    # A device added through a's API (a does not own the site) is known to b, the owner, at
+    # once: its first reading is stored, not quarantined as an unknown device.
+    site_of_b = next(s for s in SITES if s in owned(b))
+    async with a.sessions.begin() as s:
+        await s.execute(
+            text(
+                "INSERT INTO devices (site, device_id, device_type, profile, grid_id, location, "
+                "name, model, enabled) VALUES (:site, 'SD-NEW-1', 'smoke', 'native', :grid, "
+                "'new', 'new', '', true)"
+            ),
+            {"site": site_of_b, "grid": f"{site_of_b}.g1"},
+        )
+    await a.registry.refresh()  # what the API does after an edit
+    await until(lambda: b.registry.context(site_of_b, "SD-NEW-1") is not None, 10, "b knows it")
+    new = site_devices(site_of_b, {"smoke": 1})[0]
+    stored = b.ingest.stats.stored
+    devices = publisher(mosquitto)
+    reading = telemetry(new, 1, int(time.time() * 1000))
+    devices.publish(f"safety/{site_of_b}/smoke/SD-NEW-1/telemetry", json.dumps(reading), qos=1)
+    await until(lambda: b.ingest.stats.stored > stored, 10, "the new device's reading stored")
+    devices.loop_stop()
+    assert not b.quarantine.counts.get("unknown_device")
