@@ -157,6 +157,7 @@ class LeaseManager:
         self._last_renewed = time.monotonic()
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()  # one cycle (or release) at a time
+        self._known: frozenset[str] = frozenset()  # partitions whose rows surely exist
 
     # -- queries -------------------------------------------------------------------------------
     def owns(self, partition: str) -> bool:
@@ -217,7 +218,9 @@ class LeaseManager:
         async with self._db.begin() as conn:
             await conn.execute(_HEARTBEAT, {"me": self.instance_id})
             await conn.execute(_FORGET_DEAD, {"keep": self.lease_s * 10})
-            await conn.execute(_ENSURE, [{"p": p} for p in wanted])
+            if new := [p for p in wanted if p not in self._known]:
+                await conn.execute(_ENSURE, [{"p": p} for p in new])
+        self._known = frozenset(wanted)
         async with self._db.begin() as conn:
             result = await conn.execute(_RENEW, {"me": self.instance_id, "lease": self.lease_s})
             renewed: dict[str, int] = {row[0]: int(row[1]) for row in result}

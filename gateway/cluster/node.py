@@ -188,6 +188,12 @@ class ClusterNode:
         for session in running.sessions:
             session.pause_reading()
         try:
+            # The alarms among what was received open their incidents first (at shutdown the
+            # alert worker has stopped already, so this is done here, not waited for).
+            await self._alerts.drain()
+        except Exception:
+            log.exception("partition %s: alert transitions not all handled", partition)
+        try:
             # What was received is stored and acknowledged before the session closes; the
             # rest stays queued at the broker for the next owner.
             await self._ingest.flush()
@@ -198,7 +204,6 @@ class ClusterNode:
             if session in self.sessions:
                 self.sessions.remove(session)
         self._owned = frozenset(s for r in self._running.values() for s in r.sites)
-        await self._alerts.settled(5.0)
         changes = self._engine.give_up(running.devices, running.sites, self._clock.now_ms())
         if not lost:
             await self._engine.save(changes)

@@ -123,6 +123,7 @@ async def test_each_site_is_handled_by_one_instance_and_a_clean_stop_hands_over(
     assert owner["s01"] is not owner["s02"]  # 3 partitions over 2 instances: one site each
 
     # /health and /metrics say which partitions each instance owns, since when, at which epoch.
+    await until(lambda: bool(b.cluster and b.cluster.feed.connected), 10, "b listens")
     async with httpx.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
         health = (await http.get(f"http://127.0.0.1:{b.api_port}/health")).json()
         metrics = (await http.get(f"http://127.0.0.1:{b.api_port}/metrics")).text
