@@ -205,11 +205,13 @@ class SmsServer:
                 with recorder.lock:
                     recorder.requests.append((time.monotonic(), dict(self.headers), body))
                 payload = b'{"ok": true}'
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                # A gateway killed mid-request has gone: nothing to answer.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -310,43 +312,49 @@ class Traffic:
 
     def __init__(self, broker_port: int, devices: list[Device], rate: float) -> None:
         self.devices, self.rate = devices, rate
-        self.acked: set[tuple[str, str, int]] = set()  # (site, device, seq)
         self.sent = 0
-        self._pending: dict[int, tuple[str, str, int]] = {}
+        # (message info, (site, device, seq)); a PUBACK marks the info published. No
+        # on_publish callback: paho calls it holding its own lock, which publish() takes too.
+        self._published: list[tuple[paho.MQTTMessageInfo, tuple[str, str, int]]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._paused = threading.Event()
         self._seq: dict[str, int] = defaultdict(lambda: 1_000_000)
         self._last_ts: dict[str, int] = {}
         self.client = paho.Client(CallbackAPIVersion.VERSION2,
                                   client_id=f"traffic-{uuid.uuid4().hex[:6]}")
         self.client.max_inflight_messages_set(200)
-        self.client.on_publish = self._on_publish
         self.client.connect("127.0.0.1", broker_port)
         self.client.loop_start()
         self._thread = threading.Thread(target=self._run, daemon=True, name="traffic")
-
-    def _on_publish(self, _c: object, _u: object, mid: int, *_: object) -> None:
-        with self._lock:
-            reading = self._pending.pop(mid, None)
-            if reading is not None:
-                self.acked.add(reading)
 
     def start(self) -> Traffic:
         self._thread.start()
         return self
 
+    @property
+    def acked(self) -> set[tuple[str, str, int]]:
+        """(site, device, seq) of every reading the broker acknowledged."""
+        with self._lock:
+            published = list(self._published)
+        return {reading for info, reading in published if info.is_published()}
+
     def next_ts(self, device_id: str) -> int:
         """Now, but never a timestamp the device used already (same series and time = one
         point in InfluxDB)."""
-        ts = max(time.time_ns() // 1_000_000, self._last_ts.get(device_id, 0) + 1)
-        self._last_ts[device_id] = ts
-        return ts
+        with self._lock:
+            ts = max(time.time_ns() // 1_000_000, self._last_ts.get(device_id, 0) + 1)
+            self._last_ts[device_id] = ts
+            return ts
+
+    def next_seq(self, device_id: str) -> int:
+        with self._lock:
+            self._seq[device_id] += 1
+            return self._seq[device_id]
 
     def publish(self, device: Device, kind: str, body: dict[str, Any]) -> None:
+        info = self.client.publish(f"{device.topic}/{kind}", json.dumps(body), qos=1)
         with self._lock:
-            info = self.client.publish(f"{device.topic}/{kind}", json.dumps(body), qos=1)
-            self._pending[info.mid] = (device.site, device.id, int(body["seq"]))
+            self._published.append((info, (device.site, device.id, int(body["seq"]))))
             self.sent += 1
 
     def _run(self) -> None:
@@ -357,19 +365,16 @@ class Traffic:
             if self._stop.wait(max(0.0, due - time.monotonic())):
                 return
             device = self.devices[i % len(self.devices)]
-            self._seq[device.id] += 1
             self.publish(device, "telemetry",
-                         telemetry(device, self._seq[device.id], self.next_ts(device.id)))
+                         telemetry(device, self.next_seq(device.id), self.next_ts(device.id)))
             i += 1
 
     def alarm(self, device: Device) -> int:
         """A smoke alarm or an SOS button press on ``device``, on the same sequence; returns
         its seq."""
-        with self._lock:
-            self._seq[device.id] += 1
-            seq = self._seq[device.id]
+        seq = self.next_seq(device.id)
         event = "alarm" if device.type == "smoke" else "button_pressed"
-        body = {"ts": self.next_ts(device.id), "seq": seq, "event": event}
+        body: dict[str, Any] = {"ts": self.next_ts(device.id), "seq": seq, "event": event}
         if device.type == "smoke":
             body["smoke_dbm"] = 0.41
         self.publish(device, "event", body)
@@ -377,13 +382,14 @@ class Traffic:
 
     def unacked(self) -> int:
         with self._lock:
-            return len(self._pending)
+            published = list(self._published)
+        return sum(1 for info, _ in published if not info.is_published())
 
     def stop(self, timeout: float = 30) -> None:
         """Stop publishing and wait for the broker's last acknowledgements."""
         self._stop.set()
         if self._thread.is_alive():
-            self._thread.join()
+            self._thread.join(10)
         deadline = time.monotonic() + timeout
         while self.unacked() and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -451,10 +457,26 @@ class Instance:
         with urllib.request.urlopen(request, timeout=5) as r:
             return r.read().decode()  # type: ignore[no-any-return]
 
+    def _new_port(self) -> None:
+        """Another process took the free port picked for the API between the pick and the
+        bind (other test runs share the machine): pick again."""
+        self.api_port = free_port()
+        config = yaml.safe_load(self.config.read_text(encoding="utf-8"))
+        config["api"]["port"] = self.api_port
+        self.config.write_text(yaml.safe_dump(config), encoding="utf-8")
+
     def wait_ready(self, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
+        retries = 3
         while True:
             if not self.alive:
+                if retries and "address already in use" in self.tail(60):
+                    retries -= 1
+                    with contextlib.suppress(OSError):
+                        self.log.write_text("", encoding="utf-8")
+                    self._new_port()
+                    self.start()
+                    continue
                 raise RuntimeError(f"{self.instance_id} exited: {self.tail()}")
             with contextlib.suppress(OSError, KeyError, ValueError):
                 if self.health()["components"]["mqtt"]["status"] == "ok":

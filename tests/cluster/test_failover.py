@@ -18,11 +18,13 @@ critical acknowledgement deadline 10 s, so the ladder's second step falls in the
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,6 +66,14 @@ class Story:
     acked: set[tuple[str, str, int]] = field(default_factory=set)
     stored: set[tuple[str, str, int]] = field(default_factory=set)
     errors: list[str] = field(default_factory=list)
+    # What each live instance's /health (cluster component) and /metrics said after the takeover.
+    health_after_takeover: dict[str, dict[str, Any]] = field(default_factory=dict)
+    metrics_after_takeover: dict[str, str] = field(default_factory=dict)
+    t0: float = field(default_factory=time.monotonic)
+
+    def note(self, what: str) -> None:
+        """Progress, shown with ``pytest -s`` (and in the failure's captured output)."""
+        print(f"[{time.monotonic() - self.t0:6.1f} s] {what}", flush=True)
 
     def device(self, site: str, device_id: str) -> Device:
         return next(d for d in self.cluster.devices if d.site == site and d.id == device_id)
@@ -92,12 +102,14 @@ def _first_pages_sent(cluster: Cluster, devices: list[Device]) -> bool:
 def _run(story: Story) -> None:
     c = story.cluster
     all_partitions = len(c.sites) + 1  # the ten sites and the vendor formats' partition
+    story.note("instances ready")
     c.wait_until(lambda: len(c.owners()) == all_partitions, 60, "every partition owned")
     c.wait_until(
         lambda: sorted(Counter(c.owners().values()).values()) == [3, 4, 4], 30,
         "11 partitions split 4/4/3 over three instances",
     )
     story.first_owners = c.owners()
+    story.note(f"three instances own {story.first_owners}")
     story.traffic.start()
     time.sleep(3)
 
@@ -111,6 +123,7 @@ def _run(story: Story) -> None:
     victim = c.instances[story.victim]
     victim.kill()
     story.killed_at = time.monotonic()
+    story.note(f"wave 1 paged; SIGKILL {story.victim} ({sorted(story.victim_partitions)})")
 
     # Wave 2 during the outage, on the dead instance's sites.
     time.sleep(1)
@@ -125,6 +138,11 @@ def _run(story: Story) -> None:
     try:
         c.wait_until(taken_over, LEASE_S + RENEW_S + 30, "takeover", step=0.1)
         story.takeover_s = time.monotonic() - story.killed_at
+        story.note(f"taken over after {story.takeover_s:.1f} s: {c.owners()}")
+        for instance in c.live():
+            story.health_after_takeover[instance.instance_id] = instance.health()["components"][
+                "cluster"]
+            story.metrics_after_takeover[instance.instance_id] = instance.metrics()
     except AssertionError as exc:
         story.errors.append(str(exc))
     time.sleep(2)
@@ -140,6 +158,7 @@ def _run(story: Story) -> None:
     except AssertionError as exc:
         story.errors.append(str(exc))
     story.joined_owns = c.owned_by("d")
+    story.note(f"d joined, owns {sorted(story.joined_owns)} after {story.join_s:.1f} s")
     time.sleep(2)
 
     # A clean stop: SIGTERM to an instance that owns something (not the newcomer).
@@ -154,6 +173,7 @@ def _run(story: Story) -> None:
         c.wait_until(lambda: all(c.owners().get(p) in still for p in story.stopped_partitions),
                      LEASE_S + RENEW_S + 30, "handover after SIGTERM", step=0.1)
         story.handover_s = time.monotonic() - t_stop
+        story.note(f"SIGTERM {story.stopped}: handed over in {story.handover_s:.1f} s")
     except AssertionError as exc:
         story.errors.append(str(exc))
     time.sleep(3)
@@ -167,6 +187,7 @@ def _run(story: Story) -> None:
         if story.acked <= story.stored:
             break
         time.sleep(1)
+    story.note(f"{len(story.acked)} readings acknowledged, {len(story.acked - story.stored)} not stored")
     # Let the ladders' pages in flight arrive before the pages are counted.
     time.sleep(2)
 
@@ -212,6 +233,27 @@ def test_the_dead_instances_partitions_are_owned_again_within_lease_and_renewal(
     assert story.victim_partitions, "the killed instance owned partitions"
     assert story.takeover_s <= LEASE_S + RENEW_S + SLACK_S, (
         f"takeover took {story.takeover_s:.1f} s; errors: {story.errors}"
+    )
+
+
+def test_health_and_metrics_show_who_took_the_partitions_over(story: Story) -> None:
+    since_kill = story.takeover_s + 1
+    shown = {p: (i, held) for i, report in story.health_after_takeover.items()
+             for p, held in report["partitions"].items()}
+    for partition in story.victim_partitions:
+        instance, held = shown[partition]
+        assert held["owned_for_s"] <= since_kill, (partition, instance, held)
+    takeovers = sum(r["takeovers"] for r in story.health_after_takeover.values())
+    assert takeovers >= len(story.victim_partitions)
+    for instance, text in story.metrics_after_takeover.items():
+        owned = re.search(r"^safety_cluster_partitions_owned (\S+)$", text, re.MULTILINE)
+        assert owned and float(owned.group(1)) == len(
+            story.health_after_takeover[instance]["partitions"])
+        taken = re.search(r"^safety_cluster_takeovers_total (\S+)$", text, re.MULTILINE)
+        assert taken and float(taken.group(1)) == story.health_after_takeover[instance]["takeovers"]
+    assert any(
+        re.search(rf'^safety_cluster_lease_age_seconds{{partition="{p}"}} ', text, re.MULTILINE)
+        for p in story.victim_partitions for text in story.metrics_after_takeover.values()
     )
 
 
