@@ -8,7 +8,7 @@ influxd (issue 16).
 ``--sites`` communities, each a mixed fleet like benchmarks/fleet_bench.py's (35 % smoke
 detectors, 10 % SOS buttons, 15 % gates, 40 % charger ports; its ids and mix), published by
 the C load generator (benchmarks/loadgen.c -x, one process per site, the step's rate split
-evenly) at QoS 1 in steps of rising rate; on top, alarms (smoke ``alarm`` / SOS
+evenly, ``-o`` numbering each site's devices apart: device ids are unique across sites) at QoS 1 in steps of rising rate; on top, alarms (smoke ``alarm`` / SOS
 ``button_pressed``) on fresh devices at ``--alarms-per-s``, each of which must reach a
 worker's topic. The gateways run with ``cluster.enabled`` (partition = site): first one
 instance owning every partition, then two sharing them. A step passes when every message is
@@ -54,8 +54,9 @@ from tests.cluster.harness import (  # noqa: E402
 )
 
 
-def write_site(path: Path, site: str, devices: int) -> None:
-    """fleet_bench's community, as site ``site`` (people's ids carry the site: they are global)."""
+def write_site(path: Path, site: str, devices: int, offset: int) -> None:
+    """fleet_bench's community as site ``site``, its devices numbered from ``offset`` (loadgen
+    -o): device and people's ids unique across the sites, as the registry expects."""
     spec = {
         "site": {"code": site, "name": f"压测社区{site}", "timezone": "Asia/Shanghai"},
         "grids": [{"code": f"g{i}", "name": f"网格{i}"} for i in range(1, GRIDS + 1)],
@@ -63,7 +64,7 @@ def write_site(path: Path, site: str, devices: int) -> None:
                       for i in range(1, BUILDINGS + 1)],
         "devices": [{"id": device_id(d), "type": type_of(d)[0],
                      "building": f"b{d % BUILDINGS + 1:02d}", "location": f"{d % BUILDINGS + 1}号楼"}
-                    for d in range(devices)],
+                    for d in range(offset, offset + devices)],
         "people": [
             {"id": f"{site}-worker-{i}", "name": f"网格员{i}", "role": "grid_worker",
              "channels": {"mqtt": True}, "grids": [f"g{i}"]}
@@ -110,7 +111,7 @@ class Alarms(threading.Thread):
         super().__init__(daemon=True)
         self.sent: dict[tuple[str, str], float] = {}
         self._fresh, self._per_s = fresh, per_s
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"rate-alarm-{uuid.uuid4().hex[:6]}")
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
@@ -119,7 +120,7 @@ class Alarms(threading.Thread):
         seq = 10**12 + time.time_ns() // 1_000_000
         t0 = time.monotonic()
         for i in itertools.count():
-            if self._stop.wait(max(0.0, t0 + i / self._per_s - time.monotonic())):
+            if self._halt.wait(max(0.0, t0 + i / self._per_s - time.monotonic())):
                 return
             site, kind, device = next(self._fresh)
             event = "alarm" if kind == "smoke" else "button_pressed"
@@ -128,17 +129,22 @@ class Alarms(threading.Thread):
             self.client.publish(f"safety/{site}/{kind}/{device}/event", body, qos=1)
 
     def finish(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join()
         self.client.loop_stop()
         self.client.disconnect()
 
 
 def fresh_alarms(sites: list[str], devices: int) -> itertools.chain[tuple[str, str, str]]:
-    alarming = [(type_of(d)[0], device_id(d)) for d in range(devices)
+    """Smoke detectors and SOS buttons that have not alarmed yet, the sites in turn."""
+    def of_site(k: int) -> list[tuple[str, str]]:
+        return [(type_of(d)[0], device_id(d)) for d in range(k * devices, (k + 1) * devices)
                 if type_of(d)[0] in ("smoke", "sos")]
+
+    per_site = [of_site(k) for k in range(len(sites))]
     return itertools.chain.from_iterable(
-        ((site, kind, dev) for site in sites) for kind, dev in alarming
+        ((site, *per_site[k][i]) for k, site in enumerate(sites))
+        for i in range(min(len(p) for p in per_site))
     )
 
 
@@ -188,8 +194,9 @@ def run_step(args: argparse.Namespace, cluster: Cluster, instances: list[Instanc
     gens = [subprocess.Popen(
         [str(loadgen), "-p", str(cluster.mosquitto.port), "-n", str(n_site), "-m",
          str(args.devices_per_site), "-q", "1", "-s", site, "-r", f"{rate / len(cluster.sites):.1f}",
-         "-x", "-i", f"loadgen-{site}-{uuid.uuid4().hex[:4]}"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for site in cluster.sites]
+         "-x", "-o", str(k * args.devices_per_site), "-i", f"loadgen-{site}-{uuid.uuid4().hex[:4]}"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for k, site in enumerate(cluster.sites)]
     alarms = Alarms(cluster.mosquitto.port, fresh, args.alarms_per_s)  # type: ignore[arg-type]
     alarms.start()
     for gen in gens:
@@ -253,7 +260,7 @@ def main() -> None:
     ap.add_argument("--smoke", action="store_true", help="a tiny run: does the script still work")
     args = ap.parse_args()
     if args.smoke:
-        args.sites, args.devices_per_site, args.steps, args.step_seconds = 2, 200, "200", 3.0
+        args.sites, args.devices_per_site, args.steps, args.step_seconds = 2, 200, "200", 5.0
     args.steps = [int(s) for s in str(args.steps).split(",")]
     sites = site_codes(args.sites)
 
@@ -261,8 +268,8 @@ def main() -> None:
         work = Path(tmp)
         cluster = Cluster(work, sites=sites, settings=ClusterSettings(
             lease_s=20, renew_s=5, extra={"log_level": "WARNING"}))
-        for path, site in zip(cluster.community_files, sites, strict=True):
-            write_site(path, site, args.devices_per_site)
+        for k, (path, site) in enumerate(zip(cluster.community_files, sites, strict=True)):
+            write_site(path, site, args.devices_per_site, k * args.devices_per_site)
         loadgen = build_loadgen(work)
         cluster.start()
         pages = Pages(cluster.mosquitto.port)
