@@ -4,7 +4,7 @@ a fourth joins, one stops cleanly — and nothing is lost or paged twice.
 
 The processes start once for the module: one scenario runs the whole story and records what
 happened, each test asserts one promise about it. Timeline (lease 10 s, renew 2 s,
-critical acknowledgement deadline 10 s, so the ladder's second step falls in the outage):
+critical acknowledgement deadline 6 s, so the ladder's second step falls in the outage):
 
 1. three instances start; every partition (ten sites and the vendor one) gets an owner and
    they split evenly; telemetry of all 100 devices flows (QoS 1, a sequence number each);
@@ -42,7 +42,10 @@ from tests.services import Influxd
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
-LEASE_S, RENEW_S, ACK_S = 10.0, 2.0, 10
+LEASE_S, RENEW_S = 10.0, 2.0
+#: Step 1 comes due ACK_S after an alarm: sooner than a dead instance's lease can expire
+#: (LEASE_S - RENEW_S after its last renewal), so it falls into the outage.
+ACK_S = 6
 #: Start-up of a Python process, a database round or two, a scheduler tick.
 SLACK_S = 3.0
 RATE = 60.0  # telemetry msg/s over all sites
@@ -56,6 +59,7 @@ class Story:
     victim_partitions: set[str] = field(default_factory=set)
     first_owners: dict[str, str] = field(default_factory=dict)
     killed_at: float = 0.0
+    killed_at_ms: int = 0  # wall clock, to compare with the incidents' times
     takeover_s: float = float("nan")
     joined_owns: set[str] = field(default_factory=set)
     join_s: float = float("nan")
@@ -123,6 +127,7 @@ def _run(story: Story) -> None:
     victim = c.instances[story.victim]
     victim.kill()
     story.killed_at = time.monotonic()
+    story.killed_at_ms = int(time.time() * 1000)
     story.note(f"wave 1 paged; SIGKILL {story.victim} ({sorted(story.victim_partitions)})")
 
     # Wave 2 during the outage, on the dead instance's sites.
@@ -293,12 +298,20 @@ def test_every_escalation_step_ran_once_and_the_one_due_in_the_outage_ran(story:
         assert ran == list(range(len(ran))), f"incident {incident} ran steps {ran}"
     victim_sites = story.victim_partitions
     wave1 = {d.id for d in story.waves["wave1"] if d.site in victim_sites}
-    by_device = {(i["site"], i["device_id"]): i["id"] for i in c.incidents()}
+    incidents = c.incidents()
+    by_device = {(i["site"], i["device_id"]): i["id"] for i in incidents}
+    opened = {(i["site"], i["device_id"]): i["opened_at_ms"] for i in incidents}
+    back_ms = story.killed_at_ms + story.takeover_s * 1000
     pages = [p for p in c.pages.pages() if p.channel == "app" and p.step == "1"]  # type: ignore[union-attr]
     for device in story.waves["wave1"]:
         if device.id not in wave1:
             continue
         incident = by_device[(device.site, device.id)]
+        due_ms = opened[(device.site, device.id)] + ACK_S * 1000
+        assert story.killed_at_ms < due_ms < back_ms, (
+            f"{device.id}: step 1 was due at {due_ms}, not during the outage "
+            f"({story.killed_at_ms}..{back_ms:.0f}): the scenario missed its point"
+        )
         assert len(steps.get(incident, [])) >= 2, f"{device.id}: step 1 never ran"
         secretary = person_ids(device.site)["secretary"]
         step1 = [p for p in pages if p.incident == incident and p.person == secretary]
