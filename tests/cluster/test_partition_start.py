@@ -57,7 +57,7 @@ async def test_three_instances_starting_together_migrate_and_apply_the_communiti
 
 
 def test_a_cluster_refuses_sqlite(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="cluster.enabled needs PostgreSQL"):
+    with pytest.raises(ValueError, match=r"cluster\.enabled needs PostgreSQL"):
         Settings(
             mode="development",
             database={"url": f"sqlite+aiosqlite:///{tmp_path / 'g.db'}"},
@@ -66,7 +66,7 @@ def test_a_cluster_refuses_sqlite(tmp_path: Path) -> None:
 
 
 def test_renewal_must_fit_twice_in_a_lease() -> None:
-    with pytest.raises(ValueError, match="at most half of cluster.lease_s"):
+    with pytest.raises(ValueError, match=r"at most half of cluster\.lease_s"):
         Settings(mode="development", cluster={"lease_s": 4, "renew_s": 3})
     # The defaults take a dead instance's partitions over within 25 s (≤ 30 s).
     c = Settings(mode="development").cluster
