@@ -96,8 +96,9 @@ static int mixed_payload(char *buf, size_t size, int type, long long ts, long lo
 static void usage(const char *argv0) {
     fprintf(stderr,
             "usage: %s [-h host] [-p port] [-n messages] [-m devices] [-q 0|1] [-s site]\n"
-            "          [-w window] [-i client_id] [-r rate] [-x]\n"
+            "          [-w window] [-i client_id] [-r rate] [-x] [-o offset]\n"
             "  -x: a community's mixed fleet (see the top of loadgen.c)\n"
+            "  -o: device numbers start after offset (several sites, ids unique across them)\n"
             "  -r: messages per second (paced; default 0 = as fast as acknowledgements allow)\n"
             "  -w: messages allowed unacknowledged before the publisher waits (default 100;\n"
             "      libmosquitto looks PUBACKs up in a list, so big windows get slower)\n",
@@ -107,9 +108,9 @@ static void usage(const char *argv0) {
 int main(int argc, char **argv) {
     const char *host = "127.0.0.1", *site = "demo", *client_id = NULL;
     int port = 1883, qos = 1, opt, mixed = 0;
-    long n = 100000, devices = 1000, window = 100;
+    long n = 100000, devices = 1000, window = 100, offset = 0;
     double rate = 0;
-    while ((opt = getopt(argc, argv, "h:p:n:m:q:s:w:i:r:x")) != -1) {
+    while ((opt = getopt(argc, argv, "h:p:n:m:q:s:w:i:r:xo:")) != -1) {
         switch (opt) {
         case 'h': host = optarg; break;
         case 'p': port = atoi(optarg); break;
@@ -121,6 +122,7 @@ int main(int argc, char **argv) {
         case 'i': client_id = optarg; break;
         case 'r': rate = atof(optarg); break;
         case 'x': mixed = 1; break;
+        case 'o': offset = atol(optarg); break;
         default: usage(argv[0]); return 2;
         }
     }
@@ -140,7 +142,7 @@ int main(int argc, char **argv) {
         if (!of_type[t]) return 1;
     }
     for (long d = 0; d < devices; d++) {
-        int t = type_of(d);
+        int t = type_of(d + offset);
         of_type[t][count[t]++] = d;
     }
     for (int t = 0; t < TYPES; t++) {
@@ -189,12 +191,12 @@ int main(int argc, char **argv) {
         rnd = rnd * 1103515245u + 12345u;
         if (mixed) {
             snprintf(topic, sizeof topic, "safety/%s/%s/%s-%06ld/telemetry", site,
-                     type_name[type], id_prefix[type], d + 1);
+                     type_name[type], id_prefix[type], d + offset + 1);
             int len = mixed_payload(payload, sizeof payload, type, now_ms(), ++seq[d], rnd);
             rc = mosquitto_publish(mosq, NULL, topic, len, payload, qos, false);
             goto published;
         }
-        snprintf(topic, sizeof topic, "safety/%s/smoke/SD-LG-%06ld/telemetry", site, d + 1);
+        snprintf(topic, sizeof topic, "safety/%s/smoke/SD-LG-%06ld/telemetry", site, d + offset + 1);
         int len = snprintf(payload, sizeof payload,
                            "{\"ts\":%lld,\"seq\":%lld,\"smoke_dbm\":0.0%u,\"temp_c\":%u.%u,"
                            "\"battery_pct\":%u,\"rssi_dbm\":-%u}",

@@ -42,9 +42,11 @@ class Base(DeclarativeBase):
 IdType = BigInteger().with_variant(Integer(), "sqlite")
 
 
-def make_engine(url: str) -> AsyncEngine:
+def make_engine(url: str, *, application_name: str | None = None) -> AsyncEngine:
     """Create the async engine. SQLite runs inline on the event loop over one connection (see
-    :class:`InlineSqlite`), in WAL mode with foreign keys; PostgreSQL goes through asyncpg."""
+    :class:`InlineSqlite`), in WAL mode with foreign keys; PostgreSQL goes through asyncpg,
+    its connections named ``application_name`` (a cluster instance: the database's change
+    notifications say which instance made a change)."""
     if url.startswith("sqlite"):
         path = make_url(url).database or ":memory:"
 
@@ -68,6 +70,12 @@ def make_engine(url: str) -> AsyncEngine:
             cur.close()
 
         return engine
+    if application_name:
+        return create_async_engine(
+            url,
+            pool_pre_ping=True,
+            connect_args={"server_settings": {"application_name": application_name[:63]}},
+        )
     return create_async_engine(url, pool_pre_ping=True)
 
 

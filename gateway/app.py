@@ -7,10 +7,12 @@ import asyncio
 import contextlib
 import gc
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from sqlalchemy import text
 
 from alerting.commands import CommandDesk, CommandPolicy, CommandRate
 from alerting.escalation.scheduler import EscalationScheduler
@@ -35,12 +37,14 @@ from alerting.rules.overrides import (
     load_overrides,
     load_tunings,
 )
+from alerting.scope import every_site, no_fence
 from alerting.state import SqlAlertStateStore
 from core import topics
 from core.clock import Clock, SystemClock
 from core.db import keep_wal_short, make_engine, make_sessionmaker, sqlite_path
 from core.readings import DeviceContext, Reading
 from device_profiles import ProfileRegistry, load_profiles
+from gateway.cluster.node import ClusterNode
 from gateway.directory import RegistryDirectory
 from gateway.health import HealthReport
 from gateway.ingest import Ingest
@@ -59,6 +63,8 @@ from gateway.storage import TimeSeriesStore, TimeSeriesWriter, build_store
 from gateway.storage.spool import SpoolingWriter
 
 log = logging.getLogger(__name__)
+#: The advisory lock instances take to apply community files one at a time.
+COMMUNITY_LOCK = 0x5AFE_C0
 #: One line per component as the gateway stops (INFO; the demo prints them as they come).
 stopped_log = logging.getLogger("gateway.stopped")
 
@@ -88,27 +94,25 @@ class Gateway:
     webpush: WebPushNotifier | None = field(default=None, init=False)
     status: DeviceStatusBoard = field(init=False)
     commands: CommandDesk = field(init=False)
+    cluster: ClusterNode | None = field(default=None, init=False)
+    _peer_refresh: bool = field(default=False, init=False)
+    _chores: set[asyncio.Task[None]] = field(default_factory=set, init=False)
     api_port: int = 0
 
     async def start(self) -> None:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
         await migrate.upgrade(s.database.url)
-        self.db = make_engine(s.database.url)
+        self.db = make_engine(
+            s.database.url, application_name=s.cluster.instance() if s.cluster.enabled else None
+        )
         self.sessions = make_sessionmaker(self.db)
-        if s.community_file is not None:
-            spec = load_community_cached(
-                s.community_file, s.data_dir, tiers=s.alerting.risk_tiers.keys()
-            )
-            async with self.sessions.begin() as session:
-                applied = await apply_if_changed(session, spec)
-            log.info(
-                "community file %s %s",
-                s.community_file,
-                "applied" if applied else "unchanged since last applied; edits made on the screens kept",
-            )
+        await self._apply_community_files()
         self.registry = Registry(self.sessions, on_load=self._registry_loaded)
         await self.registry.load()
+        if s.cluster.enabled:
+            self.cluster = ClusterNode(s, self.db, self.registry, self.clock)
+            self.cluster.feed.on_registry_change = self._registry_changed_elsewhere
         self.profiles = load_profiles(s.profiles_dir)
         self.quarantine = Quarantine(self.sessions, s.ingest.quarantine_keep)
         self._build_storage()
@@ -127,6 +131,15 @@ class Gateway:
             future_tolerance_ms=s.ingest.future_tolerance_s * 1000,
         )
         self.sessions_mqtt = self._mqtt_sessions()
+        if self.cluster is not None:
+            self.cluster.bind(
+                engine=self.engine,
+                ingest=self.ingest,
+                alerts=self.alerts,
+                vendor_filters=self._vendor_filters(),
+                poke=self.escalation.poke,
+                spawn=self._spawn,
+            )
         self.health = HealthReport(
             self.sessions_mqtt,
             self.ingest,
@@ -134,7 +147,35 @@ class Gateway:
             self.alerts,
             self.spool,
             s.timeseries.backend,
+            self.cluster,
         )
+
+    async def _apply_community_files(self) -> None:
+        """Each site's community file; on PostgreSQL under a transaction-scoped advisory lock,
+        so instances starting together apply them one after another, not into each other."""
+        files = self.settings.all_community_files()
+        if not files:
+            return
+        s = self.settings
+        tiers = s.alerting.risk_tiers.keys()
+        specs = [(path, load_community_cached(path, s.data_dir, tiers=tiers)) for path in files]
+        async with self.sessions.begin() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": COMMUNITY_LOCK})
+            for path, spec in specs:
+                applied = await apply_if_changed(session, spec)
+                log.info(
+                    "community file %s %s",
+                    path,
+                    "applied" if applied else "unchanged since last applied; edits made on the screens kept",
+                )
+
+    def _vendor_filters(self) -> list[str]:
+        return [t for t in self.profiles.subscriptions() if not t.startswith(topics.ROOT + "/")]
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """A task in the running TaskGroup (a partition's MQTT sessions)."""
+        return self._tasks.create_task(work, name=name)
 
     def _mqtt_sessions(self) -> list[MqttSession]:
         """The broker connections: with ``mqtt.priority_connection``, events (alarms) and the
@@ -143,8 +184,20 @@ class Gateway:
         malformed topics are still seen and quarantined, and only acknowledges the events
         (the alarm connection's own persistent session holds its copy)."""
         s = self.settings
-        vendor = [t for t in self.profiles.subscriptions() if not t.startswith(topics.ROOT + "/")]
+        vendor = self._vendor_filters()
         status_topic = topics.gateway_status(s.site)
+        if self.cluster is not None:
+            # The partitions' sessions come and go with the leases (gateway/cluster/node.py);
+            # this instance's own connection only publishes pages and commands, and keeps no
+            # session at the broker once it is gone.
+            session = MqttSession(
+                s.mqtt.model_copy(update={"session_expiry_s": 0}),
+                [],
+                client_id=f"{s.mqtt.client_id}-{s.cluster.instance()}",
+            )
+            session.on_message = self.ingest.connection(session.ack)
+            self.mqtt = self.mqtt_out = session
+            return [session]
         if s.mqtt.priority_connection:
             plan = [
                 (s.mqtt.client_id, [topics.ALL], status_topic),
@@ -211,11 +264,14 @@ class Gateway:
             store=SqlAlertStateStore(self.sessions),
             checkpoint_ms=s.alerting.state_checkpoint_s * 1000,
         )
-        await self.engine.load()
         now = self.clock.now_ms()
-        for ctx in self.registry.devices():
-            self.engine.register_device(ctx, now)
+        if self.cluster is None:
+            await self.engine.load()
+            for ctx in self.registry.devices():
+                self.engine.register_device(ctx, now)
+        # In a cluster the devices come with their partitions (ClusterNode: engine.adopt).
         self.engine.start(now)
+        owned = self.cluster.owned_sites if self.cluster is not None else every_site
         self.http = httpx.AsyncClient(timeout=10)
         notifiers = self._notifiers()
         self.directory = directory = RegistryDirectory(self.registry, notifiers.keys(), self.clock)
@@ -224,7 +280,8 @@ class Gateway:
             self.clock,
             notifiers,
             retry=RetryPolicy(attempts=s.notify.max_attempts),
-            instance=s.mqtt.client_id,
+            # Claims of deliveries name the instance: in a cluster, each its own.
+            instance=s.cluster.instance() if s.cluster.enabled else s.mqtt.client_id,
             receipt_timeout_ms=s.notify.receipt_timeout_s * 1000,
             confirming=confirming_channels(s.notify),
         )
@@ -235,10 +292,15 @@ class Gateway:
             directory,
             pipeline,
             voice_device_types=frozenset(s.notify.voice_device_types),
+            owned_sites=owned,
+            fence=self.cluster.fence if self.cluster is not None else no_fence,
         )
-        self.loop = build_loop(s, self.sessions, self.clock, notifiers, self.escalation.poke)
+        self.loop = build_loop(
+            s, self.sessions, self.clock, notifiers, self.escalation.poke, owned_sites=owned
+        )
         storm = s.alerting.storm
         self.commands = self._command_desk()
+        self.commands.owned_sites = owned
         await self.commands.load()
         self.incidents = IncidentService(
             self.sessions,
@@ -278,7 +340,31 @@ class Gateway:
             return
         now = self.clock.now_ms()
         for ctx in self.registry.devices():
-            engine.register_device(ctx, now)
+            if self.cluster is None or self.cluster.owns_device(ctx):
+                engine.register_device(ctx, now)
+        if self.cluster is not None and not self._peer_refresh:
+            self._background(self.cluster.announce_registry_change(), "announce registry change")
+
+    def _registry_changed_elsewhere(self) -> None:
+        self._background(self._refresh_for_peer(), "registry refresh")
+
+    async def _refresh_for_peer(self) -> None:
+        self._peer_refresh = True  # their change: not announced back
+        try:
+            await self.registry.refresh()
+        finally:
+            self._peer_refresh = False
+
+    def _background(self, work: Coroutine[Any, Any, None], what: str) -> None:
+        async def logged() -> None:
+            try:
+                await work
+            except Exception:
+                log.exception("%s failed", what)
+
+        task = asyncio.get_running_loop().create_task(logged(), name=what)
+        self._chores.add(task)  # held until done, or the loop may drop it
+        task.add_done_callback(self._chores.discard)
 
     def _command_desk(self) -> CommandDesk:
         c = self.settings.alerting.commands
@@ -346,6 +432,13 @@ class Gateway:
             gc.disable()
         else:
             gc.enable()
+        if self.cluster is not None:
+            for session in self.cluster.bulk_sessions():
+                if hold:
+                    session.pause_reading()
+                else:
+                    session.resume_reading()
+            return
         if len(self.sessions_mqtt) < 2:
             return
         if hold:
@@ -372,6 +465,9 @@ class Gateway:
         stop = asyncio.Event()
         try:
             async with asyncio.TaskGroup() as tg:
+                self._tasks = tg
+                if self.cluster is not None:
+                    tg.create_task(self.cluster.run(stop), name="partition-leases")
                 for session in self.sessions_mqtt:
                     tg.create_task(session.run(), name=f"mqtt {session.client_id}")
                 tg.create_task(self.ingest.run(), name="ingest-flush")
@@ -398,7 +494,15 @@ class Gateway:
             self.ready.set()
 
         streams: list[int] = []
-        app = create_app(self.api_services())
+        services = self.api_services()
+        app = create_app(services)
+        if self.cluster is not None:
+            from api.incident_view import publish_incident
+
+            # Incidents changed by the other instances, on this instance's board too.
+            self.cluster.feed.on_incident = lambda incident_id: publish_incident(
+                services, incident_id
+            )
         try:
             await serve(
                 app,
@@ -440,6 +544,11 @@ class Gateway:
             # Pages on their way out get their broker's acknowledgement before MQTT closes.
             if left := await self.escalation.finish_sending(3.0):
                 log.warning("%d deliveries still sending at shutdown; resent after restart", left)
+        if self.cluster is not None:
+            # Every partition handed over now (stored, acknowledged, rule state saved), so the
+            # other instances take them at their next renewal rather than after the lease.
+            await self.cluster.lease.release_all()
+            stopped_log.info("partitions handed over")
         for session in self.sessions_mqtt:
             with contextlib.suppress(Exception):
                 await session.close()

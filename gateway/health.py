@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from alerting.pipeline import AlertPipeline
+from gateway.cluster.node import ClusterNode
 from gateway.ingest import Ingest
 from gateway.mqtt import MqttSession
 from gateway.quarantine import Quarantine
@@ -27,16 +28,22 @@ class HealthReport:
     alerts: AlertPipeline
     spool: SpoolingWriter | None
     backend: str
+    cluster: ClusterNode | None = None
+
+    def _sessions(self) -> list[MqttSession]:
+        """This instance's connections, with those of the partitions it owns now."""
+        return [*self.sessions, *(self.cluster.sessions if self.cluster is not None else ())]
 
     def components(self) -> dict[str, dict[str, Any]]:
         spool = self.spool.stats() if self.spool is not None else None
         ts_status = "ok"
         if spool is not None and spool.readings:
             ts_status = "degraded"  # the store is away; readings wait on local disk
-        return {
+        sessions = self._sessions()
+        found = {
             "mqtt": {
-                "status": "ok" if all(m.connected.is_set() for m in self.sessions) else "down",
-                "connections": {m.client_id: m.stats for m in self.sessions},
+                "status": "ok" if all(m.connected.is_set() for m in sessions) else "down",
+                "connections": {m.client_id: m.stats for m in sessions},
             },
             "ingest": {
                 "status": "degraded" if self.ingest.stats.store_failures else "ok",
@@ -54,6 +61,18 @@ class HealthReport:
                 "failures": self.alerts.failures,
             },
         }
+        if self.cluster is not None:
+            found["cluster"] = self._cluster(self.cluster)
+        return found
+
+    @staticmethod
+    def _cluster(node: ClusterNode) -> dict[str, Any]:
+        report = node.lease.report()
+        # Leases not renewed for half their length: the database is slow or away, and past
+        # most of a lease this instance stops its partitions' work (gateway/cluster/lease.py).
+        late = report["last_renewed_s_ago"] > node.lease.lease_s / 2
+        status = "degraded" if late or not node.feed.connected else "ok"
+        return {"status": status, **report, "live_feed_connected": node.feed.connected}
 
     async def components_async(self) -> dict[str, dict[str, Any]]:
         return self.components()
@@ -85,11 +104,14 @@ class _Collector:
         for reason, count in r.quarantine.counts.items():
             q.add_metric([reason], count)
         yield q
+        sessions = r._sessions()
         yield GaugeMetricFamily(
             "safety_mqtt_connected",
             "1 when connected to the broker",
-            value=1 if r.sessions and r.sessions[0].connected.is_set() else 0,
+            value=1 if sessions and all(m.connected.is_set() for m in sessions) else 0,
         )
+        if r.cluster is not None:
+            yield from _cluster_metrics(r.cluster)
         yield GaugeMetricFamily(
             "safety_alert_backlog", "alert transitions waiting", value=r.alerts.backlog
         )
@@ -103,3 +125,48 @@ class _Collector:
                 "age of the oldest buffered reading",
                 value=st.oldest_age_s or 0,
             )
+
+
+def _cluster_metrics(node: ClusterNode) -> Iterator[Metric]:
+    lease = node.lease
+    report = lease.report()
+    info = GaugeMetricFamily(
+        "safety_cluster_instance", "this gateway instance (always 1)", labels=["instance_id"]
+    )
+    info.add_metric([lease.instance_id], 1)
+    yield info
+    yield GaugeMetricFamily(
+        "safety_cluster_partitions_owned", "partitions this instance owns", value=len(lease.held)
+    )
+    yield GaugeMetricFamily(
+        "safety_cluster_live_instances", "instances with a fresh heartbeat", value=len(lease.live)
+    )
+    yield GaugeMetricFamily(
+        "safety_cluster_fair_share", "partitions this instance should own", value=lease.share
+    )
+    age = GaugeMetricFamily(
+        "safety_cluster_lease_age_seconds",
+        "how long this instance has owned the partition",
+        labels=["partition"],
+    )
+    epoch = GaugeMetricFamily(
+        "safety_cluster_lease_epoch", "the partition lease's epoch (fencing token)", labels=["partition"]
+    )
+    for partition, held in report["partitions"].items():
+        age.add_metric([partition], held["owned_for_s"])
+        epoch.add_metric([partition], held["epoch"])
+    yield age
+    yield epoch
+    yield GaugeMetricFamily(
+        "safety_cluster_lease_renewed_seconds_ago",
+        "time since the leases were last renewed",
+        value=report["last_renewed_s_ago"],
+    )
+    for name, value, doc in (
+        ("acquired", lease.stats.acquired, "partitions taken (free or expired)"),
+        ("takeovers", lease.stats.takeovers, "partitions taken from an instance whose lease expired"),
+        ("releases", lease.stats.released, "partitions handed over cleanly"),
+        ("lost", lease.stats.lost, "partitions found owned by another at renewal"),
+        ("renew_failures", lease.stats.renew_failures, "lease cycles that failed"),
+    ):
+        yield CounterMetricFamily(f"safety_cluster_{name}", doc, value=value)

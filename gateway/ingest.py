@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -249,7 +250,12 @@ class Ingest:
                 break
             except asyncio.CancelledError:
                 self._batch = batch + self._batch
-                self._acks = [old + new for old, new in zip(acks, self._acks, strict=True)]
+                # Connections added meanwhile (a partition taken over) have acks only in new.
+                empty: list[int] = []
+                self._acks = [
+                    old + new
+                    for old, new in itertools.zip_longest(acks, self._acks, fillvalue=empty)
+                ]
                 raise
             except Exception:
                 # Only an unavailable store or database gets here (a refused reading was
@@ -264,6 +270,7 @@ class Ingest:
         if self._settled is not None:
             # An alarm's message is forgotten by the broker only once its incident is open.
             await self._settled()
-        for ack, mids in zip(self._ackers, acks, strict=True):
+        # A connection added while this batch was stored has nothing in it.
+        for ack, mids in zip(self._ackers[: len(acks)], acks, strict=True):
             if mids:
                 ack(mids)

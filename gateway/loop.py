@@ -14,6 +14,7 @@ from alerting.loop.messages import LoopMessenger
 from alerting.loop.services import LoopServices
 from alerting.notify.base import Notifier
 from alerting.routing.directory import ChannelKind
+from alerting.scope import OwnedSites, every_site
 from core.clock import Clock
 from gateway.settings import Settings
 
@@ -30,6 +31,7 @@ def build_loop(
     clock: Clock,
     notifiers: Mapping[ChannelKind, Notifier],
     poke: Callable[[], None],
+    owned_sites: OwnedSites = every_site,
 ) -> LoopWiring:
     from gateway.app import routing_policy  # the same ladders as the alarm path
 
@@ -37,4 +39,4 @@ def build_loop(
     services = LoopServices(
         desk, LoopMessenger(notifiers), settings.data_dir / "photos", settings.public_url
     )
-    return LoopWiring(services, LoopWatch(sessions, clock, desk, on_escalated=poke))
+    return LoopWiring(services, LoopWatch(sessions, clock, desk, on_escalated=poke, owned_sites=owned_sites))

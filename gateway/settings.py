@@ -6,9 +6,11 @@ Environment variables win over the file; nested keys use ``__`` (``SAFETY_MQTT__
 
 from __future__ import annotations
 
+import os
 import secrets
+import socket
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -81,6 +83,32 @@ class MqttSettings(Section):
         if self.priority_connection:
             return (self.client_id, self.alarm_client_id)
         return (self.client_id,)
+
+
+class ClusterSettings(Section):
+    """Several gateway instances on one PostgreSQL and one broker (gateway/cluster): the work is
+    split into partitions (a site each, or ``partitions`` hash buckets of site codes), each
+    owned by one live instance through a lease row renewed every ``renew_s``; a dead
+    instance's partitions are taken over within ``lease_s + renew_s``. Off: this instance owns
+    everything, as a single gateway always did (SQLite works)."""
+
+    enabled: bool = False
+    instance_id: str = ""  # "" = hostname-pid
+    partitions: Literal["site"] | Annotated[int, Field(ge=1, le=4096)] = "site"
+    lease_s: float = Field(20.0, ge=1.0, le=600.0)
+    renew_s: float = Field(5.0, ge=0.1, le=120.0)
+
+    @model_validator(mode="after")
+    def _renew_within_lease(self) -> ClusterSettings:
+        if self.renew_s * 2 > self.lease_s:
+            raise ValueError(
+                f"cluster.renew_s ({self.renew_s:g}) must be at most half of cluster.lease_s "
+                f"({self.lease_s:g}): a lease must survive one late renewal"
+            )
+        return self
+
+    def instance(self) -> str:
+        return self.instance_id or f"{socket.gethostname()}-{os.getpid()}"
 
 
 class DatabaseSettings(Section):
@@ -340,6 +368,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var")
     profiles_dir: Path | None = None  # None = the shipped device profiles
     community_file: Path | None = None  # YAML loaded into the registry at start
+    community_files: list[Path] = []  # several sites' community files (with community_file)
     # The closed loop's departments and default tiers (None = alerting/loop/loop.yaml), and the
     # address departments and residents open their reply/rating links at ("" = as called).
     loop_file: Path | None = None
@@ -355,6 +384,22 @@ class Settings(BaseSettings):
     alerting: AlertingSettings = AlertingSettings()
     notify: NotifySettings = NotifySettings()
     api: ApiSettings = ApiSettings()
+    cluster: ClusterSettings = ClusterSettings()
+
+    @model_validator(mode="after")
+    def _cluster_needs_postgresql(self) -> Settings:
+        if self.cluster.enabled and not self.database.url.startswith("postgresql"):
+            raise ValueError(
+                "cluster.enabled needs PostgreSQL (database.url postgresql+asyncpg://…): the "
+                "partition leases and the instances' live stream live there; SQLite is one "
+                "process's file"
+            )
+        return self
+
+    def all_community_files(self) -> list[Path]:
+        """``community_file`` and ``community_files``, each once, in that order."""
+        files = [self.community_file] if self.community_file is not None else []
+        return list(dict.fromkeys([*files, *self.community_files]))
 
     @model_validator(mode="after")
     def _refuse_weak_secrets(self) -> Settings:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -31,18 +32,59 @@ def test_compose_has_the_stack_and_its_dependencies() -> None:
             assert (ROOT / source).exists(), f"{source} is mounted but missing"
 
 
+def _settings_of(service: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The Settings a gateway service of the compose file starts with."""
+    with monkeypatch.context() as m:
+        for name, value in service["environment"].items():
+            assert name.startswith("SAFETY_")
+            # ${VAR:?…} placeholders get stand-in values, long enough for secrets.
+            m.setenv(name, re.sub(r"\$\{[^}]+\}", "x" * 40, str(value)))
+        return load_settings(ROOT / "deploy" / "gateway.yaml")
+
+
+def _gateway_services() -> dict[str, dict[str, Any]]:
+    return {
+        name: service
+        for name, service in COMPOSE["services"].items()
+        if service.get("command", [])[:2] == ["safety-gateway", "run"]
+    }
+
+
 def test_gateway_environment_and_config_file_are_valid_settings(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    env = COMPOSE["services"]["gateway"]["environment"]
-    for name, value in env.items():
-        assert name.startswith("SAFETY_")
-        # ${VAR:?…} placeholders get stand-in values, long enough for secrets.
-        monkeypatch.setenv(name, re.sub(r"\$\{[^}]+\}", "x" * 40, str(value)))
-    settings = load_settings(ROOT / "deploy" / "gateway.yaml")
+    settings = _settings_of(COMPOSE["services"]["gateway"], monkeypatch)
     assert settings.mqtt.host == "mosquitto"
     assert settings.timeseries.backend == "influxdb2"
     assert settings.database.url.startswith("postgresql+asyncpg://")
+
+
+def test_two_gateway_replicas_share_postgresql_and_the_broker_each_with_its_own_identity(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    gateways = _gateway_services()
+    assert len(gateways) >= 2, "the stack runs two gateway replicas"
+    settings = {name: _settings_of(service, monkeypatch) for name, service in gateways.items()}
+    for name, s in settings.items():
+        assert s.cluster.enabled, f"{name}: cluster.enabled (partitions through leases)"
+        assert set(gateways[name]["depends_on"]) == {"mosquitto", "influxdb", "postgres"}
+    # One database holds the leases, one broker the partitions' sessions, one store the readings.
+    assert len({s.database.url for s in settings.values()}) == 1
+    assert len({s.mqtt.url for s in settings.values()}) == 1
+    assert len({s.timeseries.url for s in settings.values()}) == 1
+    # Two instances with one id would renew each other's leases; one data directory, share a
+    # spool. The client id is the partitions' session prefix: one for all, so whichever
+    # instance takes a partition over resumes the broker's queue for it.
+    assert len({s.cluster.instance_id for s in settings.values()}) == len(gateways)
+    assert all(s.cluster.instance_id for s in settings.values())
+    assert len({s.mqtt.client_id for s in settings.values()}) == 1
+    data = [
+        next(v.split(":")[0] for v in service["volumes"] if v.endswith(":/var/lib/safety-gateway"))
+        for service in gateways.values()
+    ]
+    assert len(set(data)) == len(gateways) and set(data) <= set(COMPOSE["volumes"])
+    ports = [p.split(":")[0] for service in gateways.values() for p in service.get("ports", [])]
+    assert len(ports) == len(set(ports)), "each replica's API on a host port of its own"
 
 
 def test_production_refuses_the_default_secret() -> None:

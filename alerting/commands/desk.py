@@ -44,6 +44,7 @@ from alerting.incidents.lifecycle import IncidentStatus
 from alerting.incidents.store import SYSTEM, add_event
 from alerting.incidents.tables import IncidentRow
 from alerting.models import AlertTransition, Severity
+from alerting.scope import OwnedSites, every_site
 from core import topics
 from core.clock import Clock
 from core.readings import DeviceContext, Reading
@@ -113,6 +114,9 @@ class CommandDesk(ActionRunner):
         self._watching: dict[tuple[str, str], int] = {}
         self._inbox: asyncio.Queue[Reading] = asyncio.Queue()
         self._wake = asyncio.Event()
+        # In a cluster, the sites whose due commands this instance resends (gateway/cluster).
+        self.owned_sites: OwnedSites = every_site
+        self._queued_sites: frozenset[str] | None = None  # whose held queues are in memory
 
     # -- the hot path: cheap, synchronous --------------------------------------------------
     def observe(self, reading: Reading, ctx: DeviceContext) -> None:
@@ -307,11 +311,11 @@ class CommandDesk(ActionRunner):
         )
 
     # -- the loop ----------------------------------------------------------------------------
-    async def load(self) -> None:
+    async def load(self, sites: frozenset[str] | None = None) -> None:
         """Remember which devices have open commands and which wait their turn, in order
-        (after a restart)."""
+        (after a restart; with ``sites``, only theirs: a partition taken over)."""
         async with self._sessions() as s:
-            rows = await s.execute(
+            stmt = (
                 select(
                     DeviceCommandRow.id,
                     DeviceCommandRow.site,
@@ -322,7 +326,9 @@ class CommandDesk(ActionRunner):
                 .where(DeviceCommandRow.status.in_(PENDING_STATUSES))
                 .order_by(DeviceCommandRow.due_at_ms, DeviceCommandRow.created_at_ms)
             )
-            for cmd_id, site, device_id, status, due in rows:
+            if sites is not None:
+                stmt = stmt.where(DeviceCommandRow.site.in_(sites))
+            for cmd_id, site, device_id, status, due in await s.execute(stmt):
                 if status == CommandStatus.HELD.value:
                     self._held.setdefault(site, collections.deque()).append(
                         (cmd_id, self._monotonic())
@@ -350,8 +356,25 @@ class CommandDesk(ActionRunner):
         waits = [self._buckets.wait_s(site) for site, q in self._held.items() if q]
         return min(tick_s, max(0.1, min(waits))) if waits else tick_s
 
+    async def _follow_owned_sites(self) -> None:
+        """In a cluster: the held queues of sites this instance took over are read from the
+        database (their old owner held them), those of sites it gave up are dropped."""
+        owned = self.owned_sites()
+        if owned is None or owned == self._queued_sites:
+            return
+        # At start every site's queue was loaded: the owned ones are already in memory.
+        taken = owned - self._queued_sites if self._queued_sites is not None else frozenset()
+        for site in [site for site in self._held if site not in owned]:
+            del self._held[site]
+        for key in [key for key in self._watching if key[0] not in owned]:
+            del self._watching[key]
+        self._queued_sites = owned
+        if taken:
+            await self.load(taken)
+
     async def release(self) -> int:
         """Send the held commands whose turn has come, in order per site; returns how many."""
+        await self._follow_owned_sites()
         plan = {
             site: [cmd_id for cmd_id, _ in list(q)[: self._buckets.available(site)]]
             for site, q in self._held.items()
@@ -438,20 +461,20 @@ class CommandDesk(ActionRunner):
 
     async def due(self, now_ms: int) -> int:
         """Resend or fail every open command whose time has come; returns how many."""
-        async with self._sessions.begin() as s:
-            rows = list(
-                (
-                    await s.execute(
-                        select(DeviceCommandRow)
-                        .where(
-                            DeviceCommandRow.status.in_(OPEN_STATUSES),
-                            DeviceCommandRow.due_at_ms <= now_ms,
-                        )
-                        .order_by(DeviceCommandRow.due_at_ms)
-                        .limit(100)
-                    )
-                ).scalars()
+        stmt = (
+            select(DeviceCommandRow)
+            .where(
+                DeviceCommandRow.status.in_(OPEN_STATUSES),
+                DeviceCommandRow.due_at_ms <= now_ms,
             )
+            .order_by(DeviceCommandRow.due_at_ms)
+            .limit(100)
+            .with_for_update(skip_locked=True)
+        )
+        if (sites := self.owned_sites()) is not None:
+            stmt = stmt.where(DeviceCommandRow.site.in_(sites))
+        async with self._sessions.begin() as s:
+            rows = list((await s.execute(stmt)).scalars())
             resend: list[DeviceCommandRow] = []
             failed = False
             for row in rows:

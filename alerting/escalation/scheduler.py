@@ -34,6 +34,7 @@ from alerting.notify.tables import DeliveryKind, DeliveryRow
 from alerting.routing.directory import ChannelKind, Directory, Role
 from alerting.routing.ladder import Ladder
 from alerting.routing.router import Paged, RoutePlace, resolve_roles
+from alerting.scope import NotOwner, OwnedSites, SiteFence, every_site, no_fence
 from core.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,11 @@ class EscalationScheduler:
         *,
         batch: int = 100,
         voice_device_types: frozenset[str] = frozenset({"smoke", "sos"}),
+        owned_sites: OwnedSites = every_site,
+        fence: SiteFence = no_fence,
     ) -> None:
+        self._owned = owned_sites
+        self._fence = fence
         self._sm = sessionmaker
         self._clock = clock
         self._directory = directory
@@ -110,17 +115,19 @@ class EscalationScheduler:
         await self._undelivered.receipts_due(now_ms)
         total = 0
         for _ in range(max_rounds):
-            async with self._sm() as s:
-                ids = list(
-                    (
-                        await s.execute(
-                            select(EscalationTimerRow.incident_id)
-                            .where(EscalationTimerRow.due_at_ms <= now_ms)
-                            .order_by(EscalationTimerRow.due_at_ms)
-                            .limit(self._batch)
-                        )
-                    ).scalars()
+            stmt = (
+                select(EscalationTimerRow.incident_id)
+                .where(EscalationTimerRow.due_at_ms <= now_ms)
+                .order_by(EscalationTimerRow.due_at_ms)
+                .limit(self._batch)
+            )
+            if (sites := self._owned()) is not None:
+                # A cluster: only the incidents of the partitions this instance owns.
+                stmt = stmt.join(IncidentRow, IncidentRow.id == EscalationTimerRow.incident_id).where(
+                    IncidentRow.site.in_(sites)
                 )
+            async with self._sm() as s:
+                ids = list((await s.execute(stmt)).scalars())
             if not ids:
                 break
             planned: list[DeliveryRow] = []
@@ -131,6 +138,11 @@ class EscalationScheduler:
                     # The incident changed while its step ran (acknowledged, folded into an
                     # outage): the transaction rolled back; the next tick reads it afresh.
                     log.info("escalation of incident %s changed under us; retried", incident_id)
+                    continue
+                except NotOwner as exc:
+                    # Our lease on its partition is gone: the new owner runs this step (the
+                    # transaction rolled back, the timer is untouched).
+                    log.warning("escalation of incident %s left to its owner: %s", incident_id, exc)
                     continue
                 total += ran
                 planned += deliveries
@@ -152,6 +164,9 @@ class EscalationScheduler:
             incident = await s.get(IncidentRow, incident_id) if timer else None
             if timer is None or incident is None:
                 return 0, []
+            # A cluster: only the partition's owner at its current lease epoch may step (the
+            # lease row stays share-locked until this commits, so no takeover slips between).
+            await self._fence(s, incident.site)
             if timer.kind == TimerKind.OUTCOME:
                 return 1, await self._outcome(s, timer, incident, now_ms)
             status = IncidentStatus(incident.status)

@@ -9,7 +9,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from alerting.incidents.store import add_event
@@ -17,6 +17,7 @@ from alerting.incidents.tables import IncidentRow
 from alerting.loop.desk import HOUR_MS, LoopDesk
 from alerting.loop.hazard import HazardState
 from alerting.loop.tables import CaseRow, DeptReferralRow
+from alerting.scope import OwnedSites, every_site
 from core.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,9 @@ class LoopWatch:
         clock: Clock,
         desk: LoopDesk,
         on_escalated: Callable[[], None] | None = None,
+        owned_sites: OwnedSites = every_site,
     ) -> None:
+        self._owned = owned_sites
         self._sm = sessions
         self._clock = clock
         self._desk = desk
@@ -55,6 +58,10 @@ class LoopWatch:
             self._on_escalated()
         return changed
 
+    def _scope(self) -> list[ColumnElement[bool]]:
+        sites = self._owned()
+        return [] if sites is None else [IncidentRow.site.in_(sites)]
+
     async def _hazards(self, s: AsyncSession, now_ms: int) -> int:
         lead = int(self._desk.config.hazard_remind_before_h * HOUR_MS)
         rows = await s.execute(
@@ -67,6 +74,7 @@ class LoopWatch:
                 CaseRow.hazard_state.not_in([HazardState.RECTIFIED.value]),
                 CaseRow.overdue_at_ms.is_(None),
                 IncidentRow.status.in_(ACTIVE),
+                *self._scope(),
             )
             .with_for_update(skip_locked=True)
         )
@@ -108,6 +116,7 @@ class LoopWatch:
                 DeptReferralRow.status.in_(("sent", "accepted")),
                 DeptReferralRow.due_at_ms <= now_ms,
                 DeptReferralRow.overdue_at_ms.is_(None),
+                *self._scope(),
             )
             .with_for_update(skip_locked=True)
         )

@@ -83,6 +83,8 @@ class RuleEngine:
         self._households: dict[str, set[str]] = {}
         self._seen: dict[str, int] = {}
         self._plans: dict[tuple[str, str, str | None], tuple[_Step, ...]] = {}
+        # Devices taken over from another instance: no absence alert before this time.
+        self._grace_until: dict[str, int] = {}
 
     def replace_rules(self, rules: RuleSet) -> None:
         """Swap in an edited rule set (e.g. a rule disabled from the API); state is kept."""
@@ -146,6 +148,76 @@ class RuleEngine:
                 device = subject.split("#", 1)[0]
                 self._seen[device] = max(self._seen.get(device, 0), state.last_ms)
             self._schedule(key, state.due_ms)
+
+    # ------------------------------------------------------------------ partitions (cluster)
+
+    async def adopt(self, devices: Iterable[DeviceContext], sites: Iterable[str], now_ms: int) -> int:
+        """Take over a partition's devices from the database (another instance ran them):
+        their stored states, then as after a crash (see ``start``) every offline timer not
+        firing restarts at ``now`` and fires no earlier than the start-up grace from now.
+        Returns how many states were loaded."""
+        devices = list(devices)
+        ids = {d.device_id for d in devices}
+        prefixes = tuple(f"{site}." for site in sites)
+        stored = await self._store.load_all() if self._store is not None else {}
+        mine = {
+            k: v
+            for k, v in stored.items()
+            if k != MARKER and (k[1].split("#", 1)[0] in ids or k[1].startswith(prefixes))
+        }
+        self.restore(mine)
+        not_before = now_ms + self._grace_ms
+        for ctx in devices:
+            self._grace_until[ctx.device_id] = not_before
+            self.register_device(ctx, now_ms)
+        for key, state in list(self._states.items()):
+            spec = self.rules.by_id.get(key[0])
+            if (
+                key in mine
+                and isinstance(spec, AbsenceRule)
+                and state.status != "firing"
+                and state.last_ms is not None
+                and state.last_ms < now_ms
+            ):
+                due = now_ms + spec.for_
+                self._states[key] = state._replace(last_ms=now_ms, due_ms=due)
+                self._refreshed.add(key)
+                self._schedule(key, due)
+        return len(mine)
+
+    def give_up(
+        self, device_ids: Iterable[str], sites: Iterable[str], now_ms: int
+    ) -> list[StateChange]:
+        """Forget a partition's devices (handed to another instance); returns their states
+        to save first when the hand-over is clean (nothing is saved when the lease was lost:
+        the new owner's states must not be overwritten)."""
+        ids = set(device_ids)
+        prefixes = tuple(f"{site}." for site in sites)
+
+        def ours(key: StateKey) -> bool:
+            return key != MARKER and (key[1].split("#", 1)[0] in ids or key[1].startswith(prefixes))
+
+        keys = {k for k in self._states if ours(k)} | {k for k in self._dirty if ours(k)}
+        changes = []
+        for key in keys:
+            state = self._states.pop(key, None)
+            data = None if state is None or state.is_blank() else state.to_json()
+            changes.append(StateChange(key[0], key[1], data, now_ms))
+            self._dirty.pop(key, None)
+            self._refreshed.discard(key)
+            self._scheduled.pop(key, None)
+        for device in ids:
+            ctx = self._ctx.pop(device, None)
+            if ctx is not None and ctx.household_id:
+                self._households.get(ctx.household_id, set()).discard(device)
+            self._seen.pop(device, None)
+            self._grace_until.pop(device, None)
+        return changes
+
+    async def save(self, changes: list[StateChange]) -> None:
+        """Write these states now (a partition handed over)."""
+        if self._store is not None and changes:
+            await self._store.save(changes)
 
     async def load(self) -> None:
         """``restore`` from the configured store."""
@@ -402,7 +474,7 @@ class RuleEngine:
                     ctx,
                     now_ms,
                     key[1],
-                    not_before=self._not_before,
+                    not_before=max(self._not_before, self._grace_until.get(ctx.device_id, 0)),
                     peers_alive=alive,
                 )
             else:

@@ -34,6 +34,7 @@ TABLE_MODULES = (
     "alerting.notify.webpush",
     "api.refresh",
     "alerting.commands.tables",
+    "gateway.cluster.tables",
 )
 
 for _module in TABLE_MODULES:

@@ -14,6 +14,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
@@ -38,9 +39,14 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config("")).get_current_head()
 
 
+#: The advisory lock several instances starting together on one PostgreSQL take, so that one
+#: runs the migrations and the others then find the schema at head.
+MIGRATION_LOCK = 0x5AFE_D0
+
+
 async def upgrade(url: str, revision: str = "head") -> None:
     """Run every pending migration on the database at ``url`` (sqlite+aiosqlite or asyncpg)."""
-    await _with_connection(url, lambda conn: _upgrade(conn, url, revision))
+    await _with_connection(url, lambda conn: _upgrade(conn, url, revision), lock=True)
 
 
 async def downgrade(url: str, revision: str) -> None:
@@ -69,10 +75,15 @@ def _downgrade(connection: Connection, url: str, revision: str) -> None:
     command.downgrade(cfg, revision)
 
 
-async def _with_connection(url: str, fn: Callable[[Connection], object]) -> None:
+async def _with_connection(
+    url: str, fn: Callable[[Connection], object], *, lock: bool = False
+) -> None:
     engine = create_async_engine(url, poolclass=NullPool)
     try:
         async with engine.connect() as conn:
+            if lock and conn.dialect.name == "postgresql":
+                # Held until this transaction (the migrations') commits.
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
             await conn.run_sync(fn)
             await conn.commit()
     finally:

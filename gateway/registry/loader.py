@@ -181,7 +181,8 @@ def load_community_cached(
     the file or one of its ledgers (or of the configured risk ``tiers`` it is checked against)
     parses it afresh; an unreadable cache is ignored."""
     path = Path(path)
-    cache = cache_dir / "community-cache.json"
+    # One cache file per community file: several sites' files each keep their own.
+    cache = cache_dir / f"community-cache-{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]}.json"
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
     checked = None if tiers is None else sorted(tiers)
     try:

@@ -22,6 +22,7 @@ async def test_migrations_match_the_declared_tables(db_url: str) -> None:
         "alerting.notify.webpush",
         "api.refresh",
         "alerting.commands.tables",
+        "gateway.cluster.tables",
     ):
         importlib.import_module(module)
     await migrate.upgrade(db_url)
