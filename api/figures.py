@@ -8,10 +8,17 @@ from datetime import datetime
 from statistics import fmean
 from zoneinfo import ZoneInfo
 
+from alerting.incidents.lifecycle import IncidentStatus
 from alerting.incidents.tables import IncidentRow
 from api.schemas import GridStats
 
 DONE = ("resolved", "closed")
+
+
+def unacknowledged(row: IncidentRow) -> bool:
+    """待确认, the one definition the header, every grid card and every site card count: open
+    and nobody has acknowledged it yet (未结 = open or acknowledged, ``ACTIVE_STATUSES``)."""
+    return row.status == IncidentStatus.OPEN.value
 
 
 def ack_seconds(row: IncidentRow) -> float | None:

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from alerting.incidents.lifecycle import ACTIVE_STATUSES, IncidentStatus
+from alerting.incidents.lifecycle import ACTIVE_STATUSES
 from alerting.incidents.tables import IncidentRow
 from api import audit
 from api.crud import check_site, commit_registry
@@ -34,7 +34,7 @@ from api.deps import (
     not_found,
 )
 from api.errors import FieldError
-from api.figures import local_month, month_bounds
+from api.figures import local_month, month_bounds, unacknowledged
 from api.loop_ledger import figures, ledger_items, ledger_row
 from api.routes.devices import device_status
 from api.schemas import DB_INT_MAX, SiteCreate
@@ -134,10 +134,6 @@ async def list_sites(
     ]
 
 
-def _unacked(row: IncidentRow) -> bool:
-    return row.status == IncidentStatus.OPEN.value
-
-
 async def site_figures(
     services: ApiServices, session: AsyncSession, scope: Scope, site: Site
 ) -> SiteFigures:
@@ -164,7 +160,7 @@ async def site_figures(
 
     def overdue(row: IncidentRow) -> bool:
         deadline = deadlines.get(row.severity, 0)
-        return _unacked(row) and deadline > 0 and now - row.opened_at_ms > deadline * 1000
+        return unacknowledged(row) and deadline > 0 and now - row.opened_at_ms > deadline * 1000
 
     month = local_month(now, site.timezone)
     hazards = rectified = 0
@@ -183,7 +179,7 @@ async def site_figures(
         online=online,
         offline=offline,
         open_incidents=len(active),
-        unacknowledged=sum(_unacked(i) for i in active),
+        unacknowledged=sum(unacknowledged(i) for i in active),
         overdue=sum(overdue(i) for i in active),
         month=month,
         hazards=hazards,

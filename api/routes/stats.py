@@ -9,23 +9,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from sqlalchemy import select
 
-from alerting.incidents.lifecycle import ACTIVE_STATUSES, IncidentStatus
+from alerting.incidents.lifecycle import ACTIVE_STATUSES
 from alerting.incidents.tables import IncidentRow
 from api.deps import GridScope, ServicesDep, SessionDep, not_found
 from api.errors import FieldError
-from api.figures import grid_stats
+from api.figures import grid_stats, unacknowledged
 from api.paged import incidents_opened
 from api.routes.devices import device_status
 from api.schemas import EPOCH_MS_MAX, StatsPublic
 from gateway.registry.tables import Building, Device, Grid
 
 router = APIRouter(prefix="/stats", tags=["stats"])
-
-
-def _unacked(row: IncidentRow) -> bool:
-    """待确认, the one definition the header and every grid card count: open and nobody has
-    acknowledged it yet (未结 = open or acknowledged, ``ACTIVE_STATUSES``)."""
-    return row.status == IncidentStatus.OPEN.value
 
 
 @router.get("", response_model=StatsPublic)
@@ -119,7 +113,7 @@ async def overview(
                 "site": g.site,
                 **tally(in_grid),
                 "open_incidents": sum(1 for i in active if i.grid_id == g.id),
-                "unacknowledged": sum(1 for i in active if i.grid_id == g.id and _unacked(i)),
+                "unacknowledged": sum(1 for i in active if i.grid_id == g.id and unacknowledged(i)),
                 "buildings": [
                     {
                         "id": b.id,
@@ -127,7 +121,7 @@ async def overview(
                         **tally([d for d in in_grid if d.building_id == b.id]),
                         "open_incidents": sum(1 for i in active if i.building_id == b.id),
                         "unacknowledged": sum(
-                            1 for i in active if i.building_id == b.id and _unacked(i)
+                            1 for i in active if i.building_id == b.id and unacknowledged(i)
                         ),
                     }
                     for b in buildings
@@ -141,7 +135,7 @@ async def overview(
     return {
         "open_incidents": len(active),
         "open_critical": sum(1 for i in active if i.severity == "critical"),
-        "unacknowledged": sum(1 for i in active if _unacked(i)),
+        "unacknowledged": sum(1 for i in active if unacknowledged(i)),
         "devices": len(devices),
         "offline_devices": len(offline),
         "grids": out_grids,
