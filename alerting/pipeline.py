@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from alerting.escalation.scheduler import EscalationScheduler
@@ -25,6 +25,7 @@ from alerting.incidents.service import IncidentChange, IncidentService
 from alerting.models import AlertState, AlertTransition, Severity
 from alerting.rules.engine import RuleEngine
 from core.clock import Clock
+from core.db import dropped
 from core.readings import DeviceContext, Reading
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,12 @@ class AlertPipeline:
         *,
         tick_interval_ms: int = 1000,
         hold_bulk: Callable[[bool], None] | None = None,
+        alarm_sessions: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
         self._sessions = sessions
+        # Opening an incident and planning its first page: on a pool of its own where the
+        # database is PostgreSQL (core.db.make_alarm_engine), so no ping precedes an alarm.
+        self._alarm_sessions = alarm_sessions or sessions
         self._engine = engine
         self._incidents = incidents
         self._escalation = escalation
@@ -97,10 +102,17 @@ class AlertPipeline:
         except IntegrityError:
             # Another gateway instance opened the same key at the same moment: now a repeat.
             change = await self._fold(t, ctx)
+        except DBAPIError as exc:
+            if not dropped(exc):
+                raise
+            # The database dropped the connection (a restart, a failover): the transaction
+            # did nothing; once more on a fresh connection before giving up on this alarm.
+            log.warning("database connection lost while opening %s; retrying", t.dedupe_key)
+            change = await self._fold(t, ctx)
         return await self._incidents.run_actions(change, t, ctx)
 
     async def _fold(self, t: AlertTransition, ctx: DeviceContext) -> IncidentChange | None:
-        async with self._sessions.begin() as s:
+        async with self._alarm_sessions.begin() as s:
             change = await self._incidents.fold(s, t, ctx)
             if change is None or change.first_page is None:
                 return change

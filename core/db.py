@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import BigInteger, Integer, MetaData, event, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.pool import QueuePool
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +72,48 @@ def make_engine(url: str, *, application_name: str | None = None) -> AsyncEngine
             cur.close()
 
         return engine
+    connect_args: dict[str, Any] = {}
     if application_name:
-        return create_async_engine(
-            url,
-            pool_pre_ping=True,
-            connect_args={"server_settings": {"application_name": application_name[:63]}},
-        )
-    return create_async_engine(url, pool_pre_ping=True)
+        connect_args["server_settings"] = {"application_name": application_name[:63]}
+    return create_async_engine(url, pool_pre_ping=True, connect_args=connect_args)
+
+
+def make_alarm_engine(url: str, *, application_name: str | None = None) -> AsyncEngine | None:
+    """A small PostgreSQL pool of its own for the alarm path (opening an incident and planning
+    its first page), or ``None`` for SQLite (one inline connection serves everything).
+
+    No ping on checkout: the pool's ping is three round trips (BEGIN, a query, ROLLBACK)
+    before every alarm. A connection the database dropped fails the alarm's transaction at
+    once instead, and the alarm path retries it on a fresh one (:func:`dropped`). Its few
+    statements stay prepared on its own connections, not evicted by the API's many."""
+    if url.startswith("sqlite"):
+        return None
+    name = f"{application_name or 'safety-gateway'}-alarms"[:63]
+    return create_async_engine(
+        url,
+        pool_size=2,
+        max_overflow=4,
+        pool_recycle=3600,
+        connect_args={
+            "server_settings": {"application_name": name},
+            "prepared_statement_cache_size": 500,
+        },
+    )
+
+
+async def warm(engine: AsyncEngine) -> None:
+    """Open the pool's standing connections now, so the first alarm does not wait for a
+    connection handshake."""
+    size = engine.pool.size() if isinstance(engine.pool, QueuePool) else 1
+    connections = [await engine.connect() for _ in range(size)]
+    for connection in connections:
+        await connection.close()
+
+
+def dropped(exc: BaseException) -> bool:
+    """Did this database error come from a connection that was lost (and is now discarded)?
+    Such a transaction did nothing and can be retried on a fresh connection."""
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 BUSY_WAIT_S = 30.0  # as long as a writer may keep the database before we give up

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alerting.commands import CommandDesk, CommandPolicy, CommandRate
 from alerting.escalation.scheduler import EscalationScheduler
@@ -41,7 +42,14 @@ from alerting.scope import every_site, no_fence
 from alerting.state import SqlAlertStateStore
 from core import topics
 from core.clock import Clock, SystemClock
-from core.db import keep_wal_short, make_engine, make_sessionmaker, sqlite_path
+from core.db import (
+    keep_wal_short,
+    make_alarm_engine,
+    make_engine,
+    make_sessionmaker,
+    sqlite_path,
+    warm,
+)
 from core.readings import DeviceContext, Reading
 from device_profiles import ProfileRegistry, load_profiles
 from gateway.cluster.node import ClusterNode
@@ -92,6 +100,8 @@ class Gateway:
     mqtt: MqttSession = field(init=False)
     live: LiveHub = field(default_factory=LiveHub)
     webpush: WebPushNotifier | None = field(default=None, init=False)
+    # The alarm path's own PostgreSQL pool (core.db.make_alarm_engine); None on SQLite.
+    alarm_db: AsyncEngine | None = field(default=None, init=False)
     status: DeviceStatusBoard = field(init=False)
     commands: CommandDesk = field(init=False)
     cluster: ClusterNode | None = field(default=None, init=False)
@@ -103,10 +113,12 @@ class Gateway:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
         await migrate.upgrade(s.database.url)
-        self.db = make_engine(
-            s.database.url, application_name=s.cluster.instance() if s.cluster.enabled else None
-        )
+        instance = s.cluster.instance() if s.cluster.enabled else None
+        self.db = make_engine(s.database.url, application_name=instance)
         self.sessions = make_sessionmaker(self.db)
+        self.alarm_db = make_alarm_engine(s.database.url, application_name=instance)
+        if self.alarm_db is not None:
+            await warm(self.alarm_db)
         await self._apply_community_files()
         self.registry = Registry(self.sessions, on_load=self._registry_loaded)
         await self.registry.load()
@@ -161,13 +173,17 @@ class Gateway:
         specs = [(path, load_community_cached(path, s.data_dir, tiers=tiers)) for path in files]
         async with self.sessions.begin() as session:
             if session.get_bind().dialect.name == "postgresql":
-                await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": COMMUNITY_LOCK})
+                await session.execute(
+                    text("SELECT pg_advisory_xact_lock(:k)"), {"k": COMMUNITY_LOCK}
+                )
             for path, spec in specs:
                 applied = await apply_if_changed(session, spec)
                 log.info(
                     "community file %s %s",
                     path,
-                    "applied" if applied else "unchanged since last applied; edits made on the screens kept",
+                    "applied"
+                    if applied
+                    else "unchanged since last applied; edits made on the screens kept",
                 )
 
     def _vendor_filters(self) -> list[str]:
@@ -330,6 +346,7 @@ class Gateway:
             self.registry.context,
             tick_interval_ms=s.alerting.tick_interval_ms,
             hold_bulk=self._hold_bulk,
+            alarm_sessions=make_sessionmaker(self.alarm_db) if self.alarm_db else None,
         )
 
     def _registry_loaded(self) -> None:
@@ -368,7 +385,9 @@ class Gateway:
 
     def _command_desk(self) -> CommandDesk:
         c = self.settings.alerting.commands
-        natives = {p.device_type: p.commands for p in self.profiles.profiles() if p.codec == "native"}
+        natives = {
+            p.device_type: p.commands for p in self.profiles.profiles() if p.codec == "native"
+        }
         return CommandDesk(
             self.sessions,
             self.clock,
@@ -409,7 +428,9 @@ class Gateway:
         self.push_public_key: str | None = None
         if n.webpush:
             key_file = n.vapid_key_file
-            vapid = load_vapid(key_file if key_file.is_absolute() else self.settings.data_dir / key_file)
+            vapid = load_vapid(
+                key_file if key_file.is_absolute() else self.settings.data_dir / key_file
+            )
             self.push_public_key = public_key(vapid)
             self.webpush = WebPushNotifier(
                 self.sessions, vapid, n.vapid_subject, self.clock, ttl_s=n.webpush_ttl_s
@@ -537,6 +558,8 @@ class Gateway:
             with contextlib.suppress(Exception):
                 await self.webpush.aclose()
         await self.db.dispose()
+        if self.alarm_db is not None:
+            await self.alarm_db.dispose()
         stopped_log.info("stores closed")
 
     async def _finish_work(self) -> None:
@@ -607,7 +630,9 @@ class Gateway:
             route_tester=partial(route_test, self.directory, policy=self.policy),
             device_status=self.status.get,
             receipt_secret=(
-                n.receipt_secret.get_secret_value() if (n := self.settings.notify).receipt_secret else None
+                n.receipt_secret.get_secret_value()
+                if (n := self.settings.notify).receipt_secret
+                else None
             ),
             poke_escalation=self.escalation.poke,
             loop=self.loop.services,

@@ -241,6 +241,17 @@ class IncidentService(IncidentDesk):
             household_flags=ctx.household_flags,
             page_household=t.page_household,
         )
+        ladder = self._tiers.ladder(tier, self._policy.ladder_for(labels))
+        # Before the row is added, so this query flushes nothing: each round trip counts on
+        # the alarm path.
+        silence = await active_silence(
+            s,
+            site=t.site,
+            device_id=o.device_id,
+            building_id=ctx.building_id,
+            grid_id=ctx.grid_id,
+            now_ms=t.at_ms,
+        )
         row = IncidentRow(
             site=t.site,
             dedupe_key=o.dedupe_key,
@@ -267,6 +278,7 @@ class IncidentService(IncidentDesk):
             reading_ts_ms=t.reading_ts_ms,
             reading_seq=t.reading_seq,
             round=0,
+            ack_due_ms=ack_due_ms(ladder, t.at_ms) if ladder.steps else None,
             labels=labels,
             risk_tier=tier,
             household_card=ctx.household_card.to_json()
@@ -290,21 +302,11 @@ class IncidentService(IncidentDesk):
                 "seq": t.reading_seq,
             },
         )
-        ladder = self._tiers.ladder(tier, self._policy.ladder_for(labels))
-        row.ack_due_ms = ack_due_ms(ladder, t.at_ms) if ladder.steps else None
         timer = None
         if ladder.steps:
             timer = new_timer(
                 s, row.id, kind=TimerKind.STEP, due_at_ms=first_page_ms, ladder=ladder
             )
-        silence = await active_silence(
-            s,
-            site=row.site,
-            device_id=row.device_id,
-            building_id=row.building_id,
-            grid_id=row.grid_id,
-            now_ms=t.at_ms,
-        )
         if silence is not None and life_safety(labels, row.rule_id):
             add_event(
                 s,
