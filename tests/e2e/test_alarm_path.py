@@ -109,3 +109,45 @@ async def test_a_rule_disabled_through_the_api_stays_disabled_after_a_restart(
     restarted = await start_gateway(mqtt={"url": mosquitto.url, "client_id": "gw-second"})
     assert restarted.rules.by_id["gate.door_held_open"].enabled is False
     assert restarted.rules.by_id["gate.door_forced"].enabled is True
+
+
+async def test_an_alarm_after_the_database_dropped_its_connections_still_pages(
+    start_gateway,  # type: ignore[no-untyped-def]
+    mosquitto: Mosquitto,
+    postgres_url: str,
+) -> None:
+    """PostgreSQL restarts or fails over: every connection the alarm path had is gone. The
+    alarm path keeps no ping before each alarm (three round trips), so its first transaction
+    meets the dead connection; it must retry on a fresh one, not drop the alarm."""
+    import asyncpg
+
+    from tests.services import pg_admin_url
+
+    gateway = await start_gateway(database={"url": postgres_url})
+    assert gateway.alarm_db is not None, "PostgreSQL: the alarm path has a pool of its own"
+    got: list[tuple[str, dict]] = []  # type: ignore[type-arg]
+    ready = asyncio.Event()
+    listener = asyncio.create_task(
+        collect(mosquitto.port, "safety/demo/workers/+/incidents", got, ready)
+    )
+    await ready.wait()
+    admin = await asyncpg.connect(pg_admin_url())
+    try:
+        killed = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = $1 AND application_name LIKE '%-alarms'",
+            postgres_url.rsplit("/", 1)[1],
+        )
+    finally:
+        await admin.close()
+    assert killed >= 1, "the alarm pool's standing connections were open"
+    await publish(
+        mosquitto.port,
+        "safety/demo/smoke/SD-0001/event",
+        {"ts": int(time.time() * 1000), "seq": 601, "event": "alarm", "smoke_dbm": 0.4},
+    )
+    await wait_until(lambda: any(t.endswith("/worker-a/incidents") for t, _ in got))
+    listener.cancel()
+    async with gateway.sessions() as s:
+        incidents = (await s.scalars(select(IncidentRow))).all()
+    assert [(i.rule_id, i.status) for i in incidents] == [("smoke.alarm", "open")]
