@@ -231,6 +231,15 @@ class AlertPipeline:
         try:
             async with self._sessions.begin() as s:
                 changes = []
+                await self._incidents.prefetch(
+                    s,
+                    [
+                        t
+                        for transitions, _ in items
+                        for t in transitions
+                        if t.state in (AlertState.FIRING, AlertState.RESOLVED)
+                    ],
+                )
                 for transitions, ctx in items:
                     if done and self._urgent:
                         break  # an alarm came in: commit what is done, it goes first

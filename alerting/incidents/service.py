@@ -15,7 +15,14 @@ from alerting.incidents.actions import ActionOutcome, ActionRequest, ActionRunne
 from alerting.incidents.card import build_card
 from alerting.incidents.lifecycle import IncidentStatus, Resolution, auto_resolution
 from alerting.incidents.silences import active_silence, life_safety
-from alerting.incidents.store import SYSTEM, active_by_key, add_event, set_status
+from alerting.incidents.store import (
+    SYSTEM,
+    active_by_key,
+    add_event,
+    prefetch_active,
+    remember_active,
+    set_status,
+)
 from alerting.incidents.tables import IncidentRow
 from alerting.incidents.tiers import TierPolicy, ack_due_ms
 from alerting.incidents.workflow import IncidentDesk
@@ -128,6 +135,19 @@ class IncidentService(IncidentDesk):
             # Another gateway instance opened the same key at the same moment: now a repeat.
             change = await self._tx(lambda s: self.fold(s, t, ctx))
         return await self.run_actions(change, t, ctx)
+
+    async def prefetch(self, s: AsyncSession, transitions: list[AlertTransition]) -> None:
+        """Before folding a batch in one transaction (a storm): look up at once the active
+        incidents and storm links its alerts will ask for, instead of queries per alert."""
+        keys = {t.dedupe_key for t in transitions}
+        storms = (
+            {self._storm.key(t.site, t.rule_id) for t in transitions}
+            if self._storm is not None
+            else set()
+        )
+        await prefetch_active(s, keys | storms)
+        found = [await active_by_key(s, key) for key in storms]
+        await st.prefetch_links(s, [row.id for row in found if row is not None], keys)
 
     async def fold(
         self, s: AsyncSession, t: AlertTransition, ctx: DeviceContext
@@ -289,6 +309,7 @@ class IncidentService(IncidentDesk):
         )
         s.add(row)
         await s.flush()
+        remember_active(s, row)
         add_event(
             s,
             row.id,

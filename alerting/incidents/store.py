@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import object_session
 
 from alerting.incidents.lifecycle import ACTIVE_STATUSES, IncidentStatus
 from alerting.incidents.tables import IncidentEventRow, IncidentRow
@@ -30,7 +31,40 @@ def add_event(
     )
 
 
+# A transaction that folds a batch of alerts (a storm) looks up every key it will need in one
+# query (:func:`prefetch_active`) instead of one query per alert; the answers live in the
+# session's ``info`` for that transaction and follow what the transaction itself changes.
+_ACTIVE = "incidents.active_by_key"
+
+
+async def prefetch_active(session: AsyncSession, keys: set[str]) -> None:
+    """Look up the active incidents of these keys at once, for :func:`active_by_key` to answer
+    from within this session."""
+    known: dict[str, IncidentRow | None] = session.info.setdefault(_ACTIVE, {})
+    wanted = [k for k in keys if k not in known]
+    if not wanted:
+        return
+    rows = (
+        await session.scalars(select(IncidentRow).where(IncidentRow.active_key.in_(wanted)))
+    ).all()
+    known.update(dict.fromkeys(wanted))
+    for row in rows:
+        known[row.dedupe_key] = row
+
+
+def remember_active(session: AsyncSession, row: IncidentRow) -> None:
+    """A row this transaction opened (or made active again) under its key."""
+    known = session.info.get(_ACTIVE)
+    if known is not None and row.active_key is not None:
+        known[row.active_key] = row
+
+
 async def active_by_key(session: AsyncSession, key: str) -> IncidentRow | None:
+    known: dict[str, IncidentRow | None] | None = session.info.get(_ACTIVE)
+    if known is not None and key in known:
+        row = known[key]
+        # Closed or merged earlier in this same transaction: no longer the active one.
+        return row if row is not None and row.active_key == key else None
     stmt = select(IncidentRow).where(IncidentRow.active_key == key)
     return (await session.execute(stmt)).scalar_one_or_none()
 
@@ -40,3 +74,8 @@ def set_status(row: IncidentRow, status: IncidentStatus, now_ms: int) -> None:
     row.status = status.value
     row.updated_at_ms = now_ms
     row.active_key = row.dedupe_key if status in ACTIVE_STATUSES else None
+    session = object_session(row)
+    if session is not None and row.active_key is not None:
+        known = session.info.get(_ACTIVE)
+        if known is not None:
+            known[row.active_key] = row

@@ -96,18 +96,47 @@ async def count_recent(session: AsyncSession, site: str, rule_id: str, since_ms:
     return int((await session.execute(stmt)).scalar_one())
 
 
-async def join(
-    session: AsyncSession, storm: IncidentRow, t: AlertTransition, now_ms: int
-) -> bool:
-    """Attach a device's alert to the storm; False if it was attached already (a repeat)."""
-    link = (
-        await session.execute(
-            select(IncidentDeviceRow).where(
-                IncidentDeviceRow.incident_id == storm.id,
-                IncidentDeviceRow.dedupe_key == t.dedupe_key,
-            )
+# Links of storms to the devices of a batch, looked up at once (:func:`prefetch_links`) for
+# :func:`join` to answer from within the transaction; keyed (storm incident id, dedupe key).
+_LINKS = "storm.links"
+
+
+async def prefetch_links(session: AsyncSession, storm_ids: list[int], keys: set[str]) -> None:
+    """Which of these alert keys each storm already lists, in one query for a whole batch."""
+    if not storm_ids or not keys:
+        return
+    known: dict[tuple[int, str], IncidentDeviceRow | None] = session.info.setdefault(_LINKS, {})
+    rows = await session.scalars(
+        select(IncidentDeviceRow).where(
+            IncidentDeviceRow.incident_id.in_(storm_ids),
+            IncidentDeviceRow.dedupe_key.in_(keys),
         )
-    ).scalar_one_or_none()
+    )
+    known.update(dict.fromkeys([(i, k) for i in storm_ids for k in keys]))
+    for link in rows:
+        known[(link.incident_id, link.dedupe_key)] = link
+
+
+async def _link(session: AsyncSession, storm: IncidentRow, key: str) -> IncidentDeviceRow | None:
+    known: dict[tuple[int, str], IncidentDeviceRow | None] | None = session.info.get(_LINKS)
+    if known is not None and (storm.id, key) in known:
+        return known[(storm.id, key)]
+    stmt = select(IncidentDeviceRow).where(
+        IncidentDeviceRow.incident_id == storm.id, IncidentDeviceRow.dedupe_key == key
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+def _add_link(session: AsyncSession, link: IncidentDeviceRow) -> None:
+    session.add(link)
+    known = session.info.get(_LINKS)
+    if known is not None:
+        known[(link.incident_id, link.dedupe_key)] = link
+
+
+async def join(session: AsyncSession, storm: IncidentRow, t: AlertTransition, now_ms: int) -> bool:
+    """Attach a device's alert to the storm; False if it was attached already (a repeat)."""
+    link = await _link(session, storm, t.dedupe_key)
     storm.last_seen_ms = storm.updated_at_ms = now_ms
     storm.alert_firing = True
     if link is not None:
@@ -123,14 +152,15 @@ async def join(
             data={"device": t.device_id, "value": t.value},
         )
         return not repeat
-    session.add(
+    _add_link(
+        session,
         IncidentDeviceRow(
             incident_id=storm.id,
             device_id=t.device_id,
             rule_id=t.rule_id,
             dedupe_key=t.dedupe_key,
             attached_at_ms=now_ms,
-        )
+        ),
     )
     storm.repeat_count += 1
     add_event(
@@ -146,14 +176,15 @@ async def join(
 
 async def fold(session: AsyncSession, storm: IncidentRow, device: IncidentRow, now_ms: int) -> None:
     """Move a per-device incident of the storm into it: its held page never goes out."""
-    session.add(
+    _add_link(
+        session,
         IncidentDeviceRow(
             incident_id=storm.id,
             device_id=device.device_id,
             rule_id=device.rule_id,
             dedupe_key=device.dedupe_key,
             attached_at_ms=device.opened_at_ms,
-        )
+        ),
     )
     set_status(device, IncidentStatus.RESOLVED, now_ms)
     device.resolved_by = "system"
