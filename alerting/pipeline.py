@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from alerting.escalation.scheduler import EscalationScheduler
-from alerting.incidents.service import IncidentChange, IncidentService
+from alerting.incidents.service import ChangeKind, IncidentChange, IncidentService
 from alerting.models import AlertState, AlertTransition, Severity
 from alerting.rules.engine import RuleEngine
 from core.clock import Clock
@@ -39,6 +39,11 @@ STORM_BACKLOG = 200
 # Non-critical transitions are handled up to this many per database transaction (a storm of
 # thousands would otherwise cost three transactions each, on the loop that also ingests).
 NORMAL_BATCH = 50
+# After a device was attached to a storm (or a building outage), ingest stops waiting for
+# non-critical alert work for this long: a storm's alerts are threshold crossings the next
+# reading raises again after a crash, and tying every acknowledgement to them slowed ingest
+# to 59 % of its rate on SQLite (benchmarks/fleet_bench.py --storm).
+GROUPING_QUIET_S = 60.0
 
 ContextLookup = Callable[[str, str], DeviceContext | None]
 _Work = tuple[list[AlertTransition], DeviceContext | None]
@@ -87,6 +92,7 @@ class AlertPipeline:
         self._handled_urgent = 0
         self._progress = asyncio.Event()
         self._wake = asyncio.Event()
+        self._grouping_until = 0.0  # loop time; see GROUPING_QUIET_S
         self.transitions = 0
         self.failures = 0
 
@@ -143,11 +149,13 @@ class AlertPipeline:
         worker is stuck: acknowledging anyway keeps telemetry flowing; the backlog is on
         /health)."""
         target, urgent = self._queued, self._queued_urgent
-        deadline = asyncio.get_running_loop().time() + timeout_s
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
         # Each queue is handled in order, so counts per queue say what is done.
         while self._handled_urgent < urgent or (
             self._handled - self._handled_urgent < target - urgent
             and len(self._normal) <= STORM_BACKLOG
+            and loop.time() >= self._grouping_until
         ):
             self._progress.clear()
             left = deadline - asyncio.get_running_loop().time()
@@ -241,6 +249,10 @@ class AlertPipeline:
                     ],
                 )
                 for transitions, ctx in items:
+                    if done:
+                        # The embedded SQLite answers without giving the loop back: let
+                        # ingest and the alarm connection have a turn between two items.
+                        await asyncio.sleep(0)
                     if done and self._urgent:
                         break  # an alarm came in: commit what is done, it goes first
                     done += 1
@@ -277,6 +289,7 @@ class AlertPipeline:
             for change in changes:
                 if change is None:
                     continue
+                self._note_grouping(change)
                 if change.claimed:
                     self._escalation.send(list(change.claimed))
                 else:
@@ -326,6 +339,7 @@ class AlertPipeline:
                     self._engine.forget(t.rule_id, t.subject, self._clock.now_ms())
                 continue
             if change is not None:
+                self._note_grouping(change)
                 if change.claimed:
                     self._escalation.send(list(change.claimed))
                 else:
@@ -341,6 +355,10 @@ class AlertPipeline:
             except Exception:
                 self.failures += 1
                 log.exception("paging right away failed; the escalation loop retries")
+
+    def _note_grouping(self, change: IncidentChange) -> None:
+        if change.kind is ChangeKind.ATTACHED:
+            self._grouping_until = asyncio.get_running_loop().time() + GROUPING_QUIET_S
 
     async def _persist(self, now_ms: int | None = None) -> None:
         try:

@@ -118,17 +118,39 @@ def create_app(services: ApiServices) -> FastAPI:
     return app
 
 
+# After publishing an incident, further changes to it within this time are published once,
+# together: a storm attaches thousands of devices to one incident within a minute, and reading
+# back a 5,000-device incident for each of them held the database and the loop for minutes.
+BOARD_COALESCE_S = 0.5
+
+
 def _board_follows(services: ApiServices) -> Callable[[IncidentChange], None]:
     """The live board gets each incident the alert path changes, as the API shows it (read
-    back after the change committed)."""
-    pending: set[asyncio.Task[None]] = set()
+    back after the change committed): at once for a change to a quiet incident, at most every
+    ``BOARD_COALESCE_S`` for one that keeps changing; its last state is always published."""
+    running: dict[int, asyncio.Task[None]] = {}
+    again: set[int] = set()
+
+    async def publish_latest(incident_id: int) -> None:
+        try:
+            while True:
+                again.discard(incident_id)
+                await publish_incident(services, incident_id)
+                # Changes from now on wait for the end of this window and go out together.
+                await asyncio.sleep(BOARD_COALESCE_S)
+                if incident_id not in again:
+                    return
+        finally:
+            # No await between the check above and this: a change that comes after it
+            # starts a new task.
+            running.pop(incident_id, None)
 
     def changed(change: IncidentChange) -> None:
-        task = asyncio.create_task(
-            publish_incident(services, change.incident_id)
-        )
-        pending.add(task)  # held until done, or the loop may drop it
-        task.add_done_callback(pending.discard)
+        if change.incident_id in running:
+            again.add(change.incident_id)  # the task under way publishes once more
+            return
+        # Held in ``running`` until done, or the loop may drop it.
+        running[change.incident_id] = asyncio.create_task(publish_latest(change.incident_id))
 
     return changed
 

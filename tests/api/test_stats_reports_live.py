@@ -219,3 +219,40 @@ async def test_unexpected_errors_hide_the_trace(client, login, env):
     assert r.status_code == 500
     assert "secret internals" not in r.text
     assert "Traceback" not in r.text
+
+
+async def test_the_board_gets_a_storm_incident_s_last_state_without_a_read_per_device(env):
+    """A storm attaches thousands of devices to one incident within a minute. The board must
+    show its latest state, but reading the incident back once per device held the database
+    and the loop for minutes (benchmarks/fleet_bench.py --storm): changes to one incident
+    that keep coming are published together, the last one always."""
+    from sqlalchemy import update
+
+    from alerting.incidents.service import ChangeKind, IncidentChange
+    from alerting.incidents.tables import IncidentRow
+    from api.app import _board_follows
+
+    incident_id = await env.open_incident(G1_DEVICE)
+    changed = _board_follows(env.services)
+    first = env.services.live.last_id
+    for count in range(1, 301):  # 300 devices attached, each its own committed change
+        async with env.services.sessions.begin() as s:
+            await s.execute(
+                update(IncidentRow).where(IncidentRow.id == incident_id).values(repeat_count=count)
+            )
+        changed(IncidentChange(ChangeKind.ATTACHED, incident_id, Severity.CRITICAL))
+        await asyncio.sleep(0.002)
+    await asyncio.sleep(1.5)
+    events = [
+        e for e in env.services.live.since(first) or [] if e.data.get("id") == incident_id
+    ]
+    assert events, "the board heard of the incident"
+    assert len(events) <= 10, f"{len(events)} reads for one incident's 300 changes"
+    assert events[-1].data["repeat_count"] == 300, "the board shows the last state"
+
+    # A quiet incident's change still reaches the board at once.
+    other = await env.open_incident(G2_DEVICE)
+    mark = env.services.live.last_id
+    changed(IncidentChange(ChangeKind.OPENED, other, Severity.CRITICAL))
+    await asyncio.sleep(0.2)
+    assert any(e.data.get("id") == other for e in env.services.live.since(mark) or [])
