@@ -78,6 +78,11 @@ def make_engine(url: str, *, application_name: str | None = None) -> AsyncEngine
     return create_async_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
 
+#: The alarm pool's connections are named after the instance with this suffix (the cluster's
+#: change feed knows its own instance's changes by that name).
+ALARM_POOL_SUFFIX = "-alarms"
+
+
 def make_alarm_engine(url: str, *, application_name: str | None = None) -> AsyncEngine | None:
     """A small PostgreSQL pool of its own for the alarm path (opening an incident and planning
     its first page), or ``None`` for SQLite (one inline connection serves everything).
@@ -88,7 +93,7 @@ def make_alarm_engine(url: str, *, application_name: str | None = None) -> Async
     statements stay prepared on its own connections, not evicted by the API's many."""
     if url.startswith("sqlite"):
         return None
-    name = f"{application_name or 'safety-gateway'}-alarms"[:63]
+    name = f"{application_name or 'safety-gateway'}{ALARM_POOL_SUFFIX}"[:63]
     return create_async_engine(
         url,
         pool_size=2,

@@ -20,6 +20,8 @@ from typing import Any
 import asyncpg
 from sqlalchemy import make_url
 
+from core.db import ALARM_POOL_SUFFIX
+
 log = logging.getLogger(__name__)
 
 INCIDENTS = "incident_changed"
@@ -52,7 +54,8 @@ class ClusterFeed:
 
     def _incident(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         incident, _, origin = payload.partition(" ")
-        if origin == self._me or not incident.isdigit():
+        # This instance's own alarm pool names itself "<instance>-alarms" (core.db).
+        if origin.removesuffix(ALARM_POOL_SUFFIX) == self._me or not incident.isdigit():
             return
         self.received += 1
         self._pending.add(int(incident))
