@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import object_session
+from sqlalchemy.orm import Session, object_session
 
 from alerting.incidents.lifecycle import ACTIVE_STATUSES, IncidentStatus
 from alerting.incidents.tables import IncidentEventRow, IncidentRow
@@ -52,7 +52,7 @@ async def prefetch_active(session: AsyncSession, keys: set[str]) -> None:
         known[row.dedupe_key] = row
 
 
-def remember_active(session: AsyncSession, row: IncidentRow) -> None:
+def remember_active(session: AsyncSession | Session, row: IncidentRow) -> None:
     """A row this transaction opened (or made active again) under its key."""
     known = session.info.get(_ACTIVE)
     if known is not None and row.active_key is not None:
@@ -75,7 +75,5 @@ def set_status(row: IncidentRow, status: IncidentStatus, now_ms: int) -> None:
     row.updated_at_ms = now_ms
     row.active_key = row.dedupe_key if status in ACTIVE_STATUSES else None
     session = object_session(row)
-    if session is not None and row.active_key is not None:
-        known = session.info.get(_ACTIVE)
-        if known is not None:
-            known[row.active_key] = row
+    if session is not None:
+        remember_active(session, row)
