@@ -101,3 +101,49 @@ async def test_storm_is_one_incident_and_an_alarm_jumps_the_storm_queue(sqlite_u
         )
         assert pages and max(pages.values()) <= 2, pages  # the first port, then the storm
         assert any(d.incident.get("type") == "smoke.alarm" for d in notifier.sent)
+
+
+async def test_thousands_of_charging_sessions_starting_queue_no_work_before_a_fire(
+    sqlite_url: str,
+) -> None:
+    """Every port that starts charging starts the 8-hour session timer (a pending alert): that
+    is the rule engine's business, not the incident worker's. Queued, 4,000 ports starting at
+    once held a fire alarm behind their batches (fleet_bench: 132 ms before its turn)."""
+    async with open_db(sqlite_url) as sm:
+        clock = ManualClock(T0)
+        notifier = RecordingNotifier()
+        delivery = DeliveryPipeline(sm, clock, {ChannelKind.APP: notifier}, sleep=no_sleep)
+        scheduler = EscalationScheduler(sm, clock, directory(), delivery)
+        engine = RuleEngine(load_rules(), grace_ms=0)
+        devices = {f"CP-{i:03d}": ctx(f"CP-{i:03d}", "charger") for i in range(PORTS)}
+        devices["SD-0001"] = ctx("SD-0001")
+        for device in devices.values():
+            engine.register_device(device, T0)
+        engine.start(T0)
+        alerts = AlertPipeline(
+            sm, engine, IncidentService(sm, clock), scheduler, clock, lambda _s, d: devices.get(d)
+        )
+        worker = asyncio.create_task(alerts.run_worker())
+        try:
+            for i, (device_id, device) in enumerate(devices.items()):
+                if device_id.startswith("CP-"):
+                    reading = Reading(
+                        "demo", "charger", device_id, "telemetry", T0, i,
+                        {"port": 1, "state": "charging", "power_w": 400.0},
+                    )  # fmt: skip
+                    alerts.on_reading(reading, device, T0)
+            assert alerts.backlog == 0, "session timers starting queued incident work"
+            assert alerts.transitions >= PORTS, "each port's session timer started"
+            alerts.on_reading(
+                Reading("demo", "smoke", "SD-0001", "event", T0, 1, {}, "alarm"),
+                devices["SD-0001"],
+                T0,
+            )
+            assert await alerts.settled(timeout_s=10)
+            assert await scheduler.finish_sending(10) == 0
+        finally:
+            worker.cancel()
+        assert [d.incident.get("type") for d in notifier.sent][:1] == ["smoke.alarm"]
+        # Eight hours later the sessions still running do open their incidents.
+        clock.advance(8 * 3600 * 1000 + 1000)
+        assert any(t.rule_id == "charger.session_too_long" for t in engine.tick(clock.now_ms()))
