@@ -105,7 +105,8 @@ class AlertPipeline:
 
     async def apply(self, t: AlertTransition, ctx: DeviceContext) -> IncidentChange | None:
         """Fold one transition into the incidents; a newly opened incident's first step is
-        planned in the same transaction and comes back claimed, to be sent at once."""
+        planned in the same transaction and sent as it commits (its deliveries come back in
+        ``claimed``, already on their way)."""
         try:
             change = await self._fold(t, ctx)
         except IntegrityError:
@@ -121,13 +122,30 @@ class AlertPipeline:
         return await self._incidents.run_actions(change, t, ctx)
 
     async def _fold(self, t: AlertTransition, ctx: DeviceContext) -> IncidentChange | None:
-        async with self._alarm_sessions.begin() as s:
-            change = await self._incidents.fold(s, t, ctx)
-            if change is None or change.first_page is None:
-                return change
-            row, timer = change.first_page
-            claimed = await self._escalation.first_step(s, row, timer, self._clock.now_ms())
-            return replace(change, claimed=tuple(claimed), first_page=None)
+        """Open (or fold) in one transaction; a new incident's first pages are sent from
+        inside it, while its commit is on its way."""
+        committed: asyncio.Future[None] | None = None
+        try:
+            async with self._alarm_sessions.begin() as s:
+                await self._incidents.look_ahead(s, t, ctx)
+                change = await self._incidents.fold(s, t, ctx)
+                if change is None or change.first_page is None:
+                    return change
+                row, timer = change.first_page
+                claimed = await self._escalation.first_step(s, row, timer, self._clock.now_ms())
+                if claimed:
+                    # The commit is a round trip and the database's disk flush (3–30 ms on a
+                    # busy PostgreSQL): the pages go out meanwhile and are recorded after it.
+                    committed = asyncio.get_running_loop().create_future()
+                    self._escalation.send(claimed, committed)
+                change = replace(change, claimed=tuple(claimed), first_page=None)
+        except BaseException:
+            if committed is not None:
+                committed.set_exception(RuntimeError("the incident's transaction failed"))
+            raise
+        if committed is not None:
+            committed.set_result(None)
+        return change
 
     def on_reading(self, reading: Reading, ctx: DeviceContext, now_ms: int) -> None:
         transitions = self._engine.on_reading(reading, ctx, now_ms)
@@ -352,9 +370,7 @@ class AlertPipeline:
                 continue
             if change is not None:
                 self._note_grouping(change)
-                if change.claimed:
-                    self._escalation.send(list(change.claimed))
-                else:
+                if not change.claimed:  # claimed pages were sent from inside apply()
                     paged = paged or change.pages
                 for listener in self._listeners:
                     listener(change)

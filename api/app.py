@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -42,6 +43,8 @@ from api.routes import (
     stats,
 )
 from api.services import ApiServices
+
+log = logging.getLogger(__name__)
 
 PREFIX = "/api/v1"
 BOARD_DIR = Path(__file__).with_name("board")
@@ -135,7 +138,12 @@ def _board_follows(services: ApiServices) -> Callable[[IncidentChange], None]:
         try:
             while True:
                 again.discard(incident_id)
-                await publish_incident(services, incident_id)
+                try:
+                    await publish_incident(services, incident_id)
+                except Exception:
+                    # The database is away: the board reads every incident afresh when it
+                    # reconnects; the alert path must not notice.
+                    log.exception("publishing incident %s to the live board failed", incident_id)
                 # Changes from now on wait for the end of this window and go out together.
                 await asyncio.sleep(BOARD_COALESCE_S)
                 if incident_id not in again:

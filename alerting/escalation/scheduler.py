@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from typing import Any
 
 from sqlalchemy import select
@@ -224,15 +224,21 @@ class EscalationScheduler:
         self, s: AsyncSession, incident: IncidentRow, timer: EscalationTimerRow, now_ms: int
     ) -> list[Delivery]:
         """Step 0 inside the transaction that opened ``incident``, so the alarm path pages
-        without a round through the loop; its deliveries come back claimed, ready to send."""
+        without a round through the loop; its deliveries come back claimed, ready to send.
+
+        The step's rows (deliveries, its event, the timer as the step leaves it) are written in
+        one flush at the end: one statement per table, no timer written and then updated."""
         rows = await self._step(s, timer, incident, now_ms, claim=True)
+        await s.flush()
         return self._pipeline.deliveries(rows)
 
-    def send(self, deliveries: list[Delivery]) -> None:
+    def send(self, deliveries: list[Delivery], committed: Awaitable[None] | None = None) -> None:
         """Send what :meth:`first_step` claimed, each delivery as its own task, so one
-        person's retries never hold up the next alarm."""
+        person's retries never hold up the next alarm. With ``committed``, the transaction
+        that claimed them is still committing: they go out now and are recorded after it
+        (:meth:`DeliveryPipeline.send`)."""
         for d in deliveries:
-            self._start(self._pipeline.send(d))
+            self._start(self._pipeline.send(d, committed))
 
     async def deliver_pending(self) -> int:
         """Send every unsent delivery (those a crash left behind) and wait; returns how many."""
@@ -267,9 +273,14 @@ class EscalationScheduler:
         task.add_done_callback(self._sending.discard)
 
     async def _follow(self, sending: Coroutine[Any, Any, FailedDelivery | None]) -> None:
-        failed = await sending
-        if failed is not None:
-            await self.delivery_failed(failed)
+        try:
+            failed = await sending
+            if failed is not None:
+                await self.delivery_failed(failed)
+        except Exception:
+            # The database is away: a row whose outcome was not recorded stays claimed and is
+            # sent again once its lease ends; a failure not yet acted on, at the next step.
+            log.exception("recording a page's outcome failed")
 
     async def _step(
         self,
@@ -298,6 +309,7 @@ class EscalationScheduler:
             now_ms=now_ms,
             text=_step_text(timer.note),
             claim=claim,
+            flush=not claim,
         )
         if index >= 1 and self._rings(incident):
             rows += await self._ring(s, incident, ladder, index, paged, now_ms)

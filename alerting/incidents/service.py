@@ -14,10 +14,16 @@ from alerting.incidents import storm as st
 from alerting.incidents.actions import ActionOutcome, ActionRequest, ActionRunner
 from alerting.incidents.card import build_card
 from alerting.incidents.lifecycle import IncidentStatus, Resolution, auto_resolution
-from alerting.incidents.silences import active_silence, life_safety
+from alerting.incidents.silences import (
+    active_silence,
+    covering_silence_id,
+    life_safety,
+    remember_silence,
+)
 from alerting.incidents.store import (
     SYSTEM,
     active_by_key,
+    active_by_key_and,
     add_event,
     prefetch_active,
     remember_active,
@@ -148,6 +154,18 @@ class IncidentService(IncidentDesk):
         await prefetch_active(s, keys | storms)
         found = [await active_by_key(s, key) for key in storms]
         await st.prefetch_links(s, [row.id for row in found if row is not None], keys)
+
+    async def look_ahead(self, s: AsyncSession, t: AlertTransition, ctx: DeviceContext) -> None:
+        """Before folding an alarm: its active incident and the silence of its place in one
+        query (each round trip counts on the alarm path); :meth:`fold` then asks again only
+        for what it did not expect (a silence, a repeat)."""
+        if t.state is not AlertState.FIRING or t.severity is Severity.INFO:
+            return
+        place = (t.site, t.device_id, ctx.building_id, ctx.grid_id, t.at_ms)
+        silence = covering_silence_id(*place)
+        if silence is not None:
+            _, found = await active_by_key_and(s, t.dedupe_key, silence)
+            remember_silence(s, place, found is not None)
 
     async def fold(
         self, s: AsyncSession, t: AlertTransition, ctx: DeviceContext

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import StrEnum
 
-from sqlalchemy import or_, select
+from sqlalchemy import ScalarSelect, Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from alerting.incidents.tables import SilenceRow
@@ -39,21 +39,15 @@ class Matcher(StrEnum):
     GRID = "grid"
 
 
-async def active_silence(
-    session: AsyncSession,
-    *,
-    site: str,
-    device_id: str | None,
-    building_id: str | None,
-    grid_id: str | None,
-    now_ms: int,
-) -> SilenceRow | None:
-    """The silence covering this place at ``now_ms`` that lasts longest, if any."""
+def _covering(
+    site: str, device_id: str | None, building_id: str | None, grid_id: str | None, now_ms: int
+) -> Select[SilenceRow] | None:
+    """The silences covering this place at ``now_ms``, the longest-lasting first."""
     pairs = [(Matcher.DEVICE, device_id), (Matcher.BUILDING, building_id), (Matcher.GRID, grid_id)]
     terms = [(SilenceRow.matcher == m.value) & (SilenceRow.value == v) for m, v in pairs if v]
     if not terms:
         return None
-    stmt = (
+    return (
         select(SilenceRow)
         .where(
             SilenceRow.site == site,
@@ -64,6 +58,45 @@ async def active_silence(
         .order_by(SilenceRow.ends_at_ms.desc())
         .limit(1)
     )
+
+
+# The alarm path asks for an incident's key and its place's silence in one query
+# (:func:`covering_silence_id`); the answer is kept in the session for that transaction.
+_KNOWN = "silences.covering"
+
+
+def covering_silence_id(
+    site: str, device_id: str | None, building_id: str | None, grid_id: str | None, now_ms: int
+) -> ScalarSelect[int] | None:
+    """The id of the silence :func:`active_silence` would find, as a scalar subquery."""
+    stmt = _covering(site, device_id, building_id, grid_id, now_ms)
+    return None if stmt is None else stmt.with_only_columns(SilenceRow.id).scalar_subquery()
+
+
+def remember_silence(
+    session: AsyncSession, place: tuple[str, str | None, str | None, str | None, int], found: bool
+) -> None:
+    """Whether a silence covers ``place`` (site, device, building, grid, at), as looked up
+    together with something else; :func:`active_silence` then asks again only if one does."""
+    session.info.setdefault(_KNOWN, {})[place] = found
+
+
+async def active_silence(
+    session: AsyncSession,
+    *,
+    site: str,
+    device_id: str | None,
+    building_id: str | None,
+    grid_id: str | None,
+    now_ms: int,
+) -> SilenceRow | None:
+    """The silence covering this place at ``now_ms`` that lasts longest, if any."""
+    known: dict[object, bool] = session.info.get(_KNOWN, {})
+    if known.get((site, device_id, building_id, grid_id, now_ms)) is False:
+        return None
+    stmt = _covering(site, device_id, building_id, grid_id, now_ms)
+    if stmt is None:
+        return None
     return (await session.execute(stmt)).scalar_one_or_none()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ScalarSelect, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, object_session
 
@@ -50,6 +50,22 @@ async def prefetch_active(session: AsyncSession, keys: set[str]) -> None:
     known.update(dict.fromkeys(wanted))
     for row in rows:
         known[row.dedupe_key] = row
+
+
+async def active_by_key_and(
+    session: AsyncSession, key: str, also: ScalarSelect[Any]
+) -> tuple[IncidentRow | None, Any]:
+    """The active incident of ``key`` and the value of ``also``, in one round trip (the alarm
+    path counts them); the incident is remembered for :func:`active_by_key`."""
+    one = select(literal(1).label("one")).subquery()
+    stmt = (
+        select(IncidentRow, also.label("also"))
+        .select_from(one)
+        .outerjoin(IncidentRow, IncidentRow.active_key == key)
+    )
+    row, value = (await session.execute(stmt)).one()
+    session.info.setdefault(_ACTIVE, {})[key] = row
+    return row, value
 
 
 def remember_active(session: AsyncSession | Session, row: IncidentRow) -> None:

@@ -104,6 +104,7 @@ class DeliveryPipeline:
         text: str = "",
         claim: bool = False,
         only: ChannelKind | None = None,
+        flush: bool = True,
     ) -> list[DeliveryRow]:
         """Add the rows of one step (inside the caller's transaction); returns its unsent rows.
         ``message`` is the incident as the downlink contract has it, kept with each row: a page
@@ -115,12 +116,15 @@ class DeliveryPipeline:
 
         Every channel of each person but voice, or with ``only`` that one channel (voice calls
         are planned on their own, see :class:`~alerting.routing.directory.ChannelKind`).
+        Claimed rows can be left unflushed (``flush=False``), for the caller to write them
+        together with the rest of its transaction; their ids are known once it has flushed.
         """
         lease = now_ms + self._lease_ms if claim else None
         wanted = self._rows(incident_id, message, step, kind, paged, now_ms, text, lease, only)
         if claim or not wanted:
             session.add_all(wanted.values())
-            await session.flush()
+            if flush or not claim:
+                await session.flush()
             return list(wanted.values())
         existing = await session.execute(
             select(DeliveryRow).where(DeliveryRow.idempotency_key.in_(list(wanted)))
@@ -231,9 +235,17 @@ class DeliveryPipeline:
             row = await s.get(DeliveryRow, delivery_id)
             return None if row is None else _delivery(row)
 
-    async def send(self, d: Delivery) -> FailedDelivery | None:
+    async def send(
+        self, d: Delivery, committed: Awaitable[None] | None = None
+    ) -> FailedDelivery | None:
         """Send one claimed delivery with retries and record every attempt; returns what
-        failed for good (for the escalation to act on), ``None`` once the provider took it."""
+        failed for good (for the escalation to act on), ``None`` once the provider took it.
+
+        ``committed``: the row was planned in a transaction still committing (the alarm path
+        pages while its commit, a round trip and a disk flush, is on its way). The first
+        attempt goes out at once; its outcome is recorded once the commit is done. If the
+        commit failed there is no row to record in: the page went out anyway (safety first),
+        and the alarm's retry or its next report opens the incident."""
         notifier = self._notifiers.get(d.channel)
         error = f"no notifier configured for channel {d.channel.value}"
         attempt = 0
@@ -241,12 +253,17 @@ class DeliveryPipeline:
             attempt += 1
             try:
                 ref = await notifier.send(d)
+                took = True
             except DeliveryError as exc:
-                error, permanent = str(exc), exc.permanent
+                took, error, permanent = False, str(exc), exc.permanent
             except Exception as exc:  # a notifier bug must not lose the delivery
-                error, permanent = f"{type(exc).__name__}: {exc}", False
+                took, error, permanent = False, f"{type(exc).__name__}: {exc}", False
                 log.warning("notifier %s raised for %s: %s", d.channel, d.idempotency_key, error)
-            else:
+            if committed is not None:
+                if not await _landed(committed, d):
+                    return None
+                committed = None
+            if took:
                 await self._record(
                     d.id,
                     DeliveryStatus.SENT,
@@ -259,6 +276,8 @@ class DeliveryPipeline:
             if permanent or attempt >= self._retry.attempts:
                 break
             await self._sleep(self._retry.backoff_s(attempt))
+        if committed is not None and not await _landed(committed, d):
+            return None
         await self._record(d.id, DeliveryStatus.FAILED, attempt_error=error, count=False)
         log.warning("delivery %s failed for good: %s", d.idempotency_key, error)
         return FailedDelivery(d.incident_id, d.step, d.kind, d.person_id, d.channel.value, error)
@@ -327,3 +346,17 @@ def _delivery(row: DeliveryRow) -> Delivery:
         dict(row.message) if row.message else {"id": row.incident_id},
         row.receipt_token or "",
     )
+
+
+async def _landed(committed: Awaitable[None], d: Delivery) -> bool:
+    """Did the transaction that planned ``d`` commit (see :meth:`DeliveryPipeline.send`)?"""
+    try:
+        await committed
+    except Exception:
+        log.warning(
+            "page %s went out, but the transaction that planned it did not commit: the page "
+            "is not on record (the alarm's retry or next report opens the incident)",
+            d.idempotency_key,
+        )
+        return False
+    return True

@@ -4,6 +4,7 @@ fake of anything external)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -133,6 +134,24 @@ class RecordingNotifier:
 
     def people(self, step: str | None = None) -> list[str]:
         return sorted(d.person_id for d in self.sent if step is None or d.step == step)
+
+
+class DyingNotifier:
+    """A process that dies while its pages are being published: ``send`` never returns, and
+    ``die()`` ends every send under way without anything recorded (as a killed process)."""
+
+    def __init__(self) -> None:
+        self.sending: list[Delivery] = []
+        self._dead = asyncio.Event()
+
+    async def send(self, delivery: Delivery) -> None:
+        self.sending.append(delivery)
+        await self._dead.wait()
+        raise asyncio.CancelledError  # the process is gone mid-publish
+
+    async def die(self) -> None:
+        self._dead.set()
+        await asyncio.sleep(0)
 
 
 async def no_sleep(_s: float) -> None:

@@ -7,7 +7,8 @@ import asyncio
 import json
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 
 from alerting.escalation.scheduler import EscalationScheduler
 from alerting.escalation.timers import EscalationTimerRow
@@ -22,7 +23,7 @@ from alerting.incidents import (
     SilenceService,
     TransitionError,
 )
-from alerting.incidents.tables import AppendOnlyError, IncidentEventRow
+from alerting.incidents.tables import AppendOnlyError, IncidentEventRow, IncidentRow
 from alerting.models import AlertState, Category, Severity
 from alerting.notify.stages import DeliveryPipeline
 from alerting.pipeline import AlertPipeline
@@ -34,6 +35,7 @@ from tests.alerting.incidents.incident_support import (
     MIN,
     SITE,
     T0,
+    DyingNotifier,
     RecordingNotifier,
     ctx,
     directory,
@@ -316,9 +318,9 @@ async def test_cut_power_action_is_published_and_recorded(db_url: str) -> None:
         assert events[-1].data["topic"] == topic
 
 
-def paging_stack(sm, clock, instance: str = "gw-a"):  # type: ignore[no-untyped-def]
+def paging_stack(sm, clock, instance: str = "gw-a", notifier=None):  # type: ignore[no-untyped-def]
     """As the gateway wires it: the first step runs inside the opening transaction."""
-    notifier = RecordingNotifier()
+    notifier = notifier or RecordingNotifier()
     pipeline = DeliveryPipeline(
         sm, clock, {ChannelKind.APP: notifier}, sleep=no_sleep, instance=instance
     )
@@ -341,7 +343,7 @@ async def test_an_alarm_opens_with_its_first_page_claimed_and_sent_once(db_url: 
         assert sorted(d.person_id for d in change.claimed) == ["bl1", "duty1", "gw1"]
         assert {d.step for d in change.claimed} == {"0"}
         assert all(d.incident["id"] == change.incident_id for d in change.claimed)
-        scheduler.send(list(change.claimed))
+        # already on their way: apply() sent them as the opening committed
         assert await scheduler.finish_sending(5) == 0
         assert notifier.people() == ["bl1", "duty1", "gw1"]
         # the escalation loop finds step 0 done: nobody paged twice, leftovers none
@@ -356,14 +358,46 @@ async def test_an_alarm_opens_with_its_first_page_claimed_and_sent_once(db_url: 
         assert notifier.people("1") != []
 
 
+async def test_an_alarm_pages_even_when_its_incident_fails_to_commit(db_url: str) -> None:
+    """The first pages go out while the opening commits (on a busy PostgreSQL the commit is
+    3–30 ms). A commit that fails must not have suppressed them: the people are paged, nothing
+    is recorded of the failed opening, and the alarm's next report opens the incident."""
+
+    def refuse(_session: Session) -> None:
+        raise RuntimeError("the database refused the commit")
+
+    async with open_db(db_url) as sm:
+        clock = ManualClock(T0)
+        alerts, scheduler, _service, notifier = paging_stack(sm, clock)
+        c = ctx()
+        event.listen(Session, "before_commit", refuse, once=True)
+        try:
+            with pytest.raises(RuntimeError, match="refused the commit"):
+                await alerts.apply(transition("smoke.alarm", c, T0), c)
+        finally:
+            if event.contains(Session, "before_commit", refuse):
+                event.remove(Session, "before_commit", refuse)
+        assert await scheduler.finish_sending(5) == 0
+        assert notifier.people("0") == ["bl1", "duty1", "gw1"], "the fire was paged"
+        async with sm() as s:
+            assert (await s.scalars(select(IncidentRow))).all() == []
+        clock.advance(1000)
+        again = await alerts.apply(transition("smoke.alarm", c, T0 + 1000), c)
+        assert again is not None and again.kind is ChangeKind.OPENED
+        assert await scheduler.finish_sending(5) == 0
+        assert len(notifier.people("0")) == 6  # paged again, now for an incident on record
+
+
 async def test_claimed_pages_not_sent_before_a_crash_go_out_after_the_lease(db_url: str) -> None:
     async with open_db(db_url) as sm:
         clock = ManualClock(T0)
-        alerts, _scheduler, _service, _ = paging_stack(sm, clock)
+        dying = DyingNotifier()
+        alerts, _scheduler, _service, _ = paging_stack(sm, clock, notifier=dying)
         c = ctx()
         change = await alerts.apply(transition("smoke.alarm", c, T0), c)
         assert change is not None
-        assert change.claimed  # … and the process dies before sending them
+        assert change.claimed  # … and the process dies while publishing them
+        await dying.die()
         # Another gateway instance sharing the database: the rows are leased to the dead one.
         _, scheduler, _service, notifier = paging_stack(sm, clock, instance="gw-b")
         assert await scheduler.resume_leftovers() == 0  # still leased to the dead process
@@ -386,11 +420,13 @@ async def test_a_restarted_gateway_sends_the_pages_its_crashed_run_claimed_at_on
 ) -> None:
     async with open_db(db_url) as sm:
         clock = ManualClock(T0)
-        alerts, _scheduler, _service, _ = paging_stack(sm, clock, instance="gw-a")
+        dying = DyingNotifier()
+        alerts, _scheduler, _service, _ = paging_stack(sm, clock, instance="gw-a", notifier=dying)
         c = ctx()
         change = await alerts.apply(transition("smoke.alarm", c, T0), c)
         assert change is not None and len(change.claimed) == 3
-        # … the process dies before sending; it is back five seconds later, same instance.
+        await dying.die()
+        # … the process died while sending; it is back five seconds later, same instance.
         clock.advance(5_000)
         _, scheduler, _service, notifier = paging_stack(sm, clock, instance="gw-a")
         assert await scheduler.deliver_pending() == 3  # at once, not after the minute's lease
