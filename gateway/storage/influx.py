@@ -64,14 +64,17 @@ class InfluxWriter:
         self._timeout_s = timeout_s
         self._gzip = gzip_body
         self._encoder = LineEncoder()
-        self._client: httpx.AsyncClient | None = None
+        # Made now, not at the first write: building its TLS context holds the loop for tens
+        # of milliseconds, which the first telemetry batch (and an alarm behind it) would wait.
+        self._client: httpx.AsyncClient | None = self._new_client()
         self.rejected_batches = 0
+
+    def _new_client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self._url, headers=self._headers, timeout=self._timeout_s)
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = httpx.AsyncClient(
-                base_url=self._url, headers=self._headers, timeout=self._timeout_s
-            )
+            self._client = self._new_client()
         return self._client
 
     async def close(self) -> None:
