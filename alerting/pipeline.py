@@ -25,7 +25,7 @@ from alerting.incidents.service import ChangeKind, IncidentChange, IncidentServi
 from alerting.models import AlertState, AlertTransition, Severity
 from alerting.rules.engine import RuleEngine
 from core.clock import Clock
-from core.db import dropped
+from core.db import IdReserve, draw_ids_from, dropped
 from core.readings import DeviceContext, Reading
 
 log = logging.getLogger(__name__)
@@ -67,11 +67,14 @@ class AlertPipeline:
         tick_interval_ms: int = 1000,
         hold_bulk: Callable[[bool], None] | None = None,
         alarm_sessions: async_sessionmaker[AsyncSession] | None = None,
+        ids: IdReserve | None = None,
     ) -> None:
         self._sessions = sessions
         # Opening an incident and planning its first page: on a pool of its own where the
         # database is PostgreSQL (core.db.make_alarm_engine), so no ping precedes an alarm.
         self._alarm_sessions = alarm_sessions or sessions
+        # Incident and delivery ids drawn ahead (PostgreSQL): see core.db.IdReserve.
+        self._ids = ids
         self._engine = engine
         self._incidents = incidents
         self._escalation = escalation
@@ -127,6 +130,8 @@ class AlertPipeline:
         committed: asyncio.Future[None] | None = None
         try:
             async with self._alarm_sessions.begin() as s:
+                if self._ids is not None:
+                    draw_ids_from(s, self._ids)  # rows written after the pages went out
                 await self._incidents.look_ahead(s, t, ctx)
                 change = await self._incidents.fold(s, t, ctx)
                 if change is None or change.first_page is None:
@@ -134,8 +139,9 @@ class AlertPipeline:
                 row, timer = change.first_page
                 claimed = await self._escalation.first_step(s, row, timer, self._clock.now_ms())
                 if claimed:
-                    # The commit is a round trip and the database's disk flush (3–30 ms on a
-                    # busy PostgreSQL): the pages go out meanwhile and are recorded after it.
+                    # The rows' INSERTs (unless ids were drawn ahead and they are still to be
+                    # written) and the commit are round trips, and the commit a disk flush
+                    # (3–30 ms on a busy PostgreSQL): the pages go out meanwhile, recorded after.
                     committed = asyncio.get_running_loop().create_future()
                     self._escalation.send(claimed, committed)
                 change = replace(change, claimed=tuple(claimed), first_page=None)

@@ -19,11 +19,13 @@ from alerting.commands import CommandDesk, CommandPolicy, CommandRate
 from alerting.escalation.scheduler import EscalationScheduler
 from alerting.incidents.service import IncidentService
 from alerting.incidents.storm import StormControl, StormLimits
+from alerting.incidents.tables import IncidentRow
 from alerting.notify.base import Notifier
 from alerting.notify.email import EmailNotifier, SmtpConfig
 from alerting.notify.mqtt import MqttNotifier
 from alerting.notify.sms import SmsNotifier
 from alerting.notify.stages import DeliveryPipeline, RetryPolicy
+from alerting.notify.tables import DeliveryRow
 from alerting.notify.webhook import WebhookNotifier, generic_json, wecom_markdown
 from alerting.notify.webpush import WebPushNotifier, load_vapid, public_key
 from alerting.pipeline import AlertPipeline
@@ -43,6 +45,7 @@ from alerting.state import SqlAlertStateStore
 from core import topics
 from core.clock import Clock, SystemClock
 from core.db import (
+    IdReserve,
     keep_wal_short,
     make_alarm_engine,
     make_engine,
@@ -102,6 +105,8 @@ class Gateway:
     webpush: WebPushNotifier | None = field(default=None, init=False)
     # The alarm path's own PostgreSQL pool (core.db.make_alarm_engine); None on SQLite.
     alarm_db: AsyncEngine | None = field(default=None, init=False)
+    # Incident and delivery ids drawn ahead for the alarm path (core.db.IdReserve); PostgreSQL.
+    ids: IdReserve | None = field(default=None, init=False)
     status: DeviceStatusBoard = field(init=False)
     commands: CommandDesk = field(init=False)
     cluster: ClusterNode | None = field(default=None, init=False)
@@ -119,6 +124,8 @@ class Gateway:
         self.alarm_db = make_alarm_engine(s.database.url, application_name=instance)
         if self.alarm_db is not None:
             await warm(self.alarm_db)
+            self.ids = IdReserve(self.sessions, [IncidentRow.__tablename__, DeliveryRow.__tablename__])
+            await self.ids.fill()
         await self._apply_community_files()
         self.registry = Registry(self.sessions, on_load=self._registry_loaded)
         await self.registry.load()
@@ -347,6 +354,7 @@ class Gateway:
             tick_interval_ms=s.alerting.tick_interval_ms,
             hold_bulk=self._hold_bulk,
             alarm_sessions=make_sessionmaker(self.alarm_db) if self.alarm_db else None,
+            ids=self.ids,
         )
 
     def _registry_loaded(self) -> None:

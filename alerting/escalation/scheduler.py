@@ -227,9 +227,12 @@ class EscalationScheduler:
         without a round through the loop; its deliveries come back claimed, ready to send.
 
         The step's rows (deliveries, its event, the timer as the step leaves it) are written in
-        one flush at the end: one statement per table, no timer written and then updated."""
+        one flush at the end: one statement per table, no timer written and then updated. If
+        the session drew every id ahead (core.db.IdReserve), nothing is written here: the
+        pages can go out first and the commit writes the rows."""
         rows = await self._step(s, timer, incident, now_ms, claim=True)
-        await s.flush()
+        if incident.id is None or any(row.id is None for row in rows):
+            await s.flush()
         return self._pipeline.deliveries(rows)
 
     def send(self, deliveries: list[Delivery], committed: Awaitable[None] | None = None) -> None:

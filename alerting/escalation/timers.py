@@ -7,14 +7,17 @@ so a crash can never leave an open incident without its escalation.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, Text, delete
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from alerting.routing.ladder import Ladder
 from core.db import Base
+
+if TYPE_CHECKING:
+    from alerting.incidents.tables import IncidentRow
 
 
 class TimerKind(StrEnum):
@@ -32,6 +35,9 @@ class EscalationTimerRow(Base):
     __tablename__ = "escalation_timer"
 
     incident_id: Mapped[int] = mapped_column(ForeignKey("incident.id"), primary_key=True)
+    # Never loaded; it makes every flush write the incident first (its id may have been
+    # drawn ahead and the row still unwritten: core.db.IdReserve).
+    incident: Mapped[IncidentRow] = relationship(lazy="raise")
     kind: Mapped[str] = mapped_column(String(16))  # a TimerKind
     due_at_ms: Mapped[int] = mapped_column(BigInteger, index=True)
     next_step: Mapped[int] = mapped_column(Integer, default=0)

@@ -38,6 +38,7 @@ from alerting.routing.ladder import Ladder
 from alerting.routing.router import RoutingPolicy
 from alerting.routing.tree import route_labels
 from core.clock import Clock
+from core.db import reserved_ids
 from core.readings import DeviceContext
 
 
@@ -325,8 +326,15 @@ class IncidentService(IncidentDesk):
             card=build_card(t, ctx) if what is None else None,
             reasons=[_reason(t)] if what is None else None,
         )
-        s.add(row)
-        await s.flush()
+        drawn = reserved_ids(s, IncidentRow.__tablename__)
+        if drawn:
+            # An id drawn ahead (core.db.IdReserve): nothing is written yet, so the first
+            # pages can go out before the rows do (alerting/pipeline.py).
+            row.id = drawn[0]
+            s.add(row)
+        else:
+            s.add(row)
+            await s.flush()
         remember_active(s, row)
         add_event(
             s,

@@ -18,7 +18,7 @@ from sqlalchemy import (
     UniqueConstraint,
     event,
 )
-from sqlalchemy.orm import Mapped, Mapper, mapped_column
+from sqlalchemy.orm import Mapped, Mapper, mapped_column, relationship
 
 from core.db import Base, IdType
 
@@ -80,6 +80,9 @@ class IncidentEventRow(Base):
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
     incident_id: Mapped[int] = mapped_column(ForeignKey("incident.id"), index=True)
+    # Never loaded; it makes every flush write the incident first (its id may have been
+    # drawn ahead and the row still unwritten: core.db.IdReserve).
+    incident: Mapped[IncidentRow] = relationship(lazy="raise")
     at_ms: Mapped[int] = mapped_column(BigInteger)
     actor: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(32))
@@ -107,6 +110,9 @@ class IncidentDeviceRow(Base):
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
     incident_id: Mapped[int] = mapped_column(ForeignKey("incident.id"), index=True)
+    # Never loaded; it makes every flush write the incident first (its id may have been
+    # drawn ahead and the row still unwritten: core.db.IdReserve).
+    incident: Mapped[IncidentRow] = relationship(lazy="raise")
     device_id: Mapped[str | None] = mapped_column(String(64))
     rule_id: Mapped[str] = mapped_column(String(128))
     dedupe_key: Mapped[str] = mapped_column(String(300), index=True)

@@ -28,6 +28,7 @@ from alerting.notify.tables import REACHED, UNSENT, DeliveryKind, DeliveryRow, D
 from alerting.routing.directory import ChannelKind
 from alerting.routing.router import Paged
 from core.clock import Clock
+from core.db import reserved_ids
 
 log = logging.getLogger(__name__)
 Sleep = Callable[[float], Awaitable[None]]
@@ -117,11 +118,16 @@ class DeliveryPipeline:
         Every channel of each person but voice, or with ``only`` that one channel (voice calls
         are planned on their own, see :class:`~alerting.routing.directory.ChannelKind`).
         Claimed rows can be left unflushed (``flush=False``), for the caller to write them
-        together with the rest of its transaction; their ids are known once it has flushed.
+        together with the rest of its transaction; their ids are known once it has flushed,
+        or at once if the session draws ids ahead (core.db.IdReserve).
         """
         lease = now_ms + self._lease_ms if claim else None
         wanted = self._rows(incident_id, message, step, kind, paged, now_ms, text, lease, only)
         if claim or not wanted:
+            if claim and not flush:
+                drawn = reserved_ids(session, DeliveryRow.__tablename__, len(wanted))
+                for row, delivery_id in zip(wanted.values(), drawn or (), strict=False):
+                    row.id = delivery_id
             session.add_all(wanted.values())
             if flush or not claim:
                 await session.flush()

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.db import Base, IdType
+
+if TYPE_CHECKING:
+    from alerting.incidents.tables import IncidentRow
 
 
 class DeliveryStatus(StrEnum):
@@ -49,6 +52,9 @@ class DeliveryRow(Base):
     id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
     idempotency_key: Mapped[str] = mapped_column(String(300), unique=True)
     incident_id: Mapped[int] = mapped_column(ForeignKey("incident.id"), index=True)
+    # Never loaded; it makes every flush write the incident first (its id may have been
+    # drawn ahead and the row still unwritten: core.db.IdReserve).
+    incident: Mapped[IncidentRow] = relationship(lazy="raise")
     step: Mapped[str] = mapped_column(String(32))
     kind: Mapped[str] = mapped_column(String(16))  # a DeliveryKind
     person_id: Mapped[str] = mapped_column(String(64))

@@ -206,3 +206,62 @@ async def test_a_fire_alarm_is_opened_and_planned_in_five_statements_on_postgres
         "INSERT incident_event",
         "INSERT delivery",
     ], statements
+
+
+async def test_a_fire_alarm_pages_while_postgresql_holds_back_writing_its_incident(
+    start_gateway,  # type: ignore[no-untyped-def]
+    mosquitto: Mosquitto,
+    postgres_url: str,
+) -> None:
+    """The page names its incident and its delivery by ids the gateway drew from PostgreSQL
+    ahead of time, so it goes out after the one query that decides whether to page; the rows
+    follow. Here another session holds the incident table against writes (as a long
+    maintenance statement would): the worker's phone still gets the page, and once the table
+    is free the incident and the delivery the page named are on record, the page as sent."""
+    import asyncpg
+
+    from alerting.notify.tables import DeliveryRow
+
+    gateway = await start_gateway(database={"url": postgres_url})
+    got: list[tuple[str, dict]] = []  # type: ignore[type-arg]
+    ready = asyncio.Event()
+    listener = asyncio.create_task(
+        collect(mosquitto.port, "safety/demo/workers/+/incidents", got, ready)
+    )
+    await ready.wait()
+    blocker = await asyncpg.connect(postgres_url.replace("+asyncpg", ""))
+    holding = blocker.transaction()
+    await holding.start()
+    await blocker.execute("LOCK TABLE incident IN EXCLUSIVE MODE")  # reads pass, writes wait
+    try:
+        await publish(
+            mosquitto.port,
+            "safety/demo/smoke/SD-0001/event",
+            {"ts": int(time.time() * 1000), "seq": 801, "event": "alarm", "smoke_dbm": 0.4},
+        )
+        await wait_until(lambda: any(t.endswith("/worker-a/incidents") for t, _ in got))
+        async with gateway.sessions() as s:
+            assert (await s.scalars(select(IncidentRow))).all() == [], "not written yet"
+    finally:
+        await holding.rollback()
+        await blocker.close()
+    page = next(body for topic, body in got if topic.endswith("/worker-a/incidents"))
+    listener.cancel()
+
+    async def recorded() -> list[tuple[int, int, str]]:
+        async with gateway.sessions() as s:
+            rows = await s.execute(
+                select(DeliveryRow.id, DeliveryRow.incident_id, DeliveryRow.status).where(
+                    DeliveryRow.person_id == "worker-a", DeliveryRow.channel == "app"
+                )
+            )
+            return [tuple(r) for r in rows]  # type: ignore[misc]
+
+    deadline = time.monotonic() + 10
+    while [status for *_, status in await recorded()] != ["sent"]:
+        assert time.monotonic() < deadline, await recorded()
+        await asyncio.sleep(0.05)
+    assert await recorded() == [(page["notification"]["delivery"], page["id"], "sent")]
+    async with gateway.sessions() as s:
+        incident = await s.get(IncidentRow, page["id"])
+    assert incident is not None and (incident.rule_id, incident.status) == ("smoke.alarm", "open")
