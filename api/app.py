@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -58,11 +58,15 @@ def create_app(services: ApiServices) -> FastAPI:
         registry=services.metrics,
     )
     guard = LoginGuard(services.config.login, on_refused=refused.inc)
+    board = _BoardFollower(services)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await guard.workers.start()  # the first login then finds its worker waiting
         yield
+        # Before the gateway closes its database pools: a read-back still under way would
+        # meet a pool being closed.
+        await board.close()
         await guard.aclose()
 
     # The docs page loads Swagger UI from the gateway itself, not a CDN: a community's box
@@ -79,7 +83,7 @@ def create_app(services: ApiServices) -> FastAPI:
     )
     app.state.services = services
     if services.listen_incidents is not None:
-        services.listen_incidents(_board_follows(services))
+        services.listen_incidents(board.changed)
     app.state.login_guard = guard
     errors.install(app)
     _instrument(app, services)
@@ -127,40 +131,54 @@ def create_app(services: ApiServices) -> FastAPI:
 BOARD_COALESCE_S = 0.5
 
 
-def _board_follows(services: ApiServices) -> Callable[[IncidentChange], None]:
+class _BoardFollower:
     """The live board gets each incident the alert path changes, as the API shows it (read
     back after the change committed): at once for a change to a quiet incident, at most every
     ``BOARD_COALESCE_S`` for one that keeps changing; its last state is always published."""
-    running: dict[int, asyncio.Task[None]] = {}
-    again: set[int] = set()
 
-    async def publish_latest(incident_id: int) -> None:
+    def __init__(self, services: ApiServices) -> None:
+        self._services = services
+        # Held here until done, or the loop may drop them.
+        self._running: dict[int, asyncio.Task[None]] = {}
+        self._again: set[int] = set()
+        self._closed = False
+
+    def changed(self, change: IncidentChange) -> None:
+        if self._closed:
+            return  # the API has stopped: nobody is watching the board
+        if change.incident_id in self._running:
+            self._again.add(change.incident_id)  # the task under way publishes once more
+            return
+        self._running[change.incident_id] = asyncio.create_task(
+            self._publish_latest(change.incident_id)
+        )
+
+    async def close(self) -> None:
+        """No more read-backs; those under way are cancelled and awaited."""
+        self._closed = True
+        tasks = list(self._running.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _publish_latest(self, incident_id: int) -> None:
         try:
             while True:
-                again.discard(incident_id)
+                self._again.discard(incident_id)
                 try:
-                    await publish_incident(services, incident_id)
+                    await publish_incident(self._services, incident_id)
                 except Exception:
                     # The database is away: the board reads every incident afresh when it
                     # reconnects; the alert path must not notice.
                     log.exception("publishing incident %s to the live board failed", incident_id)
                 # Changes from now on wait for the end of this window and go out together.
                 await asyncio.sleep(BOARD_COALESCE_S)
-                if incident_id not in again:
+                if incident_id not in self._again:
                     return
         finally:
             # No await between the check above and this: a change that comes after it
             # starts a new task.
-            running.pop(incident_id, None)
-
-    def changed(change: IncidentChange) -> None:
-        if change.incident_id in running:
-            again.add(change.incident_id)  # the task under way publishes once more
-            return
-        # Held in ``running`` until done, or the loop may drop it.
-        running[change.incident_id] = asyncio.create_task(publish_latest(change.incident_id))
-
-    return changed
+            self._running.pop(incident_id, None)
 
 
 def _instrument(app: FastAPI, services: ApiServices) -> None:

@@ -55,6 +55,7 @@ from core.db import (
 )
 from core.readings import DeviceContext, Reading
 from device_profiles import ProfileRegistry, load_profiles
+from gateway.cluster.lease import ShuttingDown
 from gateway.cluster.node import ClusterNode
 from gateway.directory import RegistryDirectory
 from gateway.health import HealthReport
@@ -212,7 +213,12 @@ class Gateway:
 
     def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """A task in the running TaskGroup (a partition's MQTT sessions)."""
-        return self._tasks.create_task(work, name=name)
+        try:
+            return self._tasks.create_task(work, name=name)
+        except RuntimeError:
+            # The task group is shutting down (the gateway stops): nothing new starts.
+            work.close()
+            raise ShuttingDown(name) from None
 
     def _mqtt_sessions(self) -> list[MqttSession]:
         """The broker connections: with ``mqtt.priority_connection``, events (alarms) and the

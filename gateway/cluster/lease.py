@@ -41,6 +41,11 @@ from gateway.cluster.partitions import fair_share
 
 log = logging.getLogger(__name__)
 
+class ShuttingDown(Exception):
+    """Raised by a partition's start when this instance is stopping: the lease goes back
+    at once, and that is no error."""
+
+
 #: Start a partition's work (subscribe, load its state); raising gives the lease back.
 StartWork = Callable[[str, int], Awaitable[None]]
 #: Stop a partition's work; ``lost`` = another instance owns it already (save nothing).
@@ -275,6 +280,10 @@ class LeaseManager:
             )
             try:
                 await self._start_work(partition, int(epoch))
+            except ShuttingDown:
+                log.info("partition %s taken as this instance stops; lease given back", partition)
+                await self._stop(partition, lost=False)
+                await self._free(partition, int(epoch))
             except Exception:
                 log.exception("partition %s: could not start its work; lease given back", partition)
                 await self._stop(partition, lost=False)

@@ -230,10 +230,11 @@ async def test_the_board_gets_a_storm_incident_s_last_state_without_a_read_per_d
 
     from alerting.incidents.service import ChangeKind, IncidentChange
     from alerting.incidents.tables import IncidentRow
-    from api.app import _board_follows
+    from api.app import _BoardFollower
 
     incident_id = await env.open_incident(G1_DEVICE)
-    changed = _board_follows(env.services)
+    board = _BoardFollower(env.services)
+    changed = board.changed
     first = env.services.live.last_id
     for count in range(1, 301):  # 300 devices attached, each its own committed change
         async with env.services.sessions.begin() as s:
@@ -256,3 +257,12 @@ async def test_the_board_gets_a_storm_incident_s_last_state_without_a_read_per_d
     changed(IncidentChange(ChangeKind.OPENED, other, Severity.CRITICAL))
     await asyncio.sleep(0.2)
     assert any(e.data.get("id") == other for e in env.services.live.since(mark) or [])
+
+    # Once the API stops (before the gateway closes its database pools), no more read-backs:
+    # one under way is cancelled, a change after it starts none.
+    changed(IncidentChange(ChangeKind.REPEATED, other, Severity.CRITICAL))
+    await board.close()
+    mark = env.services.live.last_id
+    changed(IncidentChange(ChangeKind.REPEATED, other, Severity.CRITICAL))
+    await asyncio.sleep(0.8)
+    assert not any(e.data.get("id") == other for e in env.services.live.since(mark) or [])
