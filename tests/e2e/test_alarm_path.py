@@ -112,9 +112,9 @@ async def test_a_rule_disabled_through_the_api_stays_disabled_after_a_restart(
 
 
 async def test_an_alarm_after_the_database_dropped_its_connections_still_pages(
+    postgres_url: str,  # first: its database is dropped after the gateway has stopped
     start_gateway,  # type: ignore[no-untyped-def]
     mosquitto: Mosquitto,
-    postgres_url: str,
 ) -> None:
     """PostgreSQL restarts or fails over: every connection the alarm path had is gone. The
     alarm path keeps no ping before each alarm (three round trips), so its first transaction
@@ -154,9 +154,9 @@ async def test_an_alarm_after_the_database_dropped_its_connections_still_pages(
 
 
 async def test_a_fire_alarm_is_opened_and_planned_in_five_statements_on_postgresql(
+    postgres_url: str,  # first: its database is dropped after the gateway has stopped
     start_gateway,  # type: ignore[no-untyped-def]
     mosquitto: Mosquitto,
-    postgres_url: str,
 ) -> None:
     """On a busy box every round trip to PostgreSQL waits for both processes to be scheduled
     (3–10 ms each at 20,000 msg/s in benchmarks/fleet_bench.py), so the opening keeps to one
@@ -209,9 +209,9 @@ async def test_a_fire_alarm_is_opened_and_planned_in_five_statements_on_postgres
 
 
 async def test_a_fire_alarm_pages_while_postgresql_holds_back_writing_its_incident(
+    postgres_url: str,  # first: its database is dropped after the gateway has stopped
     start_gateway,  # type: ignore[no-untyped-def]
     mosquitto: Mosquitto,
-    postgres_url: str,
 ) -> None:
     """The page names its incident and its delivery by ids the gateway drew from PostgreSQL
     ahead of time, so it goes out after the one query that decides whether to page; the rows
