@@ -213,9 +213,13 @@ def _checked_scenario(args: argparse.Namespace) -> int:
               f"(speed x{run.speed:g}); roles: "
               + ", ".join(f"{r}={d.device_id}" for r, d in run.roles.items()), flush=True)
         wait = args.wait if args.wait is not None else 10 + scenario.settle_s / gateway_speed
+        # On the gateway's clock the run knows when it ended; on its own clock, the gateway's
+        # "now" just after is the nearest.
+        played_until = run.sim_end_ms if follow is not None else gw_end
         ok = check_run(api, run, gw_start, gw_end, gateway_speed, wait,
                        lambda line: print(line, flush=True),
-                       offline_verdicts(run, [d for d in devices if d.site == args.site], seen))
+                       offline_verdicts(run, [d for d in devices if d.site == args.site], seen),
+                       played_until_ms=played_until)
     except ApiError as err:
         print(f"FAIL  cannot check: {err}", flush=True)
         ok = False

@@ -132,8 +132,14 @@ def _matches(exp: BoundExpectation, row: dict[str, Any]) -> bool:
 
 
 def judge(run: ScenarioRun, rows: list[dict[str, Any]], gw_start_ms: int, gw_end_ms: int,
-          tz: ZoneInfo, earlier: list[dict[str, Any]] | None = None) -> list[Verdict]:
-    """PASS/FAIL per expectation (and for undeclared incidents of the scenario's devices)."""
+          tz: ZoneInfo, earlier: list[dict[str, Any]] | None = None,
+          played_until_ms: int | None = None) -> list[Verdict]:
+    """PASS/FAIL per expectation (and for undeclared incidents of the scenario's devices).
+
+    ``played_until_ms`` (the gateway's clock when the scenario's last step and linger were
+    over; ``gw_end_ms`` if not given): the scenario's devices fall silent then, so their going
+    offline afterwards is the simulator stopping, not the scenario's outcome."""
+    silent_from = gw_end_ms if played_until_ms is None else played_until_ms
     out: list[Verdict] = []
     declared: list[tuple[Expectation, BoundExpectation]] = list(
         zip(run.scenario.expect, run.expected, strict=True))
@@ -175,9 +181,10 @@ def judge(run: ScenarioRun, rows: list[dict[str, Any]], gw_start_ms: int, gw_end
         for row in rows:
             if row["device_id"] not in mine or any(_matches(e, row) for _, e in declared):
                 continue
-            if (row["rule_id"].endswith(".offline")
-                    and _building_code(row.get("building_id")) in outage):
-                continue  # folded into the building's outage
+            if row["rule_id"].endswith(".offline") and (
+                    _building_code(row.get("building_id")) in outage
+                    or row["opened_at_ms"] > silent_from):
+                continue  # folded into the building's outage, or the scenario had ended
             out.append(Verdict(False, f"FAIL  unexpected incident #{row['id']} {row['rule_id']} "
                                       f"[{row['severity']}] on {row['device_id']}"))
     return out
@@ -214,7 +221,7 @@ def offline_probe(api: GatewayApi, seen: dict[int, set[str]],
 
 def check_run(api: GatewayApi, run: ScenarioRun, gw_start_ms: int, gw_end_ms: int,
               gateway_speed: float, wait_s: float, say: Callable[[str], None] = print,
-              extra: list[Verdict] | None = None) -> bool:
+              extra: list[Verdict] | None = None, played_until_ms: int | None = None) -> bool:
     """Wait (at most ``wait_s`` real seconds) for the expected incidents, then judge."""
     tz = api.time_zone(run.site)
     earlier = [r for r in api.active(run.site) if r["opened_at_ms"] < gw_start_ms - 1_000]
@@ -232,13 +239,14 @@ def check_run(api: GatewayApi, run: ScenarioRun, gw_start_ms: int, gw_end_ms: in
                 if (r.get("reading_ts_ms") or r["opened_at_ms"]) <= until]
     while True:
         rows = opened()
-        verdicts = judge(run, rows, gw_start_ms, gw_end_ms, tz, earlier)
+        verdicts = judge(run, rows, gw_start_ms, gw_end_ms, tz, earlier, played_until_ms)
         if all(v.ok for v in verdicts) or time.monotonic() >= deadline:
             break
         time.sleep(0.5)
     time.sleep(min(2.0, wait_s))  # room for an incident that must not open to show up
     rows = opened()
-    verdicts = judge(run, rows, gw_start_ms, gw_end_ms, tz, earlier) + (extra or [])
+    verdicts = (judge(run, rows, gw_start_ms, gw_end_ms, tz, earlier, played_until_ms)
+                + (extra or []))
     say(f"check against the gateway (clock x{gateway_speed:g}, {tz.key}):")
     for v in verdicts:
         say(f"  {v.line}")

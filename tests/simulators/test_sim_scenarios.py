@@ -211,3 +211,30 @@ def test_scenario_without_its_devices_says_so(name: str, missing: str) -> None:
     devices = [d for d in default_devices("demo") if not d.device_id.startswith(missing)]
     with pytest.raises(LookupError, match="no building has devices"):
         bind_roles(load_scenario(name), devices)
+
+
+async def test_check_tells_a_device_silent_after_the_scenario_from_one_silent_while_it_played(
+    mosquitto: Mosquitto,
+) -> None:
+    """On a compressed clock the scenario's pile goes offline (5 min) a few real milliseconds
+    after its last step: that is the simulator stopping. Going offline while the scenario
+    still played it is an outcome nobody declared, and fails the check."""
+    from zoneinfo import ZoneInfo
+
+    from simulators.check import judge
+
+    run = await run_scenario("charger-thermal-runaway", mosquitto.url, "demo", speed=100_000)
+    pile = run.roles["pile"].device_id
+
+    def offline(opened_at_ms: int) -> dict[str, object]:
+        return {"id": 91, "rule_id": "charger.offline", "severity": "minor", "device_id": pile,
+                "building_id": "demo.s1", "opened_at_ms": opened_at_ms, "reasons": []}
+
+    def unexpected(row: dict[str, object]) -> list[str]:
+        verdicts = judge(run, [row], run.sim_start_ms, run.sim_end_ms + 30_000,
+                         ZoneInfo("Asia/Shanghai"), played_until_ms=run.sim_end_ms)
+        return [v.line for v in verdicts if "unexpected" in v.line]
+
+    assert unexpected(offline(run.sim_end_ms + 300_000)) == []
+    assert unexpected(offline(run.sim_end_ms - 60_000)) == [
+        f"FAIL  unexpected incident #91 charger.offline [minor] on {pile}"]
