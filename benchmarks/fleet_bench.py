@@ -301,6 +301,61 @@ class BaselineProc(System):
             self.proc.kill()
 
 
+NODE_RED = HERE / "node_red"
+
+
+class NodeRedProc(System):
+    """The same job as a Node-RED flow (benchmarks/node_red/flow.json): MQTT in → a function
+    making one point per message and a page per alarmed device → a join of 5,000 points or
+    200 ms → node-red-contrib-influxdb's batch writer. Node-RED and the node are installed
+    with npm into benchmarks/node_red/node_modules on first use."""
+
+    name = "node-red"
+
+    def __init__(self, work: Path, mosquitto: Mosquitto, influxd: Influxd) -> None:
+        red = NODE_RED / "node_modules" / "node-red" / "red.js"
+        if not red.exists():
+            print("  installing Node-RED (npm ci in benchmarks/node_red)", flush=True)
+            subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=NODE_RED, check=True,
+                           stdout=subprocess.DEVNULL)
+        influxd.create_database("nodered")
+        home = work / "node-red"
+        home.mkdir(exist_ok=True)
+        for name in ("flow.json", "settings.js"):
+            (home / name).write_bytes((NODE_RED / name).read_bytes())
+        self.port = free_port()
+        env = dict(os.environ, MQTT_PORT=str(mosquitto.port), NODE_RED_PORT=str(self.port),
+                   INFLUX_PORT=str(influxd.port))
+        self.proc = subprocess.Popen(
+            ["node", str(red), "--userDir", str(home), "--settings", str(home / "settings.js")],
+            env=env, cwd=home, stdout=(work / "node-red.log").open("ab"), stderr=subprocess.STDOUT)
+        self.pid = self.proc.pid
+        deadline = time.monotonic() + 60
+        while self._status() is None:
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("Node-RED did not start; see node-red.log")
+            time.sleep(0.2)
+        time.sleep(1.0)  # its MQTT subscription is in place
+
+    def _status(self) -> dict[str, int] | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/status", timeout=5) as r:
+                return dict(json.loads(r.read()))
+        except (OSError, ValueError):
+            return None
+
+    def counted(self) -> int:
+        status = self._status()
+        return int(status["stored"]) if status else 0
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(10)
+        if self.proc.poll() is None:
+            self.proc.kill()
+
+
 class GatewayProc(System):
     name = "gateway"
 
@@ -611,6 +666,9 @@ def main() -> None:
                     help="after a step's last message, how long everything may take to be stored")
     ap.add_argument("--alarms-per-s", type=float, default=2.0)
     ap.add_argument("--no-baseline", action="store_true")
+    ap.add_argument("--node-red", action="store_true",
+                    help="also a Node-RED flow doing the same job (benchmarks/node_red; needs "
+                         "node and npm), after the baseline and before the gateway")
     ap.add_argument("--no-warmup", dest="warmup", action="store_false",
                     help="start the ladder cold: no device has reported before its first step")
     ap.add_argument("--storm", action="store_true", help="a storm step after the ladder")
@@ -658,6 +716,12 @@ def main() -> None:
                     summary["baseline"] = bench.ladder(baseline)
                 finally:
                     baseline.stop()
+            if args.node_red:
+                node_red = NodeRedProc(work, bench.mosquitto, bench.influxd)
+                try:
+                    summary["node-red"] = bench.ladder(node_red)
+                finally:
+                    node_red.stop()
             gateway = GatewayProc(work, bench.mosquitto, bench.influxd, db_url, community)
             print(f"  gateway start-up with {args.devices + storm_devices:,} registered devices: "
                   f"{gateway.startup_s:.1f} s (process start → MQTT connected)", flush=True)
@@ -695,10 +759,11 @@ def main() -> None:
         for name, steps in summary.items():
             print(f"  {name}: sustained capacity {capacity(steps):,} msg/s "
                   f"(highest passing step of {[s.rate for s in steps]})")
-        if "baseline" in summary and "gateway" in summary:
-            b, g = capacity(summary["baseline"]), capacity(summary["gateway"])
-            print(f"  gateway / baseline capacity: {g / b:.2f}x" if b else
-                  "  gateway / baseline capacity: baseline passed no step")
+        for peer in ("baseline", "node-red"):
+            if peer in summary and "gateway" in summary:
+                b, g = capacity(summary[peer]), capacity(summary["gateway"])
+                print(f"  gateway / {peer} capacity: {g / b:.2f}x" if b else
+                      f"  gateway / {peer} capacity: {peer} passed no step")
 
 
 if __name__ == "__main__":
