@@ -5,7 +5,9 @@
     .venv/bin/python benchmarks/fleet_bench.py --db postgres --devices 100000 ...
     .venv/bin/python benchmarks/fleet_bench.py --smoke        # a few seconds: does it still run
 
-One Mosquitto and one influxd on this machine. The fleet is a community's mix (35 % smoke
+One Mosquitto on this machine and, for each system in turn, a fresh influxd of the same build
+and settings (the README's for a large fleet; ``--influxd-defaults``: as installed), so no
+system pays for the previous one's deferred compactions. The fleet is a community's mix (35 % smoke
 detectors, 10 % SOS buttons, 15 % gates, 40 % charger ports, all registered), published by
 the C load generator (benchmarks/loadgen.c -x) at QoS 1 in steps of rising rate, each type's
 share of the messages following its profile's reporting interval and every payload inside the
@@ -15,8 +17,8 @@ alternately), each on a device that has not alarmed before; each must reach a wo
 First benchmarks/baseline.py (a plain paho subscriber writing the same points to InfluxDB in
 batches and paging on one threshold) runs through the steps, then the gateway (a separate
 process, its relational database the embedded SQLite or PostgreSQL per ``--db``). A step
-passes when every message is stored within its drain time (no loss, no growing backlog),
-every alarm was paged and the alarm p99 is under 1 s; a system's capacity is its highest
+passes when every message is stored within its drain time (no loss, no growing backlog) and
+at ≥ 90 % of the offered rate overall, every alarm was paged and the alarm p99 is under 1 s; a system's capacity is its highest
 passing step, and the steps stop at the first failure. Per step: CPU µs per message of each
 process (the system under test, mosquitto, influxd), alarm p50/p99, peak RSS.
 
@@ -443,7 +445,23 @@ class Step:
 
     @property
     def passed(self) -> bool:
-        return self.loss <= 0 and self.unpaged == 0 and self.alarms > 0 and self.p99 < 1000
+        return not self.failures
+
+    @property
+    def failures(self) -> list[str]:
+        """Why the step failed; empty when it passed. Keeping up is part of passing: on this
+        shared box the load generator itself slows when the system under test takes the CPU,
+        and a rate nobody could offer or store in time was not sustained."""
+        why = []
+        if self.loss > 0:
+            why.append(f"{self.loss:,} not stored in time")
+        if self.unpaged or not self.alarms:
+            why.append(f"{self.unpaged} alarms not paged" if self.alarms else "no alarm sent")
+        if not self.p99 < 1000:
+            why.append("alarm p99 ≥ 1 s")
+        if self.ingest_rate < 0.9 * self.rate:
+            why.append(f"stored at {100 * self.ingest_rate / self.rate:.0f}% of the offered rate")
+        return why
 
     @property
     def ingest_rate(self) -> float:
@@ -451,7 +469,7 @@ class Step:
 
     def line(self) -> str:
         cpu = "  ".join(f"{k} {v:.0f}" for k, v in self.cpu_us.items())
-        verdict = "PASS" if self.passed else "fail"
+        verdict = "PASS" if self.passed else f"fail ({'; '.join(self.failures)})"
         return (f"  {self.system:8s} {self.rate:>7,} msg/s  {verdict}  stored {self.stored:,}/"
                 f"{self.messages:,} ({self.ingest_rate:,.0f} msg/s)  alarms {self.alarms - self.unpaged}/"
                 f"{self.alarms} paged, p50 {self.p50:.0f} ms p99 {self.p99:.0f} ms  "
@@ -463,10 +481,22 @@ class Bench:
     def __init__(self, args: argparse.Namespace, work: Path) -> None:
         self.args, self.work = args, work
         self.mosquitto = Mosquitto(work / "mosquitto")
-        self.influxd = Influxd(work / "influxd")
+        self.influxd = Influxd(work / "influxd", large_fleet=not args.influxd_defaults)
         self.loadgen = build_loadgen(work)
         self.fresh = fresh_alarm_devices(args.devices)
         self.listener: Listener | None = None
+
+    def fresh_influxd(self, system: str) -> Influxd:
+        """A new influxd (same build, same settings) for the next system under test.
+
+        One influxd shared by all would bill one system's deferred work to the next: the
+        baseline's cache snapshot and compactions (due once its shard has been idle for a
+        while) ran inside the gateway's measured steps and doubled influxd's CPU there."""
+        self.influxd.stop()
+        self.influxd = Influxd(self.work / f"influxd-{system}",
+                               large_fleet=not self.args.influxd_defaults)
+        self.influxd.start()
+        return self.influxd
 
     def step(self, system: System, rate: int, seconds: float, storm: int = 0) -> Step:
         args = self.args
@@ -671,6 +701,8 @@ def main() -> None:
                          "node and npm), after the baseline and before the gateway")
     ap.add_argument("--no-warmup", dest="warmup", action="store_false",
                     help="start the ladder cold: no device has reported before its first step")
+    ap.add_argument("--influxd-defaults", action="store_true",
+                    help="influxd as installed, not with the README's settings for a large fleet")
     ap.add_argument("--storm", action="store_true", help="a storm step after the ladder")
     ap.add_argument("--storm-devices", type=int, default=5000)
     ap.add_argument("--storm-seconds", type=float, default=60.0)
@@ -711,18 +743,19 @@ def main() -> None:
         summary: dict[str, list[Step]] = {}
         try:
             if not args.no_baseline:
-                baseline = BaselineProc(work, bench.mosquitto, bench.influxd)
+                baseline = BaselineProc(work, bench.mosquitto, bench.fresh_influxd("baseline"))
                 try:
                     summary["baseline"] = bench.ladder(baseline)
                 finally:
                     baseline.stop()
             if args.node_red:
-                node_red = NodeRedProc(work, bench.mosquitto, bench.influxd)
+                node_red = NodeRedProc(work, bench.mosquitto, bench.fresh_influxd("node-red"))
                 try:
                     summary["node-red"] = bench.ladder(node_red)
                 finally:
                     node_red.stop()
-            gateway = GatewayProc(work, bench.mosquitto, bench.influxd, db_url, community)
+            gateway = GatewayProc(work, bench.mosquitto, bench.fresh_influxd("gateway"), db_url,
+                                  community)
             print(f"  gateway start-up with {args.devices + storm_devices:,} registered devices: "
                   f"{gateway.startup_s:.1f} s (process start → MQTT connected)", flush=True)
             try:
