@@ -22,6 +22,7 @@ Device ids are assumed unique within one gateway.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import logging
 from collections.abc import Callable, Iterable, Mapping
@@ -50,6 +51,9 @@ MARKER: StateKey = ("_engine", "checkpoint")
 # Kinds whose in-window samples are worth a DB write per change; rate-of-rise samples live a
 # minute and are rebuilt after a restart, so only their status changes are saved.
 _SAVE_SAMPLES = frozenset({"count_in_window", "correlation"})
+# States serialised between two turns of the event loop at a checkpoint: 100,000 devices'
+# last-seen times are about half a second of work, which an alarm must not wait behind.
+CHECKPOINT_SLICE = 2000
 
 
 class RuleEngine:
@@ -324,17 +328,37 @@ class RuleEngine:
 
     def checkpoint_snapshot(self, now_ms: int, *, clean: bool = False) -> list[StateChange]:
         """The refreshed-only states (last-seen times) and the marker; clears the set."""
+        refreshed, self._refreshed = self._refreshed, set()
+        return [*self._refreshed_rows(refreshed, now_ms), self._mark(now_ms, clean)]
+
+    async def checkpoint_snapshot_yielding(
+        self, now_ms: int, *, clean: bool = False
+    ) -> list[StateChange]:
+        """``checkpoint_snapshot`` in slices of ``CHECKPOINT_SLICE`` states with the event loop
+        running between them. Keys refreshed meanwhile go to the next checkpoint."""
+        refreshed, self._refreshed = self._refreshed, set()
+        keys = list(refreshed)
+        changes: list[StateChange] = []
+        for start in range(0, len(keys), CHECKPOINT_SLICE):
+            if start:
+                await asyncio.sleep(0)
+            changes.extend(self._refreshed_rows(keys[start : start + CHECKPOINT_SLICE], now_ms))
+        changes.append(self._mark(now_ms, clean))
+        return changes
+
+    def _refreshed_rows(self, keys: Iterable[StateKey], now_ms: int) -> list[StateChange]:
         changes = []
-        for key in self._refreshed:
+        for key in keys:
             if key in self._dirty:
                 continue  # written with the dirty ones
             state = self._states.get(key)
             data = None if state is None or state.is_blank() else state.to_json()
             changes.append(StateChange(key[0], key[1], data, now_ms))
-        self._refreshed.clear()
-        self._marker = {"clean": clean, "at": now_ms}
-        changes.append(StateChange(MARKER[0], MARKER[1], self._marker, now_ms))
         return changes
+
+    def _mark(self, now_ms: int, clean: bool) -> StateChange:
+        self._marker = {"clean": clean, "at": now_ms}
+        return StateChange(MARKER[0], MARKER[1], self._marker, now_ms)
 
     async def persist(self, now_ms: int | None = None) -> int:
         """Save the dirty states (transitions, pending timers) to the configured store, and
@@ -344,8 +368,8 @@ class RuleEngine:
             return 0
         changes = self.dirty_snapshot()
         if now_ms is not None and now_ms >= self._next_checkpoint:
-            changes.extend(self.checkpoint_snapshot(now_ms))
             self._next_checkpoint = now_ms + self._checkpoint_ms
+            changes.extend(await self.checkpoint_snapshot_yielding(now_ms))
             self.checkpoints += 1
         await self._save(changes)
         return len(changes)
@@ -355,7 +379,8 @@ class RuleEngine:
         the stored deadlines exactly)."""
         if self._store is None:
             return 0
-        changes = self.dirty_snapshot() + self.checkpoint_snapshot(now_ms, clean=clean)
+        changes = self.dirty_snapshot()
+        changes.extend(await self.checkpoint_snapshot_yielding(now_ms, clean=clean))
         self.checkpoints += 1
         await self._save(changes)
         return len(changes)
