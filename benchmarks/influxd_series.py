@@ -15,7 +15,6 @@ setting only defers its work.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import sys
 import time
@@ -25,21 +24,11 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.services import Influxd
+from fleet_bench import cpu_s, rss_mib
+
+from tests.services import LARGE_FLEET, TAG_VALUES_UNCAPPED, Influxd
 
 BATCH = 5000
-
-
-def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def lines(series: int, first: int, count: int, ts_ms: int) -> bytes:
@@ -66,11 +55,8 @@ def post(url: str, body: bytes) -> float:
 
 
 def measure(work: Path, series: int, rate: int, seconds: float, large_fleet: bool) -> str:
-    influxd = Influxd(work, large_fleet=large_fleet)
-    if not large_fleet:  # lift only the tag-value cap, so 100,000+ devices can be written
-        influxd.conf.write_text(
-            influxd.conf.read_text().replace("[data]\n", "[data]\n  max-values-per-tag = 0\n")
-        )
+    # Defaults but for the tag-value cap, so 100,000+ devices of one type can be written.
+    influxd = Influxd(work, data=LARGE_FLEET if large_fleet else TAG_VALUES_UNCAPPED)
     influxd.start()
     try:
         influxd.create_database("bench")
@@ -92,7 +78,7 @@ def measure(work: Path, series: int, rate: int, seconds: float, large_fleet: boo
             time.sleep(max(0.0, next_at - time.monotonic()))
         elapsed = time.monotonic() - start
         cpu = cpu_s(pid) - cpu0
-        rss = rss_mib(pid)
+        rss = rss_mib(pid)[0]
     finally:
         influxd.stop()
     setting = "large-fleet" if large_fleet else "defaults"

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 
 
@@ -118,28 +119,32 @@ class Mosquitto:
         self.start()
 
 
+#: No cap on a tag's distinct values: 1.x refuses the 100,001st device of one type otherwise.
+TAG_VALUES_UNCAPPED = {"max-values-per-tag": "0"}
+#: The settings the README gives for 10,000+ devices (what the fleet benchmark measures): a
+#: 128 MiB cache snapshot, so each snapshot writes many points per series instead of one or
+#: two (with 100,000 devices' series the default 25 MiB about doubles influxd's CPU per point).
+LARGE_FLEET = {"cache-snapshot-memory-size": '"128m"', **TAG_VALUES_UNCAPPED}
+
+
 class Influxd:
     """An InfluxDB 1.x server (Debian's `influxdb` package) in a directory of the test's own."""
 
-    def __init__(self, workdir: Path, *, large_fleet: bool = False) -> None:
-        """``large_fleet``: the settings the README gives for 10,000+ devices (what the fleet
-        benchmark measures): a 128 MiB cache snapshot, so each snapshot writes many points per
-        series instead of one or two (with 100,000 devices' series the default 25 MiB about
-        doubles influxd's CPU per point), and no cap on a tag's distinct values (1.x refuses
-        the 100,001st device of one type otherwise)."""
+    def __init__(self, workdir: Path, *, data: Mapping[str, str] | None = None) -> None:
+        """``data``: extra settings of the ``[data]`` section, e.g. ``LARGE_FLEET``."""
         self.workdir = workdir
         self.port = free_port()
         self.rpc_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         workdir.mkdir(parents=True, exist_ok=True)
         self.conf = workdir / "influxdb.conf"
-        sizing = '  cache-snapshot-memory-size = "128m"\n  max-values-per-tag = 0\n'
+        extra = "".join(f"  {key} = {value}\n" for key, value in (data or {}).items())
         self.conf.write_text(
             f'reporting-disabled = true\nbind-address = "127.0.0.1:{self.rpc_port}"\n'
             f'[meta]\n  dir = "{workdir}/meta"\n'
             f'[data]\n  dir = "{workdir}/data"\n  wal-dir = "{workdir}/wal"\n'
             "  query-log-enabled = false\n"
-            f"{sizing if large_fleet else ''}"
+            f"{extra}"
             f'[http]\n  bind-address = "127.0.0.1:{self.port}"\n  log-enabled = false\n'
             "[monitor]\n  store-enabled = false\n"
             "[continuous_queries]\n  enabled = false\n"
