@@ -578,16 +578,15 @@ class Gateway:
                 "unacknowledged messages for the next run",
                 self.settings.shutdown_timeout_s,
             )
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.writer.close(), 5)
-        with contextlib.suppress(Exception):
-            await self.http.aclose()
+        # Each close bounded: a store or peer that never answers must not keep the process
+        # (or a supervisor waiting on it) from exiting.
+        await _close_within("time-series writer", self.writer.close())
+        await _close_within("HTTP client", self.http.aclose())
         if self.webpush is not None:
-            with contextlib.suppress(Exception):
-                await self.webpush.aclose()
-        await self.db.dispose()
+            await _close_within("web push client", self.webpush.aclose())
+        await _close_within("database", self.db.dispose())
         if self.alarm_db is not None:
-            await self.alarm_db.dispose()
+            await _close_within("alarm database", self.alarm_db.dispose())
         stopped_log.info("stores closed")
 
     async def _finish_work(self) -> None:
@@ -680,3 +679,16 @@ def routing_policy(settings: Settings) -> RoutingPolicy:
             esc.critical_ack_s * 1000, esc.major_ack_s * 1000, esc.minor_ack_s * 1000
         )
     )
+
+
+CLOSE_TIMEOUT_S = 5.0
+
+
+async def _close_within(what: str, closing: Coroutine[Any, Any, object]) -> None:
+    """Await one close at shutdown for at most CLOSE_TIMEOUT_S; a failure is logged, not raised."""
+    try:
+        await asyncio.wait_for(closing, CLOSE_TIMEOUT_S)
+    except TimeoutError:
+        log.warning("shutdown: closing the %s took over %.0f s; left", what, CLOSE_TIMEOUT_S)
+    except Exception as exc:  # shutting down: report it and go on closing the rest
+        log.warning("shutdown: closing the %s failed: %s", what, exc)

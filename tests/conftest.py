@@ -186,6 +186,19 @@ def fail_on_logged_exception(request: pytest.FixtureRequest) -> Iterator[None]:
 # -- the gateway itself ----------------------------------------------------------------------
 
 E2E_COMMUNITY = Path(__file__).parent / "e2e" / "community.yaml"
+# The gateway bounds its own shutdown (store, then each close); past this a teardown fails
+# with the reason instead of hanging the suite.
+GATEWAY_STOP_S = 60
+
+
+async def _stopped(task: asyncio.Task[None]) -> None:
+    """Cancel a running gateway as SIGTERM would and wait, bounded, for its shutdown."""
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=GATEWAY_STOP_S)
+    if not done:
+        pytest.fail(f"the gateway did not stop within {GATEWAY_STOP_S} s of being cancelled")
+    with contextlib.suppress(asyncio.CancelledError):
+        task.result()
 
 
 @pytest.fixture
@@ -230,14 +243,10 @@ async def start_gateway(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[o
         for entry in running:
             if entry[0] is gateway:
                 running.remove(entry)
-                entry[1].cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await entry[1]
+                await _stopped(entry[1])
                 return
 
     start.stop = stop  # type: ignore[attr-defined]
     yield start
     for _gateway, task in reversed(running):
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await _stopped(task)
