@@ -14,7 +14,8 @@ Persistence contract (the caller owns all I/O):
 3. If ``save`` fails, ``engine.mark_dirty(...)`` puts the keys back (``persist`` does it).
 4. What only refreshes — an absence rule's last-seen time, moved by every message of a device —
    is never a prompt write: it stays in memory and ``persist`` checkpoints it every
-   ``checkpoint_ms`` (one batched statement, whatever the fleet size); a clean stop writes it
+   ``checkpoint_ms``, a device's time only once its stored copy is ``REFRESH_REWRITE_MS`` old
+   (so a fleet heard every few seconds is not rewritten every minute); a clean stop writes it
    all with ``checkpoint(now, clean=True)``. See ``start`` for why a crash in between is safe.
 
 Device ids are assumed unique within one gateway.
@@ -54,6 +55,12 @@ _SAVE_SAMPLES = frozenset({"count_in_window", "correlation"})
 # States serialised between two turns of the event loop at a checkpoint: 100,000 devices'
 # last-seen times are about half a second of work, which an alarm must not wait behind.
 CHECKPOINT_SLICE = 2000
+# A periodic checkpoint rewrites a refreshed last-seen time only when its stored copy is older
+# than this. After a crash the offline timers restart at the start anyway (see ``start``); the
+# stored time is then only read as "when was this device last heard" by ``require_alive``
+# (windows of hours), so being up to this much (plus one checkpoint) behind costs nothing
+# there, and a big fleet's checkpoint writes a tenth of its devices instead of all of them.
+REFRESH_REWRITE_MS = 10 * 60_000
 
 
 class RuleEngine:
@@ -75,6 +82,8 @@ class RuleEngine:
         self._dirty: dict[StateKey, int] = {}
         # Absence states whose last-seen time moved since the last checkpoint (no prompt write).
         self._refreshed: set[StateKey] = set()
+        # When each refreshed-only state was last written by a checkpoint (or read at start).
+        self._written_ms: dict[StateKey, int] = {}
         self._checkpoint_ms = checkpoint_ms
         self._next_checkpoint = 0
         # None: nothing stored yet; False: the last run did not stop cleanly (see ``start``).
@@ -149,6 +158,7 @@ class RuleEngine:
             key = (rule_id, subject)
             self._states[key] = state
             if isinstance(spec, AbsenceRule) and state.last_ms is not None:
+                self._written_ms[key] = state.last_ms
                 device = subject.split("#", 1)[0]
                 self._seen[device] = max(self._seen.get(device, 0), state.last_ms)
             self._schedule(key, state.due_ms)
@@ -209,6 +219,7 @@ class RuleEngine:
             changes.append(StateChange(key[0], key[1], data, now_ms))
             self._dirty.pop(key, None)
             self._refreshed.discard(key)
+            self._written_ms.pop(key, None)
             self._scheduled.pop(key, None)
         for device in ids:
             ctx = self._ctx.pop(device, None)
@@ -332,28 +343,45 @@ class RuleEngine:
         return [*self._refreshed_rows(refreshed, now_ms), self._mark(now_ms, clean)]
 
     async def checkpoint_snapshot_yielding(
-        self, now_ms: int, *, clean: bool = False
+        self, now_ms: int, *, clean: bool = False, coarse: bool = False
     ) -> list[StateChange]:
         """``checkpoint_snapshot`` in slices of ``CHECKPOINT_SLICE`` states with the event loop
-        running between them. Keys refreshed meanwhile go to the next checkpoint."""
+        running between them. Keys refreshed meanwhile go to the next checkpoint.
+
+        ``coarse``: a stored last-seen time less than ``REFRESH_REWRITE_MS`` old is not
+        rewritten; its key waits for a later checkpoint."""
         refreshed, self._refreshed = self._refreshed, set()
         keys = list(refreshed)
         changes: list[StateChange] = []
         for start in range(0, len(keys), CHECKPOINT_SLICE):
             if start:
                 await asyncio.sleep(0)
-            changes.extend(self._refreshed_rows(keys[start : start + CHECKPOINT_SLICE], now_ms))
+            part = keys[start : start + CHECKPOINT_SLICE]
+            changes.extend(self._refreshed_rows(part, now_ms, coarse=coarse and not clean))
         changes.append(self._mark(now_ms, clean))
         return changes
 
-    def _refreshed_rows(self, keys: Iterable[StateKey], now_ms: int) -> list[StateChange]:
+    def _refreshed_rows(
+        self, keys: Iterable[StateKey], now_ms: int, *, coarse: bool = False
+    ) -> list[StateChange]:
         changes = []
+        written = self._written_ms
+        fresh_after = now_ms - REFRESH_REWRITE_MS
         for key in keys:
             if key in self._dirty:
                 continue  # written with the dirty ones
             state = self._states.get(key)
-            data = None if state is None or state.is_blank() else state.to_json()
-            changes.append(StateChange(key[0], key[1], data, now_ms))
+            if state is None or state.is_blank():
+                written.pop(key, None)
+                changes.append(StateChange(key[0], key[1], None, now_ms))
+                continue
+            if coarse and written.get(key, fresh_after) > fresh_after:
+                self._refreshed.add(key)  # the stored copy is recent enough: later
+                continue
+            # A first write is dated back by up to the interval, so a fleet registered at once
+            # is rewritten spread over the checkpoints instead of all in one.
+            written[key] = now_ms if key in written else now_ms - hash(key) % REFRESH_REWRITE_MS
+            changes.append(StateChange(key[0], key[1], state.to_json(), now_ms))
         return changes
 
     def _mark(self, now_ms: int, clean: bool) -> StateChange:
@@ -369,7 +397,7 @@ class RuleEngine:
         changes = self.dirty_snapshot()
         if now_ms is not None and now_ms >= self._next_checkpoint:
             self._next_checkpoint = now_ms + self._checkpoint_ms
-            changes.extend(await self.checkpoint_snapshot_yielding(now_ms))
+            changes.extend(await self.checkpoint_snapshot_yielding(now_ms, coarse=True))
             self.checkpoints += 1
         await self._save(changes)
         return len(changes)
@@ -400,6 +428,7 @@ class RuleEngine:
         no incident behind it, which would swallow the device's next alarm as a repeat.
         """
         key = (rule_id, subject)
+        self._written_ms.pop(key, None)
         if self._states.pop(key, None) is not None:
             self._dirty[key] = now_ms
 
@@ -463,7 +492,7 @@ class RuleEngine:
         if status != old.status or kind in _SAVE_SAMPLES:
             self._dirty[key] = now_ms
         elif kind == "absence":
-            # last_ms moves on every message: kept in memory, written at the next checkpoint
+            # last_ms moves on every message: kept in memory, written by a checkpoint
             # (``start`` explains why a crash before it is safe).
             self._refreshed.add(key)
         elif due != old.due_ms or blank:
