@@ -256,8 +256,12 @@ class RuleEngine:
             if spec.applies_to(ctx):
                 state = RuleState(last_ms=now_ms, due_ms=now_ms + spec.window_ms(ctx))
                 self._states[key] = state
-                # A new timer only refreshes: a crash before the checkpoint restarts it anyway.
+                # A new timer only refreshes: a crash before the checkpoint restarts it anyway
+                # (every start registers the devices again). Its first write is spread over
+                # the rewrite interval, so a fleet registered at once (a first start, a ledger
+                # imported) is not one checkpoint of every device.
                 self._refreshed.add(key)
+                self._written_ms.setdefault(key, now_ms - hash(key) % REFRESH_REWRITE_MS)
                 self._schedule(key, state.due_ms)
 
     # ------------------------------------------------------------------ evaluation
