@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "tests" / "alerting" / "rules"))
 
-from fleet_bench import drop_db, make_db_url  # noqa: E402
+from fleet_bench import cpu_s, drop_db, make_db_url  # noqa: E402
 from rules_support import FLEET, T0, ctx, reading  # noqa: E402
 
 from alerting.rules import RuleEngine, load_rules  # noqa: E402
@@ -39,16 +38,14 @@ MIN = 60_000
 
 def db_server_cpu_s() -> float:
     """CPU seconds of every PostgreSQL server process on this machine."""
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    total = 0.0
+    for comm in Path("/proc").glob("[0-9]*/comm"):
         try:
-            text = stat.read_text()
+            if comm.read_text().strip() == "postgres":
+                total += cpu_s(int(comm.parent.name))
         except OSError:
-            continue
-        if "(postgres)" in text:
-            fields = text.rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+            continue  # the process ended meanwhile
+    return total
 
 
 async def run(url: str, devices: int, minutes: int, *, coarse: bool) -> tuple[float, float, float]:

@@ -82,7 +82,8 @@ class RuleEngine:
         self._dirty: dict[StateKey, int] = {}
         # Absence states whose last-seen time moved since the last checkpoint (no prompt write).
         self._refreshed: set[StateKey] = set()
-        # When each refreshed-only state was last written by a checkpoint (or read at start).
+        # When each refreshed-only state was last written by a checkpoint (or read at start; a
+        # new timer gets a time spread back over REFRESH_REWRITE_MS, see register_device).
         self._written_ms: dict[StateKey, int] = {}
         self._checkpoint_ms = checkpoint_ms
         self._next_checkpoint = 0
@@ -382,9 +383,7 @@ class RuleEngine:
             if coarse and written.get(key, fresh_after) > fresh_after:
                 self._refreshed.add(key)  # the stored copy is recent enough: later
                 continue
-            # A first write is dated back by up to the interval, so a fleet registered at once
-            # is rewritten spread over the checkpoints instead of all in one.
-            written[key] = now_ms if key in written else now_ms - hash(key) % REFRESH_REWRITE_MS
+            written[key] = now_ms
             changes.append(StateChange(key[0], key[1], state.to_json(), now_ms))
         return changes
 

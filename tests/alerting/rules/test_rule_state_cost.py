@@ -50,6 +50,12 @@ async def boot(
     return engine
 
 
+def in_turn(fleet: list[DeviceContext], second: int, *, every_s: int) -> list[DeviceContext]:
+    """The devices reporting at this second when each reports every ``every_s`` seconds,
+    spread evenly over them."""
+    return [d for i, d in enumerate(fleet) if i % every_s == second % every_s]
+
+
 def heard(engine: RuleEngine, device: DeviceContext, now: int) -> list[object]:
     FLEET[device.device_id] = device
     r = reading(device.device_id, "telemetry", now, port=1, temp_c=30, leak_ma=0, power_w=200)
@@ -111,9 +117,8 @@ async def test_save_count_does_not_grow_with_quietly_reporting_devices(
         saves = []
         for second in range(1, 5 * 60 + 1):
             now = T0 + second * S
-            for i, device in enumerate(fleet):  # each device every 10 s, spread over the 10 s
-                if i % 10 == second % 10:
-                    assert heard(engine, device, now) == []
+            for device in in_turn(fleet, second, every_s=10):
+                assert heard(engine, device, now) == []
             await engine.persist(now)
             saves.append(store.saves)
         between = saves[118] - saves[59]  # after the 60 s checkpoint, before the 120 s one
@@ -175,10 +180,9 @@ async def test_a_fleet_heard_every_few_seconds_is_not_rewritten_every_minute(
     per_checkpoint = []
     for second in range(1, 25 * 60 + 1):
         now = T0 + second * S
-        for i, device in enumerate(fleet):  # each device every 20 s, spread over the 20 s
-            if i % 20 == second % 20:
-                assert heard(engine, device, now) == []
-                last_heard[device.device_id] = now
+        for device in in_turn(fleet, second, every_s=20):
+            assert heard(engine, device, now) == []
+            last_heard[device.device_id] = now
         before = store.rows
         await engine.persist(now)
         if store.rows != before:
