@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import logging
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
 from tests.services import Influxd, Mosquitto, pg_admin_url
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -49,6 +53,16 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
 
 
+def _on_own_loop(work: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to the end on a loop of its own in a helper thread.
+
+    Database fixtures may be set up from inside a running test loop (``start_gateway``
+    asks for the test's database first), where ``asyncio.run`` refuses to nest.
+    """
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(asyncio.run, work).result()
+
+
 @pytest.fixture(scope="session")
 def _pg_available() -> bool:
     import asyncpg  # type: ignore[import-untyped]
@@ -61,7 +75,7 @@ def _pg_available() -> bool:
         await conn.close()
         return True
 
-    return asyncio.run(probe())
+    return _on_own_loop(probe())
 
 
 @pytest.fixture
@@ -80,10 +94,10 @@ def postgres_url(_pg_available: bool) -> Iterator[str]:
         finally:
             await conn.close()
 
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    _on_own_loop(admin(f'CREATE DATABASE "{name}"'))
     base = pg_admin_url().rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
     yield f"{base}/{name}"
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    _on_own_loop(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -202,13 +216,22 @@ async def _stopped(task: asyncio.Task[None]) -> None:
 
 
 @pytest.fixture
-async def start_gateway(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[object]:
+async def start_gateway(
+    request: pytest.FixtureRequest, tmp_path: Path, mosquitto: Mosquitto
+) -> AsyncIterator[object]:
     """Start a Gateway in this test's event loop against the test broker; stopped at teardown.
 
     ``await start_gateway(**settings_overrides)`` returns the running ``Gateway``.
     """
     from gateway.app import Gateway
     from gateway.settings import Settings
+
+    # A test's database must outlive its gateways: set it up first so it is dropped last,
+    # whatever order the test names its fixtures in (a dropped database under a running
+    # gateway fails its escalation tick).
+    for database in ("db_url", "postgres_url"):
+        if database in request.fixturenames:
+            request.getfixturevalue(database)
 
     running: list[tuple[Gateway, asyncio.Task[None]]] = []
 
