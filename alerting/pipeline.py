@@ -25,7 +25,7 @@ from alerting.incidents.service import ChangeKind, IncidentChange, IncidentServi
 from alerting.models import AlertState, AlertTransition, Severity
 from alerting.rules.engine import RuleEngine
 from core.clock import Clock
-from core.db import IdReserve, draw_ids_from, dropped
+from core.db import IdDraw, IdReserve, draw_ids_from, dropped
 from core.readings import DeviceContext, Reading
 
 log = logging.getLogger(__name__)
@@ -110,28 +110,34 @@ class AlertPipeline:
         """Fold one transition into the incidents; a newly opened incident's first step is
         planned in the same transaction and sent as it commits (its deliveries come back in
         ``claimed``, already on their way)."""
+        ids = IdDraw(self._ids) if self._ids is not None else None
         try:
-            change = await self._fold(t, ctx)
+            change = await self._fold(t, ctx, ids)
         except IntegrityError:
             # Another gateway instance opened the same key at the same moment: now a repeat.
-            change = await self._fold(t, ctx)
+            change = await self._fold(t, ctx, ids)
         except DBAPIError as exc:
             if not dropped(exc):
                 raise
             # The database dropped the connection (a restart, a failover): the transaction
-            # did nothing; once more on a fresh connection before giving up on this alarm.
+            # did nothing; once more on a fresh connection before giving up on this alarm,
+            # under the ids its pages may already have named.
             log.warning("database connection lost while opening %s; retrying", t.dedupe_key)
-            change = await self._fold(t, ctx)
+            if ids is not None:
+                ids.again()
+            change = await self._fold(t, ctx, ids)
         return await self._incidents.run_actions(change, t, ctx)
 
-    async def _fold(self, t: AlertTransition, ctx: DeviceContext) -> IncidentChange | None:
+    async def _fold(
+        self, t: AlertTransition, ctx: DeviceContext, ids: IdDraw | None
+    ) -> IncidentChange | None:
         """Open (or fold) in one transaction; a new incident's first pages are sent from
         inside it, while its commit is on its way."""
         committed: asyncio.Future[None] | None = None
         try:
             async with self._alarm_sessions.begin() as s:
-                if self._ids is not None:
-                    draw_ids_from(s, self._ids)  # rows written after the pages went out
+                if ids is not None:
+                    draw_ids_from(s, ids)  # rows written after the pages went out
                 await self._incidents.look_ahead(s, t, ctx)
                 change = await self._incidents.fold(s, t, ctx)
                 if change is None or change.first_page is None:

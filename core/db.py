@@ -175,19 +175,50 @@ class IdReserve:
                 ids.extend(drawn)
 
 
+class IdDraw:
+    """The ids one alarm's opening takes from an :class:`IdReserve`, kept for its retry.
+
+    Its pages name those ids before the rows are written. When the transaction is then cut
+    (PostgreSQL restarts or fails over), :meth:`again` hands the same ids to the retry, so
+    the incident on record is the one the worker's phone already shows, and acknowledging
+    it there stops the ladder. Ids the retry does not ask for are a gap, nothing more.
+    """
+
+    def __init__(self, reserve: IdReserve) -> None:
+        self._reserve = reserve
+        self._taken: dict[str, list[int]] = {}
+        self._again: dict[str, collections.deque[int]] = {}
+
+    def take(self, table: str, n: int = 1) -> list[int] | None:
+        """``n`` ids of ``table``: the failed attempt's first, else fresh ones from the reserve."""
+        again = self._again.get(table)
+        if again is not None and len(again) >= n:
+            taken: list[int] | None = [again.popleft() for _ in range(n)]
+        else:
+            taken = self._reserve.take(table, n)
+        if taken:
+            self._taken.setdefault(table, []).extend(taken)
+        return taken
+
+    def again(self) -> None:
+        """The transaction that used the ids taken so far failed: offer them once more."""
+        self._again = {table: collections.deque(ids) for table, ids in self._taken.items()}
+        self._taken = {}
+
+
 _RESERVE = "id_reserve"
 
 
-def draw_ids_from(s: AsyncSession, reserve: IdReserve) -> None:
-    """Let code in this session's transaction address new rows with ``reserve``'s ids."""
-    s.info[_RESERVE] = reserve
+def draw_ids_from(s: AsyncSession, source: IdReserve | IdDraw) -> None:
+    """Let code in this session's transaction address new rows with ``source``'s ids."""
+    s.info[_RESERVE] = source
 
 
 def reserved_ids(s: AsyncSession, table: str, n: int = 1) -> list[int] | None:
     """``n`` ids for new rows of ``table`` if this session draws them ahead
     (:func:`draw_ids_from`) and has enough; otherwise ``None``: flush to get ids."""
-    reserve: IdReserve | None = s.info.get(_RESERVE)
-    return None if reserve is None else reserve.take(table, n)
+    source: IdReserve | IdDraw | None = s.info.get(_RESERVE)
+    return None if source is None else source.take(table, n)
 
 
 def dropped(exc: BaseException) -> bool:

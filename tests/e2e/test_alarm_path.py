@@ -265,3 +265,73 @@ async def test_a_fire_alarm_pages_while_postgresql_holds_back_writing_its_incide
     async with gateway.sessions() as s:
         incident = await s.get(IncidentRow, page["id"])
     assert incident is not None and (incident.rule_id, incident.status) == ("smoke.alarm", "open")
+
+
+async def test_a_page_sent_before_its_transaction_was_cut_names_the_incident_on_record(
+    postgres_url: str,  # first: its database is dropped after the gateway has stopped
+    start_gateway,  # type: ignore[no-untyped-def]
+    mosquitto: Mosquitto,
+) -> None:
+    """The page goes out while its incident is still being written. If PostgreSQL cuts that
+    transaction's connection then (a restart, a failover), the gateway opens the incident
+    again on a fresh connection; the incident on record must be the one the worker's phone
+    already shows, so that tapping "acknowledge" on that page stops the ladder."""
+    import asyncpg
+
+    from alerting.notify.tables import DeliveryRow
+    from tests.services import pg_admin_url
+
+    gateway = await start_gateway(database={"url": postgres_url})
+    got: list[tuple[str, dict]] = []  # type: ignore[type-arg]
+    ready = asyncio.Event()
+    listener = asyncio.create_task(
+        collect(mosquitto.port, "safety/demo/workers/+/incidents", got, ready)
+    )
+    await ready.wait()
+    blocker = await asyncpg.connect(postgres_url.replace("+asyncpg", ""))
+    holding = blocker.transaction()
+    await holding.start()
+    await blocker.execute("LOCK TABLE incident IN EXCLUSIVE MODE")  # the INSERT waits
+    try:
+        await publish(
+            mosquitto.port,
+            "safety/demo/smoke/SD-0001/event",
+            {"ts": int(time.time() * 1000), "seq": 901, "event": "alarm", "smoke_dbm": 0.4},
+        )
+        await wait_until(lambda: any(t.endswith("/worker-a/incidents") for t, _ in got))
+        admin = await asyncpg.connect(pg_admin_url())
+        try:
+            killed = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = $1 AND wait_event_type = 'Lock'",
+                postgres_url.rsplit("/", 1)[1],
+            )
+        finally:
+            await admin.close()
+        assert killed == 1, "the incident's INSERT was waiting for the table"
+    finally:
+        await holding.rollback()
+        await blocker.close()
+
+    async def on_record() -> list[tuple[int, int, str]]:
+        async with gateway.sessions() as s:
+            rows = await s.execute(
+                select(DeliveryRow.id, DeliveryRow.incident_id, DeliveryRow.status).where(
+                    DeliveryRow.person_id == "worker-a", DeliveryRow.channel == "app"
+                )
+            )
+            return [tuple(r) for r in rows]  # type: ignore[misc]
+
+    deadline = time.monotonic() + 15
+    while [status for *_, status in await on_record()] != ["sent"]:
+        assert time.monotonic() < deadline, await on_record()
+        await asyncio.sleep(0.05)
+    listener.cancel()
+    async with gateway.sessions() as s:
+        incidents = (await s.scalars(select(IncidentRow))).all()
+    assert [(i.rule_id, i.status) for i in incidents] == [("smoke.alarm", "open")]
+    pages = [body for topic, body in got if topic.endswith("/worker-a/incidents")]
+    assert {page["id"] for page in pages} == {incidents[0].id}, "a page names another incident"
+    assert {page["notification"]["delivery"] for page in pages} == {
+        delivery for delivery, _incident, _status in await on_record()
+    }
