@@ -200,6 +200,10 @@ class IdDraw:
             self._taken.setdefault(table, []).extend(taken)
         return taken
 
+    def note(self, table: str, ids: list[int]) -> None:
+        """Ids a flush gave new rows (the reserve was short): the retry reuses them too."""
+        self._taken.setdefault(table, []).extend(ids)
+
     def again(self) -> None:
         """The transaction that used the ids taken so far failed: offer them once more."""
         self._again = {table: collections.deque(ids) for table, ids in self._taken.items()}
@@ -212,6 +216,13 @@ _RESERVE = "id_reserve"
 def draw_ids_from(s: AsyncSession, source: IdReserve | IdDraw) -> None:
     """Let code in this session's transaction address new rows with ``source``'s ids."""
     s.info[_RESERVE] = source
+
+
+def note_ids(s: AsyncSession, table: str, ids: list[int]) -> None:
+    """Tell this session's :class:`IdDraw` (if any) the ids a flush gave new rows."""
+    source: IdReserve | IdDraw | None = s.info.get(_RESERVE)
+    if isinstance(source, IdDraw):
+        source.note(table, ids)
 
 
 def reserved_ids(s: AsyncSession, table: str, n: int = 1) -> list[int] | None:

@@ -38,7 +38,7 @@ from alerting.routing.ladder import Ladder
 from alerting.routing.router import RoutingPolicy
 from alerting.routing.tree import route_labels
 from core.clock import Clock
-from core.db import reserved_ids
+from core.db import note_ids, reserved_ids
 from core.readings import DeviceContext
 
 
@@ -335,6 +335,8 @@ class IncidentService(IncidentDesk):
         else:
             s.add(row)
             await s.flush()
+            # Its pages name this id before the commit; a retry of a cut transaction reuses it.
+            note_ids(s, IncidentRow.__tablename__, [row.id])
         remember_active(s, row)
         add_event(
             s,

@@ -7,6 +7,7 @@ import json
 import time
 
 import aiomqtt
+import pytest
 from sqlalchemy import select
 
 from alerting.incidents.tables import IncidentRow
@@ -267,21 +268,29 @@ async def test_a_fire_alarm_pages_while_postgresql_holds_back_writing_its_incide
     assert incident is not None and (incident.rule_id, incident.status) == ("smoke.alarm", "open")
 
 
+@pytest.mark.parametrize("incident_id", ["drawn ahead", "from the insert"])
 async def test_a_page_sent_before_its_transaction_was_cut_names_the_incident_on_record(
     postgres_url: str,  # first: its database is dropped after the gateway has stopped
     start_gateway,  # type: ignore[no-untyped-def]
     mosquitto: Mosquitto,
+    incident_id: str,
 ) -> None:
     """The page goes out while its incident is still being written. If PostgreSQL cuts that
     transaction's connection then (a restart, a failover), the gateway opens the incident
     again on a fresh connection; the incident on record must be the one the worker's phone
-    already shows, so that tapping "acknowledge" on that page stops the ladder."""
+    already shows, so that tapping "acknowledge" on that page stops the ladder. Also when no
+    id was drawn ahead (the reserve ran short) and the incident's INSERT gave it one."""
     import asyncpg
 
+    from alerting.incidents.tables import IncidentRow as Incident
     from alerting.notify.tables import DeliveryRow
     from tests.services import pg_admin_url
 
     gateway = await start_gateway(database={"url": postgres_url})
+    assert gateway.ids is not None
+    if incident_id == "from the insert":
+        await gateway.ids.fill()  # no top-up under way
+        gateway.ids._ids[Incident.__tablename__].clear()  # the alarm finds none, then tops up
     got: list[tuple[str, dict]] = []  # type: ignore[type-arg]
     ready = asyncio.Event()
     listener = asyncio.create_task(
@@ -291,7 +300,8 @@ async def test_a_page_sent_before_its_transaction_was_cut_names_the_incident_on_
     blocker = await asyncpg.connect(postgres_url.replace("+asyncpg", ""))
     holding = blocker.transaction()
     await holding.start()
-    await blocker.execute("LOCK TABLE incident IN EXCLUSIVE MODE")  # the INSERT waits
+    # The transaction's last INSERT waits: the pages are out, the incident not yet committed.
+    await blocker.execute("LOCK TABLE delivery IN EXCLUSIVE MODE")
     try:
         await publish(
             mosquitto.port,
@@ -308,7 +318,7 @@ async def test_a_page_sent_before_its_transaction_was_cut_names_the_incident_on_
             )
         finally:
             await admin.close()
-        assert killed == 1, "the incident's INSERT was waiting for the table"
+        assert killed == 1, "the alarm's transaction was waiting for the table"
     finally:
         await holding.rollback()
         await blocker.close()
