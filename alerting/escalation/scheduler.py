@@ -36,6 +36,7 @@ from alerting.routing.ladder import Ladder
 from alerting.routing.router import Paged, RoutePlace, resolve_roles
 from alerting.scope import NotOwner, OwnedSites, SiteFence, every_site, no_fence
 from core.clock import Clock
+from core.db import note_ids
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +233,10 @@ class EscalationScheduler:
         pages can go out first and the commit writes the rows."""
         rows = await self._step(s, timer, incident, now_ms, claim=True)
         if incident.id is None or any(row.id is None for row in rows):
+            undrawn = [row for row in rows if row.id is None]
             await s.flush()
+            # The pages name these ids before the commit; a retry of a cut transaction reuses them.
+            note_ids(s, DeliveryRow.__tablename__, [row.id for row in undrawn])
         return self._pipeline.deliveries(rows)
 
     def send(self, deliveries: list[Delivery], committed: Awaitable[None] | None = None) -> None:

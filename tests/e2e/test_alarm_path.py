@@ -279,7 +279,7 @@ async def test_a_page_sent_before_its_transaction_was_cut_names_the_incident_on_
     transaction's connection then (a restart, a failover), the gateway opens the incident
     again on a fresh connection; the incident on record must be the one the worker's phone
     already shows, so that tapping "acknowledge" on that page stops the ladder. Also when no
-    id was drawn ahead (the reserve ran short) and the incident's INSERT gave it one."""
+    id was drawn ahead (the reserve ran short) and the INSERTs gave the rows theirs."""
     import asyncpg
 
     from alerting.incidents.tables import IncidentRow as Incident
@@ -290,7 +290,8 @@ async def test_a_page_sent_before_its_transaction_was_cut_names_the_incident_on_
     assert gateway.ids is not None
     if incident_id == "from the insert":
         await gateway.ids.fill()  # no top-up under way
-        gateway.ids._ids[Incident.__tablename__].clear()  # the alarm finds none, then tops up
+        for table in (Incident.__tablename__, DeliveryRow.__tablename__):
+            gateway.ids._ids[table].clear()  # the alarm finds none, then tops up
     got: list[tuple[str, dict]] = []  # type: ignore[type-arg]
     ready = asyncio.Event()
     listener = asyncio.create_task(
@@ -298,10 +299,15 @@ async def test_a_page_sent_before_its_transaction_was_cut_names_the_incident_on_
     )
     await ready.wait()
     blocker = await asyncpg.connect(postgres_url.replace("+asyncpg", ""))
-    holding = blocker.transaction()
-    await holding.start()
-    # The transaction's last INSERT waits: the pages are out, the incident not yet committed.
-    await blocker.execute("LOCK TABLE delivery IN EXCLUSIVE MODE")
+    # The alarm's COMMIT waits (a deferred trigger on the incident asks for a lock this test
+    # holds): every row is written and the pages are out, nothing is committed yet.
+    await blocker.execute(
+        "CREATE FUNCTION hold_commit() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN PERFORM pg_advisory_xact_lock_shared(4242); RETURN NULL; END $$; "
+        "CREATE CONSTRAINT TRIGGER hold_commit AFTER INSERT ON incident "
+        "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION hold_commit(); "
+        "SELECT pg_advisory_lock(4242)"
+    )
     try:
         await publish(
             mosquitto.port,
@@ -311,16 +317,20 @@ async def test_a_page_sent_before_its_transaction_was_cut_names_the_incident_on_
         await wait_until(lambda: any(t.endswith("/worker-a/incidents") for t, _ in got))
         admin = await asyncpg.connect(pg_admin_url())
         try:
+            waiting = "FROM pg_stat_activity WHERE datname = $1 AND wait_event = 'advisory'"
+            database = postgres_url.rsplit("/", 1)[1]
+            deadline = time.monotonic() + 10
+            while not await admin.fetchval(f"SELECT count(*) {waiting}", database):
+                assert time.monotonic() < deadline, "the alarm's commit never waited"
+                await asyncio.sleep(0.02)
             killed = await admin.fetchval(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = $1 AND wait_event_type = 'Lock'",
-                postgres_url.rsplit("/", 1)[1],
+                f"SELECT count(pg_terminate_backend(pid)) {waiting}", database
             )
         finally:
             await admin.close()
-        assert killed == 1, "the alarm's transaction was waiting for the table"
+        assert killed == 1, "the alarm's transaction was waiting to commit"
     finally:
-        await holding.rollback()
+        await blocker.execute("SELECT pg_advisory_unlock(4242)")
         await blocker.close()
 
     async def on_record() -> list[tuple[int, int, str]]:
