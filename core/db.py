@@ -197,11 +197,11 @@ class IdDraw:
         else:
             taken = self._reserve.take(table, n)
         if taken:
-            self._taken.setdefault(table, []).extend(taken)
+            self.note(table, taken)
         return taken
 
     def note(self, table: str, ids: list[int]) -> None:
-        """Ids a flush gave new rows (the reserve was short): the retry reuses them too."""
+        """Ids the pages may name: taken here, or given by a flush when the reserve was short."""
         self._taken.setdefault(table, []).extend(ids)
 
     def again(self) -> None:

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from alerting.incidents.tables import IncidentRow
+from alerting.notify.tables import DeliveryRow
 from tests.services import Mosquitto
 
 
@@ -35,6 +36,25 @@ async def wait_until(cond, timeout: float = 15.0) -> None:  # type: ignore[no-un
         if time.monotonic() > deadline:
             raise AssertionError("timed out")
         await asyncio.sleep(0.05)
+
+
+async def worker_a_app_pages_on_record(gateway) -> list[tuple[int, int, str]]:  # type: ignore[no-untyped-def]
+    """(delivery, incident, status) of each app page to worker-a, once recorded as sent."""
+
+    async def on_record() -> list[tuple[int, int, str]]:
+        async with gateway.sessions() as s:
+            rows = await s.execute(
+                select(DeliveryRow.id, DeliveryRow.incident_id, DeliveryRow.status).where(
+                    DeliveryRow.person_id == "worker-a", DeliveryRow.channel == "app"
+                )
+            )
+            return [tuple(r) for r in rows]  # type: ignore[misc]
+
+    deadline = time.monotonic() + 15
+    while [status for *_, status in await on_record()] != ["sent"]:
+        assert time.monotonic() < deadline, await on_record()
+        await asyncio.sleep(0.05)
+    return await on_record()
 
 
 async def test_smoke_alarm_pages_grid_worker_leader_and_duty_staff_at_once(
@@ -113,7 +133,7 @@ async def test_a_rule_disabled_through_the_api_stays_disabled_after_a_restart(
 
 
 async def test_an_alarm_after_the_database_dropped_its_connections_still_pages(
-    postgres_url: str,  # first: its database is dropped after the gateway has stopped
+    postgres_url: str,
     start_gateway,  # type: ignore[no-untyped-def]
     mosquitto: Mosquitto,
 ) -> None:
@@ -155,7 +175,7 @@ async def test_an_alarm_after_the_database_dropped_its_connections_still_pages(
 
 
 async def test_a_fire_alarm_is_opened_and_planned_in_five_statements_on_postgresql(
-    postgres_url: str,  # first: its database is dropped after the gateway has stopped
+    postgres_url: str,
     start_gateway,  # type: ignore[no-untyped-def]
     mosquitto: Mosquitto,
 ) -> None:
@@ -190,8 +210,6 @@ async def test_a_fire_alarm_is_opened_and_planned_in_five_statements_on_postgres
     listener.cancel()
     event.remove(gateway.alarm_db.sync_engine, "before_cursor_execute", count)
     # The pages went out while the opening committed; each is on record once it had.
-    from alerting.notify.tables import DeliveryRow
-
     async def recorded() -> set[str]:
         async with gateway.sessions() as s:
             return set((await s.scalars(select(DeliveryRow.status))).all())
@@ -210,7 +228,7 @@ async def test_a_fire_alarm_is_opened_and_planned_in_five_statements_on_postgres
 
 
 async def test_a_fire_alarm_pages_while_postgresql_holds_back_writing_its_incident(
-    postgres_url: str,  # first: its database is dropped after the gateway has stopped
+    postgres_url: str,
     start_gateway,  # type: ignore[no-untyped-def]
     mosquitto: Mosquitto,
 ) -> None:
@@ -220,8 +238,6 @@ async def test_a_fire_alarm_pages_while_postgresql_holds_back_writing_its_incide
     maintenance statement would): the worker's phone still gets the page, and once the table
     is free the incident and the delivery the page named are on record, the page as sent."""
     import asyncpg
-
-    from alerting.notify.tables import DeliveryRow
 
     gateway = await start_gateway(database={"url": postgres_url})
     got: list[tuple[str, dict]] = []  # type: ignore[type-arg]
@@ -248,21 +264,8 @@ async def test_a_fire_alarm_pages_while_postgresql_holds_back_writing_its_incide
         await blocker.close()
     page = next(body for topic, body in got if topic.endswith("/worker-a/incidents"))
     listener.cancel()
-
-    async def recorded() -> list[tuple[int, int, str]]:
-        async with gateway.sessions() as s:
-            rows = await s.execute(
-                select(DeliveryRow.id, DeliveryRow.incident_id, DeliveryRow.status).where(
-                    DeliveryRow.person_id == "worker-a", DeliveryRow.channel == "app"
-                )
-            )
-            return [tuple(r) for r in rows]  # type: ignore[misc]
-
-    deadline = time.monotonic() + 10
-    while [status for *_, status in await recorded()] != ["sent"]:
-        assert time.monotonic() < deadline, await recorded()
-        await asyncio.sleep(0.05)
-    assert await recorded() == [(page["notification"]["delivery"], page["id"], "sent")]
+    recorded = await worker_a_app_pages_on_record(gateway)
+    assert recorded == [(page["notification"]["delivery"], page["id"], "sent")]
     async with gateway.sessions() as s:
         incident = await s.get(IncidentRow, page["id"])
     assert incident is not None and (incident.rule_id, incident.status) == ("smoke.alarm", "open")
@@ -270,7 +273,7 @@ async def test_a_fire_alarm_pages_while_postgresql_holds_back_writing_its_incide
 
 @pytest.mark.parametrize("incident_id", ["drawn ahead", "from the insert"])
 async def test_a_page_sent_before_its_transaction_was_cut_names_the_incident_on_record(
-    postgres_url: str,  # first: its database is dropped after the gateway has stopped
+    postgres_url: str,
     start_gateway,  # type: ignore[no-untyped-def]
     mosquitto: Mosquitto,
     incident_id: str,
@@ -282,15 +285,13 @@ async def test_a_page_sent_before_its_transaction_was_cut_names_the_incident_on_
     id was drawn ahead (the reserve ran short) and the INSERTs gave the rows theirs."""
     import asyncpg
 
-    from alerting.incidents.tables import IncidentRow as Incident
-    from alerting.notify.tables import DeliveryRow
     from tests.services import pg_admin_url
 
     gateway = await start_gateway(database={"url": postgres_url})
     assert gateway.ids is not None
     if incident_id == "from the insert":
         await gateway.ids.fill()  # no top-up under way
-        for table in (Incident.__tablename__, DeliveryRow.__tablename__):
+        for table in (IncidentRow.__tablename__, DeliveryRow.__tablename__):
             gateway.ids._ids[table].clear()  # the alarm finds none, then tops up
     got: list[tuple[str, dict]] = []  # type: ignore[type-arg]
     ready = asyncio.Event()
@@ -332,20 +333,7 @@ async def test_a_page_sent_before_its_transaction_was_cut_names_the_incident_on_
     finally:
         await blocker.execute("SELECT pg_advisory_unlock(4242)")
         await blocker.close()
-
-    async def on_record() -> list[tuple[int, int, str]]:
-        async with gateway.sessions() as s:
-            rows = await s.execute(
-                select(DeliveryRow.id, DeliveryRow.incident_id, DeliveryRow.status).where(
-                    DeliveryRow.person_id == "worker-a", DeliveryRow.channel == "app"
-                )
-            )
-            return [tuple(r) for r in rows]  # type: ignore[misc]
-
-    deadline = time.monotonic() + 15
-    while [status for *_, status in await on_record()] != ["sent"]:
-        assert time.monotonic() < deadline, await on_record()
-        await asyncio.sleep(0.05)
+    recorded = await worker_a_app_pages_on_record(gateway)
     listener.cancel()
     async with gateway.sessions() as s:
         incidents = (await s.scalars(select(IncidentRow))).all()
@@ -353,5 +341,5 @@ async def test_a_page_sent_before_its_transaction_was_cut_names_the_incident_on_
     pages = [body for topic, body in got if topic.endswith("/worker-a/incidents")]
     assert {page["id"] for page in pages} == {incidents[0].id}, "a page names another incident"
     assert {page["notification"]["delivery"] for page in pages} == {
-        delivery for delivery, _incident, _status in await on_record()
+        delivery for delivery, _incident, _status in recorded
     }
